@@ -1,0 +1,6 @@
+//! warmgate: an HTTP gateway that takes AWS Lambda cold starts off the path of AI inference.
+//!
+//! See ARCHITECTURE.md for the bird's-eye view and the invariants every module keeps.
+
+pub mod clock;
+pub mod platform;

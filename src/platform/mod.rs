@@ -1,0 +1,1168 @@
+//! The Lambda platform model: the ground truth for cold starts.
+//!
+//! A pure, discrete-event model of what Lambda does with invocations: functions with versions
+//! and aliases; execution environments that initialise, serve, sit idle and are reclaimed;
+//! concurrency limits and the scaling rate; provisioned concurrency with its allocation delay
+//! and spillover; GB-s accounting. Every call takes `now`; nothing here reads a clock or does
+//! I/O (DESIGN invariant 1), so the emulator (real time) and the simulator (virtual time)
+//! drive the very same model (invariant 2).
+//!
+//! Time only moves forward. Each call first processes the scheduled events (an invocation
+//! finishing, an idle environment being reclaimed, an allocation becoming READY) up to `now`,
+//! each at its own time, so the accounting is exact however rarely the model is called.
+
+pub mod dist;
+pub mod handler;
+pub mod spec;
+pub mod stats;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::clock::Time;
+pub use spec::{FunctionSpec, PlatformSpec, Settings};
+pub use stats::{EnvironmentCounts, Snapshot, VersionStats};
+
+/// Identifies an execution environment for the platform's lifetime.
+pub type EnvId = u64;
+
+/// The documented scaling-rate window: N new environments per 10 s per function.
+const SCALING_WINDOW: Duration = Duration::from_secs(10);
+
+/// Why an invocation was throttled (the `Reason` of TooManyRequestsException).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum ThrottleReason {
+    /// The account's unreserved concurrency is in use.
+    ConcurrentInvocationLimitExceeded,
+    /// The function's scaling rate is spent. AWS documents no Reason for the scaling-rate
+    /// throttle; it is a per-function rate, so the per-function rate Reason is the nearest.
+    FunctionInvocationRateLimitExceeded,
+    /// The function's reserved concurrency is in use.
+    ReservedFunctionConcurrentInvocationLimitExceeded,
+}
+
+impl ThrottleReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConcurrentInvocationLimitExceeded => "ConcurrentInvocationLimitExceeded",
+            Self::FunctionInvocationRateLimitExceeded => "FunctionInvocationRateLimitExceeded",
+            Self::ReservedFunctionConcurrentInvocationLimitExceeded => {
+                "ReservedFunctionConcurrentInvocationLimitExceeded"
+            }
+        }
+    }
+}
+
+/// How a request met its environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Start {
+    /// An idle on-demand environment.
+    Warm,
+    /// A new on-demand environment: the request waited for init.
+    Cold,
+    /// An environment of a provisioned-concurrency pool.
+    Provisioned,
+}
+
+/// An invocation as the platform sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct InvokeRequest<'a> {
+    pub function: &'a str,
+    pub qualifier: Option<&'a str>,
+    pub payload: &'a [u8],
+    /// The decoded `X-Amz-Client-Context`, if any.
+    pub client_context: Option<&'a serde_json::Value>,
+}
+
+/// An admitted invocation: what happened and what the handler answered.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub request_id: String,
+    pub executed_version: String,
+    pub environment: EnvId,
+    pub start: Start,
+    /// Init the caller waited for (cold starts only).
+    pub init: Option<Duration>,
+    /// Handler duration.
+    pub duration: Duration,
+    pub billed: Duration,
+    pub memory_mb: u32,
+    pub max_memory_used_mb: u32,
+    pub payload: Vec<u8>,
+    /// `Unhandled` when the handler failed or timed out.
+    pub function_error: Option<&'static str>,
+    pub ping: bool,
+    /// Sent to a qualifier with provisioned concurrency, served on demand.
+    pub spillover: bool,
+    pub started_at: Time,
+    /// When the caller gets the answer: start + init + duration.
+    pub completes_at: Time,
+}
+
+impl Invocation {
+    /// Time the caller waits for the platform.
+    pub fn latency(&self) -> Duration {
+        self.completes_at - self.started_at
+    }
+}
+
+/// An invocation the platform refused before running it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rejection {
+    /// Unknown function or qualifier; `message` is Lambda's.
+    NotFound {
+        message: String,
+    },
+    Throttled {
+        reason: ThrottleReason,
+    },
+}
+
+/// A refused control-plane request.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ControlError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    ProvisionedConfigNotFound(String),
+    #[error("{0}")]
+    InvalidParameter(String),
+}
+
+/// Status of a provisioned-concurrency configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ProvisionedStatus {
+    InProgress,
+    Ready,
+    Failed,
+}
+
+impl ProvisionedStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "IN_PROGRESS",
+            Self::Ready => "READY",
+            Self::Failed => "FAILED",
+        }
+    }
+}
+
+/// A provisioned-concurrency configuration as the control plane reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProvisionedView {
+    pub qualifier: String,
+    pub requested: u32,
+    pub allocated: u32,
+    pub available: u32,
+    pub status: ProvisionedStatus,
+    pub status_reason: Option<String>,
+    pub last_modified: Time,
+}
+
+/// A function as the control plane reports it.
+#[derive(Debug)]
+pub struct Function {
+    pub spec: FunctionSpec,
+    pub arn: String,
+    /// `$LATEST` first, then published versions 1, 2, ...
+    pub versions: Vec<Version>,
+    pub aliases: Vec<Alias>,
+    provisioned: Vec<ProvisionedConfig>,
+    ping_payload: Vec<u8>,
+    in_flight_on_demand: u32,
+    provisioned_allocated: u32,
+    recent_env_starts: VecDeque<Time>,
+}
+
+impl Function {
+    /// Concurrency the function holds: on-demand executions plus allocated provisioned
+    /// environments (provisioned concurrency counts whether in use or not).
+    fn usage(&self) -> u32 {
+        self.in_flight_on_demand + self.provisioned_allocated
+    }
+
+    fn version_index(&self, version: &str) -> Option<usize> {
+        if version == "$LATEST" {
+            return Some(0);
+        }
+        let n: usize = version.parse().ok()?;
+        (n >= 1 && n < self.versions.len()).then_some(n)
+    }
+
+    fn provisioned_index(&self, qualifier: &str) -> Option<usize> {
+        self.provisioned
+            .iter()
+            .position(|c| c.active && c.qualifier == qualifier)
+    }
+
+    fn qualified_arn(&self, qualifier: Option<&str>) -> String {
+        match qualifier {
+            Some(q) => format!("{}:{q}", self.arn),
+            None => self.arn.clone(),
+        }
+    }
+}
+
+/// A version of a function.
+#[derive(Debug)]
+pub struct Version {
+    /// `$LATEST` or the version number.
+    pub name: String,
+    pub code_sha256: String,
+    pub code_size: u64,
+    pub description: String,
+    idle: Vec<EnvId>,
+    stats: VersionStats,
+}
+
+/// An alias of a function.
+#[derive(Debug, Clone)]
+pub struct Alias {
+    pub name: String,
+    pub version: String,
+    pub routing: Vec<(String, f64)>,
+    pub description: String,
+}
+
+#[derive(Debug)]
+struct ProvisionedConfig {
+    qualifier: String,
+    version: usize,
+    active: bool,
+    requested: u32,
+    status: ProvisionedStatus,
+    status_reason: Option<String>,
+    last_modified: Time,
+    generation: u64,
+    idle: Vec<EnvId>,
+    members: u32,
+    busy: u32,
+}
+
+#[derive(Debug)]
+struct Env {
+    function: usize,
+    version: usize,
+    /// Index of the provisioned configuration whose pool it belongs to.
+    pool: Option<usize>,
+    created: Time,
+    /// When it joined its provisioned pool.
+    pooled_since: Time,
+    /// End of init.
+    ready_at: Time,
+    busy: bool,
+    busy_until: Time,
+    /// Idle time before reclaim, drawn when it last became busy.
+    idle_ttl: Duration,
+    /// End of its lifetime, whatever its use.
+    expires: Time,
+    /// Bumped each time it is taken, so that a stale reclaim does nothing.
+    generation: u64,
+    /// Remove when the current invocation ends (timed out, or leaving a shrunk pool).
+    discard: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    Complete(EnvId),
+    Reclaim(EnvId, u64),
+    ProvisionReady {
+        function: usize,
+        config: usize,
+        generation: u64,
+    },
+}
+
+/// The platform: every function, environment and pending event.
+#[derive(Debug)]
+pub struct Platform {
+    settings: Settings,
+    rng: ChaCha8Rng,
+    functions: Vec<Function>,
+    by_name: HashMap<String, usize>,
+    envs: HashMap<EnvId, Env>,
+    next_env: EnvId,
+    events: BinaryHeap<Reverse<(Time, u64, Event)>>,
+    next_seq: u64,
+    now: Time,
+    unreserved_usage: u32,
+    unreserved_limit: u32,
+    not_found: u64,
+}
+
+fn gb(memory_mb: u32) -> f64 {
+    f64::from(memory_mb) / 1024.0
+}
+
+fn ms(d: f64) -> Duration {
+    Duration::from_secs_f64(d.max(0.0) / 1000.0)
+}
+
+fn ceil_ms(d: Duration) -> u64 {
+    d.as_nanos().div_ceil(1_000_000) as u64
+}
+
+impl Platform {
+    /// A platform running `spec`, at time zero. The spec is assumed valid
+    /// ([`PlatformSpec::validate`]).
+    pub fn new(spec: PlatformSpec) -> Self {
+        let settings = spec.settings;
+        let reserved: u32 = spec
+            .functions
+            .iter()
+            .filter_map(|f| f.reserved_concurrency)
+            .sum();
+        let mut platform = Platform {
+            rng: ChaCha8Rng::seed_from_u64(settings.seed),
+            unreserved_limit: settings.account_concurrency.saturating_sub(reserved),
+            settings,
+            functions: Vec::new(),
+            by_name: HashMap::new(),
+            envs: HashMap::new(),
+            next_env: 1,
+            events: BinaryHeap::new(),
+            next_seq: 0,
+            now: Duration::ZERO,
+            unreserved_usage: 0,
+            not_found: 0,
+        };
+        for f in spec.functions {
+            platform.add_function(f);
+        }
+        platform
+    }
+
+    fn add_function(&mut self, spec: FunctionSpec) {
+        let s = &self.settings;
+        let arn = format!(
+            "arn:aws:lambda:{}:{}:function:{}",
+            s.region, s.account_id, spec.name
+        );
+        let version = |name: String, code: &str, description: String| Version {
+            name,
+            code_sha256: handler::code_sha256(code),
+            code_size: code.len() as u64 + 1024,
+            description,
+            idle: Vec::new(),
+            stats: VersionStats::default(),
+        };
+        let mut versions = vec![version("$LATEST".into(), &spec.code, String::new())];
+        for (i, v) in spec.versions.iter().enumerate() {
+            let code = v.code.as_deref().unwrap_or(&spec.code);
+            versions.push(version((i + 1).to_string(), code, v.description.clone()));
+        }
+        let aliases = spec
+            .aliases
+            .iter()
+            .map(|a| Alias {
+                name: a.name.clone(),
+                version: a.version.clone(),
+                routing: a.routing.iter().map(|(v, w)| (v.clone(), *w)).collect(),
+                description: a.description.clone(),
+            })
+            .collect();
+        let ping_payload = spec
+            .ping_payload
+            .as_deref()
+            .unwrap_or(&s.ping.payload)
+            .trim()
+            .as_bytes()
+            .to_vec();
+        let initial = spec.provisioned.clone();
+        let index = self.functions.len();
+        self.by_name.insert(spec.name.clone(), index);
+        self.functions.push(Function {
+            spec,
+            arn,
+            versions,
+            aliases,
+            provisioned: Vec::new(),
+            ping_payload,
+            in_flight_on_demand: 0,
+            provisioned_allocated: 0,
+            recent_env_starts: VecDeque::new(),
+        });
+        for p in initial {
+            // Configured at start: READY at once, as if allocated before the platform began.
+            let name = self.functions[index].spec.name.clone();
+            if self
+                .put_provisioned(Duration::ZERO, &name, &p.qualifier, p.concurrency)
+                .is_ok()
+            {
+                let config = self.functions[index]
+                    .provisioned_index(&p.qualifier)
+                    .expect("just put");
+                let generation = self.functions[index].provisioned[config].generation;
+                self.provision_ready(Duration::ZERO, index, config, generation, true);
+            }
+        }
+    }
+
+    /// The settings the platform runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The latest time the model has seen.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// Every function, in declaration order.
+    pub fn functions(&self) -> impl Iterator<Item = &Function> {
+        self.functions.iter()
+    }
+
+    /// A function by name.
+    pub fn function(&self, name: &str) -> Option<&Function> {
+        self.by_name.get(name).map(|&i| &self.functions[i])
+    }
+
+    /// When the next scheduled event falls, if any: the simulator jumps there.
+    pub fn next_event_at(&self) -> Option<Time> {
+        self.events.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Processes every event up to `now` and returns the time the model now stands at
+    /// (`now`, or the latest time already seen if `now` is earlier).
+    pub fn advance(&mut self, now: Time) -> Time {
+        while let Some(Reverse((at, _, event))) = self.events.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.events.pop();
+            self.handle(at, event);
+        }
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    fn schedule(&mut self, at: Time, event: Event) {
+        self.next_seq += 1;
+        self.events.push(Reverse((at, self.next_seq, event)));
+    }
+
+    fn handle(&mut self, at: Time, event: Event) {
+        match event {
+            Event::Complete(id) => self.complete(at, id),
+            Event::Reclaim(id, generation) => {
+                let Some(env) = self.envs.get(&id) else {
+                    return;
+                };
+                if env.busy || env.generation != generation {
+                    return;
+                }
+                let (f, v) = (env.function, env.version);
+                let version = &mut self.functions[f].versions[v];
+                if let Some(pos) = version.idle.iter().position(|&e| e == id) {
+                    version.idle.remove(pos);
+                }
+                self.remove_env(at, id);
+            }
+            Event::ProvisionReady {
+                function,
+                config,
+                generation,
+            } => self.provision_ready(at, function, config, generation, false),
+        }
+    }
+
+    /// An invocation ends at `at`: the environment becomes idle, or goes.
+    fn complete(&mut self, at: Time, id: EnvId) {
+        let Some(env) = self.envs.get_mut(&id) else {
+            return;
+        };
+        env.busy = false;
+        let (f, v, pool) = (env.function, env.version, env.pool);
+        let (discard, expires, idle_ttl, generation) =
+            (env.discard, env.expires, env.idle_ttl, env.generation);
+        match pool {
+            Some(c) => {
+                let config = &mut self.functions[f].provisioned[c];
+                config.busy -= 1;
+                let shrinking = !config.active || config.members > config.requested;
+                if discard || (shrinking && config.status != ProvisionedStatus::InProgress) {
+                    self.remove_env(at, id);
+                } else {
+                    config.idle.push(id);
+                }
+            }
+            None => {
+                self.change_on_demand(f, -1);
+                if discard || at >= expires {
+                    self.remove_env(at, id);
+                } else {
+                    self.functions[f].versions[v].idle.push(id);
+                    self.schedule((at + idle_ttl).min(expires), Event::Reclaim(id, generation));
+                }
+            }
+        }
+    }
+
+    /// Removes an idle (or just finished) environment at `at`, settling its GB-s.
+    fn remove_env(&mut self, at: Time, id: EnvId) {
+        let env = self.envs.remove(&id).expect("removing a live environment");
+        let function = &mut self.functions[env.function];
+        let gb = gb(function.spec.memory_mb);
+        match env.pool {
+            Some(c) => {
+                let config = &mut function.provisioned[c];
+                config.members -= 1;
+                function.provisioned_allocated -= 1;
+                let unreserved = function.spec.reserved_concurrency.is_none();
+                let stats = &mut function.versions[env.version].stats;
+                stats.provisioned_gb_s += (at - env.pooled_since).as_secs_f64() * gb;
+                if unreserved {
+                    self.unreserved_usage -= 1;
+                }
+            }
+            None => {
+                let stats = &mut function.versions[env.version].stats;
+                stats.idle_gb_s += at.saturating_sub(env.busy_until).as_secs_f64() * gb;
+                stats.environment_gb_s += (at - env.created).as_secs_f64() * gb;
+                stats.environments_reclaimed += 1;
+            }
+        }
+    }
+
+    /// Moves the function's on-demand in-flight count, and the account's with it.
+    fn change_on_demand(&mut self, f: usize, delta: i32) {
+        let function = &mut self.functions[f];
+        function.in_flight_on_demand = function.in_flight_on_demand.saturating_add_signed(delta);
+        if function.spec.reserved_concurrency.is_none() {
+            self.unreserved_usage = self.unreserved_usage.saturating_add_signed(delta);
+        }
+    }
+
+    fn function_index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The version a qualifier names; an alias draws between its versions by weight.
+    fn resolve(&mut self, f: usize, qualifier: Option<&str>) -> Option<usize> {
+        let function = &self.functions[f];
+        let Some(q) = qualifier else { return Some(0) };
+        if let Some(v) = function.version_index(q) {
+            return Some(v);
+        }
+        let alias = function.aliases.iter().find(|a| a.name == q)?;
+        let mut chosen = &alias.version;
+        if !alias.routing.is_empty() {
+            let draw: f64 = self.rng.random();
+            let mut acc = 0.0;
+            for (version, weight) in &alias.routing {
+                acc += weight;
+                if draw < acc {
+                    chosen = version;
+                    break;
+                }
+            }
+        }
+        function.version_index(chosen)
+    }
+
+    /// The version an alias or version qualifier names, without weighted routing: what
+    /// GetFunctionConfiguration reports.
+    pub fn resolve_version(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<&Version, ControlError> {
+        let function = self
+            .function(name)
+            .ok_or_else(|| ControlError::NotFound(self.not_found_message(name, qualifier)))?;
+        let q = qualifier.unwrap_or("$LATEST");
+        let version = function
+            .version_index(q)
+            .or_else(|| {
+                let alias = function.aliases.iter().find(|a| a.name == q)?;
+                function.version_index(&alias.version)
+            })
+            .ok_or_else(|| ControlError::NotFound(self.not_found_message(name, qualifier)))?;
+        Ok(&function.versions[version])
+    }
+
+    fn not_found_message(&self, name: &str, qualifier: Option<&str>) -> String {
+        let s = &self.settings;
+        let base = format!(
+            "arn:aws:lambda:{}:{}:function:{name}",
+            s.region, s.account_id
+        );
+        match qualifier {
+            Some(q) => format!("Function not found: {base}:{q}"),
+            None => format!("Function not found: {base}"),
+        }
+    }
+
+    fn is_ping(&self, f: usize, request: &InvokeRequest) -> bool {
+        let key = &self.settings.ping.client_context_key;
+        let by_context = request
+            .client_context
+            .and_then(|c| c.get("custom"))
+            .and_then(|c| c.get(key))
+            .is_some();
+        by_context || request.payload.trim_ascii() == self.functions[f].ping_payload.as_slice()
+    }
+
+    /// Invokes a function at `now`.
+    pub fn invoke(&mut self, now: Time, request: &InvokeRequest) -> Result<Invocation, Rejection> {
+        let now = self.advance(now);
+        let Some(f) = self.function_index(request.function) else {
+            self.not_found += 1;
+            return Err(Rejection::NotFound {
+                message: self.not_found_message(request.function, request.qualifier),
+            });
+        };
+        let Some(v) = self.resolve(f, request.qualifier) else {
+            self.not_found += 1;
+            return Err(Rejection::NotFound {
+                message: self.not_found_message(request.function, request.qualifier),
+            });
+        };
+        let ping = self.is_ping(f, request);
+
+        // Provisioned concurrency first: it serves invocations of its own qualifier.
+        let mut spillover = false;
+        let mut taken = None;
+        if let Some(c) = request
+            .qualifier
+            .and_then(|q| self.functions[f].provisioned_index(q))
+        {
+            let config = &mut self.functions[f].provisioned[c];
+            if config.version == v {
+                match config.idle.pop() {
+                    Some(id) => {
+                        config.busy += 1;
+                        taken = Some((id, Start::Provisioned));
+                    }
+                    None => spillover = config.members > 0 || config.requested > 0,
+                }
+            }
+        }
+        let (id, start) = match taken {
+            Some(t) => t,
+            None => match self.take_on_demand(now, f, v) {
+                Ok(t) => t,
+                Err(reason) => {
+                    *self.functions[f].versions[v]
+                        .stats
+                        .throttles
+                        .entry(reason)
+                        .or_default() += 1;
+                    return Err(Rejection::Throttled { reason });
+                }
+            },
+        };
+        Ok(self.run(now, f, v, id, start, ping, spillover, request.payload))
+    }
+
+    /// Finds or starts an on-demand environment of version `v`, within the limits.
+    fn take_on_demand(
+        &mut self,
+        now: Time,
+        f: usize,
+        v: usize,
+    ) -> Result<(EnvId, Start), ThrottleReason> {
+        let function = &self.functions[f];
+        match function.spec.reserved_concurrency {
+            Some(reserved) if function.usage() >= reserved => {
+                return Err(ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded)
+            }
+            None if self.unreserved_usage >= self.unreserved_limit => {
+                return Err(ThrottleReason::ConcurrentInvocationLimitExceeded)
+            }
+            _ => {}
+        }
+        // Most recently used first: an assumption (AWS documents no order), and the one that
+        // lets the rest of a pool age out, as measurements of idle reclaim suggest.
+        if let Some(id) = self.functions[f].versions[v].idle.pop() {
+            let env = self.envs.get_mut(&id).expect("idle environments are live");
+            let gb = gb(self.functions[f].spec.memory_mb);
+            self.functions[f].versions[v].stats.idle_gb_s +=
+                now.saturating_sub(env.busy_until).as_secs_f64() * gb;
+            self.change_on_demand(f, 1);
+            return Ok((id, Start::Warm));
+        }
+        let starts = &mut self.functions[f].recent_env_starts;
+        while starts.front().is_some_and(|&t| t + SCALING_WINDOW <= now) {
+            starts.pop_front();
+        }
+        if starts.len() >= self.settings.scaling_per_10s as usize {
+            return Err(ThrottleReason::FunctionInvocationRateLimitExceeded);
+        }
+        starts.push_back(now);
+        let lifetime = self.settings.max_lifetime_s.sample(&mut self.rng);
+        let id = self.new_env(now, f, v, None);
+        self.envs.get_mut(&id).expect("just created").expires =
+            now + Duration::from_secs_f64(lifetime);
+        self.functions[f].versions[v].stats.environments_created += 1;
+        self.change_on_demand(f, 1);
+        Ok((id, Start::Cold))
+    }
+
+    fn new_env(&mut self, now: Time, f: usize, v: usize, pool: Option<usize>) -> EnvId {
+        let id = self.next_env;
+        self.next_env += 1;
+        self.envs.insert(
+            id,
+            Env {
+                function: f,
+                version: v,
+                pool,
+                created: now,
+                pooled_since: now,
+                ready_at: now,
+                busy: false,
+                busy_until: now,
+                idle_ttl: Duration::ZERO,
+                expires: Time::MAX,
+                generation: 0,
+                discard: false,
+            },
+        );
+        id
+    }
+
+    /// Runs the handler on environment `id` from `now`.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        now: Time,
+        f: usize,
+        v: usize,
+        id: EnvId,
+        start: Start,
+        ping: bool,
+        spillover: bool,
+        payload: &[u8],
+    ) -> Invocation {
+        let settings = &self.settings;
+        let function = &self.functions[f];
+        let spec = &function.spec;
+        let memory_mb = spec.memory_mb;
+
+        let init = (start == Start::Cold).then(|| {
+            let drawn = ms(spec.init_ms.sample(&mut self.rng));
+            let cap = Duration::from_secs_f64(settings.on_demand_init_cap_s);
+            // Past the cap, Lambda abandons init and runs it again inside the invoke.
+            if drawn > cap {
+                cap + drawn
+            } else {
+                drawn
+            }
+        });
+        let timeout = Duration::from_secs_f64(spec.timeout_s);
+        let mut duration = if ping {
+            ms(settings.ping.hold_ms)
+        } else {
+            ms(spec.duration_ms.sample(&mut self.rng))
+        };
+        let idle_ttl = Duration::from_secs_f64(settings.idle_reclaim_s.sample(&mut self.rng));
+        let timed_out = duration > timeout;
+        let failed = !ping && !timed_out && self.rng.random::<f64>() < spec.error_rate;
+        let request_id = uuid::Builder::from_random_bytes(self.rng.random())
+            .into_uuid()
+            .to_string();
+
+        let version = &function.versions[v];
+        let (payload, function_error) = if timed_out {
+            duration = timeout;
+            let message = format!("Task timed out after {:.2} seconds", spec.timeout_s);
+            (
+                handler::error_body("Sandbox.Timedout", &message),
+                Some("Unhandled"),
+            )
+        } else if failed {
+            (
+                handler::error_body("RuntimeError", "emulated handler failure"),
+                Some("Unhandled"),
+            )
+        } else if ping {
+            (handler::ping_response(), None)
+        } else {
+            (
+                handler::response(&spec.name, &version.code_sha256, payload),
+                None,
+            )
+        };
+        let init_time = init.unwrap_or_default();
+        let billed = Duration::from_millis(ceil_ms(duration) + init.map_or(0, ceil_ms));
+        let max_memory_used_mb = spec
+            .max_memory_used_mb
+            .unwrap_or(memory_mb / 2)
+            .min(memory_mb);
+        let executed_version = version.name.clone();
+        let gb = gb(memory_mb);
+
+        let stats = &mut self.functions[f].versions[v].stats;
+        match start {
+            Start::Warm => stats.warm_starts += 1,
+            Start::Cold => stats.cold_starts += 1,
+            Start::Provisioned => stats.provisioned_starts += 1,
+        }
+        stats.spillovers += u64::from(spillover);
+        if ping {
+            stats.pings += 1;
+            stats.ping_billed_ms += billed.as_millis() as u64;
+        }
+        stats.function_errors += u64::from(function_error.is_some());
+        stats.timeouts += u64::from(timed_out);
+        stats.billed_ms += billed.as_millis() as u64;
+        stats.init_gb_s += init_time.as_secs_f64() * gb;
+        if start == Start::Provisioned {
+            stats.provisioned_busy_gb_s += duration.as_secs_f64() * gb;
+        } else {
+            stats.busy_gb_s += duration.as_secs_f64() * gb;
+        }
+
+        let completes_at = now + init_time + duration;
+        let env = self.envs.get_mut(&id).expect("taken environment is live");
+        env.busy = true;
+        env.generation += 1;
+        env.ready_at = env.ready_at.max(now + init_time);
+        env.busy_until = completes_at;
+        env.idle_ttl = idle_ttl;
+        // Lambda resets an environment whose invocation timed out.
+        env.discard |= timed_out;
+        self.schedule(completes_at, Event::Complete(id));
+
+        Invocation {
+            request_id,
+            executed_version,
+            environment: id,
+            start,
+            init,
+            duration,
+            billed,
+            memory_mb,
+            max_memory_used_mb,
+            payload,
+            function_error,
+            ping,
+            spillover,
+            started_at: now,
+            completes_at,
+        }
+    }
+
+    /// PutProvisionedConcurrencyConfig: asks for `concurrency` environments on an alias or
+    /// published version. The configuration is IN_PROGRESS until its allocation delay passes.
+    pub fn put_provisioned(
+        &mut self,
+        now: Time,
+        name: &str,
+        qualifier: &str,
+        concurrency: u32,
+    ) -> Result<ProvisionedView, ControlError> {
+        let now = self.advance(now);
+        let f = self
+            .function_index(name)
+            .ok_or_else(|| ControlError::NotFound(self.not_found_message(name, None)))?;
+        if concurrency == 0 {
+            return Err(ControlError::InvalidParameter(
+                "ProvisionedConcurrentExecutions must be at least 1".into(),
+            ));
+        }
+        let function = &self.functions[f];
+        if qualifier == "$LATEST" {
+            return Err(ControlError::InvalidParameter(
+                "Provisioned Concurrency Configs cannot be applied to unpublished function versions."
+                    .into(),
+            ));
+        }
+        let version = match function.version_index(qualifier) {
+            Some(v) => v,
+            None => {
+                let alias = function
+                    .aliases
+                    .iter()
+                    .find(|a| a.name == qualifier)
+                    .ok_or_else(|| {
+                        ControlError::NotFound(self.not_found_message(name, Some(qualifier)))
+                    })?;
+                if !alias.routing.is_empty() {
+                    return Err(ControlError::InvalidParameter(
+                        "Alias with weights can not be used with Provisioned Concurrency".into(),
+                    ));
+                }
+                function
+                    .version_index(&alias.version)
+                    .expect("validated alias")
+            }
+        };
+        let others: u32 = function
+            .provisioned
+            .iter()
+            .filter(|c| c.active && c.qualifier != qualifier)
+            .map(|c| c.requested.max(c.members))
+            .sum();
+        match function.spec.reserved_concurrency {
+            Some(reserved) if others + concurrency > reserved => {
+                return Err(ControlError::InvalidParameter(format!(
+                    "Requested Provisioned Concurrency should not be greater than the \
+                     reservedConcurrentExecution for function: {reserved}"
+                )));
+            }
+            None => {
+                let provisioned_elsewhere: u32 = self
+                    .functions
+                    .iter()
+                    .filter(|g| g.spec.reserved_concurrency.is_none())
+                    .map(|g| g.provisioned_allocated)
+                    .sum::<u32>()
+                    - function.provisioned_allocated;
+                if provisioned_elsewhere + others + concurrency + 100 > self.unreserved_limit {
+                    return Err(ControlError::InvalidParameter(
+                        "Specified ConcurrentExecutions for function decreases account's \
+                         UnreservedConcurrentExecution below its minimum value of [100]."
+                            .into(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        let delay =
+            Duration::from_secs_f64(self.settings.provisioned_allocation_s.sample(&mut self.rng));
+        let function = &mut self.functions[f];
+        let c = match function
+            .provisioned
+            .iter()
+            .position(|c| c.qualifier == qualifier)
+        {
+            Some(c) => c,
+            None => {
+                function.provisioned.push(ProvisionedConfig {
+                    qualifier: qualifier.to_string(),
+                    version,
+                    active: false,
+                    requested: 0,
+                    status: ProvisionedStatus::InProgress,
+                    status_reason: None,
+                    last_modified: now,
+                    generation: 0,
+                    idle: Vec::new(),
+                    members: 0,
+                    busy: 0,
+                });
+                function.provisioned.len() - 1
+            }
+        };
+        let config = &mut function.provisioned[c];
+        config.active = true;
+        config.version = version;
+        config.requested = concurrency;
+        config.status = ProvisionedStatus::InProgress;
+        config.status_reason = None;
+        config.last_modified = now;
+        config.generation += 1;
+        let generation = config.generation;
+        self.schedule(
+            now + delay,
+            Event::ProvisionReady {
+                function: f,
+                config: c,
+                generation,
+            },
+        );
+        Ok(self.provisioned_view(f, c))
+    }
+
+    /// The allocation of configuration `c` completes at `at`.
+    fn provision_ready(&mut self, at: Time, f: usize, c: usize, generation: u64, certain: bool) {
+        let config = &self.functions[f].provisioned[c];
+        if !config.active || config.generation != generation {
+            return;
+        }
+        if !certain && self.rng.random::<f64>() < self.settings.provisioned_failure_rate {
+            let config = &mut self.functions[f].provisioned[c];
+            config.status = ProvisionedStatus::Failed;
+            config.status_reason =
+                Some("FUNCTION_ERROR_INIT_FAILURE: the emulated init failed".into());
+            config.last_modified = at;
+            return;
+        }
+        let (requested, members, version) = (config.requested, config.members, config.version);
+        let unreserved = self.functions[f].spec.reserved_concurrency.is_none();
+        for _ in members..requested {
+            let id = self.new_env(at, f, version, Some(c));
+            let function = &mut self.functions[f];
+            function.provisioned[c].idle.push(id);
+            function.provisioned[c].members += 1;
+            function.provisioned_allocated += 1;
+            if unreserved {
+                self.unreserved_usage += 1;
+            }
+        }
+        // Shrinking: idle members leave now, busy ones when they finish.
+        while self.functions[f].provisioned[c].members > requested {
+            let Some(id) = self.functions[f].provisioned[c].idle.pop() else {
+                break;
+            };
+            self.remove_env(at, id);
+        }
+        let config = &mut self.functions[f].provisioned[c];
+        config.status = ProvisionedStatus::Ready;
+        config.last_modified = at;
+    }
+
+    /// GetProvisionedConcurrencyConfig.
+    pub fn get_provisioned(
+        &mut self,
+        now: Time,
+        name: &str,
+        qualifier: &str,
+    ) -> Result<ProvisionedView, ControlError> {
+        self.advance(now);
+        let f = self
+            .function_index(name)
+            .ok_or_else(|| ControlError::NotFound(self.not_found_message(name, None)))?;
+        let c = self.functions[f]
+            .provisioned_index(qualifier)
+            .ok_or_else(|| {
+                ControlError::ProvisionedConfigNotFound(format!(
+                    "No Provisioned Concurrency Config found for this function: {}",
+                    self.functions[f].qualified_arn(Some(qualifier))
+                ))
+            })?;
+        Ok(self.provisioned_view(f, c))
+    }
+
+    /// ListProvisionedConcurrencyConfigs.
+    pub fn list_provisioned(
+        &mut self,
+        now: Time,
+        name: &str,
+    ) -> Result<Vec<ProvisionedView>, ControlError> {
+        self.advance(now);
+        let f = self
+            .function_index(name)
+            .ok_or_else(|| ControlError::NotFound(self.not_found_message(name, None)))?;
+        Ok((0..self.functions[f].provisioned.len())
+            .filter(|&c| self.functions[f].provisioned[c].active)
+            .map(|c| self.provisioned_view(f, c))
+            .collect())
+    }
+
+    /// DeleteProvisionedConcurrencyConfig: idle members go now, busy ones when they finish.
+    pub fn delete_provisioned(
+        &mut self,
+        now: Time,
+        name: &str,
+        qualifier: &str,
+    ) -> Result<(), ControlError> {
+        let now = self.advance(now);
+        self.get_provisioned(now, name, qualifier)?;
+        let f = self.function_index(name).expect("checked");
+        let c = self.functions[f]
+            .provisioned_index(qualifier)
+            .expect("checked");
+        let config = &mut self.functions[f].provisioned[c];
+        config.active = false;
+        config.requested = 0;
+        config.generation += 1;
+        for id in std::mem::take(&mut config.idle) {
+            self.remove_env(now, id);
+        }
+        Ok(())
+    }
+
+    fn provisioned_view(&self, f: usize, c: usize) -> ProvisionedView {
+        let config = &self.functions[f].provisioned[c];
+        ProvisionedView {
+            qualifier: config.qualifier.clone(),
+            requested: config.requested,
+            allocated: config.members,
+            available: config.idle.len() as u32,
+            status: config.status,
+            status_reason: config.status_reason.clone(),
+            last_modified: config.last_modified,
+        }
+    }
+
+    /// The function's reserved concurrency (GetFunctionConcurrency).
+    pub fn reserved_concurrency(&self, name: &str) -> Result<Option<u32>, ControlError> {
+        self.function(name)
+            .map(|f| f.spec.reserved_concurrency)
+            .ok_or_else(|| ControlError::NotFound(self.not_found_message(name, None)))
+    }
+
+    /// Ground truth at `now`: environments by state and the counters, with the GB-s of idle
+    /// and provisioned environments settled up to `now`.
+    pub fn snapshot(&mut self, now: Time) -> Snapshot {
+        let now = self.advance(now);
+        let mut functions: Vec<_> = self
+            .functions
+            .iter()
+            .map(|f| stats::FunctionSnapshot {
+                name: f.spec.name.clone(),
+                memory_mb: f.spec.memory_mb,
+                in_flight: f.in_flight_on_demand
+                    + f.provisioned.iter().map(|c| c.busy).sum::<u32>(),
+                versions: f
+                    .versions
+                    .iter()
+                    .map(|v| stats::VersionSnapshot {
+                        version: v.name.clone(),
+                        code_sha256: v.code_sha256.clone(),
+                        environments: EnvironmentCounts::default(),
+                        stats: v.stats.clone(),
+                    })
+                    .collect(),
+                provisioned: (0..f.provisioned.len())
+                    .filter(|&c| f.provisioned[c].active)
+                    .map(|c| {
+                        let config = &f.provisioned[c];
+                        stats::ProvisionedSnapshot {
+                            qualifier: config.qualifier.clone(),
+                            requested: config.requested,
+                            allocated: config.members,
+                            available: config.idle.len() as u32,
+                            status: config.status,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        for env in self.envs.values() {
+            let gb = gb(self.functions[env.function].spec.memory_mb);
+            let version = &mut functions[env.function].versions[env.version];
+            let counts = &mut version.environments;
+            if env.busy && now < env.ready_at {
+                counts.initializing += 1;
+            } else if env.busy {
+                counts.busy += 1;
+            } else {
+                counts.idle += 1;
+            }
+            if env.pool.is_some() {
+                counts.provisioned += 1;
+                counts.provisioned_busy += u32::from(env.busy);
+                version.stats.provisioned_gb_s += (now - env.pooled_since).as_secs_f64() * gb;
+            } else {
+                // Busy time is committed when a request is admitted, so a busy environment's
+                // life so far runs to the end of its current invocation.
+                let end = if env.busy { env.busy_until } else { now };
+                version.stats.environment_gb_s += (end - env.created).as_secs_f64() * gb;
+                if !env.busy {
+                    version.stats.idle_gb_s +=
+                        now.saturating_sub(env.busy_until).as_secs_f64() * gb;
+                }
+            }
+        }
+        Snapshot {
+            now_s: now.as_secs_f64(),
+            functions,
+            not_found: self.not_found,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
