@@ -3,4 +3,7 @@
 //! See ARCHITECTURE.md for the bird's-eye view and the invariants every module keeps.
 
 pub mod clock;
+pub mod emulator;
+pub mod lambda;
 pub mod platform;
+pub mod sim;
