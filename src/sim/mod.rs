@@ -1,0 +1,4 @@
+//! Trace replay in virtual time: trace readers, the replay engine and the reports that compare
+//! policies on the same trace.
+
+pub mod trace;
