@@ -3,7 +3,10 @@
 //! See ARCHITECTURE.md for the bird's-eye view and the invariants every module keeps.
 
 pub mod clock;
+pub mod config;
 pub mod emulator;
+pub mod gateway;
 pub mod lambda;
 pub mod platform;
 pub mod sim;
+pub mod telemetry;

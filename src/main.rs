@@ -1,13 +1,17 @@
-//! The `warmgate` binary: one CLI, a verb per job.
+//! The `warmgate` binary: one CLI, a verb per job. `serve` is the default.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use warmgate::clock::TokioClock;
-use warmgate::emulator::Emulator;
+use warmgate::config::{Backend, Config};
+use warmgate::emulator::{Emulator, RunningEmulator};
+use warmgate::gateway::Gateway;
+use warmgate::lambda::LambdaClient;
 use warmgate::platform::PlatformSpec;
 
 #[derive(Debug, Parser)]
@@ -18,22 +22,24 @@ use warmgate::platform::PlatformSpec;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway (the default verb).
+    Serve {
+        /// The gateway's TOML file; `WARMGATE_<SECTION>__<KEY>` variables override its keys.
+        #[arg(long, env = "WARMGATE_CONFIG", default_value = "config/warmgate.toml")]
+        config: PathBuf,
+    },
     /// Run the emulated Lambda alone (the Lambda REST API over the platform model).
     Emulator {
         /// The emulator's TOML file.
         #[arg(long, default_value = "config/emulator.toml")]
         config: PathBuf,
         /// Where to listen.
-        #[arg(
-            long,
-            default_value = "127.0.0.1:9001",
-            env = "WARMGATE_EMULATOR_LISTEN"
-        )]
+        #[arg(long, default_value = "127.0.0.1:9001")]
         listen: SocketAddr,
         /// How much faster than real time the emulated clock runs (60: a real second is an
         /// emulated minute of idle).
@@ -44,41 +50,107 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    warmgate::telemetry::init_tracing();
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command.unwrap_or(Command::Serve {
+        config: std::env::var_os("WARMGATE_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "config/warmgate.toml".into()),
+    }) {
+        Command::Serve { config } => serve(&config).await,
         Command::Emulator {
             config,
             listen,
             time_scale,
-        } => run_emulator(config, listen, time_scale).await,
+        } => run_emulator(&config, listen, time_scale).await,
+    };
+    if let Err(e) = &result {
+        tracing::error!("{e:#}");
     }
+    result
 }
 
-async fn run_emulator(config: PathBuf, listen: SocketAddr, time_scale: f64) -> anyhow::Result<()> {
+async fn start_emulator(
+    config: &Path,
+    listen: SocketAddr,
+    time_scale: f64,
+) -> anyhow::Result<RunningEmulator> {
     anyhow::ensure!(
         time_scale.is_finite() && time_scale > 0.0,
-        "--time-scale must be a positive number, got {time_scale}"
+        "the time scale must be a positive number, got {time_scale}"
     );
-    let spec = PlatformSpec::from_file(&config)?;
-    let functions = spec.functions.len();
+    let spec = PlatformSpec::from_file(config)?;
     let emulator = Emulator::new(spec, Arc::new(TokioClock::scaled(time_scale)));
-    let running = emulator
+    emulator
         .bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+        .with_context(|| format!("cannot listen on {listen}"))
+}
+
+async fn run_emulator(config: &Path, listen: SocketAddr, time_scale: f64) -> anyhow::Result<()> {
+    let running = start_emulator(config, listen, time_scale).await?;
     tracing::info!(
         endpoint = %running.endpoint_url(),
-        functions,
         time_scale,
         "emulator ready; point an AWS SDK at the endpoint with any static credentials"
     );
-    tokio::signal::ctrl_c().await?;
+    shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight invocations");
     running.shutdown().await?;
     Ok(())
+}
+
+async fn serve(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let mut emulator = None;
+    let lambda = match &config.backend {
+        Backend::Aws { region } => LambdaClient::for_aws(region.clone()).await,
+        Backend::Endpoint { url, region } => LambdaClient::for_endpoint(url, region),
+        Backend::Embedded {
+            config: file,
+            time_scale,
+        } => {
+            let running = start_emulator(file, "127.0.0.1:0".parse()?, *time_scale).await?;
+            tracing::info!(endpoint = %running.endpoint_url(), "embedded emulator started");
+            let client = LambdaClient::for_endpoint(&running.endpoint_url(), "us-east-1");
+            emulator = Some(running);
+            client
+        }
+    };
+    let grace = Duration::from_millis(config.gateway.shutdown_grace_ms);
+    let first = config.functions[0].name.clone();
+    let gateway = Gateway::new(config, lambda);
+    let running = gateway.bind(None, None).await.context("cannot listen")?;
+    let addr = running.addr();
+    match running.wait_ready(Duration::from_secs(30)).await {
+        Ok(()) => tracing::info!(%addr, "warmgate ready"),
+        Err(problems) => tracing::warn!(?problems, "warmgate serving, some functions not ready"),
+    }
+    println!(
+        "warmgate is ready. Try:\n  curl -s -i -X POST http://{addr}/v1/functions/{first}/invoke -d '{{\"text\":\"warm starts are lovely\"}}'\nMetrics: http://{}/metrics",
+        running.metrics_addr()
+    );
+    shutdown_signal().await;
+    tracing::info!("draining: finishing in-flight requests");
+    running.shutdown(grace).await?;
+    if let Some(emulator) = emulator {
+        emulator.shutdown().await?;
+    }
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what ECS sends a task it stops).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }

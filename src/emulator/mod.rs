@@ -10,7 +10,7 @@
 //! until the platform says the invocation ends, so callers feel init and handler durations.
 
 mod api;
-pub mod error;
+mod error;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

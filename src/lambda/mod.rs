@@ -18,6 +18,7 @@
 //! ([`LambdaClient::target_config`]) turn the standard retries back on for themselves.
 
 pub mod report;
+pub mod wire;
 
 use std::error::Error as StdError;
 use std::fmt;

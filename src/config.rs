@@ -1,0 +1,412 @@
+//! The gateway's configuration: a TOML file plus `WARMGATE_*` environment overrides.
+//!
+//! Fargate passes settings as environment variables, so any key can be overridden:
+//! `WARMGATE_<SECTION>__<KEY>` sets `[section] key` (`WARMGATE_GATEWAY__LISTEN=0.0.0.0:8080`,
+//! `WARMGATE_BACKEND__KIND=aws`). Values are read as TOML scalars (numbers, booleans) and
+//! otherwise as strings. Every error names the key (or variable) and the problem.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::platform::spec::valid_function_name;
+
+/// The prefix of environment overrides.
+pub const ENV_PREFIX: &str = "WARMGATE_";
+
+/// Lambda's synchronous payload limit, the default per-function limit.
+pub const LAMBDA_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub gateway: GatewaySection,
+    pub backend: Backend,
+    /// The allow-list: only these functions can be invoked (DESIGN invariant 5).
+    #[serde(rename = "function")]
+    pub functions: Vec<FunctionConfig>,
+}
+
+/// Listeners and limits of the HTTP front.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySection {
+    pub listen: SocketAddr,
+    /// `/metrics` is served on its own listener, away from client traffic.
+    pub metrics_listen: SocketAddr,
+    /// Requests in flight across all functions beyond which new ones are shed with 503.
+    pub max_in_flight: usize,
+    /// On shutdown, how long in-flight requests get to finish.
+    pub shutdown_grace_ms: u64,
+    /// How often targets are re-resolved and re-checked for equal code.
+    pub refresh_interval_s: u64,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            metrics_listen: "127.0.0.1:9090".parse().expect("valid address"),
+            max_in_flight: 1024,
+            shutdown_grace_ms: 30_000,
+            refresh_interval_s: 300,
+        }
+    }
+}
+
+/// Where Lambda is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
+pub enum Backend {
+    /// AWS itself: the default credentials chain (the Fargate task role) and region chain.
+    Aws {
+        #[serde(default)]
+        region: Option<String>,
+    },
+    /// A Lambda-compatible endpoint (a separately run emulator), with static test
+    /// credentials.
+    Endpoint {
+        url: String,
+        #[serde(default = "default_region")]
+        region: String,
+    },
+    /// The emulator, started in-process from its own file.
+    Embedded {
+        /// The emulator's TOML file, relative to this configuration file.
+        config: PathBuf,
+        /// How much faster than real time the emulated clock runs.
+        #[serde(default = "one")]
+        time_scale: f64,
+    },
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn one() -> f64 {
+    1.0
+}
+
+/// One function clients may invoke.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionConfig {
+    /// The name clients use.
+    pub name: String,
+    /// The Lambda function's name; `name` if unset.
+    #[serde(default)]
+    pub lambda_name: Option<String>,
+    /// Aliases or versions declared equivalent (checked: equal CodeSha256), in order of
+    /// preference. The first is the primary: the others must run its code.
+    #[serde(default = "default_targets")]
+    pub targets: Vec<String>,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_payload_limit")]
+    pub max_payload_bytes: usize,
+    /// Safe to run twice: only then may an invocation that may have run be retried
+    /// (DESIGN invariant 4).
+    #[serde(default)]
+    pub idempotent: bool,
+}
+
+fn default_targets() -> Vec<String> {
+    vec!["$LATEST".into()]
+}
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+fn default_payload_limit() -> usize {
+    LAMBDA_PAYLOAD_LIMIT
+}
+
+impl FunctionConfig {
+    pub fn lambda_name(&self) -> &str {
+        self.lambda_name.as_deref().unwrap_or(&self.name)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// A configuration problem, naming the key and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("configuration {path}: {message}")]
+    Syntax { path: String, message: String },
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    })
+}
+
+impl Config {
+    /// Reads `path`, applies the process's `WARMGATE_*` variables, and validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, std::env::vars(), &path.display().to_string())?;
+        if let Backend::Embedded { config: file, .. } = &mut config.backend {
+            if file.is_relative() {
+                *file = path.parent().unwrap_or(Path::new(".")).join(&*file);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses TOML text with the given environment, and validates.
+    pub fn parse(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+        origin: &str,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        for (name, value) in env {
+            apply_override(&mut table, &name, &value)?;
+        }
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                ConfigError::Invalid {
+                    key: e.path().to_string(),
+                    message: e.into_inner().to_string(),
+                }
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.gateway.max_in_flight == 0 {
+            return invalid("gateway.max_in_flight", "must be at least 1");
+        }
+        if self.gateway.refresh_interval_s == 0 {
+            return invalid("gateway.refresh_interval_s", "must be at least 1");
+        }
+        match &self.backend {
+            Backend::Endpoint { url, .. }
+                if !(url.starts_with("http://") || url.starts_with("https://")) =>
+            {
+                return invalid(
+                    "backend.url",
+                    format!("must be an http(s) URL, got {url:?}"),
+                );
+            }
+            Backend::Embedded { time_scale, .. }
+                if !(time_scale.is_finite() && *time_scale > 0.0) =>
+            {
+                return invalid("backend.time_scale", "must be a positive number");
+            }
+            _ => {}
+        }
+        if self.functions.is_empty() {
+            return invalid(
+                "function",
+                "declare at least one function clients may invoke",
+            );
+        }
+        let mut names = BTreeSet::new();
+        for (i, f) in self.functions.iter().enumerate() {
+            let key = |field: &str| format!("function[{i}].{field}");
+            if !valid_function_name(&f.name) {
+                return invalid(
+                    key("name"),
+                    format!("{:?} must be 1 to 64 letters, digits, '-' or '_'", f.name),
+                );
+            }
+            if !names.insert(f.name.as_str()) {
+                return invalid(key("name"), format!("{:?} is declared twice", f.name));
+            }
+            if !valid_function_name(f.lambda_name()) {
+                return invalid(
+                    key("lambda_name"),
+                    "must be a function name, not an ARN (clients never choose ARNs)",
+                );
+            }
+            if f.targets.is_empty() {
+                return invalid(key("targets"), "needs at least one alias or version");
+            }
+            let mut seen = BTreeSet::new();
+            for t in &f.targets {
+                if t.is_empty() || t.contains(':') || t.contains('/') {
+                    return invalid(key("targets"), format!("{t:?} is not an alias or version"));
+                }
+                if !seen.insert(t) {
+                    return invalid(key("targets"), format!("{t:?} is listed twice"));
+                }
+            }
+            if f.timeout_ms == 0 || f.timeout_ms > 900_000 {
+                return invalid(
+                    key("timeout_ms"),
+                    "must be within 1..=900000 (Lambda's 15 min)",
+                );
+            }
+            if f.max_payload_bytes == 0 || f.max_payload_bytes > LAMBDA_PAYLOAD_LIMIT {
+                return invalid(
+                    key("max_payload_bytes"),
+                    format!("must be within 1..={LAMBDA_PAYLOAD_LIMIT} (Lambda's 6 MB)"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// A function by its public name.
+    pub fn function(&self, name: &str) -> Option<&FunctionConfig> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+}
+
+/// Applies one `WARMGATE_SECTION__KEY=value` variable; other variables are ignored.
+fn apply_override(table: &mut toml::Table, name: &str, value: &str) -> Result<(), ConfigError> {
+    let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+        return Ok(());
+    };
+    let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+    if keys.len() != 2 || keys.iter().any(String::is_empty) {
+        // Only `[section] key` pairs can be overridden; other WARMGATE_ variables belong to
+        // the CLI (e.g. WARMGATE_CONFIG).
+        return Ok(());
+    }
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let section = table
+        .entry(keys[0].clone())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    match section {
+        toml::Value::Table(section) => {
+            section.insert(keys[1].clone(), parsed);
+            Ok(())
+        }
+        _ => invalid(name, format!("`{}` is not a section", keys[0])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[backend]
+kind = "endpoint"
+url = "http://127.0.0.1:9001"
+
+[[function]]
+name = "sentiment"
+targets = ["live", "1"]
+"#;
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::parse(text, env, "test.toml")
+    }
+
+    #[test]
+    fn defaults_fill_the_rest() {
+        let c = parse(BASE, &[]).unwrap();
+        let f = c.function("sentiment").unwrap();
+        assert_eq!(f.lambda_name(), "sentiment");
+        assert_eq!(f.max_payload_bytes, LAMBDA_PAYLOAD_LIMIT);
+        assert!(!f.idempotent);
+        assert_eq!(c.gateway.listen.port(), 8080);
+    }
+
+    #[test]
+    fn environment_overrides_any_section_key() {
+        let c = parse(
+            BASE,
+            &[
+                ("WARMGATE_GATEWAY__LISTEN", "0.0.0.0:80"),
+                ("WARMGATE_GATEWAY__MAX_IN_FLIGHT", "7"),
+                ("WARMGATE_BACKEND__URL", "http://lambda.local:1"),
+                ("WARMGATE_CONFIG", "ignored.toml"),
+                ("HOME", "/root"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.gateway.listen.to_string(), "0.0.0.0:80");
+        assert_eq!(c.gateway.max_in_flight, 7);
+        assert!(
+            matches!(c.backend, Backend::Endpoint { url, .. } if url == "http://lambda.local:1")
+        );
+        let c = parse(BASE, &[("WARMGATE_BACKEND__KIND", "aws")]);
+        assert!(c.is_err(), "kind aws rejects the endpoint's url key");
+    }
+
+    /// Configuration text, environment, and what the error must name.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: &[Case] = &[
+            (
+                BASE,
+                &[("WARMGATE_GATEWAY__LISTEN", "nowhere")],
+                "gateway.listen",
+            ),
+            (
+                BASE,
+                &[("WARMGATE_GATEWAY__MAX_IN_FLIGHT", "0")],
+                "gateway.max_in_flight",
+            ),
+            (
+                &BASE.replace("\"sentiment\"", "\"sent iment\""),
+                &[],
+                "function[0].name",
+            ),
+            (
+                &BASE.replace("[\"live\", \"1\"]", "[]"),
+                &[],
+                "function[0].targets",
+            ),
+            (
+                &format!("{BASE}lambda_name = \"arn:aws:lambda:us-east-1:1:function:x\"\n"),
+                &[],
+                "function[0].lambda_name",
+            ),
+            (
+                &format!("{BASE}timeout_ms = 0\n"),
+                &[],
+                "function[0].timeout_ms",
+            ),
+            (
+                &format!("{BASE}max_payload_bytes = 99999999\n"),
+                &[],
+                "function[0].max_payload_bytes",
+            ),
+            (&format!("{BASE}colour = \"blue\"\n"), &[], "colour"),
+            (&BASE.replace("http://", "ftp://"), &[], "backend.url"),
+            (
+                &format!("{BASE}[[function]]\nname = \"sentiment\"\n"),
+                &[],
+                "declared twice",
+            ),
+        ];
+        for (text, env, needle) in cases {
+            let err = parse(text, env).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err:?} should name {needle:?}");
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The gateway's HTTP routes: two ingress paths to one dispatch, health, and the fallbacks
+//! that keep every answer a clear JSON error.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::{ErrorKind, GatewayError};
+use super::{Dispatch, Dispatched, FunctionState, Gateway};
+use crate::lambda::InvocationType;
+use crate::telemetry::{Outcome, RequestCompleted, UNKNOWN_FUNCTION};
+
+pub(super) fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/functions/{name}/invoke", post(invoke_v1))
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            post(invoke_lambda_api),
+        )
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(readyz))
+        .fallback(|| async {
+            GatewayError::new(ErrorKind::NoRoute, "no such route; see README for the API")
+        })
+        .method_not_allowed_fallback(|| async {
+            GatewayError::new(
+                ErrorKind::MethodNotAllowed,
+                "method not allowed on this route",
+            )
+        })
+        // Payload limits are per function, enforced while reading the body.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(gateway)
+}
+
+async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
+    match gateway.readiness() {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(problems) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "problems": problems })),
+        )
+            .into_response(),
+    }
+}
+
+/// Reads a body within the function's limit and checks it is JSON (an empty body is `{}`'s
+/// stand-in, as Lambda accepts it).
+async fn read_payload(function: &FunctionState, body: Body) -> Result<Bytes, GatewayError> {
+    let limit = function.config.max_payload_bytes;
+    let payload = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| GatewayError::payload_too_large(limit))?;
+    if !payload.is_empty() {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&payload)
+            .map_err(GatewayError::invalid_json)?;
+    }
+    Ok(payload)
+}
+
+/// Records the request's end, whatever it was.
+fn record(
+    function: &str,
+    target: &str,
+    outcome: Outcome,
+    started: Instant,
+    dispatched: Option<&Dispatched>,
+) {
+    let report = dispatched.and_then(|d| d.response.report.as_ref());
+    RequestCompleted {
+        function,
+        target,
+        outcome,
+        elapsed: started.elapsed(),
+        lambda: report.map(|r| r.duration),
+        cold_start: dispatched
+            .and_then(|d| d.response.cold_start())
+            .map(|cold| {
+                if cold {
+                    report
+                        .and_then(|r| r.init_duration)
+                        .or(Some(Duration::ZERO))
+                } else {
+                    None
+                }
+            }),
+    }
+    .emit();
+}
+
+fn failed(function: &str, target: Option<&str>, error: &GatewayError, started: Instant) {
+    record(
+        function,
+        target.unwrap_or(""),
+        error.outcome(),
+        started,
+        None,
+    );
+}
+
+/// `x-warmgate-*` and `Server-Timing` headers of a dispatched request.
+fn facts_headers(headers: &mut HeaderMap, dispatched: &Dispatched, started: Instant) {
+    let value = |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("invalid"));
+    headers.insert(
+        HeaderName::from_static("x-warmgate-target"),
+        value(&dispatched.target),
+    );
+    let cold = match dispatched.response.cold_start() {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "unknown",
+    };
+    headers.insert(
+        HeaderName::from_static("x-warmgate-cold-start"),
+        HeaderValue::from_static(cold),
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let total = started.elapsed();
+    let mut timing = format!(
+        "gateway;dur={:.2};desc=\"time in warmgate\", upstream;dur={:.2};desc=\"Lambda round trip\"",
+        ms(total.saturating_sub(dispatched.upstream)),
+        ms(dispatched.upstream)
+    );
+    if let Some(report) = &dispatched.response.report {
+        timing.push_str(&format!(", lambda;dur={:.2}", ms(report.duration)));
+        if let Some(init) = report.init_duration {
+            timing.push_str(&format!(", init;dur={:.2}", ms(init)));
+        }
+    }
+    headers.insert(HeaderName::from_static("server-timing"), value(&timing));
+}
+
+async fn invoke_v1(
+    State(gateway): State<Arc<Gateway>>,
+    Path(name): Path<String>,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let Some(function) = gateway.function(&name).cloned() else {
+        let error = GatewayError::unknown_function(&name);
+        failed(UNKNOWN_FUNCTION, None, &error, started);
+        return error.into_response();
+    };
+    let fname = function.config.name.as_str();
+    let payload = match read_payload(&function, body).await {
+        Ok(p) => p,
+        Err(error) => {
+            failed(fname, None, &error, started);
+            return error.into_response();
+        }
+    };
+    let request = Dispatch {
+        payload,
+        client_context: None,
+        invocation_type: InvocationType::RequestResponse,
+        pinned: None,
+    };
+    match gateway.dispatch(&function, request).await {
+        Err((error, target)) => {
+            failed(fname, target.as_deref(), &error, started);
+            error.into_response()
+        }
+        Ok(dispatched) => {
+            let response = &dispatched.response;
+            let (status, body, outcome) = match &response.function_error {
+                None => (StatusCode::OK, response.payload.clone(), Outcome::Ok),
+                Some(kind) => {
+                    // The function ran and failed: its error is the upstream's, so 502,
+                    // with what it said.
+                    let detail: serde_json::Value = serde_json::from_slice(&response.payload)
+                        .unwrap_or_else(|_| String::from_utf8_lossy(&response.payload).into());
+                    let message = detail["errorMessage"]
+                        .as_str()
+                        .unwrap_or("the function failed")
+                        .to_string();
+                    let body = json!({ "error": {
+                        "code": "function_error",
+                        "message": format!("function {fname:?} failed: {message}"),
+                        "function_error": kind,
+                        "payload": detail,
+                    }});
+                    (
+                        StatusCode::BAD_GATEWAY,
+                        Bytes::from(body.to_string()),
+                        Outcome::FunctionError,
+                    )
+                }
+            };
+            let mut http = (status, body).into_response();
+            http.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            facts_headers(http.headers_mut(), &dispatched, started);
+            record(
+                fname,
+                &dispatched.target,
+                outcome,
+                started,
+                Some(&dispatched),
+            );
+            http
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LambdaQuery {
+    #[serde(rename = "Qualifier")]
+    qualifier: Option<String>,
+}
+
+/// The Lambda Invoke API: an application that uses an AWS SDK points its endpoint here and
+/// changes nothing else. The name must be a configured public name, never an ARN
+/// (DESIGN invariant 5); a `Qualifier` pins one of the function's targets.
+async fn invoke_lambda_api(
+    State(gateway): State<Arc<Gateway>>,
+    Path(name): Path<String>,
+    Query(query): Query<LambdaQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let Some(function) = gateway.function(&name).cloned() else {
+        let error = GatewayError::unknown_function(&name);
+        failed(UNKNOWN_FUNCTION, None, &error, started);
+        return error.into_lambda_response();
+    };
+    let fname = function.config.name.as_str();
+    let header = |key: &str| headers.get(key).and_then(|v| v.to_str().ok());
+    let invocation_type = match header("x-amz-invocation-type").unwrap_or("RequestResponse") {
+        "RequestResponse" => InvocationType::RequestResponse,
+        "Event" => InvocationType::Event,
+        "DryRun" => InvocationType::DryRun,
+        other => {
+            let error = GatewayError::new(
+                ErrorKind::InvalidRequest,
+                format!("X-Amz-Invocation-Type {other:?} is not RequestResponse, Event or DryRun"),
+            );
+            failed(fname, None, &error, started);
+            return error.into_lambda_response();
+        }
+    };
+    let wants_tail = header("x-amz-log-type") == Some("Tail");
+    let client_context = header("x-amz-client-context").map(str::to_string);
+    let payload = match read_payload(&function, body).await {
+        Ok(p) => p,
+        Err(error) => {
+            failed(fname, None, &error, started);
+            return error.into_lambda_response();
+        }
+    };
+    let request = Dispatch {
+        payload,
+        client_context,
+        invocation_type,
+        pinned: query.qualifier,
+    };
+    match gateway.dispatch(&function, request).await {
+        Err((error, target)) => {
+            failed(fname, target.as_deref(), &error, started);
+            error.into_lambda_response()
+        }
+        Ok(dispatched) => {
+            let response = &dispatched.response;
+            let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
+            let mut http = (status, response.payload.clone()).into_response();
+            let out = http.headers_mut();
+            if status == StatusCode::OK {
+                out.insert("content-type", HeaderValue::from_static("application/json"));
+            }
+            if let Some(v) = response
+                .executed_version
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                out.insert("x-amz-executed-version", v);
+            }
+            if let Some(v) = response
+                .function_error
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                out.insert("x-amz-function-error", v);
+            }
+            if let (true, Some(tail)) = (wants_tail, &response.log_tail) {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(tail);
+                if let Ok(v) = HeaderValue::from_str(&encoded) {
+                    out.insert("x-amz-log-result", v);
+                }
+            }
+            facts_headers(out, &dispatched, started);
+            let outcome = if response.function_error.is_some() {
+                Outcome::FunctionError
+            } else {
+                Outcome::Ok
+            };
+            record(
+                fname,
+                &dispatched.target,
+                outcome,
+                started,
+                Some(&dispatched),
+            );
+            http
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Telemetry: metric names, typed events that both log and count, and tracing setup.
+//!
+//! Metric labels come from the configuration (function and target names), never from
+//! request data, so cardinality stays bounded (DESIGN invariant 6). An unknown function a
+//! client asked for is counted under [`UNKNOWN_FUNCTION`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Requests by function, target and outcome.
+pub const REQUESTS: &str = "warmgate_requests_total";
+/// End-to-end time in the gateway, by function and target.
+pub const REQUEST_DURATION: &str = "warmgate_request_duration_seconds";
+/// Handler time Lambda reported, by function and target.
+pub const LAMBDA_DURATION: &str = "warmgate_lambda_duration_seconds";
+/// Cold starts seen in REPORT lines, by function and target.
+pub const COLD_STARTS: &str = "warmgate_cold_starts_total";
+/// Init durations of those cold starts.
+pub const INIT_DURATION: &str = "warmgate_init_duration_seconds";
+/// Requests whose start could not be told (no log tail).
+pub const UNKNOWN_STARTS: &str = "warmgate_unknown_starts_total";
+/// Requests in flight, by function.
+pub const IN_FLIGHT: &str = "warmgate_in_flight_requests";
+/// Requests shed before reaching a function, by reason.
+pub const SHED: &str = "warmgate_shed_requests_total";
+
+/// The label value for a function not in the configuration.
+pub const UNKNOWN_FUNCTION: &str = "_unknown";
+
+/// Histogram buckets, 1 ms to 30 s: inference answers in tens of ms warm, seconds cold.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The process's Prometheus recorder (real histograms, not summaries), installed on first
+/// use; the handle renders the exposition.
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS)
+                .expect("static buckets are valid")
+                .install_recorder()
+                .expect("the only recorder of the process")
+        })
+        .clone()
+}
+
+/// Serves `handle` as `GET /metrics` on `addr` until `shutdown` resolves.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    handle: PrometheusHandle,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move {
+                (
+                    [("content-type", "text/plain; version=0.0.4")],
+                    handle.render(),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Sets up tracing: JSON lines when stdout is not a terminal (Fargate, CI), human-readable
+/// otherwise. `RUST_LOG` filters; the default is `info`.
+pub fn init_tracing() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = if std::io::stdout().is_terminal() {
+        builder.try_init()
+    } else {
+        builder.json().flatten_event(true).try_init()
+    };
+}
+
+/// How a gateway request ended, as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    FunctionError,
+    Throttled,
+    Timeout,
+    UpstreamError,
+    BadRequest,
+    NotFound,
+    Unavailable,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::FunctionError => "function_error",
+            Outcome::Throttled => "throttled",
+            Outcome::Timeout => "timeout",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::BadRequest => "bad_request",
+            Outcome::NotFound => "not_found",
+            Outcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// A request the gateway finished: logged once, counted once.
+#[derive(Debug, Clone)]
+pub struct RequestCompleted<'a> {
+    pub function: &'a str,
+    /// Empty when no target was chosen (the request failed before).
+    pub target: &'a str,
+    pub outcome: Outcome,
+    pub elapsed: Duration,
+    /// Handler duration from the REPORT line.
+    pub lambda: Option<Duration>,
+    /// `Some(init)` on a cold start; `None` on a warm one.
+    pub cold_start: Option<Option<Duration>>,
+}
+
+impl RequestCompleted<'_> {
+    pub fn emit(&self) {
+        let labels = [
+            ("function", self.function.to_string()),
+            ("target", self.target.to_string()),
+        ];
+        counter!(REQUESTS, "function" => self.function.to_string(), "target" => self.target.to_string(), "outcome" => self.outcome.as_str())
+            .increment(1);
+        histogram!(REQUEST_DURATION, &labels).record(self.elapsed.as_secs_f64());
+        if let Some(lambda) = self.lambda {
+            histogram!(LAMBDA_DURATION, &labels).record(lambda.as_secs_f64());
+        }
+        match self.cold_start {
+            Some(Some(init)) => {
+                counter!(COLD_STARTS, &labels).increment(1);
+                histogram!(INIT_DURATION, &labels).record(init.as_secs_f64());
+            }
+            Some(None) => {}
+            None if self.outcome == Outcome::Ok || self.outcome == Outcome::FunctionError => {
+                counter!(UNKNOWN_STARTS, &labels).increment(1);
+            }
+            None => {}
+        }
+        tracing::info!(
+            function = self.function,
+            target = self.target,
+            outcome = self.outcome.as_str(),
+            elapsed_ms = self.elapsed.as_secs_f64() * 1000.0,
+            lambda_ms = self.lambda.map(|d| d.as_secs_f64() * 1000.0),
+            cold_start = self.cold_start.map(|c| c.is_some()),
+            "request"
+        );
+    }
+}
+
+/// A request refused before it reached a function, to protect the gateway.
+pub fn request_shed(reason: &'static str) {
+    counter!(SHED, "reason" => reason).increment(1);
+    tracing::warn!(reason, "request shed");
+}
+
+/// Moves a function's in-flight gauge.
+pub fn in_flight(function: &str, delta: f64) {
+    gauge!(IN_FLIGHT, "function" => function.to_string()).increment(delta);
+}
+
+/// Where the metrics listener is, for the startup log.
+pub fn metrics_ready(addr: SocketAddr) {
+    tracing::info!(%addr, "metrics at http://{addr}/metrics");
+}

@@ -1,0 +1,166 @@
+//! A gateway in front of an emulator, both on 127.0.0.1:0, for integration tests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use warmgate::clock::TokioClock;
+use warmgate::config::Config;
+use warmgate::emulator::{Emulator, RunningEmulator};
+use warmgate::gateway::{Gateway, RunningGateway};
+use warmgate::lambda::LambdaClient;
+use warmgate::platform::PlatformSpec;
+
+/// Emulated functions: a model with a 2 s cold start on two aliases of one version, a
+/// function whose aliases run different code, one that always fails, a slow one and one
+/// with a reserved concurrency of 1.
+pub const EMULATOR: &str = r#"
+[settings]
+seed = 3
+idle_reclaim_s = 600
+
+[[function]]
+name = "sentiment"
+memory_mb = 2048
+timeout_s = 30
+init_ms = 2000
+duration_ms = 40
+[[function.version]]
+[[function.alias]]
+name = "live"
+version = "1"
+[[function.alias]]
+name = "standby"
+version = "1"
+
+[[function]]
+name = "mixed"
+init_ms = 100
+duration_ms = 10
+[[function.version]]
+code = "a"
+[[function.version]]
+code = "b"
+[[function.alias]]
+name = "live"
+version = "1"
+[[function.alias]]
+name = "other"
+version = "2"
+
+[[function]]
+name = "flaky"
+init_ms = 100
+duration_ms = 10
+error_rate = 1.0
+
+[[function]]
+name = "slow"
+timeout_s = 30
+init_ms = 100
+duration_ms = 5000
+
+[[function]]
+name = "limited"
+reserved_concurrency = 1
+timeout_s = 30
+init_ms = 100
+duration_ms = 1000
+"#;
+
+/// The gateway's allow-list over those functions.
+pub const GATEWAY: &str = r#"
+[gateway]
+max_in_flight = 64
+
+[backend]
+kind = "endpoint"
+url = "http://placeholder"
+
+[[function]]
+name = "sentiment"
+targets = ["live", "standby"]
+
+[[function]]
+name = "mixed"
+targets = ["live", "other"]
+
+[[function]]
+name = "flaky"
+
+[[function]]
+name = "slow"
+timeout_ms = 1000
+
+[[function]]
+name = "limited"
+idempotent = false
+
+[[function]]
+name = "tiny"
+lambda_name = "sentiment"
+targets = ["live"]
+max_payload_bytes = 64
+"#;
+
+pub struct Stack {
+    pub emulator: RunningEmulator,
+    pub gateway: RunningGateway,
+    pub http: reqwest::Client,
+}
+
+impl Stack {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway.addr())
+    }
+
+    pub async fn invoke(&self, function: &str, body: &'static str) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/v1/functions/{function}/invoke")))
+            .body(body)
+            .send()
+            .await
+            .expect("the gateway answers")
+    }
+}
+
+/// Starts the emulator and a gateway with `gateway_toml` in front of it; waits until ready
+/// unless `expect_ready` is false.
+pub async fn start_with(gateway_toml: &str, expect_ready: bool) -> Stack {
+    let spec = PlatformSpec::from_toml(EMULATOR).expect("valid emulator spec");
+    let emulator = Emulator::new(spec, Arc::new(TokioClock::new()))
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let config = Config::parse(gateway_toml, [], "test").expect("valid gateway config");
+    let lambda = LambdaClient::for_endpoint(&emulator.endpoint_url(), "us-east-1");
+    let local = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = Gateway::new(config, lambda)
+        .bind(local, local)
+        .await
+        .unwrap();
+    if expect_ready {
+        gateway
+            .wait_ready(Duration::from_secs(30))
+            .await
+            .expect("targets resolve");
+    }
+    Stack {
+        emulator,
+        gateway,
+        http: reqwest::Client::new(),
+    }
+}
+
+pub async fn start() -> Stack {
+    start_with(GATEWAY, true).await
+}
+
+pub fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("header {name}"))
+        .to_str()
+        .unwrap()
+}
