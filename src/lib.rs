@@ -8,5 +8,6 @@ pub mod emulator;
 pub mod gateway;
 pub mod lambda;
 pub mod platform;
+pub mod policy;
 pub mod sim;
 pub mod telemetry;

@@ -1,0 +1,5 @@
+//! Baseline policies the product is judged against (DESIGN: how the product is judged).
+
+pub mod fixed_peak;
+pub mod hybrid_histogram;
+pub mod target_tracking;

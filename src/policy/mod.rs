@@ -1,0 +1,101 @@
+//! Policy: the decisions, in pure code.
+//!
+//! Everything under this folder takes observations and `now` and returns decisions. It never
+//! reads the wall clock and does no I/O (DESIGN invariant 1), so the live gateway and the
+//! simulator drive exactly the same code, and a figure from the simulator is a figure about
+//! the product.
+//!
+//! A keep-alive or provisioning policy implements [`Policy`]: the driver (the simulator's
+//! engine, or the gateway's warmer and provisioner) tells it about every invocation it sees,
+//! calls [`Policy::act`] whenever the policy asked to be woken, and carries out the
+//! [`Action`]s it returns (pings, provisioned-concurrency changes).
+
+pub mod baselines;
+pub mod cost;
+pub mod pool;
+pub mod router;
+
+use std::time::Duration;
+
+use crate::clock::Time;
+
+/// Index of a function in the slice given to [`Policy::start`].
+pub type FunctionId = usize;
+/// Index of a target (alias or version) in its function's [`FunctionInfo::targets`].
+pub type TargetId = usize;
+
+/// What a policy knows of a function before any traffic.
+#[derive(Debug, Clone)]
+pub struct FunctionInfo {
+    pub name: String,
+    /// Application the function belongs to; Shahrad et al.'s policy works per application.
+    pub app: String,
+    pub memory_mb: u32,
+    /// Qualifiers of the targets (aliases or versions) that run the same code.
+    pub targets: Vec<String>,
+}
+
+/// How an invocation met its environment, as far as the driver could tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartSeen {
+    Warm,
+    Cold,
+    Provisioned,
+    /// No log tail: the driver cannot tell (never assume warm).
+    Unknown,
+}
+
+/// One invocation the driver saw, real or ping, reported when it completes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    pub function: FunctionId,
+    pub target: TargetId,
+    /// When the request arrived.
+    pub arrived: Time,
+    /// Handler duration (without init).
+    pub duration: Duration,
+    /// Init duration, on a cold start.
+    pub init: Option<Duration>,
+    pub start: StartSeen,
+    pub ping: bool,
+    /// Refused with 429: it did not run.
+    pub throttled: bool,
+}
+
+/// What a policy asks the driver to do, now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send `count` concurrent keep-alive pings to a target, so that `count` distinct
+    /// environments are warm afterwards.
+    Ping {
+        function: FunctionId,
+        target: TargetId,
+        count: u32,
+    },
+    /// Set provisioned concurrency on a target; 0 removes it.
+    SetProvisioned {
+        function: FunctionId,
+        target: TargetId,
+        concurrency: u32,
+    },
+}
+
+/// A keep-alive or provisioning policy. Pure: time arrives as arguments.
+pub trait Policy: Send {
+    /// Short name, as the simulator's table prints it.
+    fn name(&self) -> String;
+
+    /// Learns the functions at `now`, before any traffic; may act at once.
+    fn start(&mut self, functions: &[FunctionInfo], now: Time) -> Vec<Action>;
+
+    /// Learns of one invocation (in completion order; `arrived` may be earlier than times
+    /// already seen by `act`).
+    fn observe(&mut self, observation: &Observation);
+
+    /// Called at `now`, no earlier than [`Policy::next_wake`] asked (and possibly at other
+    /// times); returns what to do now.
+    fn act(&mut self, now: Time) -> Vec<Action>;
+
+    /// When the policy next wants [`Policy::act`] to be called, if ever.
+    fn next_wake(&self) -> Option<Time>;
+}
