@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::platform::spec::valid_function_name;
+use crate::policy::router::WaitPolicy;
 
 /// The prefix of environment overrides.
 pub const ENV_PREFIX: &str = "WARMGATE_";
@@ -113,6 +114,16 @@ pub struct FunctionConfig {
     /// (DESIGN invariant 4).
     #[serde(default)]
     pub idempotent: bool,
+    /// When every warm environment is busy: wait briefly for one rather than start cold.
+    #[serde(default)]
+    pub wait: WaitPolicy,
+    /// The payload of keep-alive pings; the function should answer it at once.
+    #[serde(default = "default_ping_payload")]
+    pub ping_payload: String,
+}
+
+fn default_ping_payload() -> String {
+    r#"{"warmgate":"ping"}"#.into()
 }
 
 fn default_targets() -> Vec<String> {
@@ -260,6 +271,18 @@ impl Config {
                     key("timeout_ms"),
                     "must be within 1..=900000 (Lambda's 15 min)",
                 );
+            }
+            if f.wait.max_wait_ms > f.timeout_ms {
+                return invalid(
+                    key("wait.max_wait_ms"),
+                    "must not exceed the function's timeout_ms",
+                );
+            }
+            if !(f.wait.wait_below_cold_share > 0.0 && f.wait.wait_below_cold_share <= 1.0) {
+                return invalid(key("wait.wait_below_cold_share"), "must be within (0, 1]");
+            }
+            if serde_json::from_str::<serde::de::IgnoredAny>(&f.ping_payload).is_err() {
+                return invalid(key("ping_payload"), "must be JSON");
             }
             if f.max_payload_bytes == 0 || f.max_payload_bytes > LAMBDA_PAYLOAD_LIMIT {
                 return invalid(

@@ -179,3 +179,47 @@ pub fn in_flight(function: &str, delta: f64) {
 pub fn metrics_ready(addr: SocketAddr) {
     tracing::info!(%addr, "metrics at http://{addr}/metrics");
 }
+
+/// Estimated warm idle environments, by function and target.
+pub const POOL_WARM_IDLE: &str = "warmgate_pool_warm_idle_environments";
+/// Estimated busy environments (requests in flight through this gateway).
+pub const POOL_BUSY: &str = "warmgate_pool_busy_environments";
+/// Free provisioned environments, as far as the gateway can tell.
+pub const POOL_PROVISIONED_FREE: &str = "warmgate_pool_provisioned_free_environments";
+/// Routing decisions, by what the router expected of the chosen target.
+pub const ROUTES: &str = "warmgate_routes_total";
+/// Requests that waited for a busy environment, by whether one freed in time.
+pub const WAITS: &str = "warmgate_waits_total";
+/// Keep-alive pings sent, by reason.
+pub const PINGS: &str = "warmgate_pings_total";
+
+/// Publishes one target's pool estimate.
+pub fn pool_estimate(function: &str, target: &str, view: &crate::policy::pool::PoolView) {
+    let labels = [
+        ("function", function.to_string()),
+        ("target", target.to_string()),
+    ];
+    gauge!(POOL_WARM_IDLE, &labels).set(view.warm_idle);
+    gauge!(POOL_BUSY, &labels).set(f64::from(view.in_flight));
+    gauge!(POOL_PROVISIONED_FREE, &labels).set(f64::from(view.provisioned_free));
+}
+
+/// A routing decision.
+pub fn routed(function: &str, target: &str, expect: &'static str) {
+    counter!(ROUTES, "function" => function.to_string(), "target" => target.to_string(), "expect" => expect)
+        .increment(1);
+}
+
+/// A request waited for a busy environment; `freed` when one freed before the limit.
+pub fn waited(function: &str, freed: bool) {
+    let outcome = if freed { "freed" } else { "timed_out" };
+    counter!(WAITS, "function" => function.to_string(), "outcome" => outcome).increment(1);
+    tracing::debug!(function, outcome, "request waited for a busy environment");
+}
+
+/// A keep-alive ping was sent.
+pub fn ping_sent(function: &str, target: &str, reason: &'static str, ok: bool) {
+    counter!(PINGS, "function" => function.to_string(), "target" => target.to_string(), "reason" => reason)
+        .increment(1);
+    tracing::debug!(function, target, reason, ok, "ping");
+}

@@ -12,32 +12,116 @@ pub mod targets;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::clock::{SharedClock, TokioClock};
 use crate::config::{Config, FunctionConfig};
-use crate::lambda::{InvocationType, InvokeRequest, InvokeResponse, Invoker, LambdaClient};
+use crate::lambda::{
+    Execution, InvocationType, InvokeRequest, InvokeResponse, Invoker, LambdaClient,
+};
+use crate::policy::pool::{Met, Pool, PoolView, Started};
+use crate::policy::router::{self, Expectation, WaitDecision};
 use crate::telemetry;
 use error::{ErrorKind, GatewayError};
-use targets::{check_equivalence, ResolvedTarget, TargetSet};
+use targets::{check_equivalence, TargetSet};
 
 /// A configured function and what is known of its targets.
 pub struct FunctionState {
     pub config: FunctionConfig,
     targets: RwLock<TargetSet>,
+    /// Warm-pool estimates, by target qualifier.
+    pools: Mutex<HashMap<String, Pool>>,
+    /// Signalled when a request of this function frees its environment.
+    freed: Notify,
+    /// Requests waiting for an environment to free up.
+    waiting: AtomicUsize,
+    /// A background ping is starting an environment.
+    pinging: AtomicBool,
 }
 
 impl FunctionState {
     /// The targets as last resolved.
     pub fn targets(&self) -> TargetSet {
         self.targets.read().clone()
+    }
+
+    /// The pool estimate of each configured target at `now`.
+    pub fn pool_views(&self, now: crate::clock::Time) -> Vec<(String, PoolView)> {
+        let pools = self.pools.lock();
+        self.config
+            .targets
+            .iter()
+            .filter_map(|q| pools.get(q).map(|p| (q.clone(), p.view(now))))
+            .collect()
+    }
+
+    /// The idle age by which an environment of `target` is gone with probability `p`.
+    pub fn reclaim_quantile(&self, target: &str, p: f64) -> Option<Duration> {
+        self.pools
+            .lock()
+            .get(target)
+            .map(|pool| pool.reclaim().quantile(p))
+    }
+
+    fn start(&self, target: &str, now: crate::clock::Time) -> Started {
+        let mut pools = self.pools.lock();
+        let pool = pools.entry(target.to_string()).or_default();
+        let started = pool.start(now);
+        telemetry::pool_estimate(&self.config.name, target, &pool.view(now));
+        started
+    }
+
+    /// Records how a request on `target` ended, and wakes a waiter.
+    fn finish(&self, target: &str, now: crate::clock::Time, started: &Started, outcome: Finish) {
+        {
+            let mut pools = self.pools.lock();
+            let pool = pools.entry(target.to_string()).or_default();
+            match outcome {
+                Finish::Ran {
+                    met,
+                    duration,
+                    init,
+                } => pool.complete(now, started, met, duration, init),
+                Finish::NotRun => pool.abandon(started),
+            }
+            telemetry::pool_estimate(&self.config.name, target, &pool.view(now));
+        }
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            self.freed.notify_one();
+        }
+    }
+}
+
+/// How a request on a target ended, for its pool.
+enum Finish {
+    Ran {
+        met: Met,
+        duration: Duration,
+        init: Option<Duration>,
+    },
+    NotRun,
+}
+
+impl Finish {
+    fn of(response: &InvokeResponse, upstream: Duration) -> Self {
+        let report = response.report.as_ref();
+        Finish::Ran {
+            met: match response.cold_start() {
+                Some(true) => Met::Cold,
+                Some(false) => Met::Warm,
+                None => Met::Unknown,
+            },
+            duration: report.map_or(upstream, |r| r.duration),
+            init: report.and_then(|r| r.init_duration),
+        }
     }
 }
 
@@ -51,6 +135,7 @@ pub struct Gateway {
     max_in_flight: usize,
     draining: AtomicBool,
     config: Config,
+    clock: SharedClock,
 }
 
 /// What one invocation through the gateway produced.
@@ -59,6 +144,10 @@ pub struct Dispatched {
     pub response: InvokeResponse,
     /// Time spent waiting for Lambda.
     pub upstream: Duration,
+    /// What the router expected of the target (`pinned` when the client chose it).
+    pub route: &'static str,
+    /// Time held waiting for a busy environment, if the request waited.
+    pub waited: Option<Duration>,
 }
 
 /// A request for a function, whichever ingress it came by.
@@ -77,9 +166,18 @@ impl Gateway {
             .functions
             .iter()
             .map(|f| {
+                let pools = f
+                    .targets
+                    .iter()
+                    .map(|t| (t.clone(), Pool::default()))
+                    .collect();
                 let state = FunctionState {
                     config: f.clone(),
                     targets: RwLock::new(TargetSet::default()),
+                    pools: Mutex::new(pools),
+                    freed: Notify::new(),
+                    waiting: AtomicUsize::new(0),
+                    pinging: AtomicBool::new(false),
                 };
                 (f.name.clone(), Arc::new(state))
             })
@@ -92,7 +190,21 @@ impl Gateway {
             max_in_flight: config.gateway.max_in_flight,
             draining: AtomicBool::new(false),
             config,
+            clock: Arc::new(TokioClock::new()),
         })
+    }
+
+    /// The gateway's current time, as its policies see it.
+    pub fn now(&self) -> crate::clock::Time {
+        self.clock.now()
+    }
+
+    /// Every configured function.
+    pub fn functions(&self) -> impl Iterator<Item = &Arc<FunctionState>> {
+        self.config
+            .functions
+            .iter()
+            .filter_map(|f| self.functions.get(&f.name))
     }
 
     pub fn config(&self) -> &Config {
@@ -143,7 +255,46 @@ impl Gateway {
             for problem in &set.problems {
                 tracing::error!(function = %config.name, problem, "target not used");
             }
+            for target in &set.routable {
+                if let Some(allocated) = self
+                    .provisioned(config.lambda_name(), &target.qualifier)
+                    .await
+                {
+                    if let Some(pool) = function.pools.lock().get_mut(&target.qualifier) {
+                        pool.set_provisioned(allocated);
+                    }
+                }
+            }
             *function.targets.write() = set;
+        }
+    }
+
+    /// Allocated provisioned concurrency of a target: 0 when none is configured, `None` when
+    /// Lambda could not say.
+    async fn provisioned(&self, function: &str, qualifier: &str) -> Option<u32> {
+        let answer = self
+            .lambda
+            .sdk()
+            .get_provisioned_concurrency_config()
+            .function_name(function)
+            .qualifier(qualifier)
+            .send()
+            .await;
+        match answer {
+            Ok(config) => Some(
+                config
+                    .allocated_provisioned_concurrent_executions()
+                    .unwrap_or(0)
+                    .max(0) as u32,
+            ),
+            Err(e) => match e.into_service_error() {
+                e if e.is_provisioned_concurrency_config_not_found_exception() => Some(0),
+                e if e.is_resource_not_found_exception() => Some(0),
+                e => {
+                    tracing::warn!(function, qualifier, error = %e, "cannot read provisioned concurrency");
+                    None
+                }
+            },
         }
     }
 
@@ -155,12 +306,14 @@ impl Gateway {
         })
     }
 
-    /// Invokes `function` for a request: the first routable target (or the pinned one); a
-    /// throttle returned before execution fails over to the next equivalent target, and
-    /// anything that may have run only for an idempotent function (DESIGN invariant 4).
+    /// Invokes `function` for a request. The router picks the target (free provisioned
+    /// capacity, then a warm pool, then the cheapest cold start); when every warm environment
+    /// is busy, the request may wait briefly for one while a ping starts a new one. A throttle
+    /// returned before execution fails over to the next equivalent target, and anything that
+    /// may have run only for an idempotent function (DESIGN invariant 4).
     pub async fn dispatch(
-        &self,
-        function: &FunctionState,
+        self: &Arc<Self>,
+        function: &Arc<FunctionState>,
         request: Dispatch,
     ) -> Result<Dispatched, (GatewayError, Option<String>)> {
         let config = &function.config;
@@ -176,52 +329,81 @@ impl Gateway {
                 None,
             ));
         }
-        let candidates: Vec<&ResolvedTarget> = match &request.pinned {
-            Some(pinned) => match set.routable.iter().find(|t| &t.qualifier == pinned) {
-                Some(t) => vec![t],
-                None => {
-                    return Err((
-                        GatewayError::new(
-                            ErrorKind::UnknownTarget,
-                            format!("function {:?} has no usable target {pinned:?}", config.name),
-                        ),
-                        None,
-                    ))
-                }
-            },
-            None => set.routable.iter().collect(),
-        };
+        let routable: Vec<String> = set.routable.iter().map(|t| t.qualifier.clone()).collect();
+        if let Some(pinned) = &request.pinned {
+            if !routable.contains(pinned) {
+                return Err((
+                    GatewayError::new(
+                        ErrorKind::UnknownTarget,
+                        format!("function {:?} has no usable target {pinned:?}", config.name),
+                    ),
+                    None,
+                ));
+            }
+        }
         let _permit = self.admit().map_err(|e| (e, None))?;
         telemetry::in_flight(&config.name, 1.0);
         let _gauge = scopeguard(|| telemetry::in_flight(&config.name, -1.0));
 
+        let (candidates, route, waited, first) = match &request.pinned {
+            Some(pinned) => {
+                let started = function.start(pinned, self.now());
+                (vec![pinned.clone()], "pinned", None, started)
+            }
+            None => self.route(function, &routable).await,
+        };
+
         let mut last_error = None;
+        let mut first = Some(first);
         for target in candidates {
-            let started = Instant::now();
+            // The chosen target's environment was taken when it was chosen; a failover
+            // target's is taken now.
+            let started = match first.take() {
+                Some(started) => started,
+                None => function.start(&target, self.now()),
+            };
+            let began = Instant::now();
             let result = self
                 .invoker
                 .invoke(InvokeRequest {
                     function_name: config.lambda_name().to_string(),
-                    qualifier: Some(target.qualifier.clone()),
+                    qualifier: Some(target.clone()),
                     payload: request.payload.clone(),
                     client_context: request.client_context.clone(),
                     invocation_type: request.invocation_type,
                     timeout: config.timeout(),
                 })
                 .await;
+            let upstream = began.elapsed();
             match result {
                 Ok(response) => {
+                    function.finish(
+                        &target,
+                        self.now(),
+                        &started,
+                        Finish::of(&response, upstream),
+                    );
                     return Ok(Dispatched {
-                        target: target.qualifier.clone(),
+                        target,
                         response,
-                        upstream: started.elapsed(),
-                    })
+                        upstream,
+                        route,
+                        waited,
+                    });
                 }
                 Err(e) => {
+                    let outcome = match e.executed {
+                        Execution::NotExecuted => Finish::NotRun,
+                        Execution::MayHaveExecuted => Finish::Ran {
+                            met: Met::Unknown,
+                            duration: upstream,
+                            init: None,
+                        },
+                    };
+                    function.finish(&target, self.now(), &started, outcome);
                     let failover = e.may_retry_elsewhere(config.idempotent);
-                    tracing::warn!(function = %config.name, target = %target.qualifier, error = %e, failover, "invoke failed");
-                    let mapped = GatewayError::from_invoke(&config.name, &e);
-                    last_error = Some((mapped, Some(target.qualifier.clone())));
+                    tracing::warn!(function = %config.name, %target, error = %e, failover, "invoke failed");
+                    last_error = Some((GatewayError::from_invoke(&config.name, &e), Some(target)));
                     if !failover {
                         break;
                     }
@@ -229,6 +411,113 @@ impl Gateway {
             }
         }
         Err(last_error.expect("at least one candidate"))
+    }
+
+    /// Chooses the target and takes its environment in one step (so that a burst does not
+    /// all pick the same free one), waiting for a busy environment when that beats a cold
+    /// start. Returns the targets to try in order (the chosen first, then the others for
+    /// failover), what the router expected, how long the request waited, and the start on
+    /// the chosen target.
+    async fn route(
+        self: &Arc<Self>,
+        function: &Arc<FunctionState>,
+        routable: &[String],
+    ) -> (Vec<String>, &'static str, Option<Duration>, Started) {
+        let name = function.config.name.as_str();
+        let mut waited = None;
+        loop {
+            let now = self.now();
+            let (chosen, decision, started) = {
+                let mut pools = function.pools.lock();
+                let views: Vec<PoolView> = routable
+                    .iter()
+                    .map(|q| {
+                        pools
+                            .get(q)
+                            .map(|p| p.view(now))
+                            .unwrap_or_else(|| Pool::default().view(now))
+                    })
+                    .collect();
+                let chosen = router::choose(&views);
+                let decision = if chosen.expect == Expectation::Cold && waited.is_none() {
+                    let position = function.waiting.load(Ordering::Acquire);
+                    let soonest = routable
+                        .iter()
+                        .filter_map(|q| pools.get(q)?.expected_wait(now, position))
+                        .min();
+                    let init = views[chosen.target].expected_init;
+                    router::wait_or_cold(&function.config.wait, soonest, init, position)
+                } else {
+                    WaitDecision::GoCold
+                };
+                let started = match decision {
+                    WaitDecision::Wait(_) => None,
+                    WaitDecision::GoCold => {
+                        let pool = pools.entry(routable[chosen.target].clone()).or_default();
+                        let started = pool.start(now);
+                        telemetry::pool_estimate(name, &routable[chosen.target], &pool.view(now));
+                        Some(started)
+                    }
+                };
+                (chosen, decision, started)
+            };
+            let target = routable[chosen.target].clone();
+            if let (WaitDecision::Wait(limit), None) = (decision, waited) {
+                // Start an environment for the rest of the burst while this request waits.
+                self.ping_in_background(function.clone(), target.clone());
+                function.waiting.fetch_add(1, Ordering::AcqRel);
+                let began = Instant::now();
+                let freed = tokio::time::timeout(limit, function.freed.notified())
+                    .await
+                    .is_ok();
+                function.waiting.fetch_sub(1, Ordering::AcqRel);
+                waited = Some(began.elapsed());
+                telemetry::waited(name, freed);
+                continue;
+            }
+            telemetry::routed(name, &target, chosen.expect.as_str());
+            let mut order = vec![target.clone()];
+            order.extend(routable.iter().filter(|q| **q != target).cloned());
+            let started = started.expect("a request that does not wait has started");
+            return (order, chosen.expect.as_str(), waited, started);
+        }
+    }
+
+    /// Sends one keep-alive ping to `target` unless one is already on its way, so that a new
+    /// environment is initialising while requests wait for busy ones.
+    fn ping_in_background(self: &Arc<Self>, function: Arc<FunctionState>, target: String) {
+        if function.pinging.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let gateway = self.clone();
+        tokio::spawn(async move {
+            let config = &function.config;
+            let started = function.start(&target, gateway.now());
+            let began = Instant::now();
+            let result = gateway
+                .invoker
+                .invoke(InvokeRequest {
+                    function_name: config.lambda_name().to_string(),
+                    qualifier: Some(target.clone()),
+                    payload: Bytes::from(config.ping_payload.clone()),
+                    client_context: None,
+                    invocation_type: InvocationType::RequestResponse,
+                    timeout: config.timeout(),
+                })
+                .await;
+            let outcome = match &result {
+                Ok(response) => Finish::of(response, began.elapsed()),
+                Err(e) if e.executed == Execution::NotExecuted => Finish::NotRun,
+                Err(_) => Finish::Ran {
+                    met: Met::Unknown,
+                    duration: began.elapsed(),
+                    init: None,
+                },
+            };
+            function.finish(&target, gateway.now(), &started, outcome);
+            function.pinging.store(false, Ordering::Release);
+            telemetry::ping_sent(&config.name, &target, "burst", result.is_ok());
+        });
     }
 
     /// Serves the gateway on the configured listeners (or those given) until

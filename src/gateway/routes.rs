@@ -27,6 +27,7 @@ pub(super) fn router(gateway: Arc<Gateway>) -> Router {
             "/2015-03-31/functions/{name}/invocations",
             post(invoke_lambda_api),
         )
+        .route("/v1/pools", get(pools))
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
@@ -55,6 +56,34 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// The live warm-pool estimates per function and target.
+async fn pools(State(gateway): State<Arc<Gateway>>) -> Json<serde_json::Value> {
+    let now = gateway.now();
+    let functions: Vec<_> = gateway
+        .functions()
+        .map(|f| {
+            let set = f.targets();
+            let targets: Vec<_> = f
+                .pool_views(now)
+                .into_iter()
+                .map(|(qualifier, view)| {
+                    let resolved = set.routable.iter().find(|t| t.qualifier == qualifier);
+                    let reclaim_s = |p| f.reclaim_quantile(&qualifier, p).map(|d| d.as_secs_f64());
+                    json!({
+                        "target": qualifier,
+                        "routable": resolved.is_some(),
+                        "version": resolved.map(|t| t.version.clone()),
+                        "estimate": view,
+                        "idle_reclaim_s": { "p10": reclaim_s(0.1), "p50": reclaim_s(0.5), "p90": reclaim_s(0.9) },
+                    })
+                })
+                .collect();
+            json!({ "function": f.config.name, "targets": targets, "problems": set.problems })
+        })
+        .collect();
+    Json(json!({ "functions": functions }))
 }
 
 /// Reads a body within the function's limit and checks it is JSON (an empty body is `{}`'s
@@ -118,6 +147,16 @@ fn facts_headers(headers: &mut HeaderMap, dispatched: &Dispatched, started: Inst
         HeaderName::from_static("x-warmgate-target"),
         value(&dispatched.target),
     );
+    headers.insert(
+        HeaderName::from_static("x-warmgate-route"),
+        HeaderValue::from_static(dispatched.route),
+    );
+    if let Some(waited) = dispatched.waited {
+        headers.insert(
+            HeaderName::from_static("x-warmgate-waited-ms"),
+            value(&format!("{:.1}", waited.as_secs_f64() * 1000.0)),
+        );
+    }
     let cold = match dispatched.response.cold_start() {
         Some(true) => "true",
         Some(false) => "false",
