@@ -46,6 +46,8 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
     },
+    /// Replay a public trace through keep-alive and provisioning policies, in virtual time.
+    Simulate(warmgate::sim::cli::SimulateArgs),
 }
 
 #[tokio::main]
@@ -63,11 +65,17 @@ async fn main() -> anyhow::Result<()> {
             listen,
             time_scale,
         } => run_emulator(&config, listen, time_scale).await,
+        // A replay is CPU-bound and runs its policies on threads of its own.
+        Command::Simulate(args) => {
+            tokio::task::spawn_blocking(move || warmgate::sim::cli::run(args)).await?
+        }
     };
-    if let Err(e) = &result {
+    if let Err(e) = result {
+        // Logged once, in the log's format (JSON on Fargate), rather than also by anyhow.
         tracing::error!("{e:#}");
+        std::process::exit(1);
     }
-    result
+    Ok(())
 }
 
 async fn start_emulator(

@@ -613,6 +613,30 @@ impl Platform {
 
     /// Invokes a function at `now`.
     pub fn invoke(&mut self, now: Time, request: &InvokeRequest) -> Result<Invocation, Rejection> {
+        self.admit(now, request, None)
+    }
+
+    /// Invokes a function at `now` for a trace replay: its handler runs for `duration` rather
+    /// than a draw from the function's `duration_ms` (traces give each invocation's duration,
+    /// or a richer distribution than [`dist::Dist`]), and its answer is left empty, since a
+    /// replay reads only what happened and when (building the stand-in answer was a third of
+    /// a replay's time). A ping still holds its environment for the ping's hold time, and the
+    /// timeout still applies. Everything else is as [`Platform::invoke`].
+    pub fn invoke_replayed(
+        &mut self,
+        now: Time,
+        request: &InvokeRequest,
+        duration: Duration,
+    ) -> Result<Invocation, Rejection> {
+        self.admit(now, request, Some(duration))
+    }
+
+    fn admit(
+        &mut self,
+        now: Time,
+        request: &InvokeRequest,
+        replayed: Option<Duration>,
+    ) -> Result<Invocation, Rejection> {
         let now = self.advance(now);
         let Some(f) = self.function_index(request.function) else {
             self.not_found += 1;
@@ -660,7 +684,17 @@ impl Platform {
                 }
             },
         };
-        Ok(self.run(now, f, v, id, start, ping, spillover, request.payload))
+        Ok(self.run(
+            now,
+            f,
+            v,
+            id,
+            start,
+            ping,
+            spillover,
+            request.payload,
+            replayed,
+        ))
     }
 
     /// Finds or starts an on-demand environment of version `v`, within the limits.
@@ -742,6 +776,8 @@ impl Platform {
         ping: bool,
         spillover: bool,
         payload: &[u8],
+        // The duration a replay gives; a replay reads no answer.
+        replayed: Option<Duration>,
     ) -> Invocation {
         let settings = &self.settings;
         let function = &self.functions[f];
@@ -761,6 +797,8 @@ impl Platform {
         let timeout = Duration::from_secs_f64(spec.timeout_s);
         let mut duration = if ping {
             ms(settings.ping.hold_ms)
+        } else if let Some(d) = replayed {
+            d
         } else {
             ms(spec.duration_ms.sample(&mut self.rng))
         };
@@ -786,6 +824,8 @@ impl Platform {
             )
         } else if ping {
             (handler::ping_response(), None)
+        } else if replayed.is_some() {
+            (Vec::new(), None)
         } else {
             (
                 handler::response(&spec.name, &version.code_sha256, payload),

@@ -1,0 +1,431 @@
+//! `warmgate simulate`: replay a trace through the baseline policies and compare them.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::engine::{self, Candidate, Mode, SimSettings, DEFAULT_ACCOUNT_CONCURRENCY};
+use super::plot;
+use super::report::{Report, RunInfo};
+use super::trace::{self, AzureOptions, LoadOptions, SpreadRule, Trace};
+use crate::platform::dist::Dist;
+use crate::policy::baselines::fixed_interval::FixedInterval;
+use crate::policy::baselines::fixed_peak::FixedPeak;
+use crate::policy::baselines::hybrid_histogram::HybridHistogram;
+use crate::policy::baselines::none::NoPolicy;
+use crate::policy::baselines::target_tracking::TargetTracking;
+
+/// Policies `all` stands for, in the order the table lists them.
+const ALL: [&str; 6] = [
+    "none",
+    "fixed-5min",
+    "hybrid-histogram",
+    "fixed-peak",
+    "target-tracking",
+    "never-reclaim",
+];
+
+/// Target utilization of `target-tracking` without a figure: AWS's example for provisioned
+/// concurrency, and DESIGN's baseline.
+const DEFAULT_TARGET_UTILIZATION: f64 = 0.7;
+
+/// How long a cold start's init takes, as a preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitProfile {
+    /// A small Python or Node function: log-normal, median 1 s, spread 1.5.
+    Small,
+    /// A function that loads an ML model at init: log-normal, median 6 s, spread 1.6.
+    ModelLoading,
+}
+
+/// Replay a trace in virtual time through keep-alive and provisioning policies, and compare
+/// their cold starts and cost.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// The trace: a directory of Azure Functions 2019 files, an Azure Functions 2021 file or
+    /// directory, or a directory of Azure LLM inference 2023 files.
+    #[arg(long, value_name = "DIR")]
+    pub trace: PathBuf,
+    /// Policies to compare, comma-separated: none, fixed-5min (or fixed-<N>min,
+    /// fixed-<N>min-x<C> for C pings), hybrid-histogram, fixed-peak, target-tracking (0.7, or
+    /// target-tracking-<U>), never-reclaim; `all` for every baseline.
+    #[arg(
+        long,
+        value_name = "P[,P...]",
+        value_delimiter = ',',
+        default_value = "all"
+    )]
+    pub policy: Vec<String>,
+    /// Keep only the first N functions of the trace.
+    #[arg(long, value_name = "N")]
+    pub functions: Option<usize>,
+    /// Seed of every random draw (arrival spreading, durations, the platform's draws).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Checkable mode: each minute's invocations evenly spaced, durations at each function's
+    /// average, zero init, a fixed idle reclaim (10 min unless --reclaim-minutes), no
+    /// lifetime cap.
+    #[arg(long)]
+    pub deterministic: bool,
+    /// Minutes at the start that the figures leave out (the policies see them).
+    #[arg(long, value_name = "M", default_value_t = 60.0)]
+    pub warmup_minutes: f64,
+    /// Init duration of cold starts (default mode).
+    #[arg(long, value_enum, default_value_t = InitProfile::Small)]
+    pub init: InitProfile,
+    /// Fixed idle reclaim, in minutes, instead of the mode's (default mode: 5 to 10 minutes,
+    /// uniform; deterministic: 10).
+    #[arg(long, value_name = "M")]
+    pub reclaim_minutes: Option<f64>,
+    /// The account's concurrency quota. The trace's functions belong to many owners, so the
+    /// default is one large account rather than Lambda's default quota of 1,000.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_ACCOUNT_CONCURRENCY)]
+    pub account_concurrency: u32,
+    /// Write the figures to FILE.csv or FILE.json.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Write SVG plots into DIR: cold-start share against cost, and the CDF of per-function
+    /// cold-start share.
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
+}
+
+impl SimulateArgs {
+    fn settings(&self) -> anyhow::Result<SimSettings> {
+        if !(self.warmup_minutes.is_finite() && self.warmup_minutes >= 0.0) {
+            bail!(
+                "--warmup-minutes must be a non-negative number, got {}",
+                self.warmup_minutes
+            );
+        }
+        let idle_reclaim_s = match self.reclaim_minutes {
+            Some(m) if m.is_finite() && m >= 0.0 => Some(Dist::Fixed(m * 60.0)),
+            Some(m) => bail!("--reclaim-minutes must be a non-negative number, got {m}"),
+            None => None,
+        };
+        Ok(SimSettings {
+            seed: self.seed,
+            mode: if self.deterministic {
+                Mode::Deterministic
+            } else {
+                Mode::Default
+            },
+            warmup: Duration::from_secs_f64(self.warmup_minutes * 60.0),
+            init_ms: match self.init {
+                InitProfile::Small => SimSettings::small_function_init(),
+                InitProfile::ModelLoading => SimSettings::model_loading_init(),
+            },
+            idle_reclaim_s,
+            account_concurrency: self.account_concurrency,
+        })
+    }
+
+    fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            azure_2019: AzureOptions {
+                spread: if self.deterministic {
+                    SpreadRule::Even
+                } else {
+                    SpreadRule::Uniform
+                },
+                seed: self.seed,
+                max_functions: self.functions,
+                ..AzureOptions::default()
+            },
+            ..LoadOptions::default()
+        }
+    }
+}
+
+/// The policy names the CLI accepts, for error messages.
+fn valid_names() -> String {
+    format!(
+        "{}, fixed-<N>min, fixed-<N>min-x<C>, target-tracking-<U> (0 < U <= 1), or all",
+        ALL.join(", ")
+    )
+}
+
+/// `fixed-<N>min` or `fixed-<N>min-x<C>`: the interval and the pings per target.
+fn parse_fixed(name: &str) -> Option<(Duration, u32)> {
+    let rest = name.strip_prefix("fixed-")?;
+    let (period, concurrency) = match rest.split_once("-x") {
+        Some((period, c)) => (period, c.parse().ok()?),
+        None => (rest, 1),
+    };
+    let minutes: f64 = period.strip_suffix("min")?.parse().ok()?;
+    (minutes.is_finite() && minutes > 0.0 && concurrency > 0)
+        .then(|| (Duration::from_secs_f64(minutes * 60.0), concurrency))
+}
+
+/// `target-tracking` or `target-tracking-<U>`: the target utilization.
+fn parse_target_tracking(name: &str) -> Option<f64> {
+    if name == "target-tracking" {
+        return Some(DEFAULT_TARGET_UTILIZATION);
+    }
+    let u: f64 = name.strip_prefix("target-tracking-")?.parse().ok()?;
+    (u > 0.0 && u <= 1.0).then_some(u)
+}
+
+/// A policy the CLI can replay, parsed from its name before the trace is read, so that a typo
+/// fails at once.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Baseline {
+    None,
+    FixedInterval {
+        interval: Duration,
+        concurrency: u32,
+    },
+    HybridHistogram,
+    FixedPeak,
+    TargetTracking {
+        utilization: f64,
+    },
+    NeverReclaim,
+}
+
+impl Baseline {
+    /// The baseline a policy name stands for.
+    pub fn parse(name: &str) -> anyhow::Result<Baseline> {
+        Ok(match name {
+            "none" => Baseline::None,
+            "hybrid-histogram" => Baseline::HybridHistogram,
+            "fixed-peak" => Baseline::FixedPeak,
+            "never-reclaim" => Baseline::NeverReclaim,
+            _ => {
+                if let Some((interval, concurrency)) = parse_fixed(name) {
+                    Baseline::FixedInterval {
+                        interval,
+                        concurrency,
+                    }
+                } else if let Some(utilization) = parse_target_tracking(name) {
+                    Baseline::TargetTracking { utilization }
+                } else {
+                    bail!("unknown policy {name:?}; valid: {}", valid_names())
+                }
+            }
+        })
+    }
+
+    /// The candidate to replay on `trace`, under the label it was asked for by.
+    pub fn candidate(&self, label: &str, trace: &Trace, settings: &SimSettings) -> Candidate {
+        let policy: Box<dyn crate::policy::Policy> = match *self {
+            Baseline::NeverReclaim => return Candidate::never_reclaim(),
+            Baseline::None => Box::new(NoPolicy),
+            Baseline::FixedInterval {
+                interval,
+                concurrency,
+            } => Box::new(FixedInterval::new(interval, concurrency)),
+            Baseline::HybridHistogram => Box::new(HybridHistogram::new()),
+            // The oracle: each function's peak concurrency over the whole trace, with the very
+            // durations the replay will use.
+            Baseline::FixedPeak => {
+                Box::new(FixedPeak::new(engine::peak_concurrency(trace, settings)))
+            }
+            Baseline::TargetTracking { utilization } => Box::new(TargetTracking::new(utilization)),
+        };
+        Candidate {
+            label: label.to_string(),
+            policy,
+            reclaim: engine::Reclaim::AsLambda,
+        }
+    }
+}
+
+/// The baselines `names` ask for, with their names: `all` expanded, each once, in the order
+/// asked.
+pub fn baselines(names: &[String]) -> anyhow::Result<Vec<(String, Baseline)>> {
+    let mut expanded: Vec<String> = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        let more: Vec<String> = if name == "all" {
+            ALL.iter().map(|n| n.to_string()).collect()
+        } else {
+            vec![name.to_string()]
+        };
+        for n in more {
+            if !expanded.contains(&n) {
+                expanded.push(n);
+            }
+        }
+    }
+    if expanded.is_empty() {
+        bail!("--policy names no policy; valid: {}", valid_names());
+    }
+    expanded
+        .into_iter()
+        .map(|name| Baseline::parse(&name).map(|b| (name, b)))
+        .collect()
+}
+
+/// A progress bar per candidate on stderr; hidden when stderr is not a terminal.
+fn progress_bars(labels: &[String], invocations: usize) -> (MultiProgress, Vec<ProgressBar>) {
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "{prefix:>18} [{bar:40}] {percent:>3}% {human_pos}/{human_len} eta {eta}",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ");
+    let bars = labels
+        .iter()
+        .map(|label| {
+            let bar = multi.add(ProgressBar::new(invocations as u64));
+            bar.set_style(style.clone());
+            bar.set_prefix(label.clone());
+            bar
+        })
+        .collect();
+    (multi, bars)
+}
+
+/// Loads the trace the arguments name, keeping the first `--functions` of any format.
+fn load_trace(args: &SimulateArgs) -> anyhow::Result<Trace> {
+    let mut trace = trace::load(&args.trace, &args.load_options())
+        .with_context(|| format!("cannot read the trace at {}", args.trace.display()))?;
+    if let Some(n) = args.functions {
+        trace.functions.truncate(n);
+    }
+    if trace.functions.is_empty() {
+        bail!("{}: the trace has no functions", args.trace.display());
+    }
+    Ok(trace)
+}
+
+/// Replays the candidates and returns the report.
+pub fn simulate(args: &SimulateArgs) -> anyhow::Result<Report> {
+    let settings = args.settings()?;
+    let baselines = baselines(&args.policy)?;
+    let loading = Instant::now();
+    let trace = load_trace(args)?;
+    eprintln!(
+        "loaded {} ({} functions, {} invocations) in {:.1} s",
+        trace.name,
+        trace.functions.len(),
+        trace.invocations(),
+        loading.elapsed().as_secs_f64()
+    );
+    if settings.warmup >= trace.duration {
+        eprintln!(
+            "warning: the warm-up ({:.0} min) covers the whole trace ({:.0} min): nothing is counted",
+            settings.warmup.as_secs_f64() / 60.0,
+            trace.duration.as_secs_f64() / 60.0
+        );
+    }
+    let candidates: Vec<Candidate> = baselines
+        .iter()
+        .map(|(label, baseline)| baseline.candidate(label, &trace, &settings))
+        .collect();
+    let labels: Vec<String> = candidates.iter().map(|c| c.label.clone()).collect();
+    let (_multi, bars) = progress_bars(&labels, trace.invocations());
+    let started = Instant::now();
+    let policies = engine::compare(&trace, &settings, candidates, &|i, n| bars[i].inc(n));
+    for bar in &bars {
+        bar.finish_and_clear();
+    }
+    Ok(Report {
+        run: RunInfo::new(&trace, &settings, started.elapsed()),
+        policies,
+    })
+}
+
+/// `warmgate simulate`: replays, prints the table, writes the file and plots asked for.
+pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    let report = simulate(&args)?;
+    println!("{}\n", report.run.preamble());
+    print!("{}", report.table());
+    if let Some(path) = &args.out {
+        report.write(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(dir) = &args.plot {
+        for path in plot::write_plots(&report, dir)? {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_names_parse() {
+        assert_eq!(
+            parse_fixed("fixed-5min"),
+            Some((Duration::from_secs(300), 1))
+        );
+        assert_eq!(
+            parse_fixed("fixed-9min-x3"),
+            Some((Duration::from_secs(540), 3))
+        );
+        assert_eq!(parse_fixed("fixed-0min"), None);
+        assert_eq!(parse_fixed("fixed-5"), None);
+        assert_eq!(parse_fixed("fixed-5min-x0"), None);
+        assert_eq!(parse_target_tracking("target-tracking"), Some(0.7));
+        assert_eq!(parse_target_tracking("target-tracking-0.5"), Some(0.5));
+        assert_eq!(parse_target_tracking("target-tracking-2"), None);
+    }
+
+    #[test]
+    fn unknown_policies_list_the_valid_ones() {
+        let err = baselines(&["none".into(), "warmest".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown policy \"warmest\""), "{err}");
+        assert!(
+            err.contains("fixed-5min") && err.contains("never-reclaim"),
+            "{err}"
+        );
+        let names: Vec<String> = baselines(&["none".into(), "fixed-5min".into(), "none".into()])
+            .unwrap()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(names, ["none", "fixed-5min"]);
+        let all = baselines(&["all".into()]).unwrap();
+        assert_eq!(all.len(), ALL.len());
+        assert_eq!(
+            all[1].1,
+            Baseline::FixedInterval {
+                interval: Duration::from_secs(300),
+                concurrency: 1
+            }
+        );
+        assert!(baselines(&[" ".into()]).is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+
+    #[test]
+    fn arguments_parse_into_settings() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "simulate",
+            "--trace",
+            "dir",
+            "--policy",
+            "none,fixed-9min",
+            "--deterministic",
+            "--warmup-minutes",
+            "30",
+            "--functions",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(cli.args.policy, ["none", "fixed-9min"]);
+        let settings = cli.args.settings().unwrap();
+        assert_eq!(settings.mode, Mode::Deterministic);
+        assert_eq!(settings.warmup, Duration::from_secs(1800));
+        let options = cli.args.load_options();
+        assert_eq!(options.azure_2019.spread, SpreadRule::Even);
+        assert_eq!(options.azure_2019.max_functions, Some(5));
+        let defaults = Cli::try_parse_from(["simulate", "--trace", "dir"]).unwrap();
+        assert_eq!(defaults.args.policy, ["all"]);
+        assert_eq!(defaults.args.settings().unwrap(), SimSettings::default());
+    }
+}

@@ -1,0 +1,289 @@
+//! Comparison reports: the table the simulator prints (one row per policy), and the same
+//! figures as CSV or JSON.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use super::engine::{Figures, Mode, SimSettings};
+use super::trace::Trace;
+
+/// What was replayed, and how: the context every figure needs.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    pub trace: String,
+    pub format: String,
+    pub functions: usize,
+    pub invocations: usize,
+    pub span_minutes: f64,
+    pub mode: Mode,
+    pub seed: u64,
+    pub warmup_minutes: f64,
+    /// Wall-clock seconds for all replays together (they may run in parallel).
+    pub wall_s: f64,
+}
+
+impl RunInfo {
+    pub fn new(trace: &Trace, settings: &SimSettings, wall: Duration) -> Self {
+        RunInfo {
+            trace: trace.name.clone(),
+            format: trace.format.to_string(),
+            functions: trace.functions.len(),
+            invocations: trace.invocations(),
+            span_minutes: trace.duration.as_secs_f64() / 60.0,
+            mode: settings.mode,
+            seed: settings.seed,
+            warmup_minutes: settings.warmup.as_secs_f64() / 60.0,
+            wall_s: wall.as_secs_f64(),
+        }
+    }
+
+    /// What the figures mean, in words: printed above the table.
+    pub fn preamble(&self) -> String {
+        format!(
+            "trace {} ({}): {} functions, {} invocations over {:.0} min; {} mode, seed {}.\n\
+             Figures count requests arriving at or after minute {:.0} (the warm-up, which the \
+             policies do see); pings are counted apart from invocations. Replays took {:.1} s \
+             of wall time in all.",
+            self.trace,
+            self.format,
+            self.functions,
+            self.invocations,
+            self.span_minutes,
+            self.mode.as_str(),
+            self.seed,
+            self.warmup_minutes,
+            self.wall_s,
+        )
+    }
+}
+
+/// A comparison: the run and one [`Figures`] per policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub run: RunInfo,
+    pub policies: Vec<Figures>,
+}
+
+const HEADERS: [&str; 14] = [
+    "policy",
+    "invocations",
+    "cold starts",
+    "cold %",
+    "fn p50 cold %",
+    "fn p75 cold %",
+    "fn p90 cold %",
+    "throttles",
+    "pings",
+    "provisioned GB-s",
+    "bill $",
+    "idle GB-s",
+    "refused PC changes",
+    "replay s",
+];
+
+fn percent(share: f64) -> String {
+    format!("{:.2}", share * 100.0)
+}
+
+/// One table row, as text cells in [`HEADERS`] order.
+fn cells(f: &Figures) -> [String; 14] {
+    [
+        f.policy.clone(),
+        f.invocations.to_string(),
+        f.cold_starts.to_string(),
+        percent(f.cold_start_share),
+        percent(f.function_cold_share_p50),
+        percent(f.function_cold_share_p75),
+        percent(f.function_cold_share_p90),
+        f.throttles.to_string(),
+        f.pings.to_string(),
+        format!("{:.0}", f.provisioned_gb_s),
+        format!("{:.4}", f.bill_usd),
+        format!("{:.0}", f.idle_gb_s),
+        f.provisioning_refused.to_string(),
+        format!("{:.2}", f.replay_s),
+    ]
+}
+
+impl Report {
+    /// The table, one row per policy, as a Markdown table with aligned columns (it reads in a
+    /// terminal and pastes into docs).
+    pub fn table(&self) -> String {
+        let rows: Vec<[String; 14]> = self.policies.iter().map(cells).collect();
+        let widths: Vec<usize> = (0..HEADERS.len())
+            .map(|c| {
+                rows.iter()
+                    .map(|r| r[c].len())
+                    .chain([HEADERS[c].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: &[String]| {
+            let mut out = String::from("|");
+            for (c, cell) in cells.iter().enumerate() {
+                // The policy name reads left-aligned, the figures right-aligned.
+                if c == 0 {
+                    let _ = write!(out, " {cell:<w$} |", w = widths[c]);
+                } else {
+                    let _ = write!(out, " {cell:>w$} |", w = widths[c]);
+                }
+            }
+            out.push('\n');
+            out
+        };
+        let header: Vec<String> = HEADERS.iter().map(|h| h.to_string()).collect();
+        let mut out = line(&header);
+        let rule: Vec<String> = widths
+            .iter()
+            .enumerate()
+            .map(|(c, &w)| {
+                if c == 0 {
+                    "-".repeat(w)
+                } else {
+                    format!("{}:", "-".repeat(w - 1))
+                }
+            })
+            .collect();
+        out.push_str(&line(&rule));
+        for row in &rows {
+            out.push_str(&line(row));
+        }
+        out
+    }
+
+    /// The figures as CSV, one row per policy, shares as fractions (not percent), without the
+    /// per-function shares (JSON carries those).
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from(
+            "policy,invocations,cold_starts,cold_start_share,function_cold_share_p50,\
+             function_cold_share_p75,function_cold_share_p90,functions_counted,throttles,pings,\
+             ping_throttles,provisioned_gb_s,provisioning_refused,on_demand_gb_s,bill_usd,\
+             idle_gb_s,replay_s,mode,seed,warmup_minutes,trace\n",
+        );
+        for f in &self.policies {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                f.policy,
+                f.invocations,
+                f.cold_starts,
+                f.cold_start_share,
+                f.function_cold_share_p50,
+                f.function_cold_share_p75,
+                f.function_cold_share_p90,
+                f.functions_counted,
+                f.throttles,
+                f.pings,
+                f.ping_throttles,
+                f.provisioned_gb_s,
+                f.provisioning_refused,
+                f.on_demand_gb_s,
+                f.bill_usd,
+                f.idle_gb_s,
+                f.replay_s,
+                self.run.mode.as_str(),
+                self.run.seed,
+                self.run.warmup_minutes,
+                self.run.trace,
+            );
+        }
+        out
+    }
+
+    /// Writes the report as CSV or JSON, by the file's extension.
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let text = match path.extension().and_then(|e| e.to_str()) {
+            Some("csv") => self.to_csv(),
+            Some("json") => serde_json::to_string_pretty(self)? + "\n",
+            _ => bail!(
+                "{}: the report is written as .csv or .json; name the file so",
+                path.display()
+            ),
+        };
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(policy: &str, cold_share: f64) -> Figures {
+        Figures {
+            policy: policy.into(),
+            invocations: 100,
+            cold_starts: (cold_share * 100.0) as u64,
+            cold_start_share: cold_share,
+            function_cold_share_p50: 0.0,
+            function_cold_share_p75: 0.5,
+            function_cold_share_p90: 1.0,
+            functions_counted: 3,
+            throttles: 0,
+            pings: 7,
+            ping_throttles: 0,
+            provisioned_gb_s: 0.0,
+            provisioning_refused: 0,
+            on_demand_gb_s: 1.0,
+            bill_usd: 0.0123,
+            idle_gb_s: 12.0,
+            replay_s: 0.5,
+            function_cold_shares: vec![0.0, 0.5, 1.0],
+        }
+    }
+
+    fn report() -> Report {
+        Report {
+            run: RunInfo {
+                trace: "t".into(),
+                format: "Azure Functions 2019".into(),
+                functions: 3,
+                invocations: 120,
+                span_minutes: 480.0,
+                mode: Mode::Default,
+                seed: 0,
+                warmup_minutes: 60.0,
+                wall_s: 1.0,
+            },
+            policies: vec![figures("none", 0.25), figures("fixed-5min", 0.1)],
+        }
+    }
+
+    #[test]
+    fn the_table_has_a_row_per_policy_with_aligned_columns() {
+        let table = report().table();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[2].starts_with("| none "));
+        assert!(lines[3].contains("  10.00 |"), "{table}");
+        let width = lines[0].len();
+        assert!(lines.iter().all(|l| l.len() == width), "{table}");
+    }
+
+    #[test]
+    fn csv_has_a_header_and_a_line_per_policy() {
+        let csv = report().to_csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let columns = lines[0].split(',').count();
+        assert!(lines.iter().all(|l| l.split(',').count() == columns));
+        assert!(lines[1].starts_with("none,100,25,0.25,"));
+    }
+
+    #[test]
+    fn only_csv_and_json_are_written() {
+        let dir = std::env::temp_dir().join(format!("warmgate-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = report();
+        r.write(&dir.join("r.json")).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+        assert_eq!(back["policies"][1]["policy"], "fixed-5min");
+        let err = r.write(&dir.join("r.txt")).unwrap_err().to_string();
+        assert!(err.contains(".csv or .json"), "{err}");
+    }
+}
