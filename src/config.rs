@@ -28,6 +28,8 @@ pub struct Config {
     #[serde(default)]
     pub gateway: GatewaySection,
     pub backend: Backend,
+    #[serde(default)]
+    pub warmer: WarmerSection,
     /// The allow-list: only these functions can be invoked (DESIGN invariant 5).
     #[serde(rename = "function")]
     pub functions: Vec<FunctionConfig>,
@@ -56,6 +58,46 @@ impl Default for GatewaySection {
             max_in_flight: 1024,
             shutdown_grace_ms: 30_000,
             refresh_interval_s: 300,
+        }
+    }
+}
+
+/// The keep-alive warmer: which policy plans the pings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarmerSection {
+    pub enabled: bool,
+    /// A policy name: `none`, `fixed-<N>min`, `fixed-<N>min-x<C>`, `hybrid-histogram`.
+    pub policy: String,
+    /// Each round of pings starts after a random delay up to this, so that replicas and
+    /// functions do not ping in lockstep.
+    pub jitter_ms: u64,
+}
+
+impl Default for WarmerSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            policy: "fixed-5min".into(),
+            jitter_ms: 250,
+        }
+    }
+}
+
+/// What keeping a function warm may cost, per function.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PingBudget {
+    pub pings_per_hour: u32,
+    /// Billed GB-s of pings per day (memory × billed duration, init included).
+    pub gb_s_per_day: f64,
+}
+
+impl Default for PingBudget {
+    fn default() -> Self {
+        Self {
+            pings_per_hour: 120,
+            gb_s_per_day: 2000.0,
         }
     }
 }
@@ -120,6 +162,8 @@ pub struct FunctionConfig {
     /// The payload of keep-alive pings; the function should answer it at once.
     #[serde(default = "default_ping_payload")]
     pub ping_payload: String,
+    #[serde(default)]
+    pub ping_budget: PingBudget,
 }
 
 fn default_ping_payload() -> String {
@@ -230,6 +274,9 @@ impl Config {
             }
             _ => {}
         }
+        if let Err(e) = crate::policy::registry::live_policy(&self.warmer.policy) {
+            return invalid("warmer.policy", e);
+        }
         if self.functions.is_empty() {
             return invalid(
                 "function",
@@ -280,6 +327,12 @@ impl Config {
             }
             if !(f.wait.wait_below_cold_share > 0.0 && f.wait.wait_below_cold_share <= 1.0) {
                 return invalid(key("wait.wait_below_cold_share"), "must be within (0, 1]");
+            }
+            if !(f.ping_budget.gb_s_per_day.is_finite() && f.ping_budget.gb_s_per_day >= 0.0) {
+                return invalid(
+                    key("ping_budget.gb_s_per_day"),
+                    "must be a non-negative number",
+                );
             }
             if serde_json::from_str::<serde::de::IgnoredAny>(&f.ping_payload).is_err() {
                 return invalid(key("ping_payload"), "must be JSON");
@@ -344,6 +397,25 @@ targets = ["live", "1"]
     fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
         Config::parse(text, env, "test.toml")
+    }
+
+    #[test]
+    fn the_shipped_configurations_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        for file in ["warmgate.toml", "aws.example.toml"] {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap();
+            Config::parse(&text, [], file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+        let local = Config::parse(
+            &std::fs::read_to_string(dir.join("warmgate.toml")).unwrap(),
+            [],
+            "local",
+        )
+        .unwrap();
+        let Backend::Embedded { config, .. } = local.backend else {
+            panic!("the local default embeds the emulator");
+        };
+        crate::platform::PlatformSpec::from_file(&dir.join(config)).expect("the emulator's file");
     }
 
     #[test]
@@ -420,6 +492,11 @@ targets = ["live", "1"]
                 "function[0].max_payload_bytes",
             ),
             (&format!("{BASE}colour = \"blue\"\n"), &[], "colour"),
+            (
+                BASE,
+                &[("WARMGATE_WARMER__POLICY", "fixed-5mins")],
+                "warmer.policy",
+            ),
             (&BASE.replace("http://", "ftp://"), &[], "backend.url"),
             (
                 &format!("{BASE}[[function]]\nname = \"sentiment\"\n"),

@@ -217,9 +217,35 @@ pub fn waited(function: &str, freed: bool) {
     tracing::debug!(function, outcome, "request waited for a busy environment");
 }
 
-/// A keep-alive ping was sent.
-pub fn ping_sent(function: &str, target: &str, reason: &'static str, ok: bool) {
-    counter!(PINGS, "function" => function.to_string(), "target" => target.to_string(), "reason" => reason)
+/// A keep-alive ping was sent; `met` is how it met its environment (warm: an environment
+/// confirmed warm; cold: a new one started).
+pub fn ping_sent(function: &str, target: &str, reason: &'static str, met: &'static str) {
+    counter!(PINGS, "function" => function.to_string(), "target" => target.to_string(), "reason" => reason, "met" => met)
         .increment(1);
-    tracing::debug!(function, target, reason, ok, "ping");
+    tracing::debug!(function, target, reason, met, "ping");
+}
+
+/// Billed GB-s of pings, by function and target.
+pub const PING_COST: &str = "warmgate_ping_billed_gb_seconds";
+/// What is left of a function's ping budget.
+pub const PING_BUDGET: &str = "warmgate_ping_budget_remaining";
+/// Pings a policy asked for that the budget refused.
+pub const PINGS_REFUSED: &str = "warmgate_pings_refused_total";
+
+/// Adds a ping's billed GB-s (a gauge that only grows: the metrics crate counts integers).
+pub fn ping_cost(function: &str, target: &str, gb_s: f64) {
+    gauge!(PING_COST, "function" => function.to_string(), "target" => target.to_string())
+        .increment(gb_s);
+}
+
+pub fn ping_budget(function: &str, pings_left: u32, gb_s_left: f64) {
+    gauge!(PING_BUDGET, "function" => function.to_string(), "kind" => "pings_this_hour")
+        .set(f64::from(pings_left));
+    gauge!(PING_BUDGET, "function" => function.to_string(), "kind" => "gb_seconds_today")
+        .set(gb_s_left);
+}
+
+pub fn pings_refused(function: &str, count: u32) {
+    counter!(PINGS_REFUSED, "function" => function.to_string()).increment(u64::from(count));
+    tracing::info!(function, count, "pings refused by the budget");
 }

@@ -9,6 +9,7 @@
 pub mod error;
 mod routes;
 pub mod targets;
+pub mod warmer;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,6 +37,8 @@ use targets::{check_equivalence, TargetSet};
 /// A configured function and what is known of its targets.
 pub struct FunctionState {
     pub config: FunctionConfig,
+    /// Position in the configuration: the policy's `FunctionId`.
+    index: usize,
     targets: RwLock<TargetSet>,
     /// Warm-pool estimates, by target qualifier.
     pools: Mutex<HashMap<String, Pool>>,
@@ -61,6 +64,15 @@ impl FunctionState {
             .iter()
             .filter_map(|q| pools.get(q).map(|p| (q.clone(), p.view(now))))
             .collect()
+    }
+
+    /// Memory of a target as Lambda reported it (128 MB, Lambda's least, until resolved).
+    pub fn memory_mb(&self, target: &str) -> u32 {
+        let set = self.targets.read();
+        set.routable
+            .iter()
+            .find(|t| t.qualifier == target)
+            .map_or(128, |t| t.memory_mb)
     }
 
     /// The idle age by which an environment of `target` is gone with probability `p`.
@@ -136,6 +148,7 @@ pub struct Gateway {
     draining: AtomicBool,
     config: Config,
     clock: SharedClock,
+    warmer: Option<warmer::Warmer>,
 }
 
 /// What one invocation through the gateway produced.
@@ -165,7 +178,8 @@ impl Gateway {
         let functions = config
             .functions
             .iter()
-            .map(|f| {
+            .enumerate()
+            .map(|(index, f)| {
                 let pools = f
                     .targets
                     .iter()
@@ -173,6 +187,7 @@ impl Gateway {
                     .collect();
                 let state = FunctionState {
                     config: f.clone(),
+                    index,
                     targets: RwLock::new(TargetSet::default()),
                     pools: Mutex::new(pools),
                     freed: Notify::new(),
@@ -182,8 +197,23 @@ impl Gateway {
                 (f.name.clone(), Arc::new(state))
             })
             .collect();
+        let warmer = config.warmer.enabled.then(|| {
+            let policy = crate::policy::registry::live_policy(&config.warmer.policy)
+                .expect("validated with the configuration");
+            let budgets = config
+                .functions
+                .iter()
+                .map(|f| warmer::Budget::new(f.ping_budget))
+                .collect();
+            warmer::Warmer::new(
+                policy,
+                budgets,
+                Duration::from_millis(config.warmer.jitter_ms),
+            )
+        });
         Arc::new(Self {
             functions,
+            warmer,
             invoker: Arc::new(lambda.clone()),
             lambda,
             in_flight: Arc::new(Semaphore::new(config.gateway.max_in_flight)),
@@ -377,12 +407,9 @@ impl Gateway {
             let upstream = began.elapsed();
             match result {
                 Ok(response) => {
-                    function.finish(
-                        &target,
-                        self.now(),
-                        &started,
-                        Finish::of(&response, upstream),
-                    );
+                    let finish = Finish::of(&response, upstream);
+                    self.observe(function, &target, &started, &finish);
+                    function.finish(&target, self.now(), &started, finish);
                     return Ok(Dispatched {
                         target,
                         response,
@@ -400,6 +427,7 @@ impl Gateway {
                             init: None,
                         },
                     };
+                    self.observe(function, &target, &started, &outcome);
                     function.finish(&target, self.now(), &started, outcome);
                     let failover = e.may_retry_elsewhere(config.idempotent);
                     tracing::warn!(function = %config.name, %target, error = %e, failover, "invoke failed");
@@ -483,6 +511,17 @@ impl Gateway {
         }
     }
 
+    /// Tells the warmer's policy of a real request's end.
+    fn observe(&self, function: &FunctionState, target: &str, started: &Started, finish: &Finish) {
+        if let Some(warmer) = &self.warmer {
+            if let Some(observation) =
+                warmer::observation(function, target, started.at, finish, false)
+            {
+                warmer.observe(observation);
+            }
+        }
+    }
+
     /// Sends one keep-alive ping to `target` unless one is already on its way, so that a new
     /// environment is initialising while requests wait for busy ones.
     fn ping_in_background(self: &Arc<Self>, function: Arc<FunctionState>, target: String) {
@@ -491,32 +530,8 @@ impl Gateway {
         }
         let gateway = self.clone();
         tokio::spawn(async move {
-            let config = &function.config;
-            let started = function.start(&target, gateway.now());
-            let began = Instant::now();
-            let result = gateway
-                .invoker
-                .invoke(InvokeRequest {
-                    function_name: config.lambda_name().to_string(),
-                    qualifier: Some(target.clone()),
-                    payload: Bytes::from(config.ping_payload.clone()),
-                    client_context: None,
-                    invocation_type: InvocationType::RequestResponse,
-                    timeout: config.timeout(),
-                })
-                .await;
-            let outcome = match &result {
-                Ok(response) => Finish::of(response, began.elapsed()),
-                Err(e) if e.executed == Execution::NotExecuted => Finish::NotRun,
-                Err(_) => Finish::Ran {
-                    met: Met::Unknown,
-                    duration: began.elapsed(),
-                    init: None,
-                },
-            };
-            function.finish(&target, gateway.now(), &started, outcome);
+            gateway.ping(&function, &target, "burst").await;
             function.pinging.store(false, Ordering::Release);
-            telemetry::ping_sent(&config.name, &target, "burst", result.is_ok());
         });
     }
 
@@ -548,6 +563,7 @@ impl Gateway {
                 }
             })
         };
+        let warmer = tokio::spawn(self.clone().run_warmer(stopped.clone()));
         let metrics = tokio::spawn(telemetry::serve_metrics(
             metrics_listener,
             telemetry::prometheus(),
@@ -568,6 +584,7 @@ impl Gateway {
             server,
             metrics,
             refresher,
+            warmer,
         })
     }
 }
@@ -594,6 +611,7 @@ pub struct RunningGateway {
     server: JoinHandle<std::io::Result<()>>,
     metrics: JoinHandle<std::io::Result<()>>,
     refresher: JoinHandle<()>,
+    warmer: JoinHandle<()>,
 }
 
 impl RunningGateway {
@@ -629,6 +647,7 @@ impl RunningGateway {
         let _ = self.stop.send(true);
         let server = tokio::time::timeout(grace, self.server).await;
         let _ = self.metrics.await;
+        let _ = self.warmer.await;
         match server {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => Err(std::io::Error::other(e)),

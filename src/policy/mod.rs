@@ -13,6 +13,7 @@
 pub mod baselines;
 pub mod cost;
 pub mod pool;
+pub mod registry;
 pub mod router;
 
 use std::time::Duration;

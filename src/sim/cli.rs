@@ -149,14 +149,7 @@ fn valid_names() -> String {
 
 /// `fixed-<N>min` or `fixed-<N>min-x<C>`: the interval and the pings per target.
 fn parse_fixed(name: &str) -> Option<(Duration, u32)> {
-    let rest = name.strip_prefix("fixed-")?;
-    let (period, concurrency) = match rest.split_once("-x") {
-        Some((period, c)) => (period, c.parse().ok()?),
-        None => (rest, 1),
-    };
-    let minutes: f64 = period.strip_suffix("min")?.parse().ok()?;
-    (minutes.is_finite() && minutes > 0.0 && concurrency > 0)
-        .then(|| (Duration::from_secs_f64(minutes * 60.0), concurrency))
+    FixedInterval::parse_name(name)
 }
 
 /// `target-tracking` or `target-tracking-<U>`: the target utilization.

@@ -36,6 +36,19 @@ impl FixedInterval {
         }
     }
 
+    /// Reads a name as [`Policy::name`] writes it: `fixed-<N>min` or `fixed-<N>min-x<C>`
+    /// (period in minutes, C pings per target), into the period and the concurrency.
+    pub fn parse_name(name: &str) -> Option<(Duration, u32)> {
+        let rest = name.strip_prefix("fixed-")?;
+        let (period, concurrency) = match rest.split_once("-x") {
+            Some((period, c)) => (period, c.parse().ok()?),
+            None => (rest, 1),
+        };
+        let minutes: f64 = period.strip_suffix("min")?.parse().ok()?;
+        (minutes.is_finite() && minutes > 0.0 && concurrency > 0)
+            .then(|| (Duration::from_secs_f64(minutes * 60.0), concurrency))
+    }
+
     /// serverless-plugin-warmup's default: every 5 minutes, concurrency 1.
     pub fn plugin_default() -> Self {
         Self::new(PLUGIN_DEFAULT_INTERVAL, 1)

@@ -1,0 +1,334 @@
+//! The warmer's executor: runs a keep-alive policy in real time and carries out its pings.
+//!
+//! The policy (pure, under `src/policy/`) sees every invocation the gateway makes, real or
+//! ping, and says when to ping which target how many times; this module wakes it when it
+//! asked, sends each round of pings together (a ping holds its environment briefly, so N
+//! concurrent pings reach N distinct environments), after a random jitter, within each
+//! function's budget of pings per hour and billed GB-s per day. Real traffic comes first: a
+//! round that the shedding limit cannot admit is skipped, never queued in front of clients.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use futures::future::join_all;
+use parking_lot::Mutex;
+use rand::Rng;
+use tokio::sync::{watch, Notify};
+
+use super::{Finish, FunctionState, Gateway};
+use crate::clock::Time;
+use crate::config::PingBudget;
+use crate::lambda::{Execution, InvocationType, InvokeRequest};
+use crate::policy::pool::Met;
+use crate::policy::{Action, FunctionInfo, Observation, Policy, StartSeen};
+use crate::telemetry;
+
+/// The client context of a ping: `custom.warmgate-ping` tells a handler (and the emulator)
+/// that this is a keep-alive, to answer at once.
+const PING_CLIENT_CONTEXT: &str = r#"{"custom":{"warmgate-ping":"1"}}"#;
+/// Billed time a ping is assumed to take before its REPORT says: a brief hold.
+const PING_ESTIMATE: Duration = Duration::from_millis(100);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// A function's spending on pings over sliding windows. Pure: `now` is an argument.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    limits: PingBudget,
+    sent: VecDeque<Time>,
+    spent: VecDeque<(Time, f64)>,
+}
+
+impl Budget {
+    pub fn new(limits: PingBudget) -> Self {
+        Self {
+            limits,
+            sent: VecDeque::new(),
+            spent: VecDeque::new(),
+        }
+    }
+
+    fn forget(&mut self, now: Time) {
+        while self.sent.front().is_some_and(|&t| t + HOUR <= now) {
+            self.sent.pop_front();
+        }
+        while self.spent.front().is_some_and(|&(t, _)| t + DAY <= now) {
+            self.spent.pop_front();
+        }
+    }
+
+    /// Pings left this hour and GB-s left today.
+    pub fn remaining(&mut self, now: Time) -> (u32, f64) {
+        self.forget(now);
+        let pings = self
+            .limits
+            .pings_per_hour
+            .saturating_sub(self.sent.len() as u32);
+        let spent: f64 = self.spent.iter().map(|(_, g)| g).sum();
+        (pings, (self.limits.gb_s_per_day - spent).max(0.0))
+    }
+
+    /// How many of `wanted` pings, each expected to cost `gb_s_each`, may go now; those are
+    /// counted as sent.
+    pub fn grant(&mut self, now: Time, wanted: u32, gb_s_each: f64) -> u32 {
+        let (pings, gb_s) = self.remaining(now);
+        let by_cost = if gb_s_each > 0.0 {
+            (gb_s / gb_s_each).floor().min(f64::from(u32::MAX)) as u32
+        } else {
+            u32::MAX
+        };
+        let granted = wanted.min(pings).min(by_cost);
+        self.sent.extend(std::iter::repeat_n(now, granted as usize));
+        granted
+    }
+
+    /// Records what a ping was billed, in GB-s.
+    pub fn spend(&mut self, now: Time, gb_s: f64) {
+        self.spent.push_back((now, gb_s));
+    }
+}
+
+/// The warmer of a gateway.
+pub(super) struct Warmer {
+    policy: Mutex<Box<dyn Policy>>,
+    /// Rung when an observation may change the policy's plans.
+    replan: Notify,
+    budgets: Mutex<Vec<Budget>>,
+    jitter: Duration,
+}
+
+impl Warmer {
+    pub(super) fn new(policy: Box<dyn Policy>, budgets: Vec<Budget>, jitter: Duration) -> Self {
+        Self {
+            policy: Mutex::new(policy),
+            replan: Notify::new(),
+            budgets: Mutex::new(budgets),
+            jitter,
+        }
+    }
+
+    /// Tells the policy of one finished invocation.
+    pub(super) fn observe(&self, observation: Observation) {
+        self.policy.lock().observe(&observation);
+        self.replan.notify_one();
+    }
+}
+
+/// What the policy learns of an invocation the gateway made.
+pub(super) fn observation(
+    function: &FunctionState,
+    target: &str,
+    arrived: Time,
+    finish: &Finish,
+    ping: bool,
+) -> Option<Observation> {
+    let target = function.config.targets.iter().position(|t| t == target)?;
+    let (start, duration, init, throttled) = match finish {
+        Finish::Ran {
+            met,
+            duration,
+            init,
+        } => {
+            let start = match met {
+                Met::Warm => StartSeen::Warm,
+                Met::Cold => StartSeen::Cold,
+                Met::Unknown => StartSeen::Unknown,
+            };
+            (start, *duration, *init, false)
+        }
+        Finish::NotRun => (StartSeen::Unknown, Duration::ZERO, None, true),
+    };
+    Some(Observation {
+        function: function.index,
+        target,
+        arrived,
+        duration,
+        init,
+        start,
+        ping,
+        throttled,
+    })
+}
+
+impl Gateway {
+    /// Sends one keep-alive ping to `target`: through the same client and the same pool
+    /// accounting as real traffic, so the estimate and the policy both see it.
+    pub(super) async fn ping(
+        self: &Arc<Self>,
+        function: &Arc<FunctionState>,
+        target: &str,
+        reason: &'static str,
+    ) {
+        let config = &function.config;
+        let arrived = self.now();
+        let started = function.start(target, arrived);
+        let began = std::time::Instant::now();
+        let context = base64::engine::general_purpose::STANDARD.encode(PING_CLIENT_CONTEXT);
+        let result = self
+            .invoker
+            .invoke(InvokeRequest {
+                function_name: config.lambda_name().to_string(),
+                qualifier: Some(target.to_string()),
+                payload: Bytes::from(config.ping_payload.clone()),
+                client_context: Some(context),
+                invocation_type: InvocationType::RequestResponse,
+                timeout: config.timeout(),
+            })
+            .await;
+        let finish = match &result {
+            Ok(response) => Finish::of(response, began.elapsed()),
+            Err(e) if e.executed == Execution::NotExecuted => Finish::NotRun,
+            Err(_) => Finish::Ran {
+                met: Met::Unknown,
+                duration: began.elapsed(),
+                init: None,
+            },
+        };
+        let now = self.now();
+        if let Some(warmer) = &self.warmer {
+            if let Some(observation) = observation(function, target, arrived, &finish, true) {
+                warmer.observe(observation);
+            }
+            if let Ok(response) = &result {
+                let memory_mb = function.memory_mb(target);
+                let billed = response
+                    .report
+                    .as_ref()
+                    .map_or(PING_ESTIMATE, |r| r.billed_duration);
+                let gb_s = billed.as_secs_f64() * f64::from(memory_mb) / 1024.0;
+                warmer.budgets.lock()[function.index].spend(now, gb_s);
+                telemetry::ping_cost(&config.name, target, gb_s);
+            }
+        }
+        let met = match &finish {
+            Finish::Ran { met: Met::Warm, .. } => "warm",
+            Finish::Ran { met: Met::Cold, .. } => "cold",
+            Finish::Ran {
+                met: Met::Unknown, ..
+            } => "unknown",
+            Finish::NotRun => "refused",
+        };
+        function.finish(target, now, &started, finish);
+        telemetry::ping_sent(&config.name, target, reason, met);
+    }
+
+    /// Carries out what the policy decided.
+    fn execute(self: &Arc<Self>, warmer: &Warmer, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Ping {
+                    function,
+                    target,
+                    count,
+                } => {
+                    let Some(state) = self.functions().nth(function).cloned() else {
+                        continue;
+                    };
+                    let Some(qualifier) = state.config.targets.get(target).cloned() else {
+                        continue;
+                    };
+                    let now = self.now();
+                    let each = PING_ESTIMATE.as_secs_f64() * f64::from(state.memory_mb(&qualifier))
+                        / 1024.0;
+                    let (granted, left) = {
+                        let mut budgets = warmer.budgets.lock();
+                        let granted = budgets[function].grant(now, count, each);
+                        (granted, budgets[function].remaining(now))
+                    };
+                    telemetry::ping_budget(&state.config.name, left.0, left.1);
+                    if granted < count {
+                        telemetry::pings_refused(&state.config.name, count - granted);
+                    }
+                    if granted == 0 {
+                        continue;
+                    }
+                    let jitter = if warmer.jitter.is_zero() {
+                        Duration::ZERO
+                    } else {
+                        rand::rng().random_range(Duration::ZERO..warmer.jitter)
+                    };
+                    let gateway = self.clone();
+                    tokio::spawn(async move {
+                        gateway.clock.sleep(jitter).await;
+                        // One round, all at once: each ping holds its environment, so the
+                        // round reaches `granted` distinct environments.
+                        let round =
+                            (0..granted).map(|_| gateway.ping(&state, &qualifier, "keep_alive"));
+                        join_all(round).await;
+                    });
+                }
+                Action::SetProvisioned { .. } => {
+                    tracing::warn!(
+                        ?action,
+                        "the gateway does not set provisioned concurrency yet; action ignored"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Runs the warmer until `stop`: wakes the policy when it asked, or when an observation
+    /// may have changed its plans.
+    pub(super) async fn run_warmer(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let Some(warmer) = &self.warmer else { return };
+        let infos: Vec<FunctionInfo> = self
+            .functions()
+            .map(|f| FunctionInfo {
+                name: f.config.name.clone(),
+                app: f.config.name.clone(),
+                memory_mb: f.memory_mb(&f.config.targets[0]),
+                targets: f.config.targets.clone(),
+            })
+            .collect();
+        let actions = warmer.policy.lock().start(&infos, self.now());
+        self.execute(warmer, actions);
+        loop {
+            let now = self.now();
+            let next = warmer.policy.lock().next_wake();
+            let wait = match next {
+                // Never spin on a policy that asks for the past without moving on.
+                Some(at) => self
+                    .clock
+                    .sleep(at.saturating_sub(now).max(Duration::from_millis(10))),
+                None => Box::pin(std::future::pending()),
+            };
+            tokio::select! {
+                _ = wait => {
+                    let actions = warmer.policy.lock().act(self.now());
+                    self.execute(warmer, actions);
+                }
+                _ = warmer.replan.notified() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_caps_pings_per_hour_and_gb_s_per_day() {
+        let mut budget = Budget::new(PingBudget {
+            pings_per_hour: 10,
+            gb_s_per_day: 5.0,
+        });
+        assert_eq!(budget.grant(Duration::ZERO, 4, 0.1), 4);
+        assert_eq!(budget.grant(Duration::from_secs(60), 8, 0.1), 6);
+        assert_eq!(budget.grant(Duration::from_secs(120), 1, 0.1), 0);
+        // An hour after the first round, its pings are no longer counted.
+        assert_eq!(budget.grant(HOUR, 5, 0.1), 4);
+        // Spending counts for a day.
+        budget.spend(HOUR, 4.95);
+        assert_eq!(
+            budget.grant(2 * HOUR, 5, 0.1),
+            0,
+            "0.05 GB-s left, a ping costs 0.1"
+        );
+        assert_eq!(budget.remaining(DAY + 2 * HOUR).1, 5.0);
+    }
+}

@@ -1,0 +1,115 @@
+//! The warmer's executor in the gateway, against the emulator's ground truth, in paused time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use warmgate::clock::TokioClock;
+use warmgate::config::Config;
+use warmgate::emulator::{Emulator, RunningEmulator};
+use warmgate::gateway::{Gateway, RunningGateway};
+use warmgate::lambda::LambdaClient;
+use warmgate::platform::PlatformSpec;
+
+const EMULATOR: &str = r#"
+[settings]
+seed = 9
+
+[[function]]
+name = "model"
+memory_mb = 2048
+timeout_s = 30
+init_ms = { median = 2500, spread = 1.3 }
+duration_ms = { median = 60, spread = 1.2 }
+"#;
+
+const MIN: Duration = Duration::from_secs(60);
+
+async fn start(warmer: &str, function_extra: &str) -> (RunningEmulator, RunningGateway) {
+    let spec = PlatformSpec::from_toml(EMULATOR).unwrap();
+    let emulator = Emulator::new(spec, Arc::new(TokioClock::new()))
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let toml = format!(
+        "[backend]\nkind = \"endpoint\"\nurl = \"http://x\"\n\n[warmer]\n{warmer}\n\n[[function]]\nname = \"model\"\n{function_extra}\n"
+    );
+    let config = Config::parse(&toml, [], "test").unwrap();
+    let lambda = LambdaClient::for_endpoint(&emulator.endpoint_url(), "us-east-1");
+    let local = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = Gateway::new(config, lambda)
+        .bind(local, local)
+        .await
+        .unwrap();
+    gateway.wait_ready(Duration::from_secs(30)).await.unwrap();
+    (emulator, gateway)
+}
+
+#[tokio::test(start_paused = true)]
+async fn k_concurrent_pings_keep_k_distinct_environments_warm() {
+    let (emulator, _gateway) = start(
+        "enabled = true\npolicy = \"fixed-4min-x3\"\njitter_ms = 500",
+        "",
+    )
+    .await;
+    // Rounds fall on multiples of 4 minutes of the gateway's clock; look 30 s after each
+    // (past the jitter and a cold start's init).
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let mut rounds = 0;
+    let mut exact = 0;
+    for _ in 0..30 {
+        let truth = emulator.emulator().snapshot();
+        let version = truth.function("model").unwrap().version("$LATEST").unwrap();
+        rounds += 1;
+        exact += usize::from(version.environments.total() == 3);
+        tokio::time::sleep(4 * MIN).await;
+    }
+    let truth = emulator.emulator().snapshot();
+    let stats = &truth
+        .function("model")
+        .unwrap()
+        .version("$LATEST")
+        .unwrap()
+        .stats;
+    println!("{exact} of {rounds} rounds found exactly 3 environments; {} pings, {} environments created", stats.pings, stats.environments_created);
+    assert!(exact * 100 >= rounds * 95, "{exact} of {rounds}");
+    assert_eq!(stats.environments_created, 3, "the same three, kept warm");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_caps_pings_per_hour() {
+    let (emulator, _gateway) = start(
+        "enabled = true\npolicy = \"fixed-1min-x3\"\njitter_ms = 0",
+        "ping_budget = { pings_per_hour = 20 }",
+    )
+    .await;
+    tokio::time::sleep(59 * MIN).await;
+    let truth = emulator.emulator().snapshot();
+    let pings = truth.function("model").unwrap().totals().pings;
+    assert_eq!(pings, 20, "60 wanted, 20 allowed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_function_called_every_twelve_minutes_stays_warm() {
+    let (emulator, gateway) = start(
+        "enabled = true\npolicy = \"hybrid-histogram\"\njitter_ms = 250",
+        "",
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/functions/model/invoke", gateway.addr());
+    let mut cold = Vec::new();
+    for _ in 0..20 {
+        let r = http.post(&url).body("{}").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        cold.push(r.headers()["x-warmgate-cold-start"] == "true");
+        tokio::time::sleep(12 * MIN).await;
+    }
+    println!("cold starts by call: {cold:?}");
+    assert!(cold[0], "the very first call is cold");
+    assert!(
+        cold[3..].iter().all(|c| !c),
+        "no cold start after the first few calls: {cold:?}"
+    );
+    let truth = emulator.emulator().snapshot();
+    assert!(truth.function("model").unwrap().totals().pings > 0);
+}
