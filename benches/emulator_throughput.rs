@@ -7,12 +7,13 @@
 //! plain HTTP/1.1 keep-alive connections, the cheapest client there is, so the figure is a
 //! lower bound for the emulator alone: both share the two cores.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{drive, post};
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use warmgate::clock::TokioClock;
 use warmgate::emulator::Emulator;
 use warmgate::platform::PlatformSpec;
@@ -46,14 +47,12 @@ async fn run(length: Duration, connections: usize) {
     let emulator = Emulator::new(spec, Arc::new(TokioClock::new()));
     let running = emulator.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = running.addr();
-    let payload = br#"{"text":"the quick brown fox jumps over the lazy dog"}"#;
-    let request = format!(
-        "POST /2015-03-31/functions/bench/invocations HTTP/1.1\r\nhost: {addr}\r\n\
-         x-amz-log-type: Tail\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{}",
-        payload.len(),
-        std::str::from_utf8(payload).unwrap()
+    let request = post(
+        addr,
+        "/2015-03-31/functions/bench/invocations",
+        "x-amz-log-type: Tail\r\n",
+        r#"{"text":"the quick brown fox jumps over the lazy dog"}"#,
     );
-    let request = Arc::new(request.into_bytes());
 
     // Warm the pool: one environment per connection.
     let warmup = Instant::now() + Duration::from_secs(1);
@@ -90,52 +89,4 @@ async fn run(length: Duration, connections: usize) {
         stats.warm_starts, stats.cold_starts
     );
     running.shutdown().await.unwrap();
-}
-
-/// Sends requests one after another on one connection until `deadline`; latencies in µs.
-async fn drive(
-    addr: std::net::SocketAddr,
-    request: Arc<Vec<u8>>,
-    deadline: Instant,
-) -> Histogram<u64> {
-    let mut latency = Histogram::<u64>::new(3).unwrap();
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let mut buf = vec![0u8; 16 * 1024];
-    while Instant::now() < deadline {
-        let sent = Instant::now();
-        stream.write_all(&request).await.unwrap();
-        read_response(&mut stream, &mut buf).await;
-        latency.record(sent.elapsed().as_micros() as u64).unwrap();
-    }
-    latency
-}
-
-/// Reads one HTTP/1.1 response with a Content-Length body; panics on anything but 200.
-async fn read_response(stream: &mut TcpStream, buf: &mut [u8]) {
-    let mut filled = 0;
-    loop {
-        let n = stream.read(&mut buf[filled..]).await.unwrap();
-        assert!(n > 0, "connection closed");
-        filled += n;
-        let head = &buf[..filled];
-        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            let text = std::str::from_utf8(&head[..end]).unwrap();
-            assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-            let length: usize = text
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .expect("content-length");
-            while filled < end + 4 + length {
-                let n = stream.read(&mut buf[filled..]).await.unwrap();
-                assert!(n > 0, "connection closed");
-                filled += n;
-            }
-            return;
-        }
-    }
 }
