@@ -15,12 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{drive, post};
 use hdrhistogram::Histogram;
-use warmgate::clock::TokioClock;
-use warmgate::config::Config;
-use warmgate::emulator::Emulator;
-use warmgate::gateway::Gateway;
-use warmgate::lambda::LambdaClient;
-use warmgate::platform::PlatformSpec;
+use warmgate::stack::LocalStack;
 
 const SPEC: &str = r#"
 [settings]
@@ -97,19 +92,12 @@ fn line(name: &str, h: &Histogram<u64>, seconds: f64) {
 }
 
 async fn run(length: Duration, connections: usize) {
-    let spec = PlatformSpec::from_toml(SPEC).unwrap();
-    let emulator = Emulator::new(spec, Arc::new(TokioClock::new()))
-        .bind("127.0.0.1:0".parse().unwrap())
+    let LocalStack { emulator, gateway } =
+        LocalStack::start(SPEC, GATEWAY, Duration::from_secs(10)).await;
+    gateway
+        .wait_ready(Duration::ZERO)
         .await
-        .unwrap();
-    let config = Config::parse(GATEWAY, [], "bench").unwrap();
-    let lambda = LambdaClient::for_endpoint(&emulator.endpoint_url(), "us-east-1");
-    let local = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::new(config, lambda)
-        .bind(local, local)
-        .await
-        .unwrap();
-    gateway.wait_ready(Duration::from_secs(10)).await.unwrap();
+        .expect("the bench function resolves");
 
     let direct = post(
         emulator.addr(),

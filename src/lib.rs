@@ -10,4 +10,5 @@ pub mod lambda;
 pub mod platform;
 pub mod policy;
 pub mod sim;
+pub mod stack;
 pub mod telemetry;

@@ -1,17 +1,13 @@
 //! The warm-pool estimator and router in the gateway, checked against the emulator's ground
 //! truth, in paused time.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
 use rand::{Rng, SeedableRng};
-use warmgate::clock::TokioClock;
-use warmgate::config::Config;
-use warmgate::emulator::{Emulator, RunningEmulator};
-use warmgate::gateway::{Gateway, RunningGateway};
-use warmgate::lambda::LambdaClient;
-use warmgate::platform::PlatformSpec;
+use warmgate::emulator::RunningEmulator;
+use warmgate::gateway::RunningGateway;
+use warmgate::stack::LocalStack;
 
 const EMULATOR: &str = r#"
 [settings]
@@ -81,22 +77,11 @@ struct Stack {
 
 impl Stack {
     async fn start(gateway_toml: &str) -> Self {
-        let spec = PlatformSpec::from_toml(EMULATOR).unwrap();
-        let emulator = Emulator::new(spec, Arc::new(TokioClock::new()))
-            .bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let config = Config::parse(gateway_toml, [], "test").unwrap();
-        let lambda = LambdaClient::for_endpoint(&emulator.endpoint_url(), "us-east-1");
-        let local = Some("127.0.0.1:0".parse().unwrap());
-        let gateway = Gateway::new(config, lambda)
-            .bind(local, local)
-            .await
-            .unwrap();
-        gateway.wait_ready(Duration::from_secs(30)).await.unwrap();
+        let stack = LocalStack::start(EMULATOR, gateway_toml, Duration::from_secs(30)).await;
+        stack.gateway.wait_ready(Duration::ZERO).await.unwrap();
         Self {
-            emulator,
-            gateway,
+            emulator: stack.emulator,
+            gateway: stack.gateway,
             http: reqwest::Client::new(),
         }
     }

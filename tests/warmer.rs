@@ -1,14 +1,10 @@
 //! The warmer's executor in the gateway, against the emulator's ground truth, in paused time.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use warmgate::clock::TokioClock;
-use warmgate::config::Config;
-use warmgate::emulator::{Emulator, RunningEmulator};
-use warmgate::gateway::{Gateway, RunningGateway};
-use warmgate::lambda::LambdaClient;
-use warmgate::platform::PlatformSpec;
+use warmgate::emulator::RunningEmulator;
+use warmgate::gateway::RunningGateway;
+use warmgate::stack::LocalStack;
 
 const EMULATOR: &str = r#"
 [settings]
@@ -25,23 +21,12 @@ duration_ms = { median = 60, spread = 1.2 }
 const MIN: Duration = Duration::from_secs(60);
 
 async fn start(warmer: &str, function_extra: &str) -> (RunningEmulator, RunningGateway) {
-    let spec = PlatformSpec::from_toml(EMULATOR).unwrap();
-    let emulator = Emulator::new(spec, Arc::new(TokioClock::new()))
-        .bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
     let toml = format!(
         "[backend]\nkind = \"endpoint\"\nurl = \"http://x\"\n\n[warmer]\n{warmer}\n\n[[function]]\nname = \"model\"\n{function_extra}\n"
     );
-    let config = Config::parse(&toml, [], "test").unwrap();
-    let lambda = LambdaClient::for_endpoint(&emulator.endpoint_url(), "us-east-1");
-    let local = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::new(config, lambda)
-        .bind(local, local)
-        .await
-        .unwrap();
-    gateway.wait_ready(Duration::from_secs(30)).await.unwrap();
-    (emulator, gateway)
+    let stack = LocalStack::start(EMULATOR, &toml, Duration::from_secs(30)).await;
+    stack.gateway.wait_ready(Duration::ZERO).await.unwrap();
+    (stack.emulator, stack.gateway)
 }
 
 #[tokio::test(start_paused = true)]

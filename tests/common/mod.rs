@@ -1,15 +1,11 @@
 //! A gateway in front of an emulator, both on 127.0.0.1:0, for integration tests.
 #![allow(dead_code)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use warmgate::clock::TokioClock;
-use warmgate::config::Config;
-use warmgate::emulator::{Emulator, RunningEmulator};
-use warmgate::gateway::{Gateway, RunningGateway};
-use warmgate::lambda::LambdaClient;
-use warmgate::platform::PlatformSpec;
+use warmgate::emulator::RunningEmulator;
+use warmgate::gateway::RunningGateway;
+use warmgate::stack::LocalStack;
 
 /// Emulated functions: a model with a 2 s cold start on two aliases of one version, a
 /// function whose aliases run different code, one that always fails, a slow one and one
@@ -127,21 +123,15 @@ impl Stack {
 /// Starts the emulator and a gateway with `gateway_toml` in front of it; waits until ready
 /// unless `expect_ready` is false.
 pub async fn start_with(gateway_toml: &str, expect_ready: bool) -> Stack {
-    let spec = PlatformSpec::from_toml(EMULATOR).expect("valid emulator spec");
-    let emulator = Emulator::new(spec, Arc::new(TokioClock::new()))
-        .bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let config = Config::parse(gateway_toml, [], "test").expect("valid gateway config");
-    let lambda = LambdaClient::for_endpoint(&emulator.endpoint_url(), "us-east-1");
-    let local = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::new(config, lambda)
-        .bind(local, local)
-        .await
-        .unwrap();
+    let wait = if expect_ready {
+        Duration::from_secs(30)
+    } else {
+        Duration::ZERO
+    };
+    let LocalStack { emulator, gateway } = LocalStack::start(EMULATOR, gateway_toml, wait).await;
     if expect_ready {
         gateway
-            .wait_ready(Duration::from_secs(30))
+            .wait_ready(Duration::ZERO)
             .await
             .expect("targets resolve");
     }
