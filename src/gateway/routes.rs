@@ -182,37 +182,66 @@ fn facts_headers(headers: &mut HeaderMap, dispatched: &Dispatched, started: Inst
     headers.insert(HeaderName::from_static("server-timing"), value(&timing));
 }
 
+/// What an ingress path says of a request beyond its function and body.
+struct Ingress {
+    client_context: Option<String>,
+    invocation_type: InvocationType,
+    pinned: Option<String>,
+}
+
+/// The part both ingress paths share: find the configured function, read and check the
+/// body, dispatch. A failure is recorded here and returned for the caller to answer in its
+/// ingress's shape.
+async fn invoke(
+    gateway: &Arc<Gateway>,
+    name: &str,
+    body: Body,
+    ingress: Result<Ingress, GatewayError>,
+    started: Instant,
+) -> Result<(Arc<FunctionState>, Dispatched), GatewayError> {
+    let Some(function) = gateway.function(name).cloned() else {
+        let error = GatewayError::unknown_function(name);
+        failed(UNKNOWN_FUNCTION, None, &error, started);
+        return Err(error);
+    };
+    let fname = function.config.name.as_str();
+    let prepared = match ingress {
+        Ok(ingress) => read_payload(&function, body)
+            .await
+            .map(|payload| (ingress, payload)),
+        Err(error) => Err(error),
+    };
+    let (ingress, payload) = prepared.inspect_err(|error| failed(fname, None, error, started))?;
+    let request = Dispatch {
+        payload,
+        client_context: ingress.client_context,
+        invocation_type: ingress.invocation_type,
+        pinned: ingress.pinned,
+    };
+    match gateway.dispatch(&function, request).await {
+        Ok(dispatched) => Ok((function, dispatched)),
+        Err((error, target)) => {
+            failed(fname, target.as_deref(), &error, started);
+            Err(error)
+        }
+    }
+}
+
 async fn invoke_v1(
     State(gateway): State<Arc<Gateway>>,
     Path(name): Path<String>,
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let Some(function) = gateway.function(&name).cloned() else {
-        let error = GatewayError::unknown_function(&name);
-        failed(UNKNOWN_FUNCTION, None, &error, started);
-        return error.into_response();
-    };
-    let fname = function.config.name.as_str();
-    let payload = match read_payload(&function, body).await {
-        Ok(p) => p,
-        Err(error) => {
-            failed(fname, None, &error, started);
-            return error.into_response();
-        }
-    };
-    let request = Dispatch {
-        payload,
+    let ingress = Ok(Ingress {
         client_context: None,
         invocation_type: InvocationType::RequestResponse,
         pinned: None,
-    };
-    match gateway.dispatch(&function, request).await {
-        Err((error, target)) => {
-            failed(fname, target.as_deref(), &error, started);
-            error.into_response()
-        }
-        Ok(dispatched) => {
+    });
+    match invoke(&gateway, &name, body, ingress, started).await {
+        Err(error) => error.into_response(),
+        Ok((function, dispatched)) => {
+            let fname = function.config.name.as_str();
             let response = &dispatched.response;
             let (status, body, outcome) = match &response.function_error {
                 None => (StatusCode::OK, response.payload.clone(), Outcome::Ok),
@@ -271,47 +300,26 @@ async fn invoke_lambda_api(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let Some(function) = gateway.function(&name).cloned() else {
-        let error = GatewayError::unknown_function(&name);
-        failed(UNKNOWN_FUNCTION, None, &error, started);
-        return error.into_lambda_response();
-    };
-    let fname = function.config.name.as_str();
     let header = |key: &str| headers.get(key).and_then(|v| v.to_str().ok());
-    let invocation_type = match header("x-amz-invocation-type").unwrap_or("RequestResponse") {
-        "RequestResponse" => InvocationType::RequestResponse,
-        "Event" => InvocationType::Event,
-        "DryRun" => InvocationType::DryRun,
-        other => {
-            let error = GatewayError::new(
-                ErrorKind::InvalidRequest,
-                format!("X-Amz-Invocation-Type {other:?} is not RequestResponse, Event or DryRun"),
-            );
-            failed(fname, None, &error, started);
-            return error.into_lambda_response();
-        }
-    };
     let wants_tail = header("x-amz-log-type") == Some("Tail");
-    let client_context = header("x-amz-client-context").map(str::to_string);
-    let payload = match read_payload(&function, body).await {
-        Ok(p) => p,
-        Err(error) => {
-            failed(fname, None, &error, started);
-            return error.into_lambda_response();
-        }
-    };
-    let request = Dispatch {
-        payload,
-        client_context,
+    let ingress = match header("x-amz-invocation-type").unwrap_or("RequestResponse") {
+        "RequestResponse" => Ok(InvocationType::RequestResponse),
+        "Event" => Ok(InvocationType::Event),
+        "DryRun" => Ok(InvocationType::DryRun),
+        other => Err(GatewayError::new(
+            ErrorKind::InvalidRequest,
+            format!("X-Amz-Invocation-Type {other:?} is not RequestResponse, Event or DryRun"),
+        )),
+    }
+    .map(|invocation_type| Ingress {
+        client_context: header("x-amz-client-context").map(str::to_string),
         invocation_type,
         pinned: query.qualifier,
-    };
-    match gateway.dispatch(&function, request).await {
-        Err((error, target)) => {
-            failed(fname, target.as_deref(), &error, started);
-            error.into_lambda_response()
-        }
-        Ok(dispatched) => {
+    });
+    match invoke(&gateway, &name, body, ingress, started).await {
+        Err(error) => error.into_lambda_response(),
+        Ok((function, dispatched)) => {
+            let fname = function.config.name.as_str();
             let response = &dispatched.response;
             let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
             let mut http = (status, response.payload.clone()).into_response();
