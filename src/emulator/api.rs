@@ -290,16 +290,28 @@ async fn list_functions(State(emulator): State<Emulator>) -> Json<Value> {
     Json(json!({ "Functions": functions }))
 }
 
+/// The configuration of the version a function name and qualifier resolve to, and the
+/// function's reserved concurrency.
+fn resolved_configuration(
+    emulator: &Emulator,
+    raw: &str,
+    query: &QualifierQuery,
+) -> Result<(Value, Option<u32>), ApiError> {
+    let (name, qualifier) = target(raw, query)?;
+    let platform = emulator.platform.lock();
+    let version = platform.resolve_version(name, qualifier)?;
+    let function = platform.function(name).expect("resolved");
+    let configuration = configuration(emulator, function, version, qualifier);
+    Ok((configuration, function.spec.reserved_concurrency))
+}
+
 async fn get_function_configuration(
     State(emulator): State<Emulator>,
     Path(raw): Path<String>,
     Query(query): Query<QualifierQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (name, qualifier) = target(&raw, &query)?;
-    let platform = emulator.platform.lock();
-    let version = platform.resolve_version(name, qualifier)?;
-    let function = platform.function(name).expect("resolved");
-    Ok(Json(configuration(&emulator, function, version, qualifier)))
+    let (configuration, _) = resolved_configuration(&emulator, &raw, &query)?;
+    Ok(Json(configuration))
 }
 
 async fn get_function(
@@ -307,15 +319,12 @@ async fn get_function(
     Path(raw): Path<String>,
     Query(query): Query<QualifierQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (name, qualifier) = target(&raw, &query)?;
-    let platform = emulator.platform.lock();
-    let version = platform.resolve_version(name, qualifier)?;
-    let function = platform.function(name).expect("resolved");
+    let (configuration, reserved) = resolved_configuration(&emulator, &raw, &query)?;
     let mut body = json!({
-        "Configuration": configuration(&emulator, function, version, qualifier),
+        "Configuration": configuration,
         "Code": { "RepositoryType": "S3", "Location": "https://warmgate-emulator.invalid/code.zip" },
     });
-    if let Some(reserved) = function.spec.reserved_concurrency {
+    if let Some(reserved) = reserved {
         body["Concurrency"] = json!({ "ReservedConcurrentExecutions": reserved });
     }
     Ok(Json(body))
