@@ -24,6 +24,9 @@ const BINS: usize = 240;
 const DROP_BELOW: f64 = 0.02;
 /// Ghosts remembered per target.
 const GHOSTS: usize = 64;
+/// Observations after which the survival curve is refit only every [`REFIT_EVERY`].
+const EAGER_OBSERVATIONS: u64 = 256;
+const REFIT_EVERY: u32 = 32;
 /// Weight of the prior, in pseudo-observations per bin.
 const PRIOR_WEIGHT: f64 = 0.5;
 
@@ -42,6 +45,9 @@ pub struct ReclaimModel {
     alive: Vec<f64>,
     seen: Vec<f64>,
     survival: Vec<f64>,
+    /// Observations so far, and those not yet in the fitted curve.
+    observed: u64,
+    unfitted: u32,
 }
 
 impl Default for ReclaimModel {
@@ -67,6 +73,8 @@ impl ReclaimModel {
             alive,
             seen: vec![PRIOR_WEIGHT; BINS],
             survival: vec![1.0; BINS],
+            observed: 0,
+            unfitted: 0,
         };
         model.refit();
         model
@@ -83,7 +91,15 @@ impl ReclaimModel {
         if alive {
             self.alive[b] += 1.0;
         }
-        self.refit();
+        self.observed += 1;
+        self.unfitted += 1;
+        // The curve moves slowly once it has learnt: refit after every observation while it
+        // is young, then every REFIT_EVERY (a refit is a pass over every bin; doing it per
+        // request was most of a replay's time and held the gateway's pool lock).
+        if self.observed <= EAGER_OBSERVATIONS || self.unfitted >= REFIT_EVERY {
+            self.refit();
+            self.unfitted = 0;
+        }
     }
 
     /// Probability that an environment idle for `age` is still warm.

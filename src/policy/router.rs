@@ -66,12 +66,19 @@ pub fn choose(pools: &[PoolView]) -> Route {
             expect: Expectation::Warm,
         };
     }
+    // The expected wait for init: a cold start's init, unless the target turns out warm.
+    // Equivalent targets run the same code, so their init estimates differ mostly by noise:
+    // compared in 25% steps, near-equal ones tie, and the tie keeps pools concentrated.
+    let expected_init_step = |p: &PoolView| {
+        let wait_ms = (1.0 - p.warm_probability) * p.expected_init.as_secs_f64() * 1000.0;
+        (wait_ms.max(1.0).ln() / 1.25f64.ln()).round() as i64
+    };
     let target = pools
         .iter()
         .enumerate()
         .min_by(|(i, a), (j, b)| {
-            a.expected_init
-                .cmp(&b.expected_init)
+            expected_init_step(a)
+                .cmp(&expected_init_step(b))
                 .then(heat(b).total_cmp(&heat(a)))
                 .then(i.cmp(j))
         })
