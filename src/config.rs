@@ -67,7 +67,8 @@ impl Default for GatewaySection {
 #[serde(deny_unknown_fields, default)]
 pub struct WarmerSection {
     pub enabled: bool,
-    /// A policy name: `none`, `fixed-<N>min`, `fixed-<N>min-x<C>`, `hybrid-histogram`.
+    /// A policy name: `warmer` (predictive), `none`, `fixed-<N>min`, `fixed-<N>min-x<C>`,
+    /// `hybrid-histogram`.
     pub policy: String,
     /// Each round of pings starts after a random delay up to this, so that replicas and
     /// functions do not ping in lockstep.

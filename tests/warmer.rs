@@ -98,3 +98,26 @@ async fn a_function_called_every_twelve_minutes_stays_warm() {
     let truth = emulator.emulator().snapshot();
     assert!(truth.function("model").unwrap().totals().pings > 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_predictive_warmer_keeps_a_twelve_minute_function_warm_in_the_gateway() {
+    let (emulator, gateway) =
+        start("enabled = true\npolicy = \"warmer\"\njitter_ms = 250", "").await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/functions/model/invoke", gateway.addr());
+    let mut cold = Vec::new();
+    for _ in 0..20 {
+        let r = http.post(&url).body("{}").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        cold.push(r.headers()["x-warmgate-cold-start"] == "true");
+        tokio::time::sleep(12 * MIN).await;
+    }
+    let truth = emulator.emulator().snapshot();
+    let pings = truth.function("model").unwrap().totals().pings;
+    println!("cold starts by call: {cold:?}; {pings} pings");
+    assert!(
+        cold[3..].iter().all(|c| !c),
+        "no cold start after the first few calls: {cold:?}"
+    );
+    assert!(pings <= 2 * 20, "at most two pings per call, got {pings}");
+}

@@ -12,9 +12,11 @@
 
 pub mod baselines;
 pub mod cost;
+pub mod forecast;
 pub mod pool;
 pub mod registry;
 pub mod router;
+pub mod warmer;
 
 use std::time::Duration;
 

@@ -6,14 +6,16 @@
 use super::baselines::fixed_interval::FixedInterval;
 use super::baselines::hybrid_histogram::HybridHistogram;
 use super::baselines::none::NoPolicy;
+use super::warmer::Warmer;
 use super::Policy;
 
 /// Names the gateway's warmer accepts.
-pub const LIVE_POLICIES: &str = "none, fixed-<N>min, fixed-<N>min-x<C>, hybrid-histogram";
+pub const LIVE_POLICIES: &str = "warmer, none, fixed-<N>min, fixed-<N>min-x<C>, hybrid-histogram";
 
 /// The keep-alive policy called `name`, or why not.
 pub fn live_policy(name: &str) -> Result<Box<dyn Policy>, String> {
     match name {
+        "warmer" => Ok(Box::new(Warmer::default())),
         "none" => Ok(Box::new(NoPolicy)),
         "hybrid-histogram" => Ok(Box::new(HybridHistogram::new())),
         _ => match FixedInterval::parse_name(name) {
@@ -33,7 +35,13 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_typos_are_refused() {
-        for name in ["none", "hybrid-histogram", "fixed-5min", "fixed-4min-x3"] {
+        for name in [
+            "warmer",
+            "none",
+            "hybrid-histogram",
+            "fixed-5min",
+            "fixed-4min-x3",
+        ] {
             assert_eq!(live_policy(name).unwrap().name(), name);
         }
         let err = live_policy("fixed-5mins").err().unwrap();

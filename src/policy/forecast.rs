@@ -1,0 +1,452 @@
+//! Demand forecasts per function, learned online from the invocations the driver sees.
+//!
+//! Two models, neither needing an outside service (pure code: observations and `now` in,
+//! forecasts out; DESIGN invariant 1):
+//!
+//! - an **idle-time histogram** (as in Shahrad et al., USENIX ATC 2020): the gaps between the
+//!   end of the function's last busy period and its next arrival, in 1-minute bins over
+//!   4 hours. Given how long the function has been idle, it says how likely an arrival is
+//!   within a window ([`IdleHistogram::probability_within`]) and from when on one becomes
+//!   likely ([`IdleHistogram::likely_from`]). It serves the sparse functions.
+//! - a **concurrency forecast**: the peak concurrency of each recent minute (from the
+//!   environments the warmer's replica of the pool saw in use), an hour-of-day profile learned
+//!   online, and a short-term trend. The forecast of the environments needed over the next
+//!   minutes is the recent peak (over a window, and over the last few active minutes, so a
+//!   periodic burst is remembered across its quiet gap), raised by the trend and by the
+//!   profile of the coming hour where an earlier day taught one. In an 8-hour trace the
+//!   profile never applies; the recent peak and the trend do the work.
+//!
+//! [`FunctionForecast::demand`] answers, per function and horizon, how many environments will
+//! be needed and how likely it is that any will.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::clock::Time;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOURS_PER_DAY: u64 = 24;
+
+/// The forecast's parameters; [`Default`] gives ours.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForecastConfig {
+    /// Width of an idle-time bin: 1 minute (Shahrad et al.).
+    pub bin: Duration,
+    /// Range of the idle-time histogram: 4 hours (Shahrad et al.); longer gaps are out of
+    /// bounds.
+    pub range: Duration,
+    /// Below this many idle times the histogram gives no probability (the caller falls back).
+    pub min_samples: u32,
+    /// Minutes over which the recent peak concurrency is taken.
+    pub peak_window_minutes: u64,
+    /// The last this-many active minutes also count for the peak, however long ago (a burst
+    /// every 15 minutes is remembered across its quiet gap).
+    pub burst_memory: usize,
+    /// Minutes over which the short-term trend (least-squares slope of minute peaks) is fit.
+    pub trend_window_minutes: u64,
+    /// Relative headroom on the forecast number of environments.
+    pub headroom: f64,
+}
+
+impl Default for ForecastConfig {
+    fn default() -> Self {
+        ForecastConfig {
+            bin: MINUTE,
+            range: Duration::from_secs(4 * 3600),
+            min_samples: 3,
+            peak_window_minutes: 30,
+            burst_memory: 6,
+            trend_window_minutes: 10,
+            headroom: 0.0,
+        }
+    }
+}
+
+/// Idle times of one function: end of a busy period to the next arrival.
+#[derive(Debug, Clone)]
+pub struct IdleHistogram {
+    bin: Duration,
+    bins: Vec<u32>,
+    out_of_bounds: u32,
+    total: u32,
+}
+
+impl IdleHistogram {
+    pub fn new(bin: Duration, range: Duration) -> Self {
+        assert!(!bin.is_zero(), "an idle-time bin must be positive");
+        let n = (range.as_nanos() / bin.as_nanos()).max(1) as usize;
+        IdleHistogram {
+            bin,
+            bins: vec![0; n],
+            out_of_bounds: 0,
+            total: 0,
+        }
+    }
+
+    fn bin_of(&self, d: Duration) -> usize {
+        (d.as_nanos() / self.bin.as_nanos()) as usize
+    }
+
+    pub fn record(&mut self, idle: Duration) {
+        let b = self.bin_of(idle);
+        match self.bins.get_mut(b) {
+            Some(count) => *count = count.saturating_add(1),
+            None => self.out_of_bounds = self.out_of_bounds.saturating_add(1),
+        }
+        self.total = self.total.saturating_add(1);
+    }
+
+    /// Idle times recorded.
+    pub fn samples(&self) -> u32 {
+        self.total
+    }
+
+    /// Probability of an arrival within `(elapsed, elapsed + window]` of idle, given none by
+    /// `elapsed`, at bin resolution (the bin holding `elapsed` counts whole). Zero past the
+    /// histogram's range or when no recorded idle time was as long.
+    pub fn probability_within(&self, elapsed: Duration, window: Duration) -> f64 {
+        let from = self.bin_of(elapsed);
+        if from >= self.bins.len() {
+            return 0.0;
+        }
+        let to = self.bin_of(elapsed + window).min(self.bins.len() - 1);
+        let within: u64 = self.bins[from..=to].iter().map(|&c| u64::from(c)).sum();
+        let beyond: u64 = self.bins[from..].iter().map(|&c| u64::from(c)).sum::<u64>()
+            + u64::from(self.out_of_bounds);
+        if beyond == 0 {
+            0.0
+        } else {
+            within as f64 / beyond as f64
+        }
+    }
+
+    /// The least idle time at or after `elapsed` (on the bin grid) from which an arrival
+    /// within `window` has probability at least `threshold`, if any within the range.
+    pub fn likely_from(
+        &self,
+        elapsed: Duration,
+        window: Duration,
+        threshold: f64,
+    ) -> Option<Duration> {
+        let first = self.bin_of(elapsed);
+        (first..self.bins.len())
+            .map(|b| {
+                if b == first {
+                    elapsed
+                } else {
+                    self.bin * b as u32
+                }
+            })
+            .find(|&e| self.probability_within(e, window) >= threshold)
+    }
+}
+
+/// Peak concurrency per minute, an hour-of-day profile, and the rate of busy time.
+#[derive(Debug, Clone, Default)]
+pub struct ConcurrencyForecast {
+    /// (minute index, peak concurrency) of recent minutes with any start, oldest first.
+    minutes: VecDeque<(u64, u32)>,
+    /// Per hour of day: (day last updated, peak seen that hour on that day, peak of the
+    /// latest earlier day that saw the hour).
+    profile: Vec<(u64, u32, u32)>,
+    /// Busy seconds of starts per minute: (minute index, seconds), last two minutes.
+    busy: VecDeque<(u64, f64)>,
+}
+
+impl ConcurrencyForecast {
+    fn minute(t: Time) -> u64 {
+        t.as_secs() / 60
+    }
+
+    /// A start at `at` with `concurrency` executions running (itself included), busy for
+    /// `busy`.
+    pub fn record_start(&mut self, at: Time, concurrency: u32, busy: Duration) {
+        let m = Self::minute(at);
+        match self.minutes.iter_mut().rev().find(|(mm, _)| *mm == m) {
+            Some((_, peak)) => *peak = (*peak).max(concurrency),
+            None => {
+                let pos = self.minutes.partition_point(|&(mm, _)| mm < m);
+                self.minutes.insert(pos, (m, concurrency));
+                // Keep two hours of active minutes at most.
+                while self.minutes.len() > 120 {
+                    self.minutes.pop_front();
+                }
+            }
+        }
+        match self.busy.iter_mut().find(|(mm, _)| *mm == m) {
+            Some((_, s)) => *s += busy.as_secs_f64(),
+            None => {
+                self.busy.push_back((m, busy.as_secs_f64()));
+                self.busy.make_contiguous().sort_by_key(|&(mm, _)| mm);
+                while self.busy.len() > 3 {
+                    self.busy.pop_front();
+                }
+            }
+        }
+        if self.profile.is_empty() {
+            self.profile = vec![(u64::MAX, 0, 0); HOURS_PER_DAY as usize];
+        }
+        let (day, hour) = (m / (60 * HOURS_PER_DAY), (m / 60) % HOURS_PER_DAY);
+        let slot = &mut self.profile[hour as usize];
+        if slot.0 != day {
+            if slot.0 != u64::MAX && slot.0 < day {
+                slot.2 = slot.1;
+            }
+            *slot = (day, 0, slot.2);
+        }
+        slot.1 = slot.1.max(concurrency);
+    }
+
+    /// Expected executions in flight now: the busy seconds started in the last full minute,
+    /// per second.
+    pub fn in_flight(&self, now: Time) -> f64 {
+        let m = Self::minute(now);
+        self.busy
+            .iter()
+            .find(|(mm, _)| *mm + 1 == m)
+            .map_or(0.0, |&(_, s)| s / 60.0)
+    }
+
+    /// Peak concurrency in the last `window` minutes before `now`, and over the last
+    /// `burst_memory` active minutes.
+    fn recent_peak(&self, now: Time, cfg: &ForecastConfig) -> u32 {
+        let m = Self::minute(now);
+        let windowed = self
+            .minutes
+            .iter()
+            .rev()
+            .take_while(|(mm, _)| *mm + cfg.peak_window_minutes >= m)
+            .map(|&(_, p)| p)
+            .max()
+            .unwrap_or(0);
+        let remembered = self
+            .minutes
+            .iter()
+            .rev()
+            .take(cfg.burst_memory)
+            .map(|&(_, p)| p)
+            .max()
+            .unwrap_or(0);
+        windowed.max(remembered)
+    }
+
+    /// Least-squares slope of minute peaks (0 for a minute with none) over the trend window,
+    /// in environments per minute.
+    fn trend(&self, now: Time, cfg: &ForecastConfig) -> f64 {
+        let m = Self::minute(now);
+        let n = cfg.trend_window_minutes;
+        if n < 2 || m < n {
+            return 0.0;
+        }
+        let points: Vec<(f64, f64)> = (0..n)
+            .map(|i| {
+                let mm = m - n + i;
+                let peak = self
+                    .minutes
+                    .iter()
+                    .rev()
+                    .find(|(x, _)| *x == mm)
+                    .map_or(0, |&(_, p)| p);
+                (i as f64, f64::from(peak))
+            })
+            .collect();
+        let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n as f64;
+        let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n as f64;
+        let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+        let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+        if sxx == 0.0 {
+            0.0
+        } else {
+            sxy / sxx
+        }
+    }
+
+    /// The profile's peak for the hour of `at`, if an earlier day taught one.
+    fn profile_peak(&self, at: Time) -> u32 {
+        let hour = (Self::minute(at) / 60) % HOURS_PER_DAY;
+        self.profile.get(hour as usize).map_or(0, |slot| slot.2)
+    }
+
+    /// Environments needed over `(now, now + horizon]`: the recent peak, raised by the
+    /// positive trend over the horizon and by the coming hour's profile, with headroom.
+    pub fn environments(&self, now: Time, horizon: Duration, cfg: &ForecastConfig) -> u32 {
+        let recent = f64::from(self.recent_peak(now, cfg));
+        let minutes = horizon.as_secs_f64() / 60.0;
+        let trended = recent + (self.trend(now, cfg) * minutes).max(0.0);
+        let profiled = f64::from(self.profile_peak(now + horizon));
+        (trended.max(profiled) * (1.0 + cfg.headroom)).ceil() as u32
+    }
+}
+
+/// Demand forecast for one function over a horizon.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Demand {
+    /// Probability of at least one arrival within the horizon; `None` while the idle-time
+    /// histogram has too few samples to say.
+    pub probability: Option<f64>,
+    /// Environments needed if the function is called within the horizon.
+    pub environments: u32,
+}
+
+/// Everything the forecast knows of one function.
+#[derive(Debug, Clone)]
+pub struct FunctionForecast {
+    pub idle: IdleHistogram,
+    pub concurrency: ConcurrencyForecast,
+    /// End of the latest busy period seen (real invocations only).
+    last_end: Option<Time>,
+}
+
+impl FunctionForecast {
+    pub fn new(cfg: &ForecastConfig) -> Self {
+        FunctionForecast {
+            idle: IdleHistogram::new(cfg.bin, cfg.range),
+            concurrency: ConcurrencyForecast::default(),
+            last_end: None,
+        }
+    }
+
+    /// Whether a real invocation was seen.
+    pub fn seen(&self) -> bool {
+        self.last_end.is_some()
+    }
+
+    pub fn last_end(&self) -> Option<Time> {
+        self.last_end
+    }
+
+    /// A real invocation from `arrived` to `end`, which found `concurrency` executions running
+    /// (itself included). Reports come in completion order: one that starts within the
+    /// latest busy period makes no idle time.
+    pub fn record(&mut self, arrived: Time, end: Time, concurrency: u32) {
+        if let Some(last) = self.last_end {
+            if arrived > last {
+                self.idle.record(arrived - last);
+            }
+        }
+        self.last_end = Some(self.last_end.map_or(end, |l| l.max(end)));
+        self.concurrency
+            .record_start(arrived, concurrency, end.saturating_sub(arrived));
+    }
+
+    /// Demand over `(now, now + horizon]`.
+    pub fn demand(&self, now: Time, horizon: Duration, cfg: &ForecastConfig) -> Demand {
+        let probability = match self.last_end {
+            Some(_) if self.idle.samples() < cfg.min_samples => None,
+            Some(end) => Some(
+                self.idle
+                    .probability_within(now.saturating_sub(end), horizon),
+            ),
+            None => None,
+        };
+        Demand {
+            probability,
+            environments: self.concurrency.environments(now, horizon, cfg),
+        }
+    }
+
+    /// The first time at or after `now` from which an arrival within `horizon` has
+    /// probability at least `threshold`, by the idle-time histogram.
+    pub fn likely_from(&self, now: Time, horizon: Duration, threshold: f64) -> Option<Time> {
+        let end = self.last_end?;
+        let elapsed = now.saturating_sub(end);
+        self.idle
+            .likely_from(elapsed, horizon, threshold)
+            .map(|e| end + e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn periodic_idle_times_say_when_an_arrival_is_likely() {
+        let mut h = IdleHistogram::new(MIN, 240 * MIN);
+        for _ in 0..10 {
+            h.record(12 * MIN + 10 * S);
+        }
+        assert_eq!(h.probability_within(MIN, 5 * MIN), 0.0);
+        assert_eq!(h.probability_within(10 * MIN, 5 * MIN), 1.0);
+        assert_eq!(h.likely_from(MIN, 2 * MIN, 0.5), Some(10 * MIN));
+        assert_eq!(
+            h.probability_within(20 * MIN, 5 * MIN),
+            0.0,
+            "past every gap"
+        );
+        assert_eq!(h.likely_from(13 * MIN, 5 * MIN, 0.1), None);
+    }
+
+    #[test]
+    fn out_of_bound_idle_times_lower_the_probability() {
+        let mut h = IdleHistogram::new(MIN, 240 * MIN);
+        h.record(2 * MIN);
+        h.record(300 * MIN);
+        assert!((h.probability_within(Duration::ZERO, 5 * MIN) - 0.5).abs() < 1e-9);
+        assert_eq!(h.samples(), 2);
+    }
+
+    #[test]
+    fn the_recent_peak_and_a_rising_trend_size_the_pool() {
+        let cfg = ForecastConfig::default();
+        let mut c = ConcurrencyForecast::default();
+        // Peaks 1, 2, ..., 10 in minutes 0..10.
+        for m in 0..10u32 {
+            c.record_start(MIN * m + S, m + 1, S);
+        }
+        let now = 10 * MIN;
+        assert_eq!(c.recent_peak(now, &cfg), 10);
+        assert!((c.trend(now, &cfg) - 1.0).abs() < 1e-9);
+        assert_eq!(c.environments(now, 5 * MIN, &cfg), 15);
+        // One busy second per minute: 1/60 in flight.
+        assert!((c.in_flight(now) - 1.0 / 60.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_burst_is_remembered_across_its_quiet_gap() {
+        let cfg = ForecastConfig::default();
+        let mut c = ConcurrencyForecast::default();
+        for k in 0..3u32 {
+            for i in 1..=6 {
+                c.record_start(45 * MIN * k + S, i, S);
+            }
+        }
+        // 44 minutes after the last burst: outside the 30-minute window, still remembered.
+        assert_eq!(c.environments(134 * MIN, 5 * MIN, &cfg), 6);
+    }
+
+    #[test]
+    fn the_profile_applies_from_the_second_day() {
+        let cfg = ForecastConfig::default();
+        let mut c = ConcurrencyForecast::default();
+        let day = 24 * 60 * MIN;
+        c.record_start(9 * 60 * MIN, 40, S);
+        assert_eq!(c.profile_peak(9 * 60 * MIN), 0, "same day");
+        c.record_start(day + 3 * 60 * MIN, 1, S);
+        c.record_start(day + 9 * 60 * MIN, 2, S);
+        assert_eq!(c.profile_peak(day + 9 * 60 * MIN + 5 * MIN), 40);
+        assert!(c.environments(day + 8 * 60 * MIN + 58 * MIN, 5 * MIN, &cfg) >= 40);
+    }
+
+    #[test]
+    fn a_function_forecast_needs_samples_before_it_gives_a_probability() {
+        let cfg = ForecastConfig::default();
+        let mut f = FunctionForecast::new(&cfg);
+        assert!(!f.seen());
+        let mut t = Duration::ZERO;
+        for k in 0..4 {
+            f.record(t, t + S, 1);
+            let d = f.demand(t + S, 5 * MIN, &cfg);
+            assert_eq!(d.probability.is_none(), k < 3, "{k}");
+            t += 10 * MIN;
+        }
+        // Idle times of 9 min 59 s (bin 9): a 5-minute window reaches them from 4 min of idle.
+        assert_eq!(
+            f.likely_from(31 * MIN, 5 * MIN, 0.5),
+            Some(30 * MIN + S + 4 * MIN)
+        );
+    }
+}

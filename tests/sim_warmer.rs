@@ -1,0 +1,95 @@
+//! The forecasting warmer driven by the simulator's engine on small made-up traces.
+
+use std::time::Duration;
+
+use warmgate::policy::baselines::none::NoPolicy;
+use warmgate::policy::warmer::Warmer;
+use warmgate::policy::Policy;
+use warmgate::sim::engine::{replay, Candidate, Figures, Mode, SimSettings};
+use warmgate::sim::trace::{Arrival, DurationModel, Trace, TraceFormat, TraceFunction};
+
+const SEC: Duration = Duration::from_secs(1);
+const MIN: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn function(times: impl IntoIterator<Item = Duration>, duration: Duration) -> TraceFunction {
+    TraceFunction {
+        id: "f".into(),
+        app: "app".into(),
+        trigger: None,
+        memory_mb: 256,
+        durations: DurationModel::Fixed(duration),
+        arrivals: times
+            .into_iter()
+            .map(|at| Arrival {
+                at,
+                duration: Some(duration),
+                tokens: None,
+            })
+            .collect(),
+    }
+}
+
+fn trace(function: TraceFunction, span: Duration) -> Trace {
+    Trace {
+        name: "made-up".into(),
+        format: TraceFormat::Azure2019,
+        functions: vec![function],
+        duration: span,
+    }
+}
+
+/// Deterministic mode (zero init, no lifetime cap) with a fixed idle reclaim.
+fn settings(warmup: Duration, reclaim: Duration) -> SimSettings {
+    SimSettings {
+        mode: Mode::Deterministic,
+        warmup,
+        idle_reclaim_s: Some(warmgate::platform::dist::Dist::Fixed(reclaim.as_secs_f64())),
+        ..SimSettings::default()
+    }
+}
+
+fn run(trace: &Trace, settings: &SimSettings, policy: Box<dyn Policy>) -> Figures {
+    replay(trace, settings, Candidate::new(policy), &|_| {})
+}
+
+#[test]
+fn a_call_every_12_minutes_meets_no_cold_start_once_seen() {
+    let span = 6 * HOUR;
+    let times: Vec<Duration> = (0..)
+        .map(|k| k * 12 * MIN + 30 * SEC)
+        .take_while(|&t| t < span)
+        .collect();
+    let trace = trace(function(times, Duration::from_millis(200)), span);
+    // From the fourth call on (36 min): nothing is cold, with a 10-minute reclaim or a
+    // 5-minute one.
+    for reclaim in [10 * MIN, 5 * MIN + SEC] {
+        let s = settings(36 * MIN, reclaim);
+        let none = run(&trace, &s, Box::new(NoPolicy));
+        assert_eq!(none.cold_starts, none.invocations, "every call cold alone");
+        let warmed = run(&trace, &s, Box::new(Warmer::default()));
+        assert_eq!(warmed.cold_starts, 0, "reclaim {reclaim:?}");
+        // Pre-warmed just before each call rather than kept warm through the gap: at most two
+        // pings per call counted (27), where a 5-minute keep-alive sends 12 an hour.
+        assert!(warmed.pings <= 2 * 27, "{}", warmed.pings);
+    }
+}
+
+#[test]
+fn a_burst_of_six_every_15_minutes_is_prewarmed() {
+    let span = 6 * HOUR;
+    // Six calls of 2 s at once, every 15 minutes.
+    let times: Vec<Duration> = (0..)
+        .map(|k| k * 15 * MIN + 30 * SEC)
+        .take_while(|&t| t < span)
+        .flat_map(|t| std::iter::repeat_n(t, 6))
+        .collect();
+    let trace = trace(function(times, 2 * SEC), span);
+    let s = settings(HOUR, 5 * MIN + SEC);
+    let none = run(&trace, &s, Box::new(NoPolicy));
+    assert_eq!(none.cold_starts, none.invocations);
+    let warmed = run(&trace, &s, Box::new(Warmer::default()));
+    assert_eq!(warmed.cold_starts, 0, "{warmed:?}");
+    // About one round of six pings per burst (20 bursts after the warm-up), not a keep-alive.
+    assert!(warmed.pings <= 6 * 2 * 20, "{}", warmed.pings);
+}
