@@ -425,6 +425,17 @@ impl Platform {
         self.by_name.get(name).map(|&i| &self.functions[i])
     }
 
+    /// Ground truth, cheaply: idle on-demand environments of `version` (`$LATEST` or a
+    /// published version number) of function `function`, as of the last [`Platform::advance`]
+    /// (call it first to count at a given time). Provisioned environments are not counted;
+    /// 0 for an unknown function or version. Read-only; [`Platform::snapshot`] gives
+    /// everything, at a cost per environment.
+    pub fn idle_environments(&self, function: &str, version: &str) -> u32 {
+        self.function(function)
+            .and_then(|f| Some(f.versions[f.version_index(version)?].idle.len() as u32))
+            .unwrap_or(0)
+    }
+
     /// When the next scheduled event falls, if any: the simulator jumps there.
     pub fn next_event_at(&self) -> Option<Time> {
         self.events.peek().map(|Reverse((at, _, _))| *at)

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::engine::{self, Candidate, Mode, SimSettings, DEFAULT_ACCOUNT_CONCURRENCY};
+use super::engine::{self, Candidate, Mode, SimSettings, Traffic, DEFAULT_ACCOUNT_CONCURRENCY};
 use super::plot;
 use super::report::{Report, RunInfo};
 use super::trace::{self, AzureOptions, LoadOptions, SpreadRule, Trace};
@@ -16,15 +16,17 @@ use crate::policy::baselines::fixed_peak::FixedPeak;
 use crate::policy::baselines::hybrid_histogram::HybridHistogram;
 use crate::policy::baselines::none::NoPolicy;
 use crate::policy::baselines::target_tracking::TargetTracking;
+use crate::policy::warmer::Warmer;
 
 /// Policies `all` stands for, in the order the table lists them.
-const ALL: [&str; 6] = [
+const ALL: [&str; 7] = [
     "none",
     "fixed-5min",
     "hybrid-histogram",
     "fixed-peak",
     "target-tracking",
     "never-reclaim",
+    "warmer",
 ];
 
 /// Target utilization of `target-tracking` without a figure: AWS's example for provisioned
@@ -83,6 +85,20 @@ pub struct SimulateArgs {
     /// default is one large account rather than Lambda's default quota of 1,000.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_ACCOUNT_CONCURRENCY)]
     pub account_concurrency: u32,
+    /// Equivalent targets per function: K published versions of the same code, with the
+    /// aliases live, live-2, ..., live-K. Each policy is replayed with its traffic to the first
+    /// target (a client calling one alias), plus the rows --spread and --route ask for.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub targets: usize,
+    /// Also replay each policy with each request sent to a target drawn uniformly among the
+    /// K (seeded; in turn with --deterministic), no routing: clients pinned to different
+    /// aliases. Rows labelled `<policy>+spread`.
+    #[arg(long)]
+    pub spread: bool,
+    /// Also replay each policy with the gateway's router choosing each request's target over
+    /// the warm-pool estimates. Rows labelled `<policy>+route`.
+    #[arg(long)]
+    pub route: bool,
     /// Write the figures to FILE.csv or FILE.json.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -99,6 +115,9 @@ impl SimulateArgs {
                 "--warmup-minutes must be a non-negative number, got {}",
                 self.warmup_minutes
             );
+        }
+        if self.targets == 0 {
+            bail!("--targets must be at least 1");
         }
         let idle_reclaim_s = match self.reclaim_minutes {
             Some(m) if m.is_finite() && m >= 0.0 => Some(Dist::Fixed(m * 60.0)),
@@ -119,6 +138,9 @@ impl SimulateArgs {
             },
             idle_reclaim_s,
             account_concurrency: self.account_concurrency,
+            targets: self.targets,
+            // A routing study measures the estimator in every row.
+            measure_estimator: self.targets > 1 || self.spread || self.route,
         })
     }
 
@@ -176,6 +198,8 @@ pub enum Baseline {
         utilization: f64,
     },
     NeverReclaim,
+    /// The forecasting warmer (`policy::warmer`), not a baseline: the product.
+    Warmer,
 }
 
 impl Baseline {
@@ -186,6 +210,7 @@ impl Baseline {
             "hybrid-histogram" => Baseline::HybridHistogram,
             "fixed-peak" => Baseline::FixedPeak,
             "never-reclaim" => Baseline::NeverReclaim,
+            "warmer" => Baseline::Warmer,
             _ => {
                 if let Some((interval, concurrency)) = parse_fixed(name) {
                     Baseline::FixedInterval {
@@ -211,6 +236,7 @@ impl Baseline {
                 concurrency,
             } => Box::new(FixedInterval::new(interval, concurrency)),
             Baseline::HybridHistogram => Box::new(HybridHistogram::new()),
+            Baseline::Warmer => Box::new(Warmer::default()),
             // The oracle: each function's peak concurrency over the whole trace, with the very
             // durations the replay will use.
             Baseline::FixedPeak => {
@@ -222,6 +248,7 @@ impl Baseline {
             label: label.to_string(),
             policy,
             reclaim: engine::Reclaim::AsLambda,
+            traffic: Traffic::First,
         }
     }
 }
@@ -304,9 +331,24 @@ pub fn simulate(args: &SimulateArgs) -> anyhow::Result<Report> {
             trace.duration.as_secs_f64() / 60.0
         );
     }
+    // Each policy with its traffic to the first target, then spread and routed if asked.
+    let traffics: Vec<Traffic> = [
+        Some(Traffic::First),
+        args.spread.then_some(Traffic::Spread),
+        args.route.then_some(Traffic::Routed),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let candidates: Vec<Candidate> = baselines
         .iter()
-        .map(|(label, baseline)| baseline.candidate(label, &trace, &settings))
+        .flat_map(|(label, baseline)| {
+            traffics.iter().map(|&traffic| {
+                baseline
+                    .candidate(label, &trace, &settings)
+                    .with_traffic(traffic)
+            })
+        })
         .collect();
     let labels: Vec<String> = candidates.iter().map(|c| c.label.clone()).collect();
     let (_multi, bars) = progress_bars(&labels, trace.invocations());
@@ -326,6 +368,12 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let report = simulate(&args)?;
     println!("{}\n", report.run.preamble());
     print!("{}", report.table());
+    if report.has_routing() {
+        println!(
+            "\nRouting and the warm-pool estimate against the ground truth (after the warm-up):\n"
+        );
+        print!("{}", report.estimator_table());
+    }
     if let Some(path) = &args.out {
         report.write(path)?;
         eprintln!("wrote {}", path.display());
@@ -420,5 +468,21 @@ mod tests {
         let defaults = Cli::try_parse_from(["simulate", "--trace", "dir"]).unwrap();
         assert_eq!(defaults.args.policy, ["all"]);
         assert_eq!(defaults.args.settings().unwrap(), SimSettings::default());
+    }
+
+    #[test]
+    fn routing_arguments_parse_into_settings() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["simulate", "--trace", "dir", "--targets", "3", "--route"])
+            .unwrap();
+        assert!(cli.args.route && !cli.args.spread);
+        let settings = cli.args.settings().unwrap();
+        assert_eq!(settings.targets, 3);
+        assert!(
+            settings.measure_estimator,
+            "a routing study measures the estimator"
+        );
+        let zero = Cli::try_parse_from(["simulate", "--trace", "dir", "--targets", "0"]).unwrap();
+        assert!(zero.args.settings().is_err());
     }
 }

@@ -12,9 +12,20 @@
 //! 3. arrivals: the next invocation of any function, taken from a heap that merges the
 //!    functions' sorted arrival lists (one cursor per function, no global sorted copy).
 //!
-//! Each trace function becomes one platform function with the trace's memory, one published
-//! version and an alias `live` on it; the policy's single target is `live`, and real
-//! invocations and pings go there. Handler durations come from the trace (its per-invocation
+//! 4. the minute tick (at every whole minute of virtual time, between completions and the
+//!    policy's wake-up): provisioned capacity is read into the pools, and after the warm-up the
+//!    pools' estimates are compared with the platform's ground truth.
+//!
+//! Each trace function becomes one platform function with the trace's memory and
+//! [`SimSettings::targets`] (K) equivalent targets: K published versions of the same code, with
+//! the aliases [`target_name`] (`live`, `live-2`, ..., `live-K`) on them. How real invocations
+//! reach the targets is the candidate's [`Traffic`]: all to `live` (a client calling one alias),
+//! spread over the K (client populations each pinned to its alias), or routed by the very
+//! [`router::choose`] the gateway runs, over the very [`Pool`] estimates it keeps. The pools are
+//! kept whatever the traffic, driven as the gateway drives them (`start` when a request is
+//! sent, `complete` with what the platform revealed when it ends, `abandon` when it was
+//! throttled before running), so the estimator's error against the platform's ground truth
+//! is measured in every replay ([`EstimatorError`]). Pings go to the targets the policy names. Handler durations come from the trace (its per-invocation
 //! duration, or a draw from the function's [`DurationModel`]) and are handed to the platform
 //! with [`Platform::invoke_replayed`]; each function draws from its own seeded stream, so every
 //! policy replays the same durations for the same arrivals.
@@ -33,6 +44,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use rand::Rng;
+
 use super::trace::{Arrival, DurationModel, Trace, TraceFunction};
 use crate::clock::Time;
 use crate::platform::dist::Dist;
@@ -41,10 +54,62 @@ use crate::platform::{
     ControlError, FunctionSpec, Invocation, InvokeRequest, Platform, Rejection, Snapshot, Start,
 };
 use crate::policy::cost::{self, Prices, Usage};
+use crate::policy::pool::{Met, Pool, Started};
+use crate::policy::router;
 use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy, StartSeen};
 
-/// The qualifier every simulated function is invoked through.
+/// The qualifier of every simulated function's first target, the one a client calling one
+/// alias invokes.
 pub const LIVE_ALIAS: &str = "live";
+
+/// The alias of target `k` (from 0): `live`, then `live-2`, `live-3`, ... Target `k` is the
+/// alias on published version `k + 1`; every version runs the same code (equal CodeSha256,
+/// DESIGN invariant 3).
+pub fn target_name(k: usize) -> String {
+    if k == 0 {
+        LIVE_ALIAS.to_string()
+    } else {
+        format!("{LIVE_ALIAS}-{}", k + 1)
+    }
+}
+
+/// How clients' requests reach a function's equivalent targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Traffic {
+    /// Every request to the first target: a client calling one alias (the gateway's pinned
+    /// path). With one target, the only choice.
+    #[default]
+    First,
+    /// Each request to a target drawn uniformly among the function's K (seeded, one stream per
+    /// function): client populations each pinned to its alias, no routing. Deterministic mode
+    /// takes them in turn instead (round robin), so that counts are checkable by hand.
+    Spread,
+    /// The gateway routes: each request's target is [`router::choose`] over the function's
+    /// pool estimates at its arrival, the chosen pool's `start` taken in the same step; a
+    /// throttle (refused before running) fails over to the next target, as the gateway does.
+    /// The gateway's wait-or-cold (holding a request for a busy environment) is not simulated.
+    Routed,
+}
+
+impl Traffic {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Traffic::First => "first",
+            Traffic::Spread => "spread",
+            Traffic::Routed => "routed",
+        }
+    }
+
+    /// The label of `policy` replayed under this traffic: `none`, `none+spread`, `none+route`.
+    pub fn label(self, policy: &str) -> String {
+        match self {
+            Traffic::First => policy.to_string(),
+            Traffic::Spread => format!("{policy}+spread"),
+            Traffic::Routed => format!("{policy}+route"),
+        }
+    }
+}
 /// Real invocations carry this payload; anything but the ping payload would do.
 const REAL_PAYLOAD: &[u8] = b"{}";
 /// "Forever" for reclaim and lifetime: 10^12 s, about 31,700 years.
@@ -111,6 +176,13 @@ pub struct SimSettings {
     pub idle_reclaim_s: Option<Dist>,
     /// The account's concurrency quota. See [`DEFAULT_ACCOUNT_CONCURRENCY`].
     pub account_concurrency: u32,
+    /// Equivalent targets per function (K, at least 1): see [`target_name`].
+    pub targets: usize,
+    /// Keep the warm-pool estimates and measure their error against the ground truth in
+    /// every replay, not only in routed ones (which need them). Off by default: the pools'
+    /// reclaim model refits on every observation, which multiplies a replay's time by about
+    /// six on the 500-function sample.
+    pub measure_estimator: bool,
 }
 
 /// The fixed idle reclaim of deterministic mode: 10 minutes, the 2019 measurement DESIGN cites.
@@ -131,6 +203,8 @@ impl Default for SimSettings {
             init_ms: SimSettings::small_function_init(),
             idle_reclaim_s: None,
             account_concurrency: DEFAULT_ACCOUNT_CONCURRENCY,
+            targets: 1,
+            measure_estimator: false,
         }
     }
 }
@@ -202,10 +276,11 @@ fn platform_name(f: FunctionId) -> String {
     format!("f{f}")
 }
 
-/// The platform a replay runs on: one function per trace function, with one published
-/// version and the alias [`LIVE_ALIAS`] on it.
+/// The platform a replay runs on: one function per trace function, with K published versions
+/// of the same code and the aliases [`target_name`] on them.
 pub fn platform_spec(trace: &Trace, settings: &SimSettings, reclaim: Reclaim) -> PlatformSpec {
     let init_ms = settings.init_ms();
+    let k = settings.targets.max(1);
     let functions = trace
         .functions
         .iter()
@@ -216,13 +291,15 @@ pub fn platform_spec(trace: &Trace, settings: &SimSettings, reclaim: Reclaim) ->
             init_ms,
             // Unused: the engine hands every invocation its duration.
             duration_ms: Dist::Fixed(tf.durations.average().as_secs_f64() * 1e3),
-            versions: vec![VersionSpec::default()],
-            aliases: vec![AliasSpec {
-                name: LIVE_ALIAS.into(),
-                version: "1".into(),
-                routing: Default::default(),
-                description: String::new(),
-            }],
+            versions: vec![VersionSpec::default(); k],
+            aliases: (0..k)
+                .map(|t| AliasSpec {
+                    name: target_name(t),
+                    version: (t + 1).to_string(),
+                    routing: Default::default(),
+                    description: String::new(),
+                })
+                .collect(),
             ..FunctionSpec::named(platform_name(f))
         })
         .collect();
@@ -232,8 +309,10 @@ pub fn platform_spec(trace: &Trace, settings: &SimSettings, reclaim: Reclaim) ->
     }
 }
 
-/// What the policies learn of the trace's functions before any traffic.
-pub fn function_infos(trace: &Trace) -> Vec<FunctionInfo> {
+/// What the policies learn of the trace's functions before any traffic: each has the
+/// `targets` aliases of [`target_name`].
+pub fn function_infos(trace: &Trace, targets: usize) -> Vec<FunctionInfo> {
+    let names: Vec<String> = (0..targets.max(1)).map(target_name).collect();
     trace
         .functions
         .iter()
@@ -241,7 +320,7 @@ pub fn function_infos(trace: &Trace) -> Vec<FunctionInfo> {
             name: tf.id.clone(),
             app: tf.app.clone(),
             memory_mb: tf.memory_mb,
-            targets: vec![LIVE_ALIAS.into()],
+            targets: names.clone(),
         })
         .collect()
 }
@@ -349,11 +428,13 @@ impl<'t> Arrivals<'t> {
     }
 }
 
-/// An observation waiting for its completion time.
+/// An observation waiting for its completion time, with the pool's record of the request
+/// (none for a throttled one, already abandoned).
 struct Pending {
     at: Time,
     seq: u64,
     observation: Observation,
+    started: Option<Started>,
 }
 
 impl PartialEq for Pending {
@@ -381,12 +462,13 @@ struct Completions {
 }
 
 impl Completions {
-    fn push(&mut self, at: Time, observation: Observation) {
+    fn push(&mut self, at: Time, observation: Observation, started: Option<Started>) {
         self.seq += 1;
         self.heap.push(Reverse(Pending {
             at,
             seq: self.seq,
             observation,
+            started,
         }));
     }
 
@@ -394,8 +476,10 @@ impl Completions {
         self.heap.peek().map(|Reverse(p)| p.at)
     }
 
-    fn pop(&mut self) -> Option<Observation> {
-        self.heap.pop().map(|Reverse(p)| p.observation)
+    fn pop(&mut self) -> Option<(Time, Observation, Option<Started>)> {
+        self.heap
+            .pop()
+            .map(|Reverse(p)| (p.at, p.observation, p.started))
     }
 }
 
@@ -421,6 +505,7 @@ struct Tally {
     /// the platform's snapshots.
     usage: Usage,
     provisioning_refused: u64,
+    estimator: EstimatorTally,
 }
 
 impl Tally {
@@ -455,6 +540,86 @@ impl Tally {
     }
 }
 
+/// The estimator's error against the ground truth, as it is counted: a histogram of absolute
+/// errors and the sums for the means.
+#[derive(Debug, Default)]
+struct EstimatorTally {
+    /// Samples by absolute error (the last bin holds every larger error).
+    by_error: Vec<u64>,
+    signed: i64,
+    truth: u64,
+}
+
+/// Absolute errors beyond this share one histogram bin.
+const ERROR_BINS: usize = 1024;
+
+impl EstimatorTally {
+    fn record(&mut self, estimate: u32, truth: u32) {
+        if self.by_error.is_empty() {
+            self.by_error = vec![0; ERROR_BINS];
+        }
+        let error = estimate.abs_diff(truth) as usize;
+        self.by_error[error.min(ERROR_BINS - 1)] += 1;
+        self.signed += i64::from(estimate) - i64::from(truth);
+        self.truth += u64::from(truth);
+    }
+
+    fn figures(&self) -> EstimatorError {
+        let samples: u64 = self.by_error.iter().sum();
+        if samples == 0 {
+            return EstimatorError::default();
+        }
+        let n = samples as f64;
+        let abs: u64 = self
+            .by_error
+            .iter()
+            .enumerate()
+            .map(|(e, &c)| e as u64 * c)
+            .sum();
+        let within = |e: usize| self.by_error.iter().take(e + 1).sum::<u64>() as f64 / n;
+        let mut seen = 0;
+        let p99 = self
+            .by_error
+            .iter()
+            .position(|&c| {
+                seen += c;
+                seen as f64 >= 0.99 * n
+            })
+            .unwrap_or(ERROR_BINS - 1);
+        EstimatorError {
+            samples,
+            mean_abs_error: abs as f64 / n,
+            exact_share: within(0),
+            within_1_share: within(1),
+            p99_abs_error: p99 as u32,
+            mean_error: self.signed as f64 / n,
+            mean_truth: self.truth as f64 / n,
+        }
+    }
+}
+
+/// How far the pools' estimates of warm idle environments were from the platform's ground
+/// truth. A sample is one target of one function at one whole minute after the warm-up: the
+/// pool's `view(now).warm_idle`, rounded, against the platform's count of idle on-demand
+/// environments of the target's version. A sample is taken only where either is non-zero, so
+/// that functions idle for good do not inflate the exact share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct EstimatorError {
+    pub samples: u64,
+    /// Mean of |estimate - truth|.
+    pub mean_abs_error: f64,
+    /// Share of samples where the rounded estimate is the truth.
+    pub exact_share: f64,
+    /// Share of samples within one environment of the truth.
+    pub within_1_share: f64,
+    /// 99th percentile of |estimate - truth| (the smallest error at or above 99 % of samples).
+    pub p99_abs_error: u32,
+    /// Mean of estimate - truth: above zero, the estimate counts environments already gone.
+    pub mean_error: f64,
+    /// Mean true idle count over the samples, for scale.
+    pub mean_truth: f64,
+}
+
 /// GB-s the platform settles over time, summed over functions: (provisioned allocated, idle
 /// on-demand).
 fn settled_gb_s(snapshot: &Snapshot) -> (f64, f64) {
@@ -473,6 +638,10 @@ fn settled_gb_s(snapshot: &Snapshot) -> (f64, f64) {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Figures {
     pub policy: String,
+    /// Equivalent targets per function.
+    pub targets: usize,
+    /// How requests reached the targets.
+    pub traffic: Traffic,
     /// Real requests that arrived after the warm-up (throttled ones included).
     pub invocations: u64,
     /// Of them, those that met a new on-demand environment.
@@ -500,6 +669,8 @@ pub struct Figures {
     pub bill_usd: f64,
     /// Provider-side idle memory time: GB-s of warm, idle on-demand environments.
     pub idle_gb_s: f64,
+    /// The pools' estimates against the ground truth, after the warm-up.
+    pub estimator: EstimatorError,
     /// Wall-clock time of the replay, in seconds (information only).
     pub replay_s: f64,
     /// Each counted function's cold-start share, sorted ascending: the CDF plot's data.
@@ -526,7 +697,13 @@ fn share(part: u64, whole: u64) -> f64 {
 }
 
 impl Figures {
-    fn new(policy: String, tally: &Tally, boundary: &Snapshot, end: &Snapshot) -> Self {
+    fn new(
+        policy: String,
+        (targets, traffic): (usize, Traffic),
+        tally: &Tally,
+        boundary: &Snapshot,
+        end: &Snapshot,
+    ) -> Self {
         let invocations = tally.functions.iter().map(|t| t.invocations).sum();
         let cold_starts = tally.functions.iter().map(|t| t.cold_starts).sum();
         let mut shares: Vec<f64> = tally
@@ -544,6 +721,8 @@ impl Figures {
         };
         Figures {
             policy,
+            targets,
+            traffic,
             invocations,
             cold_starts,
             cold_start_share: share(cold_starts, invocations),
@@ -559,6 +738,7 @@ impl Figures {
             on_demand_gb_s: usage.on_demand_gb_s,
             bill_usd: cost::bill(&usage, &Prices::us_east_1(Architecture::X86_64)),
             idle_gb_s: idle_end - idle_start,
+            estimator: tally.estimator.figures(),
             replay_s: 0.0,
             function_cold_shares: shares,
         }
@@ -569,21 +749,24 @@ impl Figures {
 // The replay
 // ---------------------------------------------------------------------------------------------
 
-/// A policy to replay, and what the platform does with idle environments under it.
+/// A policy to replay, what the platform does with idle environments under it, and how
+/// requests reach the targets.
 pub struct Candidate {
     /// The name its figures carry.
     pub label: String,
     pub policy: Box<dyn Policy>,
     pub reclaim: Reclaim,
+    pub traffic: Traffic,
 }
 
 impl Candidate {
-    /// A policy on the platform as Lambda behaves.
+    /// A policy on the platform as Lambda behaves, its traffic to the first target.
     pub fn new(policy: Box<dyn Policy>) -> Self {
         Candidate {
             label: policy.name(),
             policy,
             reclaim: Reclaim::AsLambda,
+            traffic: Traffic::First,
         }
     }
 
@@ -593,9 +776,22 @@ impl Candidate {
             label: "never-reclaim".into(),
             policy: Box::new(crate::policy::baselines::none::NoPolicy),
             reclaim: Reclaim::Never,
+            traffic: Traffic::First,
         }
     }
+
+    /// The same candidate under `traffic`, labelled for it ([`Traffic::label`] of the label
+    /// it had).
+    pub fn with_traffic(mut self, traffic: Traffic) -> Self {
+        self.label = traffic.label(&self.label);
+        self.traffic = traffic;
+        self
+    }
 }
+
+/// One minute: the period of the tick that refreshes provisioned capacity into the pools and
+/// measures the estimator.
+const TICK: Duration = Duration::from_secs(60);
 
 /// One replay in progress.
 struct Replay<'t> {
@@ -604,6 +800,23 @@ struct Replay<'t> {
     platform: Platform,
     policy: Box<dyn Policy>,
     names: Vec<String>,
+    /// The K targets' aliases, and the version each names.
+    targets: Vec<String>,
+    versions: Vec<String>,
+    traffic: Traffic,
+    /// Spread traffic: one stream per function (empty otherwise); in deterministic mode,
+    /// each function's next target in turn.
+    spread: Vec<ChaCha8Rng>,
+    turn: Vec<usize>,
+    /// Pools per function and target: the gateway's estimate, fed what the gateway would see.
+    /// Empty when neither routing nor measuring the estimator.
+    pools: Vec<Vec<Pool>>,
+    /// Targets the policy ever gave provisioned concurrency: read into their pools each tick.
+    provisioned: Vec<(FunctionId, usize)>,
+    /// Reused for the router's input.
+    views: Vec<crate::policy::pool::PoolView>,
+    /// The next minute tick; none without pools.
+    next_tick: Option<Time>,
     ping_payload: Vec<u8>,
     durations: Vec<HandlerDurations>,
     completions: Completions,
@@ -622,12 +835,43 @@ impl<'t> Replay<'t> {
     fn new(trace: &'t Trace, settings: &SimSettings, candidate: Candidate) -> Self {
         let platform = Platform::new(platform_spec(trace, settings, candidate.reclaim));
         let ping_payload = platform.settings().ping.payload.trim().as_bytes().to_vec();
+        let k = settings.targets.max(1);
+        let n = trace.functions.len();
+        let deterministic = settings.mode == Mode::Deterministic;
+        let keep_pools = candidate.traffic == Traffic::Routed || settings.measure_estimator;
+        let spread = if candidate.traffic == Traffic::Spread && !deterministic {
+            (0..n)
+                .map(|f| {
+                    // Its own seed, apart from the handler durations' streams.
+                    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ 0x5350_5245_4144);
+                    rng.set_stream(f as u64);
+                    rng
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Replay {
             trace,
             warmup: settings.warmup,
             platform,
             policy: candidate.policy,
-            names: (0..trace.functions.len()).map(platform_name).collect(),
+            names: (0..n).map(platform_name).collect(),
+            targets: (0..k).map(target_name).collect(),
+            versions: (0..k).map(|t| (t + 1).to_string()).collect(),
+            traffic: candidate.traffic,
+            spread,
+            turn: vec![0; n],
+            pools: if keep_pools {
+                (0..n)
+                    .map(|_| (0..k).map(|_| Pool::default()).collect())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            provisioned: Vec::new(),
+            views: Vec::with_capacity(k),
+            next_tick: keep_pools.then_some(TICK),
             ping_payload,
             durations: trace
                 .functions
@@ -636,7 +880,7 @@ impl<'t> Replay<'t> {
                 .map(|(f, tf)| HandlerDurations::new(tf, f, settings))
                 .collect(),
             completions: Completions::default(),
-            tally: Tally::new(trace.functions.len()),
+            tally: Tally::new(n),
             now: Duration::ZERO,
             wake: None,
             wake_stale: false,
@@ -651,7 +895,7 @@ impl<'t> Replay<'t> {
     /// Runs the replay to the end of the trace; `progress` hears of arrivals replayed.
     fn run(mut self, label: String, progress: &dyn Fn(u64)) -> Figures {
         let end = self.trace.duration;
-        let infos = function_infos(self.trace);
+        let infos = function_infos(self.trace, self.targets.len());
         let actions = self.policy.start(&infos, Duration::ZERO);
         self.carry_out(actions);
         self.refresh_wake();
@@ -659,10 +903,11 @@ impl<'t> Replay<'t> {
         let mut replayed = 0u64;
         loop {
             let next_done = self.completions.peek();
+            let next_tick = self.next_tick.filter(|&t| t < end);
             // The trace spans [0, end): a wake-up at the end is past it.
             let next_wake = self.due_wake().filter(|&w| w < end);
             let next_arrival = arrivals.peek();
-            let Some(t) = [next_done, next_wake, next_arrival]
+            let Some(t) = [next_done, next_tick, next_wake, next_arrival]
                 .into_iter()
                 .flatten()
                 .min()
@@ -672,10 +917,27 @@ impl<'t> Replay<'t> {
             self.now = self.now.max(t);
             self.mark_warmup_boundary(t);
             if next_done == Some(t) {
-                let observation = self.completions.pop().expect("peeked");
+                let (at, observation, started) = self.completions.pop().expect("peeked");
+                if let Some(started) = started {
+                    let met = match observation.start {
+                        StartSeen::Warm | StartSeen::Provisioned => Met::Warm,
+                        StartSeen::Cold => Met::Cold,
+                        StartSeen::Unknown => Met::Unknown,
+                    };
+                    self.pools[observation.function][observation.target].complete(
+                        at,
+                        &started,
+                        met,
+                        observation.duration,
+                        observation.init,
+                    );
+                }
                 self.policy.observe(&observation);
                 self.wake_stale = false;
                 self.refresh_wake();
+            } else if next_tick == Some(t) {
+                self.tick(t);
+                self.next_tick = Some(t + TICK);
             } else if next_wake == Some(t) {
                 let actions = self.policy.act(self.now);
                 self.carry_out(actions);
@@ -695,7 +957,42 @@ impl<'t> Replay<'t> {
         self.mark_warmup_boundary(end.max(self.warmup));
         let boundary = self.boundary.take().expect("marked");
         let last = self.platform.snapshot(end.max(self.platform.now()));
-        Figures::new(label, &self.tally, &boundary, &last)
+        Figures::new(
+            label,
+            (self.targets.len(), self.traffic),
+            &self.tally,
+            &boundary,
+            &last,
+        )
+    }
+
+    /// The minute tick at `t`: provisioned capacity read into the pools (as the gateway's
+    /// refresh does, here every minute), then, after the warm-up, each pool's estimate of
+    /// warm idle environments against the platform's ground truth. Completions at `t` are
+    /// already in both.
+    fn tick(&mut self, t: Time) {
+        self.platform.advance(t);
+        for &(f, target) in &self.provisioned {
+            let allocated = self
+                .platform
+                .get_provisioned(t, &self.names[f], &self.targets[target])
+                .map_or(0, |view| view.allocated);
+            self.pools[f][target].set_provisioned(allocated);
+        }
+        if !self.counted(t) {
+            return;
+        }
+        for (f, pools) in self.pools.iter().enumerate() {
+            for (target, pool) in pools.iter().enumerate() {
+                let truth = self
+                    .platform
+                    .idle_environments(&self.names[f], &self.versions[target]);
+                let estimate = pool.view(t).warm_idle.round() as u32;
+                if truth > 0 || estimate > 0 {
+                    self.tally.estimator.record(estimate, truth);
+                }
+            }
+        }
     }
 
     /// The wake-up to honour now: never before the engine's time, none while stale.
@@ -722,42 +1019,95 @@ impl<'t> Replay<'t> {
         }
     }
 
-    /// A real invocation arrives.
+    /// A real invocation arrives: it goes to a target by the traffic rule. A routed request
+    /// is sent as the gateway's `route` and `dispatch` send it: the router chooses over the
+    /// pools' views at arrival and the chosen pool's environment is taken in the same step;
+    /// a throttle (refused before running) is abandoned on its pool and the request fails over
+    /// to the next target in order; it counts once, by its last attempt.
     fn invoke(&mut self, f: FunctionId, arrival: &Arrival) {
         let duration = self.durations[f].next(arrival);
-        let request = InvokeRequest {
-            function: &self.names[f],
-            qualifier: Some(LIVE_ALIAS),
-            payload: REAL_PAYLOAD,
-            client_context: None,
-        };
-        let outcome = self
-            .platform
-            .invoke_replayed(arrival.at, &request, duration);
-        self.settle(f, arrival.at, false, outcome);
+        let at = arrival.at;
+        let k = self.targets.len();
+        match self.traffic {
+            Traffic::First => {
+                self.send(f, 0, at, Some(duration), true);
+            }
+            Traffic::Spread => {
+                let target = match self.spread.get_mut(f) {
+                    Some(rng) => rng.random_range(0..k),
+                    None => {
+                        let turn = self.turn[f];
+                        self.turn[f] = (turn + 1) % k;
+                        turn
+                    }
+                };
+                self.send(f, target, at, Some(duration), true);
+            }
+            Traffic::Routed => {
+                self.views.clear();
+                self.views.extend(self.pools[f].iter().map(|p| p.view(at)));
+                let chosen = router::choose(&self.views).target;
+                let order = std::iter::once(chosen).chain((0..k).filter(|&t| t != chosen));
+                for (i, target) in order.enumerate() {
+                    let last = i + 1 == k;
+                    if self.send(f, target, at, Some(duration), last) {
+                        break;
+                    }
+                }
+            }
+        }
     }
 
-    /// Counts a request's outcome and schedules what the policy will observe of it.
-    fn settle(
+    /// Sends one request to target `target` of function `f` at `at`, a real one (with its
+    /// handler `duration`) or a ping (`None`), taking the pool's environment first as the
+    /// gateway does. A throttled request is abandoned on its pool at once; it is counted
+    /// (when `count`, or whenever it ran) and the policy hears of it. Returns whether it ran.
+    fn send(
         &mut self,
         f: FunctionId,
+        target: usize,
         at: Time,
-        ping: bool,
-        outcome: Result<Invocation, Rejection>,
-    ) {
-        if self.counted(at) {
+        duration: Option<Duration>,
+        count: bool,
+    ) -> bool {
+        let started = self.pools.get_mut(f).map(|pools| pools[target].start(at));
+        let request = InvokeRequest {
+            function: &self.names[f],
+            qualifier: Some(&self.targets[target]),
+            payload: if duration.is_some() {
+                REAL_PAYLOAD
+            } else {
+                &self.ping_payload
+            },
+            client_context: None,
+        };
+        let outcome = match duration {
+            Some(d) => self.platform.invoke_replayed(at, &request, d),
+            None => self.platform.invoke(at, &request),
+        };
+        let ping = duration.is_none();
+        let ran = outcome.is_ok();
+        if self.counted(at) && (count || ran) {
             self.tally.record(f, ping, &outcome);
         }
-        let (done, observation) = match &outcome {
-            Ok(invocation) => (invocation.completes_at, observed(f, invocation)),
+        let (done, observation, started) = match &outcome {
+            Ok(invocation) => (
+                invocation.completes_at,
+                observed(f, target, invocation),
+                started,
+            ),
             Err(rejection) => {
                 if let Rejection::NotFound { message } = rejection {
                     panic!("the replay's own function is not found: {message}");
                 }
-                (at, throttled(f, at, ping))
+                if let Some(started) = &started {
+                    self.pools[f][target].abandon(started);
+                }
+                (at, throttled(f, target, at, ping), None)
             }
         };
-        self.completions.push(done, observation);
+        self.completions.push(done, observation, started);
+        ran
     }
 
     fn carry_out(&mut self, actions: Vec<Action>) {
@@ -779,13 +1129,14 @@ impl<'t> Replay<'t> {
 
     /// Checks an action's function and target: a policy that names neither is a bug in it.
     fn check_target(&self, function: FunctionId, target: usize) {
-        let known = function < self.names.len() && target == 0;
+        let known = function < self.names.len() && target < self.targets.len();
         assert!(
             known,
             "policy {} acted on function {function} target {target}; the trace has {} functions \
-             with the one target {LIVE_ALIAS:?}",
+             with {} targets each",
             self.policy.name(),
-            self.names.len()
+            self.names.len(),
+            self.targets.len()
         );
     }
 
@@ -793,38 +1144,35 @@ impl<'t> Replay<'t> {
     fn ping(&mut self, f: FunctionId, target: usize, count: u32) {
         self.check_target(f, target);
         for _ in 0..count {
-            let request = InvokeRequest {
-                function: &self.names[f],
-                qualifier: Some(LIVE_ALIAS),
-                payload: &self.ping_payload,
-                client_context: None,
-            };
-            let outcome = self.platform.invoke(self.now, &request);
-            self.settle(f, self.now, true, outcome);
+            self.send(f, target, self.now, None, true);
         }
     }
 
     fn set_provisioned(&mut self, f: FunctionId, target: usize, concurrency: u32) {
         self.check_target(f, target);
         let name = &self.names[f];
+        let qualifier = &self.targets[target];
         let result = if concurrency == 0 {
-            match self.platform.delete_provisioned(self.now, name, LIVE_ALIAS) {
+            match self.platform.delete_provisioned(self.now, name, qualifier) {
                 Err(ControlError::ProvisionedConfigNotFound(_)) => Ok(()),
                 other => other,
             }
         } else {
             self.platform
-                .put_provisioned(self.now, name, LIVE_ALIAS, concurrency)
+                .put_provisioned(self.now, name, qualifier, concurrency)
                 .map(|_| ())
         };
         self.tally.provisioning_refused += u64::from(result.is_err());
+        if !self.provisioned.contains(&(f, target)) {
+            self.provisioned.push((f, target));
+        }
     }
 }
 
-fn observed(f: FunctionId, invocation: &Invocation) -> Observation {
+fn observed(f: FunctionId, target: usize, invocation: &Invocation) -> Observation {
     Observation {
         function: f,
-        target: 0,
+        target,
         arrived: invocation.started_at,
         duration: invocation.duration,
         init: invocation.init,
@@ -838,10 +1186,10 @@ fn observed(f: FunctionId, invocation: &Invocation) -> Observation {
     }
 }
 
-fn throttled(f: FunctionId, at: Time, ping: bool) -> Observation {
+fn throttled(f: FunctionId, target: usize, at: Time, ping: bool) -> Observation {
     Observation {
         function: f,
-        target: 0,
+        target,
         arrived: at,
         duration: Duration::ZERO,
         init: None,
@@ -948,6 +1296,34 @@ mod tests {
             duration: Duration::from_secs(1),
         };
         assert_eq!(peak_concurrency(&trace, &SimSettings::default()), [3, 1, 0]);
+    }
+
+    #[test]
+    fn estimator_figures_count_errors_and_their_99th_percentile() {
+        let mut tally = EstimatorTally::default();
+        assert_eq!(tally.figures(), EstimatorError::default());
+        // 97 exact, 2 one too many, 1 three too few.
+        for _ in 0..97 {
+            tally.record(2, 2);
+        }
+        tally.record(3, 2);
+        tally.record(1, 0);
+        tally.record(0, 3);
+        let e = tally.figures();
+        assert_eq!(e.samples, 100);
+        assert!((e.mean_abs_error - 0.05).abs() < 1e-12);
+        assert!((e.exact_share - 0.97).abs() < 1e-12);
+        assert!((e.within_1_share - 0.99).abs() < 1e-12);
+        assert_eq!(e.p99_abs_error, 1);
+        assert!((e.mean_error - (-0.01)).abs() < 1e-12);
+        assert!((e.mean_truth - 1.99).abs() < 1e-12);
+    }
+
+    #[test]
+    fn targets_are_live_then_numbered() {
+        assert_eq!(target_name(0), LIVE_ALIAS);
+        assert_eq!(target_name(2), "live-3");
+        assert_eq!(Traffic::Routed.label("none"), "none+route");
     }
 
     #[test]

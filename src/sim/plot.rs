@@ -145,6 +145,8 @@ mod tests {
     fn figures(policy: &str, shares: Vec<f64>) -> Figures {
         Figures {
             policy: policy.into(),
+            targets: 1,
+            traffic: crate::sim::engine::Traffic::First,
             invocations: 0,
             cold_starts: 0,
             cold_start_share: 0.0,
@@ -160,6 +162,7 @@ mod tests {
             on_demand_gb_s: 0.0,
             bill_usd: 0.0,
             idle_gb_s: 0.0,
+            estimator: Default::default(),
             replay_s: 0.0,
             function_cold_shares: shares,
         }
@@ -193,6 +196,7 @@ mod tests {
                 mode: Mode::Default,
                 seed: 0,
                 warmup_minutes: 60.0,
+                targets: 1,
                 wall_s: 0.1,
             },
             policies: vec![

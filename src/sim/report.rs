@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use super::engine::{Figures, Mode, SimSettings};
+use super::engine::{Figures, Mode, SimSettings, Traffic};
 use super::trace::Trace;
 
 /// What was replayed, and how: the context every figure needs.
@@ -22,6 +22,8 @@ pub struct RunInfo {
     pub mode: Mode,
     pub seed: u64,
     pub warmup_minutes: f64,
+    /// Equivalent targets per function.
+    pub targets: usize,
     /// Wall-clock seconds for all replays together (they may run in parallel).
     pub wall_s: f64,
 }
@@ -37,6 +39,7 @@ impl RunInfo {
             mode: settings.mode,
             seed: settings.seed,
             warmup_minutes: settings.warmup.as_secs_f64() / 60.0,
+            targets: settings.targets.max(1),
             wall_s: wall.as_secs_f64(),
         }
     }
@@ -44,13 +47,18 @@ impl RunInfo {
     /// What the figures mean, in words: printed above the table.
     pub fn preamble(&self) -> String {
         format!(
-            "trace {} ({}): {} functions, {} invocations over {:.0} min; {} mode, seed {}.\n\
+            "trace {} ({}): {} functions{}, {} invocations over {:.0} min; {} mode, seed {}.\n\
              Figures count requests arriving at or after minute {:.0} (the warm-up, which the \
              policies do see); pings are counted apart from invocations. Replays took {:.1} s \
              of wall time in all.",
             self.trace,
             self.format,
             self.functions,
+            if self.targets > 1 {
+                format!(" with {} equivalent targets each", self.targets)
+            } else {
+                String::new()
+            },
             self.invocations,
             self.span_minutes,
             self.mode.as_str(),
@@ -109,51 +117,103 @@ fn cells(f: &Figures) -> [String; 14] {
     ]
 }
 
+const ESTIMATOR_HEADERS: [&str; 11] = [
+    "policy",
+    "targets",
+    "traffic",
+    "cold starts",
+    "cold %",
+    "est. samples",
+    "est. MAE",
+    "est. exact %",
+    "est. within 1 %",
+    "est. p99 err",
+    "est. bias",
+];
+
+/// One row of the routing and estimator table, in [`ESTIMATOR_HEADERS`] order.
+fn estimator_cells(f: &Figures) -> [String; 11] {
+    let e = &f.estimator;
+    [
+        f.policy.clone(),
+        f.targets.to_string(),
+        f.traffic.as_str().to_string(),
+        f.cold_starts.to_string(),
+        percent(f.cold_start_share),
+        e.samples.to_string(),
+        format!("{:.3}", e.mean_abs_error),
+        percent(e.exact_share),
+        percent(e.within_1_share),
+        e.p99_abs_error.to_string(),
+        format!("{:+.3}", e.mean_error),
+    ]
+}
+
+/// A Markdown table with aligned columns (it reads in a terminal and pastes into docs): the
+/// first column left-aligned, the figures right-aligned.
+fn markdown<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].len())
+                .chain([headers[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let mut out = String::from("|");
+        for (c, cell) in cells.iter().enumerate() {
+            // The policy name reads left-aligned, the figures right-aligned.
+            if c == 0 {
+                let _ = write!(out, " {cell:<w$} |", w = widths[c]);
+            } else {
+                let _ = write!(out, " {cell:>w$} |", w = widths[c]);
+            }
+        }
+        out.push('\n');
+        out
+    };
+    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    let mut out = line(&header);
+    let rule: Vec<String> = widths
+        .iter()
+        .enumerate()
+        .map(|(c, &w)| {
+            if c == 0 {
+                "-".repeat(w)
+            } else {
+                format!("{}:", "-".repeat(w - 1))
+            }
+        })
+        .collect();
+    out.push_str(&line(&rule));
+    for row in rows {
+        out.push_str(&line(row));
+    }
+    out
+}
+
 impl Report {
-    /// The table, one row per policy, as a Markdown table with aligned columns (it reads in a
-    /// terminal and pastes into docs).
+    /// The table, one row per policy, as a Markdown table with aligned columns.
     pub fn table(&self) -> String {
         let rows: Vec<[String; 14]> = self.policies.iter().map(cells).collect();
-        let widths: Vec<usize> = (0..HEADERS.len())
-            .map(|c| {
-                rows.iter()
-                    .map(|r| r[c].len())
-                    .chain([HEADERS[c].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let line = |cells: &[String]| {
-            let mut out = String::from("|");
-            for (c, cell) in cells.iter().enumerate() {
-                // The policy name reads left-aligned, the figures right-aligned.
-                if c == 0 {
-                    let _ = write!(out, " {cell:<w$} |", w = widths[c]);
-                } else {
-                    let _ = write!(out, " {cell:>w$} |", w = widths[c]);
-                }
-            }
-            out.push('\n');
-            out
-        };
-        let header: Vec<String> = HEADERS.iter().map(|h| h.to_string()).collect();
-        let mut out = line(&header);
-        let rule: Vec<String> = widths
-            .iter()
-            .enumerate()
-            .map(|(c, &w)| {
-                if c == 0 {
-                    "-".repeat(w)
-                } else {
-                    format!("{}:", "-".repeat(w - 1))
-                }
-            })
-            .collect();
-        out.push_str(&line(&rule));
-        for row in &rows {
-            out.push_str(&line(row));
-        }
-        out
+        markdown(&HEADERS, &rows)
+    }
+
+    /// The second table: per policy, its targets and traffic, its cold starts, and the
+    /// warm-pool estimator's error against the platform's ground truth (samples: a target of
+    /// a function at a whole minute after the warm-up where the estimate or the truth was not
+    /// zero; bias: mean of estimate minus truth).
+    pub fn estimator_table(&self) -> String {
+        let rows: Vec<[String; 11]> = self.policies.iter().map(estimator_cells).collect();
+        markdown(&ESTIMATOR_HEADERS, &rows)
+    }
+
+    /// Whether the run has anything of routing to show: several targets, or traffic other
+    /// than to the first target.
+    pub fn has_routing(&self) -> bool {
+        self.run.targets > 1 || self.policies.iter().any(|f| f.traffic != Traffic::First)
     }
 
     /// The figures as CSV, one row per policy, shares as fractions (not percent), without the
@@ -163,12 +223,14 @@ impl Report {
             "policy,invocations,cold_starts,cold_start_share,function_cold_share_p50,\
              function_cold_share_p75,function_cold_share_p90,functions_counted,throttles,pings,\
              ping_throttles,provisioned_gb_s,provisioning_refused,on_demand_gb_s,bill_usd,\
-             idle_gb_s,replay_s,mode,seed,warmup_minutes,trace\n",
+             idle_gb_s,replay_s,targets,traffic,estimator_samples,estimator_mean_abs_error,\
+             estimator_exact_share,estimator_within_1_share,estimator_p99_abs_error,\
+             estimator_mean_error,mode,seed,warmup_minutes,trace\n",
         );
         for f in &self.policies {
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 f.policy,
                 f.invocations,
                 f.cold_starts,
@@ -186,6 +248,14 @@ impl Report {
                 f.bill_usd,
                 f.idle_gb_s,
                 f.replay_s,
+                f.targets,
+                f.traffic.as_str(),
+                f.estimator.samples,
+                f.estimator.mean_abs_error,
+                f.estimator.exact_share,
+                f.estimator.within_1_share,
+                f.estimator.p99_abs_error,
+                f.estimator.mean_error,
                 self.run.mode.as_str(),
                 self.run.seed,
                 self.run.warmup_minutes,
@@ -216,6 +286,8 @@ mod tests {
     fn figures(policy: &str, cold_share: f64) -> Figures {
         Figures {
             policy: policy.into(),
+            targets: 1,
+            traffic: Traffic::First,
             invocations: 100,
             cold_starts: (cold_share * 100.0) as u64,
             cold_start_share: cold_share,
@@ -231,6 +303,7 @@ mod tests {
             on_demand_gb_s: 1.0,
             bill_usd: 0.0123,
             idle_gb_s: 12.0,
+            estimator: Default::default(),
             replay_s: 0.5,
             function_cold_shares: vec![0.0, 0.5, 1.0],
         }
@@ -247,6 +320,7 @@ mod tests {
                 mode: Mode::Default,
                 seed: 0,
                 warmup_minutes: 60.0,
+                targets: 1,
                 wall_s: 1.0,
             },
             policies: vec![figures("none", 0.25), figures("fixed-5min", 0.1)],

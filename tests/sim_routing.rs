@@ -1,0 +1,208 @@
+//! The replay engine with several equivalent targets per function: traffic to the first target,
+//! spread over the targets, or routed by the gateway's router over its pool estimates; and the
+//! estimator's error against the platform's ground truth. Deterministic mode, hand-computed.
+
+use std::time::Duration;
+
+use warmgate::policy::baselines::none::NoPolicy;
+use warmgate::sim::engine::{replay, Candidate, Figures, Mode, SimSettings, Traffic};
+use warmgate::sim::trace::{Arrival, DurationModel, Trace, TraceFormat, TraceFunction};
+
+const SEC: Duration = Duration::from_secs(1);
+const MIN: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// One function whose calls come every `every`, at 30 s into their minute, over `span`, each
+/// lasting 1 ms.
+fn periodic(every: Duration, span: Duration) -> Trace {
+    let times = (0..)
+        .map(|k| every * k + 30 * SEC)
+        .take_while(|&t| t < span);
+    let duration = Duration::from_millis(1);
+    Trace {
+        name: "made-up".into(),
+        format: TraceFormat::Azure2019,
+        functions: vec![TraceFunction {
+            id: "f".into(),
+            app: "app".into(),
+            trigger: None,
+            memory_mb: 1024,
+            durations: DurationModel::Fixed(duration),
+            arrivals: times
+                .map(|at| Arrival {
+                    at,
+                    duration: Some(duration),
+                    tokens: None,
+                })
+                .collect(),
+        }],
+        duration: span,
+    }
+}
+
+/// Deterministic mode (fixed 10-minute reclaim, zero init), one hour of warm-up, K targets.
+fn settings(targets: usize) -> SimSettings {
+    SimSettings {
+        mode: Mode::Deterministic,
+        warmup: HOUR,
+        targets,
+        ..SimSettings::default()
+    }
+}
+
+fn run(trace: &Trace, settings: &SimSettings, traffic: Traffic) -> Figures {
+    let candidate = Candidate::new(Box::new(NoPolicy)).with_traffic(traffic);
+    replay(trace, settings, candidate, &|_| {})
+}
+
+#[test]
+fn spread_traffic_meets_cold_starts_that_routing_avoids() {
+    // A call every 6 minutes for 4 hours: k = 0..=39, at 6k min + 30 s; after the first hour,
+    // k = 10..=39, 30 calls. The reclaim is 10 minutes.
+    let trace = periodic(6 * MIN, 4 * HOUR);
+    let two = settings(2);
+
+    // One alias: its environment idles 6 minutes between calls, always warm.
+    let first = run(&trace, &two, Traffic::First);
+    assert_eq!((first.invocations, first.cold_starts), (30, 0));
+    assert_eq!(first.traffic, Traffic::First);
+    assert_eq!(first.targets, 2);
+
+    // Spread (in turn, in deterministic mode): each alias sees a call every 12 minutes, after
+    // its environment was reclaimed at 10: every call is cold.
+    let spread = run(&trace, &two, Traffic::Spread);
+    assert_eq!((spread.invocations, spread.cold_starts), (30, 30));
+    assert_eq!(spread.policy, "none+spread");
+
+    // Routed: the router keeps every call on the target that holds the environment. (The
+    // prior counts an environment warm for 5 minutes only, so the router expects a cold start
+    // at first, and sends it where the observed init is cheapest: the target already used.
+    // The warm start where none was expected teaches the pool the longer life.)
+    let routed = run(&trace, &two, Traffic::Routed);
+    assert_eq!((routed.invocations, routed.cold_starts), (30, 0));
+    assert_eq!(routed.policy, "none+route");
+}
+
+#[test]
+fn one_target_routed_is_one_target_unrouted() {
+    let trace = periodic(11 * MIN, 6 * HOUR);
+    let one = settings(1);
+    let first = run(&trace, &one, Traffic::First);
+    let routed = run(&trace, &one, Traffic::Routed);
+    // Calls at 30 s + 11k min, k = 6..=32 after the first hour: every one cold.
+    assert_eq!((first.invocations, first.cold_starts), (27, 27));
+    assert_eq!(
+        (routed.invocations, routed.cold_starts),
+        (first.invocations, first.cold_starts)
+    );
+    // Two targets with traffic to the first are one target: the other is never called.
+    let two = run(&trace, &settings(2), Traffic::First);
+    assert_eq!((two.invocations, two.cold_starts), (27, 27));
+    assert_eq!(two.idle_gb_s, first.idle_gb_s);
+}
+
+#[test]
+fn the_estimate_is_exact_where_the_platform_keeps_what_the_prior_counts() {
+    // A call a minute, at 30 s, for 2 hours: the environment is idle 1 minute at most, well
+    // within both the platform's 10-minute reclaim and the pool's 5-minute prior.
+    let trace = periodic(MIN, 2 * HOUR);
+    let routed = run(&trace, &settings(2), Traffic::Routed);
+    assert_eq!(routed.cold_starts, 0);
+    let e = routed.estimator;
+    // Ticks at minutes 60..=119. Every call goes to target 0, which holds one idle
+    // environment at each tick (estimate 1, truth 1); target 1 has neither, and is not
+    // sampled.
+    assert_eq!(e.samples, 60);
+    assert_eq!(e.mean_abs_error, 0.0);
+    assert_eq!(e.exact_share, 1.0);
+    assert_eq!(e.within_1_share, 1.0);
+    assert_eq!(e.p99_abs_error, 0);
+    assert_eq!(e.mean_error, 0.0);
+    assert_eq!(e.mean_truth, 1.0);
+
+    // Measured without routing too, when asked: spread in turn, each target has a call every
+    // 2 minutes, one idle environment at each tick, both sampled.
+    let measured = SimSettings {
+        measure_estimator: true,
+        ..settings(2)
+    };
+    let spread = run(&trace, &measured, Traffic::Spread);
+    assert_eq!(spread.cold_starts, 0);
+    assert_eq!(spread.estimator.samples, 120);
+    assert_eq!(spread.estimator.exact_share, 1.0);
+    // Not asked, not routed: not measured.
+    let unmeasured = run(&trace, &settings(2), Traffic::Spread);
+    assert_eq!(unmeasured.estimator.samples, 0);
+}
+
+#[test]
+fn the_estimate_counts_the_environments_a_burst_leaves() {
+    // Three concurrent 10 s calls at 30 s past each of 120 minutes: three environments, busy
+    // from 30 s to 40 s, idle at every whole minute.
+    let span = 2 * HOUR;
+    let duration = 10 * SEC;
+    let arrivals = (0..120u32)
+        .flat_map(|m| [m * MIN + 30 * SEC; 3])
+        .map(|at| Arrival {
+            at,
+            duration: Some(duration),
+            tokens: None,
+        })
+        .collect();
+    let trace = Trace {
+        name: "burst".into(),
+        format: TraceFormat::Azure2019,
+        functions: vec![TraceFunction {
+            id: "f".into(),
+            app: "app".into(),
+            trigger: None,
+            memory_mb: 1024,
+            durations: DurationModel::Fixed(duration),
+            arrivals,
+        }],
+        duration: span,
+    };
+    let routed = run(&trace, &settings(2), Traffic::Routed);
+    assert_eq!((routed.invocations, routed.cold_starts), (180, 0));
+    let e = routed.estimator;
+    assert_eq!(e.samples, 60);
+    assert_eq!((e.mean_abs_error, e.mean_truth), (0.0, 3.0));
+}
+
+#[test]
+fn a_throttled_routed_request_counts_once() {
+    // An account quota of 2, three concurrent 1-minute calls at 30 s past each minute for two
+    // hours: one of the three is throttled on every target, and counts once.
+    let span = 2 * HOUR;
+    let duration = MIN - SEC;
+    let arrivals = (0..120u32)
+        .flat_map(|m| [m * MIN + 30 * SEC; 3])
+        .map(|at| Arrival {
+            at,
+            duration: Some(duration),
+            tokens: None,
+        })
+        .collect();
+    let trace = Trace {
+        name: "throttled".into(),
+        format: TraceFormat::Azure2019,
+        functions: vec![TraceFunction {
+            id: "f".into(),
+            app: "app".into(),
+            trigger: None,
+            memory_mb: 1024,
+            durations: DurationModel::Fixed(duration),
+            arrivals,
+        }],
+        duration: span,
+    };
+    let quota = SimSettings {
+        account_concurrency: 2,
+        ..settings(2)
+    };
+    let first = run(&trace, &quota, Traffic::First);
+    let routed = run(&trace, &quota, Traffic::Routed);
+    assert_eq!((first.invocations, first.throttles), (180, 60));
+    assert_eq!((routed.invocations, routed.throttles), (180, 60));
+    assert_eq!(routed.cold_starts, first.cold_starts);
+}
