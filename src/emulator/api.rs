@@ -330,15 +330,23 @@ async fn get_function(
     Ok(Json(body))
 }
 
+/// The function a path names (a name, `name:qualifier` or an ARN), or Lambda's 404.
+fn function_named<'p>(
+    platform: &'p crate::platform::Platform,
+    raw: &str,
+) -> Result<&'p Function, ApiError> {
+    let (name, _) = function_and_qualifier(raw);
+    platform
+        .function(name)
+        .ok_or_else(|| ApiError::not_found(format!("Function not found: {name}")))
+}
+
 async fn list_versions(
     State(emulator): State<Emulator>,
     Path(raw): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (name, _) = function_and_qualifier(&raw);
     let platform = emulator.platform.lock();
-    let function = platform
-        .function(name)
-        .ok_or_else(|| ApiError::not_found(format!("Function not found: {name}")))?;
+    let function = function_named(&platform, &raw)?;
     let versions: Vec<Value> = function
         .versions
         .iter()
@@ -370,11 +378,8 @@ async fn list_aliases(
     State(emulator): State<Emulator>,
     Path(raw): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (name, _) = function_and_qualifier(&raw);
     let platform = emulator.platform.lock();
-    let function = platform
-        .function(name)
-        .ok_or_else(|| ApiError::not_found(format!("Function not found: {name}")))?;
+    let function = function_named(&platform, &raw)?;
     let aliases: Vec<Value> = function
         .aliases
         .iter()
@@ -387,11 +392,8 @@ async fn get_alias(
     State(emulator): State<Emulator>,
     Path((raw, alias)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let (name, _) = function_and_qualifier(&raw);
     let platform = emulator.platform.lock();
-    let function = platform
-        .function(name)
-        .ok_or_else(|| ApiError::not_found(format!("Function not found: {name}")))?;
+    let function = function_named(&platform, &raw)?;
     let found = function
         .aliases
         .iter()
