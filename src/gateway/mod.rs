@@ -139,7 +139,9 @@ impl Finish {
 
 /// Shared by every request.
 pub struct Gateway {
-    functions: HashMap<String, Arc<FunctionState>>,
+    /// In configuration order: the index is the policy's `FunctionId`.
+    functions: Vec<Arc<FunctionState>>,
+    by_name: HashMap<String, usize>,
     invoker: Arc<dyn Invoker>,
     lambda: LambdaClient,
     /// Bounds requests in flight: a request that finds no permit is shed with 503.
@@ -194,8 +196,14 @@ impl Gateway {
                     waiting: AtomicUsize::new(0),
                     pinging: AtomicBool::new(false),
                 };
-                (f.name.clone(), Arc::new(state))
+                Arc::new(state)
             })
+            .collect();
+        let by_name = config
+            .functions
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), i))
             .collect();
         let warmer = config.warmer.enabled.then(|| {
             let policy = crate::policy::registry::live_policy(&config.warmer.policy)
@@ -213,6 +221,7 @@ impl Gateway {
         });
         Arc::new(Self {
             functions,
+            by_name,
             warmer,
             invoker: Arc::new(lambda.clone()),
             lambda,
@@ -229,12 +238,9 @@ impl Gateway {
         self.clock.now()
     }
 
-    /// Every configured function.
+    /// Every configured function, in configuration order.
     pub fn functions(&self) -> impl Iterator<Item = &Arc<FunctionState>> {
-        self.config
-            .functions
-            .iter()
-            .filter_map(|f| self.functions.get(&f.name))
+        self.functions.iter()
     }
 
     pub fn config(&self) -> &Config {
@@ -242,7 +248,12 @@ impl Gateway {
     }
 
     pub fn function(&self, name: &str) -> Option<&Arc<FunctionState>> {
-        self.functions.get(name)
+        self.by_name.get(name).map(|&i| &self.functions[i])
+    }
+
+    /// A function by the policy's `FunctionId` (its position in the configuration).
+    pub(crate) fn function_by_id(&self, id: usize) -> Option<&Arc<FunctionState>> {
+        self.functions.get(id)
     }
 
     /// Ready to serve: every function's primary target resolved, and not draining.
@@ -252,7 +263,7 @@ impl Gateway {
         }
         let problems: Vec<String> = self
             .functions
-            .values()
+            .iter()
             .filter_map(|f| {
                 let set = f.targets.read();
                 (!set.is_ready()).then(|| match set.problems.first() {
@@ -270,7 +281,7 @@ impl Gateway {
 
     /// Resolves every function's targets and checks they run the same code.
     pub async fn refresh_targets(&self) {
-        for function in self.functions.values() {
+        for function in &self.functions {
             let config = &function.config;
             let mut resolved = Vec::new();
             for qualifier in &config.targets {
@@ -459,12 +470,7 @@ impl Gateway {
                 let mut pools = function.pools.lock();
                 let views: Vec<PoolView> = routable
                     .iter()
-                    .map(|q| {
-                        pools
-                            .get(q)
-                            .map(|p| p.view(now))
-                            .unwrap_or_else(|| Pool::default().view(now))
-                    })
+                    .map(|q| pools.entry(q.clone()).or_default().view(now))
                     .collect();
                 let chosen = router::choose(&views);
                 let decision = if chosen.expect == Expectation::Cold && waited.is_none() {

@@ -224,7 +224,7 @@ impl Gateway {
                     target,
                     count,
                 } => {
-                    let Some(state) = self.functions().nth(function).cloned() else {
+                    let Some(state) = self.function_by_id(function).cloned() else {
                         continue;
                     };
                     let Some(qualifier) = state.config.targets.get(target).cloned() else {
