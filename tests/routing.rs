@@ -1,13 +1,13 @@
 //! The warm-pool estimator and router in the gateway, checked against the emulator's ground
 //! truth, in paused time.
 
+mod common;
+
 use std::time::Duration;
 
+use common::Stack;
 use futures::future::join_all;
 use rand::{Rng, SeedableRng};
-use warmgate::emulator::RunningEmulator;
-use warmgate::gateway::RunningGateway;
-use warmgate::stack::LocalStack;
 
 const EMULATOR: &str = r#"
 [settings]
@@ -69,25 +69,20 @@ name = "quick"
 targets = ["$LATEST"]
 "#;
 
-struct Stack {
-    emulator: RunningEmulator,
-    gateway: RunningGateway,
-    http: reqwest::Client,
+/// The calls these tests make, with what the routing headers say.
+trait Routed {
+    async fn call(&self, function: &str) -> (bool, String, String, Duration);
+    async fn call_pinned(&self, function: &str, qualifier: &str);
+    async fn burst(&self, function: &str, n: usize) -> Vec<(bool, String, String, Duration)>;
 }
 
-impl Stack {
-    async fn start(gateway_toml: &str) -> Self {
-        let stack = LocalStack::start(EMULATOR, gateway_toml, Duration::from_secs(30)).await;
-        stack.gateway.wait_ready(Duration::ZERO).await.unwrap();
-        Self {
-            emulator: stack.emulator,
-            gateway: stack.gateway,
-            http: reqwest::Client::new(),
-        }
-    }
+async fn start(gateway_toml: &str) -> Stack {
+    common::start_on(EMULATOR, gateway_toml, true).await
+}
 
+impl Routed for Stack {
     /// Invokes through `/v1`; returns (cold start, target, route, latency).
-    async fn invoke(&self, function: &str) -> (bool, String, String, Duration) {
+    async fn call(&self, function: &str) -> (bool, String, String, Duration) {
         let url = format!(
             "http://{}/v1/functions/{function}/invoke",
             self.gateway.addr()
@@ -105,7 +100,7 @@ impl Stack {
     }
 
     /// Invokes a pinned target through the Lambda API path.
-    async fn invoke_pinned(&self, function: &str, qualifier: &str) {
+    async fn call_pinned(&self, function: &str, qualifier: &str) {
         let url = format!(
             "http://{}/2015-03-31/functions/{function}/invocations?Qualifier={qualifier}",
             self.gateway.addr()
@@ -115,7 +110,7 @@ impl Stack {
     }
 
     async fn burst(&self, function: &str, n: usize) -> Vec<(bool, String, String, Duration)> {
-        join_all((0..n).map(|_| self.invoke(function))).await
+        join_all((0..n).map(|_| self.call(function))).await
     }
 }
 
@@ -127,7 +122,7 @@ impl Stack {
 /// together, so a single check can miss by a burst's size there; the test bounds how often.
 #[tokio::test(start_paused = true)]
 async fn the_estimate_tracks_the_truth_over_a_day_of_bursts_and_idles() {
-    let stack = Stack::start(GATEWAY).await;
+    let stack = start(GATEWAY).await;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
     let bursts = 160;
     let mut errors: Vec<f64> = Vec::new();
@@ -181,9 +176,9 @@ async fn the_estimate_tracks_the_truth_over_a_day_of_bursts_and_idles() {
 
 #[tokio::test(start_paused = true)]
 async fn a_burst_beyond_provisioned_capacity_goes_to_the_warm_target_not_cold() {
-    let stack = Stack::start(GATEWAY).await;
+    let stack = start(GATEWAY).await;
     // Three warm environments on the standby alias.
-    join_all((0..3).map(|_| stack.invoke_pinned("pc", "standby"))).await;
+    join_all((0..3).map(|_| stack.call_pinned("pc", "standby"))).await;
     let before = stack.emulator.emulator().snapshot();
     let burst = stack.burst("pc", 5).await;
     assert!(burst.iter().all(|(cold, ..)| !cold), "{burst:?}");
@@ -212,7 +207,7 @@ async fn a_burst_beyond_provisioned_capacity_goes_to_the_warm_target_not_cold() 
         r#"targets = ["live"]
 wait = { enabled = false }"#,
     );
-    let stack = Stack::start(&only_live).await;
+    let stack = start(&only_live).await;
     let burst = stack.burst("pc", 5).await;
     assert_eq!(burst.iter().filter(|(cold, ..)| *cold).count(), 3);
     let truth = stack.emulator.emulator().snapshot();
@@ -221,11 +216,11 @@ wait = { enabled = false }"#,
 
 #[tokio::test(start_paused = true)]
 async fn with_one_warm_and_one_cold_target_every_request_goes_warm() {
-    let stack = Stack::start(GATEWAY).await;
-    stack.invoke_pinned("duo", "2").await;
+    let stack = start(GATEWAY).await;
+    stack.call_pinned("duo", "2").await;
     tokio::time::sleep(Duration::from_secs(30)).await;
     for _ in 0..10 {
-        let (cold, target, route, _) = stack.invoke("duo").await;
+        let (cold, target, route, _) = stack.call("duo").await;
         assert!(!cold);
         assert_eq!((target.as_str(), route.as_str()), ("2", "warm"));
         tokio::time::sleep(Duration::from_secs(60)).await;
@@ -251,7 +246,7 @@ fn p99(latencies: &mut [Duration]) -> Duration {
 #[tokio::test(start_paused = true)]
 async fn a_burst_against_a_small_warm_pool_waits_briefly_instead_of_going_cold() {
     let run = |gateway: String| async move {
-        let stack = Stack::start(&gateway).await;
+        let stack = start(&gateway).await;
         stack.burst("quick", 2).await; // two warm environments
         tokio::time::sleep(Duration::from_secs(10)).await;
         let burst = stack.burst("quick", 10).await;

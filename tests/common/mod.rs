@@ -120,15 +120,16 @@ impl Stack {
     }
 }
 
-/// Starts the emulator and a gateway with `gateway_toml` in front of it; waits until ready
-/// unless `expect_ready` is false.
-pub async fn start_with(gateway_toml: &str, expect_ready: bool) -> Stack {
+/// Starts an emulator of `emulator_toml` and a gateway of `gateway_toml` in front of it;
+/// waits until ready unless `expect_ready` is false.
+pub async fn start_on(emulator_toml: &str, gateway_toml: &str, expect_ready: bool) -> Stack {
     let wait = if expect_ready {
         Duration::from_secs(30)
     } else {
         Duration::ZERO
     };
-    let LocalStack { emulator, gateway } = LocalStack::start(EMULATOR, gateway_toml, wait).await;
+    let LocalStack { emulator, gateway } =
+        LocalStack::start(emulator_toml, gateway_toml, wait).await;
     if expect_ready {
         gateway
             .wait_ready(Duration::ZERO)
@@ -140,6 +141,11 @@ pub async fn start_with(gateway_toml: &str, expect_ready: bool) -> Stack {
         gateway,
         http: reqwest::Client::new(),
     }
+}
+
+/// The emulated functions above, with `gateway_toml` in front of them.
+pub async fn start_with(gateway_toml: &str, expect_ready: bool) -> Stack {
+    start_on(EMULATOR, gateway_toml, expect_ready).await
 }
 
 pub async fn start() -> Stack {
