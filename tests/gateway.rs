@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::LogType;
+use aws_sdk_lambda::types::{InvocationType, LogType};
 use common::{header, start, start_with, GATEWAY};
 use futures::future::join_all;
 use serde_json::Value;
@@ -280,4 +280,38 @@ async fn shutdown_drains_requests_in_flight() {
     gateway.shutdown(Duration::from_secs(30)).await.unwrap();
     let response = in_flight.await.unwrap().expect("answered, not dropped");
     assert_eq!(response.status(), 200);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_synchronous_calls_teach_the_pool_estimate() {
+    let stack = start().await;
+    let client = LambdaClient::for_endpoint(&stack.url(""), "us-east-1")
+        .sdk()
+        .clone();
+    let warm_idle = || {
+        let gateway = stack.gateway.gateway();
+        let views = gateway
+            .function("sentiment")
+            .unwrap()
+            .pool_views(gateway.now());
+        views.iter().map(|(_, v)| v.warm_idle).sum::<f64>()
+    };
+    for kind in [InvocationType::DryRun, InvocationType::Event] {
+        let out = client
+            .invoke()
+            .function_name("sentiment")
+            .invocation_type(kind)
+            .payload(Blob::new("{}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(out.status_code() == 202 || out.status_code() == 204);
+    }
+    assert_eq!(
+        warm_idle(),
+        0.0,
+        "no environment is known idle after a dry run or an event"
+    );
+    assert_eq!(stack.invoke("sentiment", "{}").await.status(), 200);
+    assert_eq!(warm_idle(), 1.0);
 }

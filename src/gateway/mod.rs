@@ -418,9 +418,16 @@ impl Gateway {
             let upstream = began.elapsed();
             match result {
                 Ok(response) => {
-                    let finish = Finish::of(&response, upstream);
-                    self.observe(function, &target, &started, &finish);
-                    function.finish(&target, self.now(), &started, finish);
+                    if request.invocation_type == InvocationType::RequestResponse {
+                        let finish = Finish::of(&response, upstream);
+                        self.observe(function, &target, &started, &finish);
+                        function.finish(&target, self.now(), &started, finish);
+                    } else {
+                        // A dry run runs nothing, and an event answers 202 while its
+                        // environment still works: neither says which environment is idle,
+                        // so the pool takes back its expectation and the policy learns nothing.
+                        function.finish(&target, self.now(), &started, Finish::NotRun);
+                    }
                     return Ok(Dispatched {
                         target,
                         response,
