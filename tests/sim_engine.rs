@@ -105,6 +105,44 @@ fn a_9_minute_warmer_makes_every_call_warm() {
 }
 
 #[test]
+fn per_function_figures_say_where_the_pings_and_the_dollars_went() {
+    let span = 6 * HOUR;
+    let mut called = every_11_minutes(span).functions.remove(0);
+    called.id = "called".into();
+    let mut idle = function([], Duration::from_millis(1));
+    idle.id = "never-called".into();
+    let trace = trace(vec![called, idle], span);
+    let figures = run(
+        &trace,
+        &deterministic(HOUR),
+        Box::new(FixedInterval::new(9 * MIN, 1)),
+    );
+    let [called, idle] = &figures.functions[..] else {
+        panic!("{:?}", figures.functions);
+    };
+    let pings = (63..360).step_by(9).count() as u64;
+    assert_eq!(called.function, "called");
+    assert_eq!(
+        (
+            called.invocations,
+            called.cold_starts,
+            called.pings,
+            called.cold_pings
+        ),
+        (27, 0, pings, 0)
+    );
+    // Pinged all along from the start, the idle function's environment never went cold.
+    assert_eq!(
+        (idle.invocations, idle.pings, idle.cold_pings),
+        (0, pings, 0)
+    );
+    assert_eq!(called.pings + idle.pings, figures.pings);
+    assert!(close(called.bill_usd + idle.bill_usd, figures.bill_usd));
+    // Without calls, the idle function's part is its pings alone.
+    assert!(idle.bill_usd > 0.0 && idle.bill_usd < called.bill_usd);
+}
+
+#[test]
 fn three_calls_a_minute_are_cold_only_the_first_time() {
     let span = 2 * HOUR;
     let times = (0..120u32).flat_map(|m| [10, 30, 50].map(|s| m * MIN + s * SEC));

@@ -102,6 +102,10 @@ pub struct SimulateArgs {
     /// Write the figures to FILE.csv or FILE.json.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Write every function's figures under every policy to FILE (CSV): invocations, cold
+    /// starts, pings and its part of the bill.
+    #[arg(long, value_name = "FILE")]
+    pub per_function: Option<PathBuf>,
     /// Write SVG plots into DIR: cold-start share against cost, and the CDF of per-function
     /// cold-start share.
     #[arg(long, value_name = "DIR")]
@@ -376,6 +380,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.out {
         report.write(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.per_function {
+        std::fs::write(path, report.per_function_csv())
+            .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     if let Some(dir) = &args.plot {

@@ -493,6 +493,12 @@ struct FunctionTally {
     invocations: u64,
     cold_starts: u64,
     throttles: u64,
+    pings: u64,
+    /// Pings that met no idle environment and paid for a new one's init.
+    cold_pings: u64,
+    /// This function's part of the bill, provisioned allocation left out (it is settled
+    /// from snapshots, over all functions).
+    usage: Usage,
 }
 
 /// What a replay counts after the warm-up, as it goes.
@@ -519,22 +525,27 @@ impl Tally {
     /// Counts one request, real or ping, with what the platform made of it.
     fn record(&mut self, f: FunctionId, ping: bool, outcome: &Result<Invocation, Rejection>) {
         let throttled = outcome.is_err();
+        let cold = matches!(outcome, Ok(i) if i.start == Start::Cold);
+        let tally = &mut self.functions[f];
         if ping {
             self.pings += 1;
             self.ping_throttles += u64::from(throttled);
+            tally.pings += 1;
+            tally.cold_pings += u64::from(cold);
         } else {
-            let tally = &mut self.functions[f];
             tally.invocations += 1;
             tally.throttles += u64::from(throttled);
-            tally.cold_starts += u64::from(matches!(outcome, Ok(i) if i.start == Start::Cold));
+            tally.cold_starts += u64::from(cold);
         }
         if let Ok(invocation) = outcome {
             // A throttled request is not billed; an admitted one is, init included on demand.
-            self.usage.requests += 1;
             let gb_s = cost::gb_s(invocation.billed.as_millis() as f64, invocation.memory_mb);
-            match invocation.start {
-                Start::Provisioned => self.usage.provisioned_duration_gb_s += gb_s,
-                Start::Warm | Start::Cold => self.usage.on_demand_gb_s += gb_s,
+            for usage in [&mut self.usage, &mut tally.usage] {
+                usage.requests += 1;
+                match invocation.start {
+                    Start::Provisioned => usage.provisioned_duration_gb_s += gb_s,
+                    Start::Warm | Start::Cold => usage.on_demand_gb_s += gb_s,
+                }
             }
         }
     }
@@ -675,6 +686,26 @@ pub struct Figures {
     pub replay_s: f64,
     /// Each counted function's cold-start share, sorted ascending: the CDF plot's data.
     pub function_cold_shares: Vec<f64>,
+    /// Every function's own figures, in the trace's order (the `--per-function` file).
+    #[serde(skip)]
+    pub functions: Vec<FunctionFigures>,
+}
+
+/// One function's figures after the warm-up: where the cold starts and the pings are.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunctionFigures {
+    /// The function's name in the trace.
+    pub function: String,
+    pub memory_mb: u32,
+    pub invocations: u64,
+    pub cold_starts: u64,
+    pub throttles: u64,
+    pub pings: u64,
+    /// Pings that started a new environment (and paid its init).
+    pub cold_pings: u64,
+    /// Its requests, pings included, and their billed duration, in dollars; provisioned
+    /// allocation is left out (it is in the policy's bill).
+    pub bill_usd: f64,
 }
 
 /// The `q` quantile of sorted values, interpolated linearly between order statistics
@@ -688,7 +719,7 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
-fn share(part: u64, whole: u64) -> f64 {
+pub(crate) fn share(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {
@@ -699,6 +730,7 @@ fn share(part: u64, whole: u64) -> f64 {
 impl Figures {
     fn new(
         policy: String,
+        trace: &Trace,
         (targets, traffic): (usize, Traffic),
         tally: &Tally,
         boundary: &Snapshot,
@@ -719,6 +751,22 @@ impl Figures {
             provisioned_gb_s: provisioned_end - provisioned_start,
             ..tally.usage
         };
+        let prices = Prices::us_east_1(Architecture::X86_64);
+        let functions = trace
+            .functions
+            .iter()
+            .zip(&tally.functions)
+            .map(|(f, t)| FunctionFigures {
+                function: f.id.clone(),
+                memory_mb: f.memory_mb,
+                invocations: t.invocations,
+                cold_starts: t.cold_starts,
+                throttles: t.throttles,
+                pings: t.pings,
+                cold_pings: t.cold_pings,
+                bill_usd: cost::bill(&t.usage, &prices),
+            })
+            .collect();
         Figures {
             policy,
             targets,
@@ -736,11 +784,12 @@ impl Figures {
             provisioned_gb_s: usage.provisioned_gb_s,
             provisioning_refused: tally.provisioning_refused,
             on_demand_gb_s: usage.on_demand_gb_s,
-            bill_usd: cost::bill(&usage, &Prices::us_east_1(Architecture::X86_64)),
+            bill_usd: cost::bill(&usage, &prices),
             idle_gb_s: idle_end - idle_start,
             estimator: tally.estimator.figures(),
             replay_s: 0.0,
             function_cold_shares: shares,
+            functions,
         }
     }
 }
@@ -959,6 +1008,7 @@ impl<'t> Replay<'t> {
         let last = self.platform.snapshot(end.max(self.platform.now()));
         Figures::new(
             label,
+            self.trace,
             (self.targets.len(), self.traffic),
             &self.tally,
             &boundary,

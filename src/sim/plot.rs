@@ -165,6 +165,7 @@ mod tests {
             estimator: Default::default(),
             replay_s: 0.0,
             function_cold_shares: shares,
+            functions: Vec::new(),
         }
     }
 

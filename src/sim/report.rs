@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use super::engine::{Figures, Mode, SimSettings, Traffic};
+use super::engine::{share, Figures, Mode, SimSettings, Traffic};
 use super::trace::Trace;
 
 /// What was replayed, and how: the context every figure needs.
@@ -265,6 +265,34 @@ impl Report {
         out
     }
 
+    /// Every function's figures under every policy, as CSV (one row per policy and function):
+    /// where the cold starts, the pings and the dollars are.
+    pub fn per_function_csv(&self) -> String {
+        let mut out = String::from(
+            "policy,function,memory_mb,invocations,cold_starts,cold_start_share,throttles,pings,\
+             cold_pings,bill_usd\n",
+        );
+        for f in &self.policies {
+            for g in &f.functions {
+                let _ = writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{},{},{}",
+                    f.policy,
+                    g.function,
+                    g.memory_mb,
+                    g.invocations,
+                    g.cold_starts,
+                    share(g.cold_starts, g.invocations),
+                    g.throttles,
+                    g.pings,
+                    g.cold_pings,
+                    g.bill_usd,
+                );
+            }
+        }
+        out
+    }
+
     /// Writes the report as CSV or JSON, by the file's extension.
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
         let text = match path.extension().and_then(|e| e.to_str()) {
@@ -306,6 +334,7 @@ mod tests {
             estimator: Default::default(),
             replay_s: 0.5,
             function_cold_shares: vec![0.0, 0.5, 1.0],
+            functions: Vec::new(),
         }
     }
 
