@@ -119,5 +119,10 @@ async fn the_predictive_warmer_keeps_a_twelve_minute_function_warm_in_the_gatewa
         cold[3..].iter().all(|c| !c),
         "no cold start after the first few calls: {cold:?}"
     );
-    assert!(pings <= 2 * 20, "at most two pings per call, got {pings}");
+    // Two refreshes bridge each 12-minute gap (cheaper than pre-warming a new environment
+    // under billed init), plus a few while the first gaps are learned (fallback keep-alive).
+    assert!(
+        pings <= 2 * 20 + 4,
+        "two pings per gap and a few, got {pings}"
+    );
 }

@@ -11,10 +11,11 @@
 //! - a **concurrency forecast**: the peak concurrency of each recent minute (from the
 //!   environments the warmer's replica of the pool saw in use), an hour-of-day profile learned
 //!   online, and a short-term trend. The forecast of the environments needed over the next
-//!   minutes is the recent peak (over a window, and over the last few active minutes, so a
-//!   periodic burst is remembered across its quiet gap), raised by the trend and by the
-//!   profile of the coming hour where an earlier day taught one. In an 8-hour trace the
-//!   profile never applies; the recent peak and the trend do the work.
+//!   minutes is a high quantile (93rd) of the peaks of the recent active windows of that
+//!   length (so a periodic burst is remembered across its quiet gap, and a one-off spike is
+//!   not paid for), raised by the trend (only for a function active in most recent minutes:
+//!   a sparse function's burst out of quiet is not a trend) and by the profile of the coming
+//!   hour where an earlier day taught one. In an 8-hour trace the profile never applies.
 //!
 //! [`FunctionForecast::demand`] answers, per function and horizon, how many environments will
 //! be needed and how likely it is that any will.
@@ -46,6 +47,16 @@ pub struct ForecastConfig {
     pub trend_window_minutes: u64,
     /// Relative headroom on the forecast number of environments.
     pub headroom: f64,
+    /// The trend applies only when at least this many tenths of the trend window's minutes
+    /// saw a start.
+    pub trend_min_active_tenths: u64,
+    /// Size by this quantile of the peaks of recent active windows of the horizon's length
+    /// (`None`: the recent maximum, over `peak_window_minutes` and `burst_memory`). One rare
+    /// spike then costs no pings for the next half hour, while a peak seen in more than 7% of
+    /// windows is kept.
+    pub peak_quantile: Option<f64>,
+    /// Windows for the quantile: the last this-many minutes.
+    pub quantile_window_minutes: u64,
 }
 
 impl Default for ForecastConfig {
@@ -58,6 +69,9 @@ impl Default for ForecastConfig {
             burst_memory: 6,
             trend_window_minutes: 10,
             headroom: 0.0,
+            trend_min_active_tenths: 8,
+            peak_quantile: Some(0.93),
+            quantile_window_minutes: 240,
         }
     }
 }
@@ -230,12 +244,58 @@ impl ConcurrencyForecast {
         windowed.max(remembered)
     }
 
+    /// The `q` quantile of the peaks of the active windows of `horizon` (those with a start)
+    /// over the last `quantile_window_minutes`, and at least the current window's peak.
+    fn window_peak_quantile(
+        &self,
+        now: Time,
+        horizon: Duration,
+        q: f64,
+        cfg: &ForecastConfig,
+    ) -> f64 {
+        let m = Self::minute(now);
+        let w = (horizon.as_secs() / 60).max(1);
+        let n = (cfg.quantile_window_minutes / w).max(1);
+        let mut peaks = vec![0u32; n as usize];
+        for &(mm, p) in self.minutes.iter().rev() {
+            let age = m.saturating_sub(mm);
+            let i = age / w;
+            if i >= n {
+                break;
+            }
+            peaks[i as usize] = peaks[i as usize].max(p);
+        }
+        let current = f64::from(peaks[0]);
+        // Sized for when the function is called at all: quiet windows say nothing of how many
+        // environments a call finds busy.
+        peaks.retain(|&p| p > 0);
+        if peaks.is_empty() {
+            return current;
+        }
+        peaks.sort_unstable();
+        let n = peaks.len();
+        let pos = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
+        f64::from(peaks[pos]).max(current)
+    }
+
     /// Least-squares slope of minute peaks (0 for a minute with none) over the trend window,
     /// in environments per minute.
     fn trend(&self, now: Time, cfg: &ForecastConfig) -> f64 {
         let m = Self::minute(now);
         let n = cfg.trend_window_minutes;
         if n < 2 || m < n {
+            return 0.0;
+        }
+        // A rise out of quiet (a sparse function's burst) is not a trend: fit only a
+        // function active in most minutes of the window.
+        let active = self
+            .minutes
+            .iter()
+            .rev()
+            .take_while(|(mm, _)| *mm + n >= m)
+            .filter(|(mm, _)| *mm < m)
+            .count() as u64;
+        if active * 10 < n * cfg.trend_min_active_tenths {
             return 0.0;
         }
         let points: Vec<(f64, f64)> = (0..n)
@@ -270,7 +330,10 @@ impl ConcurrencyForecast {
     /// Environments needed over `(now, now + horizon]`: the recent peak, raised by the
     /// positive trend over the horizon and by the coming hour's profile, with headroom.
     pub fn environments(&self, now: Time, horizon: Duration, cfg: &ForecastConfig) -> u32 {
-        let recent = f64::from(self.recent_peak(now, cfg));
+        let recent = match cfg.peak_quantile {
+            None => f64::from(self.recent_peak(now, cfg)),
+            Some(q) => self.window_peak_quantile(now, horizon, q, cfg),
+        };
         let minutes = horizon.as_secs_f64() / 60.0;
         let trended = recent + (self.trend(now, cfg) * minutes).max(0.0);
         let profiled = f64::from(self.profile_peak(now + horizon));
@@ -416,6 +479,39 @@ mod tests {
         }
         // 44 minutes after the last burst: outside the 30-minute window, still remembered.
         assert_eq!(c.environments(134 * MIN, 5 * MIN, &cfg), 6);
+    }
+
+    #[test]
+    fn a_rare_spike_is_not_kept_but_a_frequent_peak_is() {
+        let cfg = ForecastConfig::default();
+        let mut c = ConcurrencyForecast::default();
+        // 40 five-minute windows with a peak of 2, one of them 9.
+        for w in 0..40u32 {
+            c.record_start(5 * MIN * w + S, if w == 10 { 9 } else { 2 }, S);
+        }
+        let now = 200 * MIN + 30 * S;
+        assert_eq!(c.environments(now, 5 * MIN, &cfg), 2);
+        // Four spikes in 40 windows (10 %): above the 93rd percentile's reach.
+        for w in [12u32, 20, 30] {
+            c.record_start(5 * MIN * w + 2 * S, 9, S);
+        }
+        assert_eq!(c.environments(now, 5 * MIN, &cfg), 9);
+    }
+
+    #[test]
+    fn a_burst_out_of_quiet_is_not_a_trend() {
+        let cfg = ForecastConfig::default();
+        let mut c = ConcurrencyForecast::default();
+        c.record_start(60 * MIN + S, 1, S);
+        c.record_start(75 * MIN + S, 3, S);
+        let now = 76 * MIN;
+        assert_eq!(c.environments(now, 5 * MIN, &cfg), 3);
+        // Without the gate the lone minute reads as a steep rise.
+        let ungated = ForecastConfig {
+            trend_min_active_tenths: 0,
+            ..cfg
+        };
+        assert!(c.environments(now, 5 * MIN, &ungated) > 3);
     }
 
     #[test]

@@ -22,7 +22,12 @@
 //!   exist, one `Ping { count }` reaches them all at once (`count` = the idle ones to refresh
 //!   or create, less the executions expected in flight, which occupy the busiest ones).
 //! - `K = 0`: let the environments go; wake again `lead` before the idle-time histogram says
-//!   an arrival becomes likely (a pre-warm), or never until the next call.
+//!   an arrival becomes likely (a pre-warm), or never until the next call. But when an
+//!   arrival becomes likely within `bridge` and an environment is still surely warm, keep it
+//!   through the gap instead: a few refreshes of a warm environment cost less than the init
+//!   a pre-warm pays.
+//! - Short of `K`: one round creates the missing environments; the next round to make up a
+//!   shortfall waits `shortage_gap` (traffic in flight may have absorbed the last one).
 //!
 //! Sparse functions thus get Shahrad et al.'s windows, sized by their burst (a function that
 //! is called 6 at a time is pre-warmed with 6); busy ones keep their recent peak concurrency
@@ -76,6 +81,14 @@ pub struct WarmerConfig {
     /// At most this many pings per function in any hour (`None`: no cap). The executor
     /// enforces its own budgets too.
     pub max_pings_per_hour: Option<u32>,
+    /// Keep environments alive through a quiet gap rather than let them go and pre-warm,
+    /// when an arrival becomes likely within this long. A ping to a warm environment costs
+    /// about a fifth of a new one's init at 128 MB (init is billed), and a pre-warm pays
+    /// that init: the 3 refreshes of a 15-minute gap cost less than one pre-warm.
+    pub bridge: Duration,
+    /// After a round of pings, the least wait before another to make up a shortfall of
+    /// environments.
+    pub shortage_gap: Duration,
     pub forecast: ForecastConfig,
 }
 
@@ -91,6 +104,8 @@ impl Default for WarmerConfig {
             max_idle: Duration::from_secs(600),
             recheck: Duration::from_secs(60),
             max_pings_per_hour: None,
+            shortage_gap: Duration::from_secs(240),
+            bridge: Duration::from_secs(15 * 60),
             forecast: ForecastConfig::default(),
         }
     }
@@ -226,6 +241,7 @@ impl Warmer {
             Some(p) => {
                 let later = f.forecast.demand(now + cfg.lead, horizon, &cfg.forecast);
                 p.max(later.probability.unwrap_or(0.0)) >= cfg.keep_threshold
+                    || self.bridges(f, now)
             }
         };
         if likely {
@@ -233,6 +249,22 @@ impl Warmer {
         } else {
             0
         }
+    }
+
+    /// Whether `f` has a surely warm environment and an arrival becomes likely soon enough
+    /// that keeping it through the gap costs less than a pre-warm.
+    fn bridges(&self, f: &Function, now: Time) -> bool {
+        let cfg = &self.config;
+        let warm = f
+            .envs
+            .idle
+            .last()
+            .is_some_and(|&since| since + cfg.min_lifetime > now)
+            || !f.envs.busy.is_empty();
+        warm && f
+            .forecast
+            .likely_from(now, cfg.min_lifetime, cfg.keep_threshold)
+            .is_some_and(|t| t <= now + cfg.bridge)
     }
 
     fn refresh_age(&self) -> Duration {
@@ -282,7 +314,11 @@ impl Warmer {
         let due = if idle.len() >= needed {
             idle[idle.len() - needed] + refresh_age
         } else {
-            now
+            // Short of environments: create them, but not at every recheck (traffic in flight
+            // may have absorbed the last round); the ones there are still refreshed in time.
+            let refresh = idle.first().map(|&t| t + refresh_age);
+            let retry = f.pings.back().map_or(now, |&(t, _)| t + cfg.shortage_gap);
+            refresh.map_or(retry, |r| r.min(retry))
         };
         if due > now {
             return (0, Some(due.min(recheck).max(soon)));
@@ -452,6 +488,46 @@ mod tests {
         let last = pings.last().copied().expect("a refresh");
         assert_eq!(last.1, 6, "{pings:?}");
         assert!(last.0 > t0 + 4 * MIN && last.0 < t0 + 5 * MIN, "{pings:?}");
+    }
+
+    #[test]
+    fn a_short_quiet_gap_is_bridged_with_refreshes_not_a_pre_warm() {
+        let mut w = Warmer::default();
+        w.start(&[info()], Duration::ZERO);
+        let period = 15 * MIN;
+        for k in 0..10u32 {
+            let t = period * k;
+            w.observe(&call(t, S, StartSeen::Warm));
+            let pings = run_until(&mut w, t + period - S);
+            if k < 4 {
+                continue; // learning the gaps
+            }
+            // The environment is never left idle for 5 minutes, the shortest reclaim: every
+            // ping refreshes a warm environment; none pays for a new one.
+            let mut last = t + S;
+            for &(at, count) in pings.iter().chain([(t + period, 1)].iter()) {
+                assert!(at - last < 5 * MIN, "gap {k}: {pings:?}");
+                assert_eq!(count, 1);
+                last = at;
+            }
+        }
+        // Without the bridge it lets go and pre-warms a new environment before each call.
+        let mut w = Warmer::new(WarmerConfig {
+            bridge: Duration::ZERO,
+            ..WarmerConfig::default()
+        });
+        w.start(&[info()], Duration::ZERO);
+        let mut longest = Duration::ZERO;
+        for k in 0..10u32 {
+            let t = period * k;
+            w.observe(&call(t, S, StartSeen::Warm));
+            let pings = run_until(&mut w, t + period - S);
+            if k >= 4 {
+                let first = pings.first().map_or(t + period, |p| p.0);
+                longest = longest.max(first - t);
+            }
+        }
+        assert!(longest > 5 * MIN, "{longest:?}");
     }
 
     #[test]
