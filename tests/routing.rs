@@ -120,6 +120,12 @@ impl Routed for Stack {
 ///
 /// Near the reclaim time all environments of one burst share an idle age and live or die
 /// together, so a single check can miss by a burst's size there; the test bounds how often.
+/// (Before the reclaim model learnt from ghosts' ends and stopped cutting its curve right
+/// after the oldest age seen alive: exact 92.1%, within one 97.1%, mean absolute error 0.133.
+/// Now 96.7%, 99.2%, 0.042: the two checks still off by more than one come in the first
+/// thirty bursts after calibration, while the ages around the reclaim are barely observed.
+/// Ten other seeds of this script: exact 96.7 to 99.6%, within one 98.8 to 100%, mean
+/// absolute error at most 0.046; the bounds below hold for all of them.)
 #[tokio::test(start_paused = true)]
 async fn the_estimate_tracks_the_truth_over_a_day_of_bursts_and_idles() {
     let stack = start(GATEWAY).await;
@@ -165,13 +171,13 @@ async fn the_estimate_tracks_the_truth_over_a_day_of_bursts_and_idles() {
         within_one * 100.0
     );
     assert!(n >= 240.0);
-    assert!(exact >= 0.85, "exact in {:.1}% of checks", exact * 100.0);
+    assert!(exact >= 0.95, "exact in {:.1}% of checks", exact * 100.0);
     assert!(
-        within_one >= 0.95,
+        within_one >= 0.98,
         "within one in {:.1}% of checks",
         within_one * 100.0
     );
-    assert!(mean_abs < 0.3);
+    assert!(mean_abs < 0.06);
 }
 
 #[tokio::test(start_paused = true)]

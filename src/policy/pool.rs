@@ -6,7 +6,8 @@
 //! idle), and the cold starts the REPORT line reveals. Whether an idle environment survives
 //! to a given idle age is learned online ([`ReclaimModel`]): a cold start while environments
 //! were thought idle says they were all gone (Lambda reuses an idle environment whenever one
-//! exists); a warm start says the most recently idle one was still there.
+//! exists), and so were those already dropped from the estimate ("ghosts"); a warm start says
+//! the most recently idle one was still there.
 //!
 //! Pure code: `now` is an argument; no clock, no I/O. Observations are plain values, so
 //! several replicas can later share them (ARCHITECTURE.md, "Several replicas").
@@ -15,10 +16,11 @@ use std::time::Duration;
 
 use crate::clock::Time;
 
-/// Width of an idle-age bin of the reclaim model.
-const BIN: Duration = Duration::from_secs(30);
+/// Width of an idle-age bin of the reclaim model: fine, because a burst's environments share
+/// one idle age and the curve falls within a minute or so of the reclaim time.
+const BIN: Duration = Duration::from_secs(10);
 /// Ages the model distinguishes: two hours of idle, beyond any measured reclaim.
-const BINS: usize = 240;
+const BINS: usize = 720;
 /// Below this survival probability an idle environment is dropped from the estimate (kept
 /// as a ghost, in case a warm start proves it alive).
 const DROP_BELOW: f64 = 0.02;
@@ -38,12 +40,19 @@ const PRIOR_WEIGHT: f64 = 0.5;
 /// Lambda reuses the most recently idle environment first, so old idle environments are
 /// rarely observed; a prior that assumed a longer life would keep counting environments long
 /// gone. A platform that keeps them longer shows it: a warm start where none was expected
-/// extends the curve. The fit is pool-adjacent-violators, the maximum-likelihood estimate
-/// for current-status data.
+/// extends the curve, and a cold start dates the ends of the environments past it. Between
+/// the oldest age seen alive and the next age seen gone the curve falls linearly (the data
+/// cannot place the reclaim there; see `refit`). The fit is pool-adjacent-violators, the
+/// maximum-likelihood estimate for current-status data.
 #[derive(Debug, Clone)]
 pub struct ReclaimModel {
+    /// Observations per bin, the prior apart: where it applies depends on the observations.
     alive: Vec<f64>,
     seen: Vec<f64>,
+    /// The prior's bins: below it, pseudo-observations alive; from it on, gone.
+    prior_bins: usize,
+    /// The oldest bin with an environment observed alive.
+    oldest_alive: Option<usize>,
     survival: Vec<f64>,
     /// Observations so far, and those not yet in the fitted curve.
     observed: u64,
@@ -59,19 +68,14 @@ impl Default for ReclaimModel {
 impl ReclaimModel {
     /// A model whose prior says idle environments survive `min`, and no longer.
     pub fn with_prior(min: Duration) -> Self {
-        let alive = (0..BINS)
-            .map(|b| {
-                let age = BIN.as_secs_f64() * (b as f64 + 0.5);
-                if age < min.as_secs_f64() {
-                    PRIOR_WEIGHT
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let prior_bins = (0..BINS)
+            .position(|b| BIN.as_secs_f64() * b as f64 >= min.as_secs_f64())
+            .unwrap_or(BINS);
         let mut model = Self {
-            alive,
-            seen: vec![PRIOR_WEIGHT; BINS],
+            alive: vec![0.0; BINS],
+            seen: vec![0.0; BINS],
+            prior_bins,
+            oldest_alive: None,
             survival: vec![1.0; BINS],
             observed: 0,
             unfitted: 0,
@@ -81,7 +85,7 @@ impl ReclaimModel {
     }
 
     fn bin(age: Duration) -> usize {
-        ((age.as_secs_f64() / BIN.as_secs_f64()) as usize).min(BINS - 1)
+        ((age.as_secs_f64() / BIN.as_secs_f64()).round() as usize).min(BINS - 1)
     }
 
     /// Records that an environment idle for `age` was (or was not) still there.
@@ -90,6 +94,7 @@ impl ReclaimModel {
         self.seen[b] += 1.0;
         if alive {
             self.alive[b] += 1.0;
+            self.oldest_alive = self.oldest_alive.max(Some(b));
         }
         self.observed += 1;
         self.unfitted += 1;
@@ -103,8 +108,21 @@ impl ReclaimModel {
     }
 
     /// Probability that an environment idle for `age` is still warm.
+    ///
+    /// Linear between bins (bin `b` holds the ages nearest `b` × [`BIN`]): near the reclaim
+    /// time the curve falls steeply, and a whole burst's environments share one idle age, so
+    /// a bin-wide step would miss them together.
     pub fn survival(&self, age: Duration) -> f64 {
-        self.survival[Self::bin(age)]
+        let x = age.as_secs_f64() / BIN.as_secs_f64();
+        if x <= 0.0 {
+            return self.survival[0];
+        }
+        let b = x as usize;
+        if b + 1 >= BINS {
+            return self.survival[BINS - 1];
+        }
+        let t = x - b as f64;
+        self.survival[b] * (1.0 - t) + self.survival[b + 1] * t
     }
 
     /// The idle age by which an environment is gone with probability `p`.
@@ -117,13 +135,41 @@ impl ReclaimModel {
         BIN * b as u32
     }
 
-    /// Pool-adjacent-violators: the non-increasing fit of alive/seen, weighted by seen.
+    /// Pool-adjacent-violators: the non-increasing fit of alive/seen, weighted by seen, with
+    /// the prior's pseudo-observations where the observations leave room for it.
+    ///
+    /// An environment seen alive at idle age `a` was alive at every younger age, so the
+    /// prior's "gone after `min`" is refuted up to the oldest age seen alive. Between that
+    /// age and the next one with observations (environments seen gone) the data cannot tell
+    /// where the reclaim lies, and the curve falls linearly across; from there on the prior
+    /// counts again. With the prior in every bin the curve fell right after the oldest bin
+    /// seen alive: Lambda reuses the youngest environment first, so the ages just short of
+    /// the reclaim are the least observed, and whole bursts idle there were counted gone.
     fn refit(&mut self) {
-        // Blocks of (sum alive, sum seen, length), merged while a later block's rate exceeds
-        // an earlier one's.
+        // Seen alive short of the prior's end refutes nothing: it holds from there on.
+        let refuted = match self.oldest_alive {
+            Some(a) if a >= self.prior_bins => {
+                (a + 1..BINS).find(|&b| self.seen[b] > 0.0).unwrap_or(a + 1)
+            }
+            _ => self.prior_bins,
+        };
+        // Blocks of (sum alive, sum seen, bins), merged while a later block's rate exceeds
+        // an earlier one's; bins without weight are left out and interpolated afterwards.
+        let mut weighted: Vec<usize> = Vec::with_capacity(BINS);
         let mut blocks: Vec<(f64, f64, usize)> = Vec::with_capacity(BINS);
         for b in 0..BINS {
-            blocks.push((self.alive[b], self.seen[b], 1));
+            let (mut alive, mut seen) = (self.alive[b], self.seen[b]);
+            if b < self.prior_bins {
+                alive += PRIOR_WEIGHT;
+                seen += PRIOR_WEIGHT;
+            } else if b >= refuted {
+                seen += PRIOR_WEIGHT;
+            }
+            if seen <= 0.0 {
+                continue;
+            }
+            weighted.push(b);
+            blocks.push((alive, seen, 1));
             while blocks.len() > 1 {
                 let (a2, s2, n2) = blocks[blocks.len() - 1];
                 let (a1, s1, n1) = blocks[blocks.len() - 2];
@@ -135,13 +181,26 @@ impl ReclaimModel {
                 }
             }
         }
-        let mut b = 0;
+        let mut bins = weighted.iter();
         for (a, s, n) in blocks {
-            for _ in 0..n {
+            for &b in bins.by_ref().take(n) {
                 self.survival[b] = (a / s).clamp(0.0, 1.0);
-                b += 1;
             }
         }
+        // Bins without weight lie between weighted ones (every bin from `refuted` on has the
+        // prior's): straight lines between those, from "warm" at an idle age of zero.
+        let (mut left, mut left_s) = (-1.0, 1.0);
+        for &b in &weighted {
+            let right_s = self.survival[b];
+            let from = (left + 1.0) as usize;
+            for g in from..b {
+                let t = (g as f64 - left) / (b as f64 - left);
+                self.survival[g] = left_s + (right_s - left_s) * t;
+            }
+            (left, left_s) = (b as f64, right_s);
+        }
+        let last = (left + 1.0) as usize;
+        self.survival[last..].fill(left_s);
     }
 }
 
@@ -324,16 +383,24 @@ impl Pool {
         let arrived = started.at;
         match (met, started.expected_idle_age) {
             (Met::Warm, Some(age)) => self.reclaim.observe(age, true),
-            (Met::Cold, Some(age)) => {
+            (Met::Cold, expected) if !started.provisioned => {
                 // Lambda reuses any idle environment: a cold start means none was left, the
-                // one expected and every other thought idle then.
-                self.reclaim.observe(age, false);
-                for since in std::mem::take(&mut self.idle) {
-                    if since <= arrived {
-                        self.reclaim.observe(arrived - since, false);
-                    } else {
-                        self.idle.push(since);
+                // one expected, every other thought idle then, and every ghost. (The ghosts
+                // matter most: they are the environments past the curve's end, and without
+                // their ends it learns nothing of how far past it the reclaim lies.)
+                if let Some(age) = expected {
+                    self.reclaim.observe(age, false);
+                }
+                for list in [&mut self.idle, &mut self.ghosts] {
+                    let mut kept = Vec::with_capacity(list.len());
+                    for since in std::mem::take(list) {
+                        if since <= arrived {
+                            self.reclaim.observe(arrived - since, false);
+                        } else {
+                            kept.push(since);
+                        }
                     }
+                    *list = kept;
                 }
             }
             (Met::Warm, None) if !started.provisioned => {
@@ -491,6 +558,57 @@ mod tests {
             "{}",
             pool.reclaim().survival(14 * MIN)
         );
+    }
+
+    #[test]
+    fn alive_past_the_prior_refutes_it_up_to_there_and_no_further() {
+        let mut m = ReclaimModel::default();
+        m.observe(7 * MIN, true);
+        // An environment seen alive at 7 minutes was alive at every younger age.
+        assert_eq!(m.survival(6 * MIN), 1.0);
+        assert_eq!(m.survival(7 * MIN), 1.0);
+        // Beyond it nothing is known: the prior counts them gone.
+        assert!(m.survival(7 * MIN + 10 * S) < 0.01);
+    }
+
+    #[test]
+    fn between_the_oldest_seen_alive_and_the_first_seen_gone_the_curve_falls_linearly() {
+        let mut m = ReclaimModel::default();
+        for _ in 0..5 {
+            m.observe(6 * MIN, true);
+            m.observe(8 * MIN, false);
+        }
+        assert_eq!(m.survival(6 * MIN), 1.0);
+        assert!((m.survival(7 * MIN) - 0.5).abs() < 1e-9);
+        assert_eq!(m.survival(8 * MIN), 0.0);
+        // Between bins too: a burst idle just past a bin is not counted with the next one.
+        let (a, b) = (m.survival(6 * MIN + 10 * S), m.survival(6 * MIN + 15 * S));
+        assert!(a > b && b > m.survival(6 * MIN + 20 * S), "{a} {b}");
+    }
+
+    #[test]
+    fn a_cold_start_dates_the_end_of_the_ghosts_too() {
+        // Five environments idle past the prior are dropped as ghosts; a cold start 7 minutes
+        // on says they were gone by then, which the curve learns.
+        let mut pool = Pool::default();
+        let burst: Vec<Started> = (0..5).map(|_| pool.start(Duration::ZERO)).collect();
+        for s in &burst {
+            pool.complete(2 * S, s, Met::Cold, S, Some(S));
+        }
+        let at = 2 * S + 7 * MIN;
+        assert_eq!(pool.view(at).warm_idle, 0.0);
+        let s = pool.start(at);
+        assert_eq!(s.expected_idle_age, None, "dropped as probably reclaimed");
+        pool.complete(at + 3 * S, &s, Met::Cold, S, Some(S));
+        let mut m = pool.reclaim().clone();
+        assert_eq!(m.survival(7 * MIN), 0.0);
+        // A ghost warm start at 6 minutes then brackets the reclaim between the two.
+        m.observe(6 * MIN, true);
+        assert!((m.survival(6 * MIN + 30 * S) - 0.5).abs() < 1e-9);
+        // Without the ghosts' ends, nothing past 6 minutes would be known: counted gone.
+        let mut prior = ReclaimModel::default();
+        prior.observe(6 * MIN, true);
+        assert!(prior.survival(6 * MIN + 30 * S) < 0.01);
     }
 
     #[test]
