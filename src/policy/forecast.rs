@@ -11,7 +11,7 @@
 //! - a **concurrency forecast**: the peak concurrency of each recent minute (from the
 //!   environments the warmer's replica of the pool saw in use), an hour-of-day profile learned
 //!   online, and a short-term trend. The forecast of the environments needed over the next
-//!   minutes is a high quantile (93rd) of the peaks of the recent active windows of that
+//!   minutes is a high quantile (95th) of the peaks of the recent active windows of that
 //!   length (so a periodic burst is remembered across its quiet gap, and a one-off spike is
 //!   not paid for), raised by the trend (only for a function active in most recent minutes:
 //!   a sparse function's burst out of quiet is not a trend) and by the profile of the coming
@@ -52,7 +52,7 @@ pub struct ForecastConfig {
     pub trend_min_active_tenths: u64,
     /// Size by this quantile of the peaks of recent active windows of the horizon's length
     /// (`None`: the recent maximum, over `peak_window_minutes` and `burst_memory`). One rare
-    /// spike then costs no pings for the next half hour, while a peak seen in more than 7% of
+    /// spike then costs no pings for the next half hour, while a peak seen in more than 5% of
     /// windows is kept.
     pub peak_quantile: Option<f64>,
     /// Windows for the quantile: the last this-many minutes.
@@ -70,7 +70,7 @@ impl Default for ForecastConfig {
             trend_window_minutes: 10,
             headroom: 0.0,
             trend_min_active_tenths: 8,
-            peak_quantile: Some(0.93),
+            peak_quantile: Some(0.95),
             quantile_window_minutes: 240,
         }
     }
@@ -491,7 +491,7 @@ mod tests {
         }
         let now = 200 * MIN + 30 * S;
         assert_eq!(c.environments(now, 5 * MIN, &cfg), 2);
-        // Four spikes in 40 windows (10 %): above the 93rd percentile's reach.
+        // Four spikes in 40 windows (10 %): above the 95th percentile's reach.
         for w in [12u32, 20, 30] {
             c.record_start(5 * MIN * w + 2 * S, 9, S);
         }

@@ -158,11 +158,18 @@ impl Envs {
             .count() as u32
     }
 
-    /// `count` concurrent pings at `now`.
-    fn ping(&mut self, now: Time, count: u32) {
+    /// `count` concurrent pings at `now`, while about `in_flight` real executions run. The
+    /// replica learns of executions only as they complete, so those in flight hold the most
+    /// recently used environments, which it lists as idle: the pings pass them by and reach
+    /// the ones below.
+    fn ping(&mut self, now: Time, count: u32, in_flight: u32) {
         self.release(now);
-        for _ in 0..count {
-            self.idle.pop();
+        let below = self.idle.len().saturating_sub(in_flight as usize);
+        let reached = (count as usize).min(below);
+        self.idle.drain(below - reached..below);
+        let created = count as usize - reached;
+        // Pings beyond the idle environments start new ones: all are held for the ping.
+        for _ in 0..reached + created {
             self.busy.push((now + PING_HOLD, false));
         }
     }
@@ -339,7 +346,7 @@ impl Warmer {
             }
         }
         f.pings.push_back((now, count));
-        f.envs.ping(now, count);
+        f.envs.ping(now, count, in_flight);
         (count, Some(recheck.min(now + refresh_age).max(soon)))
     }
 }
@@ -528,6 +535,33 @@ mod tests {
             }
         }
         assert!(longest > 5 * MIN, "{longest:?}");
+    }
+
+    #[test]
+    fn pings_pass_the_environments_in_flight_and_refresh_the_ones_below() {
+        let now = 10 * MIN;
+        let mut envs = Envs {
+            idle: vec![now - 290 * S; 3]
+                .into_iter()
+                .chain([now - 60 * S; 2])
+                .chain([now - S; 4])
+                .collect(),
+            busy: Vec::new(),
+        };
+        // Four executions in flight hold the four most recent; five pings reach the five
+        // below them, the oldest three included.
+        envs.ping(now, 5, 4);
+        assert_eq!(envs.idle, vec![now - S; 4]);
+        assert_eq!(envs.busy.len(), 5);
+        // More pings than idle environments below the busy ones start new environments.
+        envs.release(now + PING_HOLD);
+        let mut fresh = Envs {
+            idle: vec![now - 60 * S; 2],
+            busy: Vec::new(),
+        };
+        fresh.ping(now, 3, 1);
+        assert_eq!(fresh.idle, vec![now - 60 * S]);
+        assert_eq!(fresh.busy.len(), 3);
     }
 
     #[test]
