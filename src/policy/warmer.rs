@@ -167,11 +167,11 @@ impl Envs {
         let below = self.idle.len().saturating_sub(in_flight as usize);
         let reached = (count as usize).min(below);
         self.idle.drain(below - reached..below);
-        let created = count as usize - reached;
-        // Pings beyond the idle environments start new ones: all are held for the ping.
-        for _ in 0..reached + created {
-            self.busy.push((now + PING_HOLD, false));
-        }
+        // Pings beyond those start new environments; each ping holds its environment.
+        self.busy.extend(std::iter::repeat_n(
+            (now + PING_HOLD, false),
+            count as usize,
+        ));
     }
 }
 
@@ -554,7 +554,6 @@ mod tests {
         assert_eq!(envs.idle, vec![now - S; 4]);
         assert_eq!(envs.busy.len(), 5);
         // More pings than idle environments below the busy ones start new environments.
-        envs.release(now + PING_HOLD);
         let mut fresh = Envs {
             idle: vec![now - 60 * S; 2],
             busy: Vec::new(),
