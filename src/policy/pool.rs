@@ -7,7 +7,10 @@
 //! to a given idle age is learned online ([`ReclaimModel`]): a cold start while environments
 //! were thought idle says they were all gone (Lambda reuses an idle environment whenever one
 //! exists), and so were those already dropped from the estimate ("ghosts"); a warm start says
-//! the most recently idle one was still there.
+//! the most recently idle one was still there. Environments also end a few hours after their
+//! creation whatever their use ([`Lifetime`]); the pool tracks each one's creation time so
+//! that this cap neither surprises the estimate nor is taught to the reclaim curve as early
+//! reclaim.
 //!
 //! Pure code: `now` is an argument; no clock, no I/O. Observations are plain values, so
 //! several replicas can later share them (ARCHITECTURE.md, "Several replicas").
@@ -26,9 +29,8 @@ const BINS: usize = 720;
 const DROP_BELOW: f64 = 0.02;
 /// Ghosts remembered per target.
 const GHOSTS: usize = 64;
-/// Observations after which the survival curve is refit only every [`REFIT_EVERY`].
-const EAGER_OBSERVATIONS: u64 = 256;
-const REFIT_EVERY: u32 = 32;
+/// How far the fitted curve may lag the observations at any age before it is refit.
+const MAX_DRIFT: f64 = 0.005;
 /// Weight of the prior, in pseudo-observations per bin.
 const PRIOR_WEIGHT: f64 = 0.5;
 
@@ -54,9 +56,8 @@ pub struct ReclaimModel {
     /// The oldest bin with an environment observed alive.
     oldest_alive: Option<usize>,
     survival: Vec<f64>,
-    /// Observations so far, and those not yet in the fitted curve.
-    observed: u64,
-    unfitted: u32,
+    /// A bound on how far the observations since the last fit have moved the curve.
+    drift: f64,
 }
 
 impl Default for ReclaimModel {
@@ -77,8 +78,7 @@ impl ReclaimModel {
             prior_bins,
             oldest_alive: None,
             survival: vec![1.0; BINS],
-            observed: 0,
-            unfitted: 0,
+            drift: 0.0,
         };
         model.refit();
         model
@@ -90,20 +90,35 @@ impl ReclaimModel {
 
     /// Records that an environment idle for `age` was (or was not) still there.
     pub fn observe(&mut self, age: Duration, alive: bool) {
+        self.observe_weighted(age, alive, 1.0);
+    }
+
+    /// Records an observation that counts `weight` (0 to 1) of one: the share of the
+    /// probability that it says something of the idle reclaim (an environment gone may have
+    /// met its lifetime cap instead).
+    pub fn observe_weighted(&mut self, age: Duration, alive: bool, weight: f64) {
+        let weight = weight.clamp(0.0, 1.0);
+        if weight <= 0.0 {
+            return;
+        }
         let b = Self::bin(age);
-        self.seen[b] += 1.0;
+        // A refit is a pass over every bin (per request, it was most of a replay's time and
+        // held the gateway's pool lock), so it waits until the observations since the last
+        // one could have moved the curve by MAX_DRIFT. The fit at any age is a min-max of
+        // weighted averages over ranges of bins; those that hold this one move by at most
+        // weight / (its bin's weight + weight), the others not at all. (Refitting every 32
+        // observations instead left the curve stale just where it falls, over the sparsely
+        // observed ages that matter; a busy function's thousands of warm starts at young
+        // ages barely move it.) One that moves where the prior applies is fitted at once.
+        self.drift += weight / (self.seen[b] + weight);
+        let refuted = self.refuted();
+        self.seen[b] += weight;
         if alive {
-            self.alive[b] += 1.0;
+            self.alive[b] += weight;
             self.oldest_alive = self.oldest_alive.max(Some(b));
         }
-        self.observed += 1;
-        self.unfitted += 1;
-        // The curve moves slowly once it has learnt: refit after every observation while it
-        // is young, then every REFIT_EVERY (a refit is a pass over every bin; doing it per
-        // request was most of a replay's time and held the gateway's pool lock).
-        if self.observed <= EAGER_OBSERVATIONS || self.unfitted >= REFIT_EVERY {
+        if self.refuted() != refuted || self.drift > MAX_DRIFT {
             self.refit();
-            self.unfitted = 0;
         }
     }
 
@@ -135,6 +150,18 @@ impl ReclaimModel {
         BIN * b as u32
     }
 
+    /// The first bin where the prior's "gone" counts: past the oldest age seen alive, from the
+    /// next age with observations (see `refit`). Seen alive short of the prior's end refutes
+    /// nothing: it holds from there on.
+    fn refuted(&self) -> usize {
+        match self.oldest_alive {
+            Some(a) if a >= self.prior_bins => {
+                (a + 1..BINS).find(|&b| self.seen[b] > 0.0).unwrap_or(a + 1)
+            }
+            _ => self.prior_bins,
+        }
+    }
+
     /// Pool-adjacent-violators: the non-increasing fit of alive/seen, weighted by seen, with
     /// the prior's pseudo-observations where the observations leave room for it.
     ///
@@ -146,13 +173,7 @@ impl ReclaimModel {
     /// seen alive: Lambda reuses the youngest environment first, so the ages just short of
     /// the reclaim are the least observed, and whole bursts idle there were counted gone.
     fn refit(&mut self) {
-        // Seen alive short of the prior's end refutes nothing: it holds from there on.
-        let refuted = match self.oldest_alive {
-            Some(a) if a >= self.prior_bins => {
-                (a + 1..BINS).find(|&b| self.seen[b] > 0.0).unwrap_or(a + 1)
-            }
-            _ => self.prior_bins,
-        };
+        let refuted = self.refuted();
         // Blocks of (sum alive, sum seen, bins), merged while a later block's rate exceeds
         // an earlier one's; bins without weight are left out and interpolated afterwards.
         let mut weighted: Vec<usize> = Vec::with_capacity(BINS);
@@ -181,6 +202,7 @@ impl ReclaimModel {
                 }
             }
         }
+        self.drift = 0.0;
         let mut bins = weighted.iter();
         for (a, s, n) in blocks {
             for &b in bins.by_ref().take(n) {
@@ -204,6 +226,60 @@ impl ReclaimModel {
     }
 }
 
+/// How long an environment lives from its creation, whatever its use: a prior, uniform
+/// between `min` and `max`, not learnt (nothing the gateway sees dates a lifetime's end apart
+/// from an idle reclaim; see `Pool::observe_gone`).
+///
+/// AWS publishes no figure. DESIGN.md: "environments also end after a few hours regardless";
+/// the platform model draws the cap uniformly from 2 to 4 hours (`max_lifetime_s`,
+/// `src/platform/spec.rs`), and [`Lifetime::FEW_HOURS`] says the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetime {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Default for Lifetime {
+    fn default() -> Self {
+        Self::FEW_HOURS
+    }
+}
+
+impl Lifetime {
+    /// "A few hours regardless": 2 to 4 hours.
+    pub const FEW_HOURS: Self = Self {
+        min: Duration::from_secs(2 * 3600),
+        max: Duration::from_secs(4 * 3600),
+    };
+    /// No cap: only the idle reclaim ends environments.
+    pub const NONE: Self = Self {
+        min: Duration::MAX,
+        max: Duration::MAX,
+    };
+
+    /// Probability that an environment lives longer than `age`.
+    fn survival(&self, age: Duration) -> f64 {
+        if age <= self.min {
+            1.0
+        } else if age >= self.max {
+            0.0
+        } else {
+            (self.max - age).as_secs_f64() / (self.max - self.min).as_secs_f64()
+        }
+    }
+
+    /// Probability that an environment seen alive at `seen` (its age then) lives to `age`.
+    /// Seen alive past `max` refutes the prior for that environment: nothing is known of its
+    /// cap, and it is not counted (rather than counted gone for good).
+    pub fn survival_after(&self, seen: Duration, age: Duration) -> f64 {
+        let alive_then = self.survival(seen);
+        if alive_then <= 0.0 {
+            return 1.0;
+        }
+        (self.survival(age) / alive_then).min(1.0)
+    }
+}
+
 /// How a request that went to a target met its environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Met {
@@ -211,6 +287,15 @@ pub enum Met {
     Cold,
     /// No log tail: nothing learned about reclaim.
     Unknown,
+}
+
+/// An execution environment as the pool knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Environment {
+    /// The start of the cold start that created it: its lifetime runs from there.
+    pub created: Time,
+    /// When it last became idle (its last request's completion): it was alive then.
+    pub idle_since: Time,
 }
 
 /// A request in flight on a target, as the pool tracks it.
@@ -221,23 +306,32 @@ pub struct Started {
     pub at: Time,
     /// Served by provisioned capacity, as far as the pool can tell.
     pub provisioned: bool,
-    /// The idle age of the environment the pool expected it to take, if any.
-    pub expected_idle_age: Option<Duration>,
+    /// The idle environment the pool expected it to take, if any.
+    pub expected: Option<Environment>,
+}
+
+impl Started {
+    /// The idle age, at the request's start, of the environment it was expected to take.
+    pub fn expected_idle_age(&self) -> Option<Duration> {
+        self.expected
+            .map(|env| self.at.saturating_sub(env.idle_since))
+    }
 }
 
 /// The estimate for one target.
 #[derive(Debug, Clone)]
 pub struct Pool {
-    /// Idle-since times of environments thought idle, oldest first (Lambda reuses the most
+    /// Environments thought idle, by idle-since time, oldest first (Lambda reuses the most
     /// recently idle one, the last).
-    idle: Vec<Time>,
-    /// Idle-since times of environments dropped as probably reclaimed, newest last.
-    ghosts: Vec<Time>,
+    idle: Vec<Environment>,
+    /// Environments dropped as probably gone, by idle-since time, newest last.
+    ghosts: Vec<Environment>,
     in_flight: Vec<Started>,
     next_id: u64,
     /// Allocated provisioned concurrency on this target, as last read from Lambda.
     provisioned: u32,
     reclaim: ReclaimModel,
+    lifetime: Lifetime,
     /// Smoothed handler duration and init duration seen on this target.
     duration: Ewma,
     init: Ewma,
@@ -294,9 +388,16 @@ impl Pool {
             next_id: 0,
             provisioned: 0,
             reclaim,
+            lifetime: Lifetime::default(),
             duration: Ewma { value: 0.1 },
             init: Ewma { value: 3.0 },
         }
+    }
+
+    /// The same pool with another lifetime prior.
+    pub fn with_lifetime(mut self, lifetime: Lifetime) -> Self {
+        self.lifetime = lifetime;
+        self
     }
 
     /// Sets the allocated provisioned concurrency (read from Lambda's control plane).
@@ -304,15 +405,54 @@ impl Pool {
         self.provisioned = allocated;
     }
 
-    /// Drops idle environments that are almost surely reclaimed by `now`.
+    /// Probability that `env` has not met its lifetime cap by `now`, given it was alive when
+    /// it last became idle.
+    fn lifetime_survival(&self, env: &Environment, now: Time) -> f64 {
+        let seen = env.idle_since.saturating_sub(env.created);
+        self.lifetime
+            .survival_after(seen, now.saturating_sub(env.created))
+    }
+
+    /// Probability that `env` is still warm at `now`: neither reclaimed for idling nor at its
+    /// lifetime cap (independent on the platform: the idle time is drawn at each use, the cap
+    /// at creation).
+    fn survival(&self, env: &Environment, now: Time) -> f64 {
+        let idle = self.reclaim.survival(now.saturating_sub(env.idle_since));
+        idle * self.lifetime_survival(env, now)
+    }
+
+    /// Teaches the reclaim curve that `env` was gone at `at`, weighted by the chance that its
+    /// idle reclaim ended it rather than its lifetime cap, which the curve is not about:
+    /// P(reclaimed by idle age a | gone) = (1 - S_idle(a)) / (1 - S_idle(a) S_life). Taught
+    /// whole, the ends of old environments at young idle ages pulled the curve down where
+    /// the reclaim never comes.
+    fn observe_gone(&mut self, env: &Environment, at: Time) {
+        let age = at.saturating_sub(env.idle_since);
+        let idle = self.reclaim.survival(age);
+        let gone = 1.0 - idle * self.lifetime_survival(env, at);
+        // Gone though both said it was surely there: the learnt curve is what must move.
+        let weight = if gone < 1e-6 {
+            1.0
+        } else {
+            (1.0 - idle) / gone
+        };
+        self.reclaim.observe_weighted(age, false, weight);
+    }
+
+    /// Drops idle environments that are almost surely gone by `now`.
     fn forget_reclaimed(&mut self, now: Time) {
-        let reclaim = &self.reclaim;
-        let (keep, gone): (Vec<Time>, Vec<Time>) = self
+        let (keep, gone): (Vec<Environment>, Vec<Environment>) = self
             .idle
             .iter()
-            .partition(|&&since| reclaim.survival(now.saturating_sub(since)) >= DROP_BELOW);
+            .partition(|env| self.survival(env, now) >= DROP_BELOW);
         self.idle = keep;
+        if gone.is_empty() {
+            return;
+        }
+        // By idle-since time: a lifetime cap drops environments out of that order, and a warm
+        // start where none was expected takes the most recently idle ghost.
         self.ghosts.extend(gone);
+        self.ghosts.sort_unstable_by_key(|env| env.idle_since);
         if self.ghosts.len() > GHOSTS {
             let excess = self.ghosts.len() - GHOSTS;
             self.ghosts.drain(..excess);
@@ -321,10 +461,7 @@ impl Pool {
 
     /// The estimate at `now`.
     pub fn view(&self, now: Time) -> PoolView {
-        let survivals = self
-            .idle
-            .iter()
-            .map(|&since| self.reclaim.survival(now.saturating_sub(since)));
+        let survivals = self.idle.iter().map(|env| self.survival(env, now));
         let (warm_idle, none_warm) =
             survivals.fold((0.0, 1.0), |(sum, none), s| (sum + s, none * (1.0 - s)));
         let busy = self.in_flight.len() as u32;
@@ -344,17 +481,13 @@ impl Pool {
     pub fn start(&mut self, now: Time) -> Started {
         self.forget_reclaimed(now);
         let provisioned = (self.in_flight.len() as u32) < self.provisioned;
-        let expected_idle_age = if provisioned {
-            None
-        } else {
-            self.idle.pop().map(|since| now.saturating_sub(since))
-        };
+        let expected = if provisioned { None } else { self.idle.pop() };
         self.next_id += 1;
         let started = Started {
             id: self.next_id,
             at: now,
             provisioned,
-            expected_idle_age,
+            expected,
         };
         self.in_flight.push(started);
         started
@@ -375,48 +508,73 @@ impl Pool {
         };
         let started = self.attribute(pos, met);
         self.in_flight.swap_remove(pos);
-        let started = &started;
         self.duration.update(duration);
         if let Some(init) = init {
             self.init.update(init);
         }
+        let created = self.learn(&started, met);
+        // The environment that served is idle from now; provisioned ones are capacity, counted
+        // apart.
+        if !started.provisioned {
+            self.idle.push(Environment {
+                created,
+                idle_since: now,
+            });
+            self.idle.sort_unstable_by_key(|env| env.idle_since);
+        }
+    }
+
+    /// What the way `started` met its environment says of the reclaim; returns when the
+    /// environment that served it was created.
+    fn learn(&mut self, started: &Started, met: Met) -> Time {
         let arrived = started.at;
-        match (met, started.expected_idle_age) {
-            (Met::Warm, Some(age)) => self.reclaim.observe(age, true),
+        match (met, started.expected) {
+            (Met::Warm, Some(env)) => {
+                self.reclaim
+                    .observe(arrived.saturating_sub(env.idle_since), true);
+                env.created
+            }
             (Met::Cold, expected) if !started.provisioned => {
                 // Lambda reuses any idle environment: a cold start means none was left, the
                 // one expected, every other thought idle then, and every ghost. (The ghosts
                 // matter most: they are the environments past the curve's end, and without
                 // their ends it learns nothing of how far past it the reclaim lies.)
-                if let Some(age) = expected {
-                    self.reclaim.observe(age, false);
+                if let Some(env) = expected {
+                    self.observe_gone(&env, arrived);
                 }
-                for list in [&mut self.idle, &mut self.ghosts] {
-                    let mut kept = Vec::with_capacity(list.len());
-                    for since in std::mem::take(list) {
-                        if since <= arrived {
-                            self.reclaim.observe(arrived - since, false);
-                        } else {
-                            kept.push(since);
-                        }
-                    }
-                    *list = kept;
+                let mut gone = Self::take_idle_by(&mut self.idle, arrived);
+                gone.extend(Self::take_idle_by(&mut self.ghosts, arrived));
+                for env in &gone {
+                    self.observe_gone(env, arrived);
                 }
+                arrived
             }
             (Met::Warm, None) if !started.provisioned => {
                 // Warm where none was expected: the youngest ghost was still there.
-                if let Some(since) = self.ghosts.pop() {
-                    self.reclaim.observe(arrived.saturating_sub(since), true);
+                match self.ghosts.pop() {
+                    Some(env) => {
+                        self.reclaim
+                            .observe(arrived.saturating_sub(env.idle_since), true);
+                        env.created
+                    }
+                    // An environment the pool never saw (another replica's): age unknown,
+                    // counted new.
+                    None => arrived,
                 }
             }
-            _ => {}
+            // Unknown: it presumably took the one expected.
+            (_, Some(env)) => env.created,
+            _ => arrived,
         }
-        // The environment that served is idle from now; provisioned ones are capacity, counted
-        // apart.
-        if !started.provisioned {
-            self.idle.push(now);
-            self.idle.sort_unstable();
-        }
+    }
+
+    /// Takes out of `list` the environments idle by `at`.
+    fn take_idle_by(list: &mut Vec<Environment>, at: Time) -> Vec<Environment> {
+        let (gone, kept) = std::mem::take(list)
+            .into_iter()
+            .partition(|env| env.idle_since <= at);
+        *list = kept;
+        gone
     }
 
     /// Which expectation a result answers. Requests of a burst come back in any order, but
@@ -429,7 +587,7 @@ impl Pool {
             .in_flight
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.expected_idle_age.map(|age| (i, s.at.saturating_sub(age))));
+            .filter_map(|(i, s)| s.expected.map(|env| (i, env.idle_since)));
         let holder = match met {
             // Youngest environment: the latest idle-since time.
             Met::Warm => holders.max_by_key(|&(_, since)| since),
@@ -437,16 +595,9 @@ impl Pool {
             Met::Unknown => None,
         };
         if let Some((h, _)) = holder {
-            if h != pos {
-                let mine = self.in_flight[pos].expected_idle_age;
-                let (theirs_at, mine_at) = (self.in_flight[h].at, self.in_flight[pos].at);
-                let since_theirs = theirs_at
-                    .saturating_sub(self.in_flight[h].expected_idle_age.expect("a holder"));
-                // Ages are relative to each request's start; move idle-since times instead.
-                self.in_flight[pos].expected_idle_age = Some(mine_at.saturating_sub(since_theirs));
-                self.in_flight[h].expected_idle_age =
-                    mine.map(|age| theirs_at.saturating_sub(mine_at.saturating_sub(age)));
-            }
+            let theirs = self.in_flight[h].expected;
+            self.in_flight[h].expected = self.in_flight[pos].expected;
+            self.in_flight[pos].expected = theirs;
         }
         self.in_flight[pos]
     }
@@ -457,9 +608,9 @@ impl Pool {
         if let Some(pos) = self.in_flight.iter().position(|s| s.id == started.id) {
             self.in_flight.swap_remove(pos);
         }
-        if let Some(age) = started.expected_idle_age {
-            self.idle.push(started.at.saturating_sub(age));
-            self.idle.sort_unstable();
+        if let Some(env) = started.expected {
+            self.idle.push(env);
+            self.idle.sort_unstable_by_key(|env| env.idle_since);
         }
     }
 
@@ -598,7 +749,7 @@ mod tests {
         let at = 2 * S + 7 * MIN;
         assert_eq!(pool.view(at).warm_idle, 0.0);
         let s = pool.start(at);
-        assert_eq!(s.expected_idle_age, None, "dropped as probably reclaimed");
+        assert_eq!(s.expected, None, "dropped as probably reclaimed");
         pool.complete(at + 3 * S, &s, Met::Cold, S, Some(S));
         let mut m = pool.reclaim().clone();
         assert_eq!(m.survival(7 * MIN), 0.0);
@@ -609,6 +760,110 @@ mod tests {
         let mut prior = ReclaimModel::default();
         prior.observe(6 * MIN, true);
         assert!(prior.survival(6 * MIN + 30 * S) < 0.01);
+    }
+
+    /// A pool whose `n` environments, created together at zero, serve a burst every 3 minutes
+    /// up to `until`; returns the time of the last completion.
+    fn kept_busy(pool: &mut Pool, n: usize, until: Duration) -> Duration {
+        let mut now = Duration::ZERO;
+        let mut met = Met::Cold;
+        loop {
+            let burst: Vec<Started> = (0..n).map(|_| pool.start(now)).collect();
+            for s in &burst {
+                pool.complete(now + S, s, met, S, None);
+            }
+            met = Met::Warm;
+            if now + 3 * MIN > until {
+                return now + S;
+            }
+            now += 3 * MIN;
+        }
+    }
+
+    #[test]
+    fn environments_near_their_lifetime_cap_are_counted_as_likely_gone() {
+        const HOUR: Duration = Duration::from_secs(3600);
+        let mut old = Pool::default();
+        let idle = kept_busy(&mut old, 3, 4 * HOUR - MIN);
+        // Idle for 4 minutes, well within the idle reclaim's prior, but now past 4 hours old.
+        assert!(old.reclaim().survival(4 * MIN) > 0.99);
+        assert!(old.view(idle + 4 * MIN).warm_idle < 0.01);
+        // Half-way through the prior's 2 to 4 hours, a minute more is a small share of what is
+        // left: one seen alive at 3 h and idle a minute is still there with probability 59/60.
+        let mut middle = Pool::default();
+        let idle = kept_busy(&mut middle, 3, 3 * HOUR);
+        let warm = middle.view(idle + MIN).warm_idle;
+        assert!((warm - 3.0 * 59.0 / 60.0).abs() < 0.01, "{warm}");
+        // Young environments, or no cap at all: all three warm.
+        let mut young = Pool::default();
+        let idle = kept_busy(&mut young, 3, HOUR);
+        assert_eq!(young.view(idle + 4 * MIN).warm_idle, 3.0);
+        let mut uncapped = Pool::default().with_lifetime(Lifetime::NONE);
+        let idle = kept_busy(&mut uncapped, 3, 4 * HOUR - MIN);
+        assert_eq!(uncapped.view(idle + 4 * MIN).warm_idle, 3.0);
+    }
+
+    #[test]
+    fn lifetime_ends_at_young_idle_ages_do_not_shorten_the_idle_curve() {
+        // Five environments kept busy until `until`, then a burst after 4 minutes of idle
+        // finds them all gone.
+        let ends = |pool: &mut Pool, until: Duration| {
+            let idle = kept_busy(pool, 5, until);
+            let burst: Vec<Started> = (0..5).map(|_| pool.start(idle + 4 * MIN)).collect();
+            for s in &burst {
+                pool.complete(idle + 4 * MIN + 2 * S, s, Met::Cold, S, Some(S));
+            }
+        };
+        // At almost four hours old: their lifetime cap, not their idle reclaim.
+        let near_the_cap = Duration::from_secs(4 * 3600) - 6 * MIN;
+        let mut pool = Pool::default();
+        ends(&mut pool, near_the_cap);
+        assert_eq!(pool.reclaim().survival(4 * MIN), 1.0);
+        // Read as idle reclaim (no cap), the same ends cut the curve at 4 minutes.
+        let mut uncapped = Pool::default().with_lifetime(Lifetime::NONE);
+        ends(&mut uncapped, near_the_cap);
+        assert!(uncapped.reclaim().survival(4 * MIN) < 0.5);
+        // An hour old, they could not have met the cap: taught whole.
+        let mut young = Pool::default();
+        ends(&mut young, Duration::from_secs(3600));
+        assert!(young.reclaim().survival(4 * MIN) < 0.5);
+    }
+
+    #[test]
+    fn the_curve_lags_a_full_refit_by_little() {
+        // Observations of a reclaim uniform from 5 to 10 minutes, most at young ages, where
+        // one in a hundred is gone, as on a busy function; the curve, refit only when they
+        // could have moved it, stays close to one refit after every observation.
+        let mut m = ReclaimModel::default();
+        let mut x: u64 = 42;
+        let mut uniform = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut worst: f64 = 0.0;
+        for _ in 0..5_000 {
+            let u = uniform();
+            let age = if u < 0.7 {
+                u * 60.0
+            } else {
+                240.0 + (u - 0.7) * 1_400.0
+            };
+            let survival = if age < 60.0 {
+                0.99
+            } else {
+                ((600.0 - age) / 300.0).clamp(0.0, 1.0)
+            };
+            m.observe(Duration::from_secs_f64(age), uniform() < survival);
+            let mut fresh = m.clone();
+            fresh.refit();
+            let lag = (0..BINS)
+                .map(|b| (m.survival[b] - fresh.survival[b]).abs())
+                .fold(0.0, f64::max);
+            worst = worst.max(lag);
+        }
+        assert!(worst <= MAX_DRIFT, "{worst}");
     }
 
     #[test]
