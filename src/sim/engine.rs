@@ -507,9 +507,6 @@ struct Tally {
     functions: Vec<FunctionTally>,
     pings: u64,
     ping_throttles: u64,
-    /// Requests, on-demand and provisioned-duration GB-s; provisioned allocation comes from
-    /// the platform's snapshots.
-    usage: Usage,
     provisioning_refused: u64,
     estimator: EstimatorTally,
 }
@@ -540,12 +537,10 @@ impl Tally {
         if let Ok(invocation) = outcome {
             // A throttled request is not billed; an admitted one is, init included on demand.
             let gb_s = cost::gb_s(invocation.billed.as_millis() as f64, invocation.memory_mb);
-            for usage in [&mut self.usage, &mut tally.usage] {
-                usage.requests += 1;
-                match invocation.start {
-                    Start::Provisioned => usage.provisioned_duration_gb_s += gb_s,
-                    Start::Warm | Start::Cold => usage.on_demand_gb_s += gb_s,
-                }
+            tally.usage.requests += 1;
+            match invocation.start {
+                Start::Provisioned => tally.usage.provisioned_duration_gb_s += gb_s,
+                Start::Warm | Start::Cold => tally.usage.on_demand_gb_s += gb_s,
             }
         }
     }
@@ -747,10 +742,20 @@ impl Figures {
         shares.sort_by(f64::total_cmp);
         let (provisioned_end, idle_end) = settled_gb_s(end);
         let (provisioned_start, idle_start) = settled_gb_s(boundary);
-        let usage = Usage {
-            provisioned_gb_s: provisioned_end - provisioned_start,
-            ..tally.usage
-        };
+        // Requests and billed duration are counted per function; provisioned allocation is
+        // settled from the platform's snapshots.
+        let usage = tally.functions.iter().fold(
+            Usage {
+                provisioned_gb_s: provisioned_end - provisioned_start,
+                ..Usage::default()
+            },
+            |mut total, t| {
+                total.requests += t.usage.requests;
+                total.on_demand_gb_s += t.usage.on_demand_gb_s;
+                total.provisioned_duration_gb_s += t.usage.provisioned_duration_gb_s;
+                total
+            },
+        );
         let prices = Prices::us_east_1(Architecture::X86_64);
         let functions = trace
             .functions
