@@ -15,6 +15,8 @@
 //! Pure code: `now` is an argument; no clock, no I/O. Observations are plain values, so
 //! several replicas can later share them (ARCHITECTURE.md, "Several replicas").
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use crate::clock::Time;
@@ -335,6 +337,26 @@ pub struct Pool {
     /// Smoothed handler duration and init duration seen on this target.
     duration: Ewma,
     init: Ewma,
+    /// The last [`RECENT_DURATIONS`] handler durations, pings included (they hold
+    /// environments too): the tail that says how much longer a long request will run.
+    recent: VecDeque<Duration>,
+}
+
+/// Handler durations kept for the expected wait.
+const RECENT_DURATIONS: usize = 32;
+
+/// When the `position`-th waiter (0: the first) gets an environment, first come first
+/// served, if environments free up after `frees` and each waiter then holds its own for
+/// `duration`: the (position + 1)-th smallest of `free + j * duration` over every free time
+/// and j >= 0. `None` when nothing is expected to free up. (One slow environment, such as a
+/// cold start in flight, does not hold up the waiters that the quick ones serve in turn.)
+pub fn queue_wait(frees: &[Duration], duration: Duration, position: usize) -> Option<Duration> {
+    let mut next: BinaryHeap<Reverse<Duration>> = frees.iter().copied().map(Reverse).collect();
+    for _ in 0..position {
+        let Reverse(free) = next.pop()?;
+        next.push(Reverse(free + duration));
+    }
+    next.peek().map(|Reverse(free)| *free)
 }
 
 /// An exponentially weighted moving average with a starting guess.
@@ -391,6 +413,7 @@ impl Pool {
             lifetime: Lifetime::default(),
             duration: Ewma { value: 0.1 },
             init: Ewma { value: 3.0 },
+            recent: VecDeque::with_capacity(RECENT_DURATIONS),
         }
     }
 
@@ -509,6 +532,10 @@ impl Pool {
         let started = self.attribute(pos, met);
         self.in_flight.swap_remove(pos);
         self.duration.update(duration);
+        if self.recent.len() == RECENT_DURATIONS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(duration);
         if let Some(init) = init {
             self.init.update(init);
         }
@@ -614,22 +641,42 @@ impl Pool {
         }
     }
 
+    /// How much longer `started`, in flight at `now`, is expected to hold its environment:
+    /// the mean excess over its elapsed time of the recent handler durations that exceed it
+    /// (durations are heavy-tailed: a request that has run long will likely run longer),
+    /// after the init if it was expected to start cold. `None` when it has outrun every
+    /// recent duration: nothing says it will end soon.
+    fn expected_remaining(&self, started: &Started, now: Time) -> Option<Duration> {
+        let init = if started.expected.is_none() && !started.provisioned {
+            self.init.get()
+        } else {
+            Duration::ZERO
+        };
+        let elapsed = now.saturating_sub(started.at);
+        // Before any request ended here, the starting guess.
+        let guess = self.recent.is_empty().then(|| self.duration.get());
+        let (sum, count) = self
+            .recent
+            .iter()
+            .copied()
+            .chain(guess)
+            .map(|d| init + d)
+            .filter(|&total| total > elapsed)
+            .fold((Duration::ZERO, 0u32), |(sum, n), total| {
+                (sum + (total - elapsed), n + 1)
+            });
+        (count > 0).then(|| sum / count)
+    }
+
     /// The expected wait until one of the requests in flight frees its environment, for the
-    /// `position`-th waiter (0: the first), or `None` if none is in flight.
+    /// `position`-th waiter (0: the first), or `None` if none is expected to end soon.
     pub fn expected_wait(&self, now: Time, position: usize) -> Option<Duration> {
-        let expected = self.duration.get();
-        let mut frees: Vec<Duration> = self
+        let frees: Vec<Duration> = self
             .in_flight
             .iter()
-            .map(|s| (s.at + expected).saturating_sub(now))
+            .filter_map(|s| self.expected_remaining(s, now))
             .collect();
-        if frees.is_empty() {
-            return None;
-        }
-        frees.sort_unstable();
-        // Waiters beyond the number in flight wait for a second round.
-        let round = position / frees.len();
-        Some(frees[position % frees.len()] + expected * round as u32)
+        queue_wait(&frees, self.duration.get(), position)
     }
 
     pub fn reclaim(&self) -> &ReclaimModel {
@@ -895,5 +942,81 @@ mod tests {
         assert_eq!(wait, Duration::from_millis(60));
         let second = pool.expected_wait(Duration::from_millis(1040), 1).unwrap();
         assert_eq!(second, Duration::from_millis(160));
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A pool that has seen `durations` end (each a warm request after the first, cold).
+    fn pool_after(durations: &[Duration]) -> Pool {
+        let mut pool = Pool::default();
+        let mut now = Duration::ZERO;
+        for &d in durations {
+            let s = pool.start(now);
+            now += d;
+            let met = if s.expected.is_some() {
+                Met::Warm
+            } else {
+                Met::Cold
+            };
+            pool.complete(now, &s, met, d, (met == Met::Cold).then_some(2 * S));
+            now += S;
+        }
+        pool
+    }
+
+    #[test]
+    fn waiters_are_served_in_turn_by_the_quick_environments_first() {
+        let frees = [60 * MS, 2080 * MS];
+        assert_eq!(queue_wait(&frees, 100 * MS, 0), Some(60 * MS));
+        assert_eq!(queue_wait(&frees, 100 * MS, 2), Some(260 * MS));
+        // Twenty-one waiters go through the quick one before the slow one frees.
+        assert_eq!(queue_wait(&frees, 100 * MS, 20), Some(2060 * MS));
+        assert_eq!(queue_wait(&frees, 100 * MS, 21), Some(2080 * MS));
+        assert_eq!(queue_wait(&[], 100 * MS, 0), None);
+    }
+
+    #[test]
+    fn a_request_that_outran_every_recent_duration_is_not_expected_to_end_soon() {
+        let mut pool = pool_after(&[100 * MS; 8]);
+        let now = 60 * S;
+        let _long = pool.start(now);
+        assert_eq!(pool.expected_wait(now + 50 * MS, 0), Some(50 * MS));
+        // Past every duration seen, nothing says when it ends: better not to wait on it.
+        assert_eq!(pool.expected_wait(now + 500 * MS, 0), None);
+    }
+
+    #[test]
+    fn a_long_request_is_expected_to_run_on() {
+        let mut durations = vec![100 * MS; 8];
+        durations.extend([1000 * MS; 8]);
+        let mut pool = pool_after(&durations);
+        let now = 60 * S;
+        let _r = pool.start(now);
+        // At 50 ms: half the durations end in 50 ms, half in 950: 500 on average.
+        assert_eq!(pool.expected_wait(now + 50 * MS, 0), Some(500 * MS));
+        // At 200 ms it is one of the long ones: 800 ms to go, not "overdue, any moment".
+        assert_eq!(pool.expected_wait(now + 200 * MS, 0), Some(800 * MS));
+    }
+
+    #[test]
+    fn a_cold_start_in_flight_frees_after_its_init() {
+        let mut pool = pool_after(&[100 * MS]);
+        // The one environment is taken; the next request starts cold (init seen: 2 s).
+        let now = 10 * S;
+        let warm = pool.start(now);
+        let cold = pool.start(now);
+        assert!(warm.expected.is_some() && cold.expected.is_none());
+        let init = pool.view(now).expected_init;
+        assert!(init > S);
+        // The warm one frees first and serves the next waiters in turn, well before the
+        // cold one's init is over.
+        assert_eq!(pool.expected_wait(now, 0), Some(100 * MS));
+        assert_eq!(pool.expected_wait(now, 2), Some(300 * MS));
+        // Alone, the cold one frees after its init and a duration.
+        let mut fresh = Pool::default();
+        let cold = fresh.start(now);
+        assert!(cold.expected.is_none());
+        let init = fresh.view(now).expected_init;
+        assert_eq!(fresh.expected_wait(now, 0), Some(init + 100 * MS));
     }
 }
