@@ -60,6 +60,34 @@ async fn k_concurrent_pings_keep_k_distinct_environments_warm() {
     assert_eq!(stats.environments_created, 3, "the same three, kept warm");
 }
 
+/// Billed ms per ping of the warm rounds between minute 10 and minute 30 (the first round's
+/// cold starts bill their init).
+async fn billed_per_warm_ping(policy: &str) -> u64 {
+    let (emulator, _gateway) = start(
+        &format!("enabled = true\npolicy = \"{policy}\"\njitter_ms = 0"),
+        "",
+    )
+    .await;
+    let pings = |e: &RunningEmulator| {
+        let stats = e.emulator().snapshot().function("model").unwrap().totals();
+        (stats.pings, stats.ping_billed_ms)
+    };
+    tokio::time::sleep(10 * MIN).await;
+    let (pings_before, billed_before) = pings(&emulator);
+    tokio::time::sleep(20 * MIN).await;
+    let (pings_after, billed_after) = pings(&emulator);
+    assert!(pings_after > pings_before);
+    (billed_after - billed_before) / (pings_after - pings_before)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_round_of_pings_holds_its_environments_and_a_lone_ping_does_not() {
+    // Each ping of a round asks its handler to hold 100 ms, so the round's pings overlap.
+    assert_eq!(billed_per_warm_ping("fixed-4min-x3").await, 100);
+    // A lone ping needs no overlap: the handler returns at once, billed 1 ms.
+    assert_eq!(billed_per_warm_ping("fixed-4min").await, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_budget_caps_pings_per_hour() {
     let (emulator, _gateway) = start(

@@ -23,12 +23,15 @@ use crate::clock::Time;
 use crate::config::PingBudget;
 use crate::lambda::{Execution, InvocationType, InvokeRequest};
 use crate::policy::pool::Met;
-use crate::policy::{Action, FunctionInfo, Observation, Policy, StartSeen};
+use crate::policy::{Action, FunctionInfo, Observation, Policy, StartSeen, ROUND_HOLD};
 use crate::telemetry;
 
 /// The client context of a ping: `custom.warmgate-ping` tells a handler (and the emulator)
 /// that this is a keep-alive, to answer at once.
 const PING_CLIENT_CONTEXT: &str = r#"{"custom":{"warmgate-ping":"1"}}"#;
+/// The client-context key by which a ping asks the handler to hold (the convention README
+/// gives handlers, and the emulated one follows: `platform::PING_HOLD_KEY`).
+const PING_HOLD_KEY: &str = "warmgate-hold-ms";
 /// Billed time a ping is assumed to take before its REPORT says: a brief hold.
 const PING_ESTIMATE: Duration = Duration::from_millis(100);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -162,11 +165,29 @@ impl Gateway {
         target: &str,
         reason: &'static str,
     ) {
+        self.ping_holding(function, target, reason, None).await;
+    }
+
+    /// A ping that asks its handler to hold the environment for `hold` (one of a round).
+    async fn ping_holding(
+        self: &Arc<Self>,
+        function: &Arc<FunctionState>,
+        target: &str,
+        reason: &'static str,
+        hold: Option<Duration>,
+    ) {
         let config = &function.config;
         let arrived = self.now();
         let started = function.start(target, arrived);
         let began = std::time::Instant::now();
-        let context = base64::engine::general_purpose::STANDARD.encode(PING_CLIENT_CONTEXT);
+        let context = base64::engine::general_purpose::STANDARD.encode(match hold {
+            None => PING_CLIENT_CONTEXT.to_string(),
+            Some(hold) => serde_json::json!({"custom": {
+                "warmgate-ping": "1",
+                PING_HOLD_KEY: hold.as_millis().to_string(),
+            }})
+            .to_string(),
+        });
         let result = self
             .invoker
             .invoke(InvokeRequest {
@@ -255,8 +276,9 @@ impl Gateway {
                         gateway.clock.sleep(jitter).await;
                         // One round, all at once: each ping holds its environment, so the
                         // round reaches `granted` distinct environments.
-                        let round =
-                            (0..granted).map(|_| gateway.ping(&state, &qualifier, "keep_alive"));
+                        let hold = (granted > 1).then_some(ROUND_HOLD);
+                        let round = (0..granted)
+                            .map(|_| gateway.ping_holding(&state, &qualifier, "keep_alive", hold));
                         join_all(round).await;
                     });
                 }

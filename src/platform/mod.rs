@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::clock::Time;
-pub use spec::{FunctionSpec, PlatformSpec, Settings};
+pub use spec::{FunctionSpec, PlatformSpec, Settings, PING_HOLD_KEY};
 pub use stats::{EnvironmentCounts, Snapshot, VersionStats};
 
 /// Identifies an execution environment for the platform's lifetime.
@@ -612,14 +612,23 @@ impl Platform {
         }
     }
 
-    fn is_ping(&self, f: usize, request: &InvokeRequest) -> bool {
-        let key = &self.settings.ping.client_context_key;
-        let by_context = request
-            .client_context
-            .and_then(|c| c.get("custom"))
-            .and_then(|c| c.get(key))
+    /// How long `request` holds its environment if it is a ping: the hold its client context
+    /// asks for under [`PING_HOLD_KEY`] (so that concurrent pings reach distinct
+    /// environments), else the handler's own ping time; `None` for a real request.
+    fn ping_hold(&self, f: usize, request: &InvokeRequest) -> Option<Duration> {
+        let custom = request.client_context.and_then(|c| c.get("custom"));
+        let by_context = custom
+            .and_then(|c| c.get(&self.settings.ping.client_context_key))
             .is_some();
-        by_context || request.payload.trim_ascii() == self.functions[f].ping_payload.as_slice()
+        let by_payload = request.payload.trim_ascii() == self.functions[f].ping_payload.as_slice();
+        if !(by_context || by_payload) {
+            return None;
+        }
+        let asked = custom
+            .and_then(|c| c.get(PING_HOLD_KEY))
+            .and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()))
+            .filter(|ms| ms.is_finite() && *ms >= 0.0);
+        Some(ms(asked.unwrap_or(self.settings.ping.hold_ms)))
     }
 
     /// Invokes a function at `now`.
@@ -661,7 +670,7 @@ impl Platform {
                 message: self.not_found_message(request.function, request.qualifier),
             });
         };
-        let ping = self.is_ping(f, request);
+        let ping = self.ping_hold(f, request);
 
         // Provisioned concurrency first: it serves invocations of its own qualifier.
         let mut spillover = false;
@@ -784,7 +793,7 @@ impl Platform {
         v: usize,
         id: EnvId,
         start: Start,
-        ping: bool,
+        ping: Option<Duration>,
         spillover: bool,
         payload: &[u8],
         // The duration a replay gives; a replay reads no answer.
@@ -806,8 +815,10 @@ impl Platform {
             }
         });
         let timeout = Duration::from_secs_f64(spec.timeout_s);
-        let mut duration = if ping {
-            ms(settings.ping.hold_ms)
+        let hold = ping;
+        let ping = hold.is_some();
+        let mut duration = if let Some(hold) = hold {
+            hold
         } else if let Some(d) = replayed {
             d
         } else {

@@ -80,22 +80,29 @@ impl Default for Settings {
 }
 
 /// A keep-alive ping is an invocation whose client context carries `client_context_key` in
-/// its `custom` map, or whose payload is exactly `payload`. It returns after `hold_ms`, so
-/// that concurrent pings occupy distinct environments.
+/// its `custom` map, or whose payload is exactly `payload`. The function's ping handler
+/// returns at once (after `hold_ms`), unless the client context's `custom` map asks it to
+/// hold its environment for [`PING_HOLD_KEY`] ms: a round of concurrent pings asks, so that
+/// each reaches a distinct environment; a lone ping need not pay for the hold.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PingSpec {
     pub client_context_key: String,
     pub payload: String,
+    /// How long a ping runs when it asks for no hold: a handler that returns at once.
     pub hold_ms: f64,
 }
+
+/// The client-context key (in `custom`) by which a ping asks the handler to hold its
+/// environment for that many ms, as a number or a string.
+pub const PING_HOLD_KEY: &str = "warmgate-hold-ms";
 
 impl Default for PingSpec {
     fn default() -> Self {
         Self {
             client_context_key: "warmgate-ping".into(),
             payload: r#"{"warmgate":"ping"}"#.into(),
-            hold_ms: 100.0,
+            hold_ms: 1.0,
         }
     }
 }

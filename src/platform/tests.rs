@@ -347,9 +347,43 @@ fn pings_are_recognised_and_hold_their_environment() {
         .unwrap();
     assert!(by_payload.ping && by_context.ping);
     assert_ne!(by_payload.environment, by_context.environment);
-    assert_eq!(by_payload.duration, Duration::from_millis(100));
+    // A lone ping's handler returns at once.
+    assert_eq!(by_payload.duration, Duration::from_millis(1));
+    assert_eq!(by_context.duration, Duration::from_millis(1));
+    // A ping of a round asks its handler to hold the environment, as a string or a number.
+    for hold in [serde_json::json!("100"), serde_json::json!(100)] {
+        let context =
+            serde_json::json!({"custom": {"warmgate-ping": "1", "warmgate-hold-ms": hold}});
+        let held = p
+            .invoke(
+                Duration::ZERO,
+                &InvokeRequest {
+                    function: "f",
+                    qualifier: None,
+                    payload: b"{}",
+                    client_context: Some(&context),
+                },
+            )
+            .unwrap();
+        assert!(held.ping);
+        assert_eq!(held.duration, Duration::from_millis(100));
+    }
+    // A hold on a real request means nothing: it is not a ping.
+    let context = serde_json::json!({"custom": {"warmgate-hold-ms": "100"}});
+    let real = p
+        .invoke(
+            3 * S,
+            &InvokeRequest {
+                function: "f",
+                qualifier: None,
+                payload: b"{}",
+                client_context: Some(&context),
+            },
+        )
+        .unwrap();
+    assert!(!real.ping);
     assert!(!call(&mut p, 5 * S, None).unwrap().ping);
-    assert_eq!(p.snapshot(5 * S).functions[0].versions[0].stats.pings, 2);
+    assert_eq!(p.snapshot(5 * S).functions[0].versions[0].stats.pings, 4);
 }
 
 #[test]

@@ -65,6 +65,13 @@ pub struct Observation {
     pub throttled: bool,
 }
 
+/// How long each ping of a round of several asks its handler to hold its environment, so
+/// that the round's pings overlap and reach distinct environments despite jitter on the
+/// way. A lone ping asks for no hold and returns at once: it costs a fraction of a held one
+/// and frees the environment for real traffic sooner. Both drivers, the gateway's warmer and
+/// the simulator, send rounds so.
+pub const ROUND_HOLD: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What a policy asks the driver to do, now.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
