@@ -206,3 +206,74 @@ fn a_throttled_routed_request_counts_once() {
     assert_eq!((routed.invocations, routed.throttles), (180, 60));
     assert_eq!(routed.cold_starts, first.cold_starts);
 }
+
+/// Two calls at 30 s into every minute for two hours, 100 ms each; at 7, 22, 37 and 52
+/// minutes past each hour, six calls instead, 10 ms apart: a burst against a warm pool of two.
+fn bursts_against_a_pool_of_two() -> Trace {
+    let ms = Duration::from_millis(1);
+    let duration = 100 * ms;
+    let mut arrivals = Vec::new();
+    for minute in 0..120u32 {
+        let calls = if [7, 22, 37, 52].contains(&(minute % 60)) {
+            6
+        } else {
+            2
+        };
+        for i in 0..calls {
+            arrivals.push(Arrival {
+                at: MIN * minute + 30 * SEC + 10 * ms * i,
+                duration: Some(duration),
+                tokens: None,
+            });
+        }
+    }
+    Trace {
+        name: "made-up".into(),
+        format: TraceFormat::Azure2019,
+        functions: vec![TraceFunction {
+            id: "f".into(),
+            app: "app".into(),
+            trigger: None,
+            memory_mb: 1024,
+            durations: DurationModel::Fixed(duration),
+            arrivals,
+        }],
+        duration: 2 * HOUR,
+    }
+}
+
+#[test]
+fn a_burst_against_a_busy_pool_waits_for_it_rather_than_going_cold() {
+    let trace = bursts_against_a_pool_of_two();
+    // A 2 s init, so that a 100 ms request is worth waiting for; reclaim at 10 minutes.
+    let settings = SimSettings {
+        init_ms: warmgate::platform::dist::Dist::Fixed(2000.0),
+        idle_reclaim_s: Some(warmgate::platform::dist::Dist::Fixed(600.0)),
+        ..SimSettings::default()
+    };
+    // Sent at once: four calls of each of the four bursts after the warm-up find both warm
+    // environments busy and start cold (the environments they start are reclaimed before the
+    // next burst, 15 minutes on).
+    let routed = run(&trace, &settings, Traffic::Routed);
+    assert_eq!(routed.invocations, 60 * 2 + 4 * 4);
+    assert_eq!((routed.cold_starts, routed.waits), (16, 0));
+    // Held: each waits its turn for one of the two environments (100 ms a round), and one
+    // ping per burst starts a third for what may follow.
+    let waiting = run(&trace, &settings, Traffic::Waiting);
+    assert_eq!(waiting.policy, "none+wait");
+    assert_eq!(waiting.invocations, routed.invocations);
+    assert_eq!(
+        (waiting.cold_starts, waiting.waits, waiting.waits_then_cold),
+        (0, 16, 0)
+    );
+    assert_eq!(waiting.pings, 4);
+    // Callers waited rounds of 100 ms rather than inits of 2 s.
+    assert!(
+        waiting.start_delay_s < routed.start_delay_s / 4.0,
+        "waiting {} s, cold {} s",
+        waiting.start_delay_s,
+        routed.start_delay_s
+    );
+    assert!(waiting.start_delay_p999_ms < 500);
+    assert!(routed.start_delay_p999_ms >= 2000);
+}

@@ -99,6 +99,11 @@ pub struct SimulateArgs {
     /// the warm-pool estimates. Rows labelled `<policy>+route`.
     #[arg(long)]
     pub route: bool,
+    /// Also replay each policy as the gateway serves it: routed, and, when every warm
+    /// environment is busy, each request held briefly for the first to free up rather than
+    /// sent to a cold start (the gateway's default wait). Rows labelled `<policy>+wait`.
+    #[arg(long)]
+    pub wait: bool,
     /// Write the figures to FILE.csv or FILE.json.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -340,6 +345,7 @@ pub fn simulate(args: &SimulateArgs) -> anyhow::Result<Report> {
         Some(Traffic::First),
         args.spread.then_some(Traffic::Spread),
         args.route.then_some(Traffic::Routed),
+        args.wait.then_some(Traffic::Waiting),
     ]
     .into_iter()
     .flatten()

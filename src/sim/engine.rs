@@ -14,7 +14,10 @@
 //!
 //! 4. the minute tick (at every whole minute of virtual time, between completions and the
 //!    policy's wake-up): provisioned capacity is read into the pools, and after the warm-up the
-//!    pools' estimates are compared with the platform's ground truth.
+//!    pools' estimates are compared with the platform's ground truth;
+//! 5. the end of a held request's wait ([`Traffic::Waiting`], between the policy's wake-up
+//!    and arrivals): it is sent, unless a completion released it first. A completion of a
+//!    function releases its first held request at once, after the policy has heard of it.
 //!
 //! Each trace function becomes one platform function with the trace's memory and
 //! [`SimSettings::targets`] (K) equivalent targets: K published versions of the same code, with
@@ -35,7 +38,7 @@
 //! cold, which no real day is.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -44,6 +47,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use hdrhistogram::Histogram;
 use rand::Rng;
 
 use super::trace::{Arrival, DurationModel, Trace, TraceFunction};
@@ -55,7 +59,7 @@ use crate::platform::{
 };
 use crate::policy::cost::{self, Prices, Usage};
 use crate::policy::pool::{Met, Pool, Started};
-use crate::policy::router;
+use crate::policy::router::{self, Expectation, WaitDecision, WaitPolicy};
 use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy, StartSeen};
 
 /// The qualifier of every simulated function's first target, the one a client calling one
@@ -88,8 +92,15 @@ pub enum Traffic {
     /// The gateway routes: each request's target is [`router::choose`] over the function's
     /// pool estimates at its arrival, the chosen pool's `start` taken in the same step; a
     /// throttle (refused before running) fails over to the next target, as the gateway does.
-    /// The gateway's wait-or-cold (holding a request for a busy environment) is not simulated.
+    /// Every request is sent at once: see [`Traffic::Waiting`] for the gateway's wait.
     Routed,
+    /// Routed, and as the gateway does when the router expects a cold start: the request is
+    /// held for the first environment of the function to free up when
+    /// [`router::wait_or_cold`] expects that sooner than the init (default [`WaitPolicy`]),
+    /// while one ping at a time starts a new environment for the rest of the burst. A held
+    /// request is sent at the first completion of the function (first come, first served) or
+    /// at the end of its wait, whichever comes first, without a second wait.
+    Waiting,
 }
 
 impl Traffic {
@@ -98,6 +109,7 @@ impl Traffic {
             Traffic::First => "first",
             Traffic::Spread => "spread",
             Traffic::Routed => "routed",
+            Traffic::Waiting => "waiting",
         }
     }
 
@@ -107,6 +119,7 @@ impl Traffic {
             Traffic::First => policy.to_string(),
             Traffic::Spread => format!("{policy}+spread"),
             Traffic::Routed => format!("{policy}+route"),
+            Traffic::Waiting => format!("{policy}+wait"),
         }
     }
 }
@@ -428,6 +441,21 @@ impl<'t> Arrivals<'t> {
     }
 }
 
+/// What the engine sends: a real request with its handler duration, or a keep-alive ping,
+/// held (one of a round) or not.
+#[derive(Debug, Clone, Copy)]
+enum Sent {
+    Real(Duration),
+    Ping { held: bool },
+}
+
+/// A real request the gateway holds for a busy environment ([`Traffic::Waiting`]).
+struct Held {
+    id: u64,
+    arrived: Time,
+    duration: Duration,
+}
+
 /// An observation waiting for its completion time, with the pool's record of the request
 /// (none for a throttled one, already abandoned).
 struct Pending {
@@ -502,25 +530,47 @@ struct FunctionTally {
 }
 
 /// What a replay counts after the warm-up, as it goes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Tally {
     functions: Vec<FunctionTally>,
     pings: u64,
     ping_throttles: u64,
     provisioning_refused: u64,
     estimator: EstimatorTally,
+    /// Real requests held for a busy environment, and those of them that met a cold one all
+    /// the same.
+    waits: u64,
+    waits_then_cold: u64,
+    /// What real requests that ran waited for before their handler started: a cold start's
+    /// init plus any time held for a busy environment, in ms, and its sum.
+    start_delay_ms: Histogram<u64>,
+    start_delay: Duration,
 }
 
 impl Tally {
     fn new(functions: usize) -> Self {
         Tally {
             functions: vec![FunctionTally::default(); functions],
-            ..Tally::default()
+            pings: 0,
+            ping_throttles: 0,
+            provisioning_refused: 0,
+            estimator: EstimatorTally::default(),
+            waits: 0,
+            waits_then_cold: 0,
+            start_delay_ms: Histogram::new(3).expect("3 significant figures are valid"),
+            start_delay: Duration::ZERO,
         }
     }
 
-    /// Counts one request, real or ping, with what the platform made of it.
-    fn record(&mut self, f: FunctionId, ping: bool, outcome: &Result<Invocation, Rejection>) {
+    /// Counts one request, real or ping, with what the platform made of it; `waited` is how
+    /// long a real request was held before it was sent.
+    fn record(
+        &mut self,
+        f: FunctionId,
+        ping: bool,
+        waited: Option<Duration>,
+        outcome: &Result<Invocation, Rejection>,
+    ) {
         let throttled = outcome.is_err();
         let cold = matches!(outcome, Ok(i) if i.start == Start::Cold);
         let tally = &mut self.functions[f];
@@ -533,6 +583,16 @@ impl Tally {
             tally.invocations += 1;
             tally.throttles += u64::from(throttled);
             tally.cold_starts += u64::from(cold);
+            if waited.is_some() {
+                self.waits += 1;
+                self.waits_then_cold += u64::from(cold);
+            }
+            if let Ok(invocation) = outcome {
+                let delay = waited.unwrap_or_default() + invocation.init.unwrap_or_default();
+                self.start_delay += delay;
+                // Auto-resizing: recording cannot fail.
+                let _ = self.start_delay_ms.record(delay.as_millis() as u64);
+            }
         }
         if let Ok(invocation) = outcome {
             // A throttled request is not billed; an admitted one is, init included on demand.
@@ -677,6 +737,16 @@ pub struct Figures {
     pub idle_gb_s: f64,
     /// The pools' estimates against the ground truth, after the warm-up.
     pub estimator: EstimatorError,
+    /// Real requests the gateway held for a busy environment ([`Traffic::Waiting`]), and
+    /// those of them that met a cold start all the same.
+    pub waits: u64,
+    pub waits_then_cold: u64,
+    /// Time real requests waited before their handler started (a cold start's init, plus any
+    /// time held for a busy environment), summed over requests, in seconds, and its 99th
+    /// and 99.9th percentile per request, in ms.
+    pub start_delay_s: f64,
+    pub start_delay_p99_ms: u64,
+    pub start_delay_p999_ms: u64,
     /// Wall-clock time of the replay, in seconds (information only).
     pub replay_s: f64,
     /// Each counted function's cold-start share, sorted ascending: the CDF plot's data.
@@ -792,6 +862,11 @@ impl Figures {
             bill_usd: cost::bill(&usage, &prices),
             idle_gb_s: idle_end - idle_start,
             estimator: tally.estimator.figures(),
+            waits: tally.waits,
+            waits_then_cold: tally.waits_then_cold,
+            start_delay_s: tally.start_delay.as_secs_f64(),
+            start_delay_p99_ms: tally.start_delay_ms.value_at_quantile(0.99),
+            start_delay_p999_ms: tally.start_delay_ms.value_at_quantile(0.999),
             replay_s: 0.0,
             function_cold_shares: shares,
             functions,
@@ -869,9 +944,23 @@ struct Replay<'t> {
     provisioned: Vec<(FunctionId, usize)>,
     /// Reused for the router's input.
     views: Vec<crate::policy::pool::PoolView>,
+    /// The gateway's wait ([`Traffic::Waiting`]); none for other traffic.
+    wait: Option<WaitPolicy>,
+    /// Per function (empty without the wait), the requests held for a busy environment,
+    /// first come first.
+    held: Vec<VecDeque<Held>>,
+    /// When each held request's wait ends: (time, its id, its function). A request sent
+    /// sooner leaves its entry behind, skipped when it comes up.
+    wait_ends: BinaryHeap<Reverse<(Time, u64, FunctionId)>>,
+    next_held: u64,
+    /// Per function (empty without the wait), until when its burst ping is on its way: as
+    /// the gateway does, one at a time.
+    burst_ping_until: Vec<Time>,
     /// The next minute tick; none without pools.
     next_tick: Option<Time>,
     ping_payload: Vec<u8>,
+    /// The client context of a ping of a round: it asks the handler to hold.
+    round_context: serde_json::Value,
     durations: Vec<HandlerDurations>,
     completions: Completions,
     tally: Tally,
@@ -892,7 +981,9 @@ impl<'t> Replay<'t> {
         let k = settings.targets.max(1);
         let n = trace.functions.len();
         let deterministic = settings.mode == Mode::Deterministic;
-        let keep_pools = candidate.traffic == Traffic::Routed || settings.measure_estimator;
+        let waiting = candidate.traffic == Traffic::Waiting;
+        let keep_pools = matches!(candidate.traffic, Traffic::Routed | Traffic::Waiting)
+            || settings.measure_estimator;
         let spread = if candidate.traffic == Traffic::Spread && !deterministic {
             (0..n)
                 .map(|f| {
@@ -925,8 +1016,24 @@ impl<'t> Replay<'t> {
             },
             provisioned: Vec::new(),
             views: Vec::with_capacity(k),
+            wait: waiting.then(WaitPolicy::default),
+            held: if waiting {
+                (0..n).map(|_| VecDeque::new()).collect()
+            } else {
+                Vec::new()
+            },
+            wait_ends: BinaryHeap::new(),
+            next_held: 0,
+            burst_ping_until: if waiting {
+                vec![Duration::ZERO; n]
+            } else {
+                Vec::new()
+            },
             next_tick: keep_pools.then_some(TICK),
             ping_payload,
+            round_context: serde_json::json!({"custom": {
+                crate::platform::PING_HOLD_KEY: crate::policy::ROUND_HOLD.as_millis().to_string(),
+            }}),
             durations: trace
                 .functions
                 .iter()
@@ -960,8 +1067,9 @@ impl<'t> Replay<'t> {
             let next_tick = self.next_tick.filter(|&t| t < end);
             // The trace spans [0, end): a wake-up at the end is past it.
             let next_wake = self.due_wake().filter(|&w| w < end);
+            let next_wait_end = self.wait_ends.peek().map(|Reverse((at, ..))| *at);
             let next_arrival = arrivals.peek();
-            let Some(t) = [next_done, next_tick, next_wake, next_arrival]
+            let Some(t) = [next_done, next_tick, next_wake, next_wait_end, next_arrival]
                 .into_iter()
                 .flatten()
                 .min()
@@ -989,6 +1097,7 @@ impl<'t> Replay<'t> {
                 self.policy.observe(&observation);
                 self.wake_stale = false;
                 self.refresh_wake();
+                self.release_held(observation.function, at);
             } else if next_tick == Some(t) {
                 self.tick(t);
                 self.next_tick = Some(t + TICK);
@@ -997,6 +1106,13 @@ impl<'t> Replay<'t> {
                 self.carry_out(actions);
                 self.refresh_wake();
                 self.wake_stale = self.wake.is_some_and(|w| w <= self.now);
+            } else if next_wait_end == Some(t) {
+                let Reverse((_, id, f)) = self.wait_ends.pop().expect("peeked");
+                if let Some(pos) = self.held[f].iter().position(|h| h.id == id) {
+                    let held = self.held[f].remove(pos).expect("found");
+                    self.route(f, t, held.duration, Some(t - held.arrived));
+                }
+                self.wake_stale = false;
             } else {
                 let (f, arrival) = arrivals.pop().expect("peeked");
                 self.invoke(f, arrival);
@@ -1085,7 +1201,7 @@ impl<'t> Replay<'t> {
         let k = self.targets.len();
         match self.traffic {
             Traffic::First => {
-                self.send(f, 0, at, Some(duration), true);
+                self.send(f, 0, at, Sent::Real(duration), true, None);
             }
             Traffic::Spread => {
                 let target = match self.spread.get_mut(f) {
@@ -1096,54 +1212,119 @@ impl<'t> Replay<'t> {
                         turn
                     }
                 };
-                self.send(f, target, at, Some(duration), true);
+                self.send(f, target, at, Sent::Real(duration), true, None);
             }
-            Traffic::Routed => {
-                self.views.clear();
-                self.views.extend(self.pools[f].iter().map(|p| p.view(at)));
-                let chosen = router::choose(&self.views).target;
-                let order = std::iter::once(chosen).chain((0..k).filter(|&t| t != chosen));
-                for (i, target) in order.enumerate() {
-                    let last = i + 1 == k;
-                    if self.send(f, target, at, Some(duration), last) {
-                        break;
-                    }
+            Traffic::Routed => self.route(f, at, duration, None),
+            Traffic::Waiting => {
+                if !self.hold(f, at, duration) {
+                    self.route(f, at, duration, None);
                 }
             }
         }
     }
 
+    /// Sends a real request of `f` at `at` as the gateway's `route` and `dispatch` do: to the
+    /// router's choice over the pools' views, failing over to the next target in order on a
+    /// throttle. `waited`: how long it was held first.
+    fn route(&mut self, f: FunctionId, at: Time, duration: Duration, waited: Option<Duration>) {
+        let k = self.targets.len();
+        self.views.clear();
+        self.views.extend(self.pools[f].iter().map(|p| p.view(at)));
+        let chosen = router::choose(&self.views).target;
+        let order = std::iter::once(chosen).chain((0..k).filter(|&t| t != chosen));
+        for (i, target) in order.enumerate() {
+            let last = i + 1 == k;
+            if self
+                .send(f, target, at, Sent::Real(duration), last, waited)
+                .is_some()
+            {
+                break;
+            }
+        }
+    }
+
+    /// The gateway's wait-or-cold for a request of `f` arriving at `at`: when the router
+    /// expects a cold start and a busy environment is expected to free up sooner, the request
+    /// is held, and a ping (one at a time) starts a new environment for the rest of the
+    /// burst. Returns whether it was held.
+    fn hold(&mut self, f: FunctionId, at: Time, duration: Duration) -> bool {
+        let Some(policy) = self.wait else {
+            return false;
+        };
+        self.views.clear();
+        self.views.extend(self.pools[f].iter().map(|p| p.view(at)));
+        let chosen = router::choose(&self.views);
+        if chosen.expect != Expectation::Cold {
+            return false;
+        }
+        let position = self.held[f].len();
+        let soonest = self.pools[f]
+            .iter()
+            .filter_map(|p| p.expected_wait(at, position))
+            .min();
+        let init = self.views[chosen.target].expected_init;
+        let WaitDecision::Wait(limit) = router::wait_or_cold(&policy, soonest, init, position)
+        else {
+            return false;
+        };
+        if self.burst_ping_until[f] <= at {
+            let done = self.send(f, chosen.target, at, Sent::Ping { held: false }, true, None);
+            self.burst_ping_until[f] = done.unwrap_or(at);
+        }
+        self.next_held += 1;
+        self.held[f].push_back(Held {
+            id: self.next_held,
+            arrived: at,
+            duration,
+        });
+        self.wait_ends
+            .push(Reverse((at + limit, self.next_held, f)));
+        true
+    }
+
+    /// A request of `f` ended at `at` and freed its environment: the first request held for
+    /// one, if any, is sent now.
+    fn release_held(&mut self, f: FunctionId, at: Time) {
+        if let Some(held) = self.held.get_mut(f).and_then(VecDeque::pop_front) {
+            self.route(f, at, held.duration, Some(at - held.arrived));
+        }
+    }
+
     /// Sends one request to target `target` of function `f` at `at`, a real one (with its
-    /// handler `duration`) or a ping (`None`), taking the pool's environment first as the
+    /// handler duration) or a ping, taking the pool's environment first as the
     /// gateway does. A throttled request is abandoned on its pool at once; it is counted
-    /// (when `count`, or whenever it ran) and the policy hears of it. Returns whether it ran.
+    /// (when `count`, or whenever it ran; by its arrival, `waited` before `at`) and the
+    /// policy hears of it. Returns when it completes, if it ran.
     fn send(
         &mut self,
         f: FunctionId,
         target: usize,
         at: Time,
-        duration: Option<Duration>,
+        sent: Sent,
         count: bool,
-    ) -> bool {
+        waited: Option<Duration>,
+    ) -> Option<Time> {
         let started = self.pools.get_mut(f).map(|pools| pools[target].start(at));
         let request = InvokeRequest {
             function: &self.names[f],
             qualifier: Some(&self.targets[target]),
-            payload: if duration.is_some() {
-                REAL_PAYLOAD
-            } else {
-                &self.ping_payload
+            payload: match sent {
+                Sent::Real(_) => REAL_PAYLOAD,
+                Sent::Ping { .. } => &self.ping_payload,
             },
-            client_context: None,
+            client_context: match sent {
+                Sent::Ping { held: true } => Some(&self.round_context),
+                _ => None,
+            },
         };
-        let outcome = match duration {
-            Some(d) => self.platform.invoke_replayed(at, &request, d),
-            None => self.platform.invoke(at, &request),
+        let outcome = match sent {
+            Sent::Real(d) => self.platform.invoke_replayed(at, &request, d),
+            Sent::Ping { .. } => self.platform.invoke(at, &request),
         };
-        let ping = duration.is_none();
+        let ping = matches!(sent, Sent::Ping { .. });
         let ran = outcome.is_ok();
-        if self.counted(at) && (count || ran) {
-            self.tally.record(f, ping, &outcome);
+        if self.counted(at - waited.unwrap_or_default()) && (count || ran) {
+            self.tally.record(f, ping, waited, &outcome);
         }
         let (done, observation, started) = match &outcome {
             Ok(invocation) => (
@@ -1162,7 +1343,7 @@ impl<'t> Replay<'t> {
             }
         };
         self.completions.push(done, observation, started);
-        ran
+        ran.then_some(done)
     }
 
     fn carry_out(&mut self, actions: Vec<Action>) {
@@ -1195,11 +1376,13 @@ impl<'t> Replay<'t> {
         );
     }
 
-    /// `count` concurrent pings, so that `count` distinct environments are busy at once.
+    /// `count` concurrent pings, so that `count` distinct environments are busy at once; a
+    /// round of several asks each handler to hold its environment, as the gateway's do.
     fn ping(&mut self, f: FunctionId, target: usize, count: u32) {
         self.check_target(f, target);
+        let held = count > 1;
         for _ in 0..count {
-            self.send(f, target, self.now, None, true);
+            self.send(f, target, self.now, Sent::Ping { held }, true, None);
         }
     }
 

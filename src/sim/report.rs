@@ -76,7 +76,7 @@ pub struct Report {
     pub policies: Vec<Figures>,
 }
 
-const HEADERS: [&str; 14] = [
+const HEADERS: [&str; 17] = [
     "policy",
     "invocations",
     "cold starts",
@@ -86,6 +86,9 @@ const HEADERS: [&str; 14] = [
     "fn p90 cold %",
     "throttles",
     "pings",
+    "waits",
+    "start delay s",
+    "delay p99.9 ms",
     "provisioned GB-s",
     "bill $",
     "idle GB-s",
@@ -98,7 +101,7 @@ fn percent(share: f64) -> String {
 }
 
 /// One table row, as text cells in [`HEADERS`] order.
-fn cells(f: &Figures) -> [String; 14] {
+fn cells(f: &Figures) -> [String; 17] {
     [
         f.policy.clone(),
         f.invocations.to_string(),
@@ -109,6 +112,9 @@ fn cells(f: &Figures) -> [String; 14] {
         percent(f.function_cold_share_p90),
         f.throttles.to_string(),
         f.pings.to_string(),
+        f.waits.to_string(),
+        format!("{:.0}", f.start_delay_s),
+        f.start_delay_p999_ms.to_string(),
         format!("{:.0}", f.provisioned_gb_s),
         format!("{:.4}", f.bill_usd),
         format!("{:.0}", f.idle_gb_s),
@@ -197,7 +203,7 @@ fn markdown<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String
 impl Report {
     /// The table, one row per policy, as a Markdown table with aligned columns.
     pub fn table(&self) -> String {
-        let rows: Vec<[String; 14]> = self.policies.iter().map(cells).collect();
+        let rows: Vec<[String; 17]> = self.policies.iter().map(cells).collect();
         markdown(&HEADERS, &rows)
     }
 
@@ -225,12 +231,13 @@ impl Report {
              ping_throttles,provisioned_gb_s,provisioning_refused,on_demand_gb_s,bill_usd,\
              idle_gb_s,replay_s,targets,traffic,estimator_samples,estimator_mean_abs_error,\
              estimator_exact_share,estimator_within_1_share,estimator_p99_abs_error,\
-             estimator_mean_error,mode,seed,warmup_minutes,trace\n",
+             estimator_mean_error,waits,waits_then_cold,start_delay_s,start_delay_p99_ms,\
+             start_delay_p999_ms,mode,seed,warmup_minutes,trace\n",
         );
         for f in &self.policies {
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 f.policy,
                 f.invocations,
                 f.cold_starts,
@@ -256,6 +263,11 @@ impl Report {
                 f.estimator.within_1_share,
                 f.estimator.p99_abs_error,
                 f.estimator.mean_error,
+                f.waits,
+                f.waits_then_cold,
+                f.start_delay_s,
+                f.start_delay_p99_ms,
+                f.start_delay_p999_ms,
                 self.run.mode.as_str(),
                 self.run.seed,
                 self.run.warmup_minutes,
@@ -331,6 +343,11 @@ mod tests {
             on_demand_gb_s: 1.0,
             bill_usd: 0.0123,
             idle_gb_s: 12.0,
+            waits: 0,
+            waits_then_cold: 0,
+            start_delay_s: 2.5,
+            start_delay_p99_ms: 1000,
+            start_delay_p999_ms: 1500,
             estimator: Default::default(),
             replay_s: 0.5,
             function_cold_shares: vec![0.0, 0.5, 1.0],
