@@ -6,26 +6,29 @@
 use super::baselines::fixed_interval::FixedInterval;
 use super::baselines::hybrid_histogram::HybridHistogram;
 use super::baselines::none::NoPolicy;
-use super::warmer::Warmer;
+use super::warmer::{Warmer, WarmerConfig};
 use super::Policy;
 
 /// Names the gateway's warmer accepts.
-pub const LIVE_POLICIES: &str = "warmer, none, fixed-<N>min, fixed-<N>min-x<C>, hybrid-histogram";
+pub const LIVE_POLICIES: &str =
+    "warmer, warmer-max<N>, none, fixed-<N>min, fixed-<N>min-x<C>, hybrid-histogram";
 
 /// The keep-alive policy called `name`, or why not.
 pub fn live_policy(name: &str) -> Result<Box<dyn Policy>, String> {
     match name {
-        "warmer" => Ok(Box::new(Warmer::default())),
         "none" => Ok(Box::new(NoPolicy)),
         "hybrid-histogram" => Ok(Box::new(HybridHistogram::new())),
-        _ => match FixedInterval::parse_name(name) {
-            Some((interval, concurrency)) => {
+        _ => {
+            if let Some(config) = WarmerConfig::from_name(name) {
+                Ok(Box::new(Warmer::new(config)))
+            } else if let Some((interval, concurrency)) = FixedInterval::parse_name(name) {
                 Ok(Box::new(FixedInterval::new(interval, concurrency)))
+            } else {
+                Err(format!(
+                    "unknown keep-alive policy {name:?}; valid: {LIVE_POLICIES}"
+                ))
             }
-            None => Err(format!(
-                "unknown keep-alive policy {name:?}; valid: {LIVE_POLICIES}"
-            )),
-        },
+        }
     }
 }
 
@@ -37,6 +40,7 @@ mod tests {
     fn names_round_trip_and_typos_are_refused() {
         for name in [
             "warmer",
+            "warmer-max1",
             "none",
             "hybrid-histogram",
             "fixed-5min",

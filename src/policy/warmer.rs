@@ -89,6 +89,11 @@ pub struct WarmerConfig {
     /// After a round of pings, the least wait before another to make up a shortfall of
     /// environments.
     pub shortage_gap: Duration,
+    /// The most environments kept warm per function (`None`: as many as the forecast says).
+    /// The frugal end of the trade-off: with 1, busy functions (kept warm by their own
+    /// traffic) get no pings, and a lone ping costs about 1 ms against an init of a second or
+    /// more, so sparse functions' kept environments pay for themselves.
+    pub max_environments: Option<u32>,
     pub forecast: ForecastConfig,
 }
 
@@ -106,7 +111,37 @@ impl Default for WarmerConfig {
             max_pings_per_hour: None,
             shortage_gap: Duration::from_secs(240),
             bridge: Duration::from_secs(15 * 60),
+            max_environments: None,
             forecast: ForecastConfig::default(),
+        }
+    }
+}
+
+impl WarmerConfig {
+    /// The configuration a policy name stands for: `warmer` (ours), or `warmer-max<N>`, ours
+    /// keeping at most N environments per function (N >= 1).
+    pub fn from_name(name: &str) -> Option<WarmerConfig> {
+        let max_environments = match name.strip_prefix("warmer") {
+            Some("") => None,
+            Some(rest) => Some(
+                rest.strip_prefix("-max")?
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)?,
+            ),
+            None => return None,
+        };
+        Some(WarmerConfig {
+            max_environments,
+            ..WarmerConfig::default()
+        })
+    }
+
+    /// The policy name of this configuration, when it has one (see [`Self::from_name`]).
+    fn name(&self) -> String {
+        match self.max_environments {
+            None => "warmer".into(),
+            Some(n) => format!("warmer-max{n}"),
         }
     }
 }
@@ -252,7 +287,8 @@ impl Warmer {
             }
         };
         if likely {
-            now_demand.environments.max(1)
+            let most = cfg.max_environments.unwrap_or(u32::MAX);
+            now_demand.environments.clamp(1, most.max(1))
         } else {
             0
         }
@@ -353,7 +389,7 @@ impl Warmer {
 
 impl Policy for Warmer {
     fn name(&self) -> String {
-        "warmer".into()
+        self.config.name()
     }
 
     fn start(&mut self, functions: &[FunctionInfo], now: Time) -> Vec<Action> {
@@ -495,6 +531,30 @@ mod tests {
         let last = pings.last().copied().expect("a refresh");
         assert_eq!(last.1, 6, "{pings:?}");
         assert!(last.0 > t0 + 4 * MIN && last.0 < t0 + 5 * MIN, "{pings:?}");
+    }
+
+    #[test]
+    fn the_frugal_warmer_keeps_at_most_its_cap() {
+        let config = WarmerConfig::from_name("warmer-max2").unwrap();
+        assert_eq!(config.max_environments, Some(2));
+        let mut w = Warmer::new(config);
+        assert_eq!(w.name(), "warmer-max2");
+        w.start(&[info()], Duration::ZERO);
+        let t0 = 10 * S;
+        for _ in 0..6 {
+            w.observe(&call(t0, S, StartSeen::Cold));
+        }
+        assert_eq!(w.target(0, t0 + S), 2);
+        let pings = run_until(&mut w, t0 + 5 * MIN);
+        assert!(pings.iter().all(|&(_, count)| count <= 2), "{pings:?}");
+        // Names that are not ours are refused.
+        for bad in ["warmer-max0", "warmer-max", "warmer-x2", "warmers"] {
+            assert_eq!(WarmerConfig::from_name(bad), None, "{bad}");
+        }
+        assert_eq!(
+            WarmerConfig::from_name("warmer"),
+            Some(WarmerConfig::default())
+        );
     }
 
     #[test]

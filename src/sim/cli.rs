@@ -16,7 +16,7 @@ use crate::policy::baselines::fixed_peak::FixedPeak;
 use crate::policy::baselines::hybrid_histogram::HybridHistogram;
 use crate::policy::baselines::none::NoPolicy;
 use crate::policy::baselines::target_tracking::TargetTracking;
-use crate::policy::warmer::Warmer;
+use crate::policy::warmer::{Warmer, WarmerConfig};
 
 /// Policies `all` stands for, in the order the table lists them.
 const ALL: [&str; 7] = [
@@ -173,7 +173,7 @@ impl SimulateArgs {
 /// The policy names the CLI accepts, for error messages.
 fn valid_names() -> String {
     format!(
-        "{}, fixed-<N>min, fixed-<N>min-x<C>, target-tracking-<U> (0 < U <= 1), or all",
+        "{}, warmer-max<N>, fixed-<N>min, fixed-<N>min-x<C>, target-tracking-<U> (0 < U <= 1), or all",
         ALL.join(", ")
     )
 }
@@ -207,8 +207,9 @@ pub enum Baseline {
         utilization: f64,
     },
     NeverReclaim,
-    /// The forecasting warmer (`policy::warmer`), not a baseline: the product.
-    Warmer,
+    /// The forecasting warmer (`policy::warmer`), not a baseline: the product; `warmer-max<N>`
+    /// keeps at most N environments per function.
+    Warmer(Box<WarmerConfig>),
 }
 
 impl Baseline {
@@ -219,9 +220,10 @@ impl Baseline {
             "hybrid-histogram" => Baseline::HybridHistogram,
             "fixed-peak" => Baseline::FixedPeak,
             "never-reclaim" => Baseline::NeverReclaim,
-            "warmer" => Baseline::Warmer,
             _ => {
-                if let Some((interval, concurrency)) = parse_fixed(name) {
+                if let Some(config) = WarmerConfig::from_name(name) {
+                    Baseline::Warmer(Box::new(config))
+                } else if let Some((interval, concurrency)) = parse_fixed(name) {
                     Baseline::FixedInterval {
                         interval,
                         concurrency,
@@ -237,21 +239,21 @@ impl Baseline {
 
     /// The candidate to replay on `trace`, under the label it was asked for by.
     pub fn candidate(&self, label: &str, trace: &Trace, settings: &SimSettings) -> Candidate {
-        let policy: Box<dyn crate::policy::Policy> = match *self {
+        let policy: Box<dyn crate::policy::Policy> = match self {
             Baseline::NeverReclaim => return Candidate::never_reclaim(),
             Baseline::None => Box::new(NoPolicy),
             Baseline::FixedInterval {
                 interval,
                 concurrency,
-            } => Box::new(FixedInterval::new(interval, concurrency)),
+            } => Box::new(FixedInterval::new(*interval, *concurrency)),
             Baseline::HybridHistogram => Box::new(HybridHistogram::new()),
-            Baseline::Warmer => Box::new(Warmer::default()),
+            Baseline::Warmer(config) => Box::new(Warmer::new(config.as_ref().clone())),
             // The oracle: each function's peak concurrency over the whole trace, with the very
             // durations the replay will use.
             Baseline::FixedPeak => {
                 Box::new(FixedPeak::new(engine::peak_concurrency(trace, settings)))
             }
-            Baseline::TargetTracking { utilization } => Box::new(TargetTracking::new(utilization)),
+            Baseline::TargetTracking { utilization } => Box::new(TargetTracking::new(*utilization)),
         };
         Candidate {
             label: label.to_string(),
