@@ -45,6 +45,19 @@ fn upper_bound(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
+/// An axis range around `values` (min to max, with room for the labels): the policies' bills
+/// differ by tenths of a percent, which an axis from zero would draw as one point.
+fn around(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !lo.is_finite() {
+        return 0.0..1.0;
+    }
+    let span = if hi > lo { hi - lo } else { lo.abs().max(1.0) * 0.01 };
+    (lo - 0.1 * span)..(hi + 0.35 * span)
+}
+
 fn caption(report: &Report, what: &str) -> String {
     format!(
         "{what}: {} ({} functions, after {:.0} min warm-up)",
@@ -56,14 +69,14 @@ fn caption(report: &Report, what: &str) -> String {
 fn cold_share_against_cost(report: &Report, path: &Path) -> DrawResult {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
-    let x_max = upper_bound(report.policies.iter().map(|f| f.bill_usd));
+    let x_range = around(report.policies.iter().map(|f| f.bill_usd));
     let y_max = upper_bound(report.policies.iter().map(|f| f.cold_start_share * 100.0));
     let mut chart = ChartBuilder::on(&root)
         .caption(caption(report, "Cold starts against cost"), (FONT, 18))
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+        .build_cartesian_2d(x_range, 0.0..y_max)?;
     chart
         .configure_mesh()
         // A light line per major division only: the finer grid hides the data.
@@ -172,6 +185,15 @@ mod tests {
             function_cold_shares: shares,
             functions: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_cost_axis_spans_the_bills_not_zero_to_them() {
+        let range = around([4.1495, 4.1630, 4.1505].into_iter());
+        assert!(range.start < 4.1495 && range.end > 4.1630);
+        assert!(range.end - range.start < 0.05, "{range:?}");
+        assert!(!around([2.0].into_iter()).is_empty());
+        assert_eq!(around(std::iter::empty()), 0.0..1.0);
     }
 
     #[test]
