@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::platform::spec::valid_function_name;
+use crate::policy::pool::ProbePolicy;
 use crate::policy::router::WaitPolicy;
 
 /// The prefix of environment overrides.
@@ -165,6 +166,10 @@ pub struct FunctionConfig {
     pub ping_payload: String,
     #[serde(default)]
     pub ping_budget: PingBudget,
+    /// Pings that teach the warm-pool estimate how long idle environments survive, where
+    /// what it saw cannot place the reclaim (on by default; see `ProbePolicy`).
+    #[serde(default)]
+    pub probe: ProbePolicy,
 }
 
 fn default_ping_payload() -> String {
@@ -426,6 +431,8 @@ targets = ["live", "1"]
         assert_eq!(f.lambda_name(), "sentiment");
         assert_eq!(f.max_payload_bytes, LAMBDA_PAYLOAD_LIMIT);
         assert!(!f.idempotent);
+        assert_eq!(f.probe, ProbePolicy::default());
+        assert!(f.probe.enabled);
         assert_eq!(c.gateway.listen.port(), 8080);
     }
 
@@ -493,6 +500,11 @@ targets = ["live", "1"]
                 "function[0].max_payload_bytes",
             ),
             (&format!("{BASE}colour = \"blue\"\n"), &[], "colour"),
+            (
+                &format!("{BASE}probe = {{ every_s = 5 }}\n"),
+                &[],
+                "function[0].probe",
+            ),
             (
                 BASE,
                 &[("WARMGATE_WARMER__POLICY", "fixed-5mins")],

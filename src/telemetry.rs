@@ -249,3 +249,37 @@ pub fn pings_refused(function: &str, count: u32) {
     counter!(PINGS_REFUSED, "function" => function.to_string()).increment(u64::from(count));
     tracing::info!(function, count, "pings refused by the budget");
 }
+
+/// Probes of the reclaim curve, by function, target and outcome.
+pub const PROBES: &str = "warmgate_probes_total";
+
+/// A probe answered: one ping timed to learn whether an environment survives an idle age the
+/// reclaim curve was unsure of. Logged once, counted once.
+#[derive(Debug, Clone)]
+pub struct ProbeSent<'a> {
+    pub function: &'a str,
+    pub target: &'a str,
+    /// The idle age of the environment it was sent to meet.
+    pub idle_age: Duration,
+    /// The stretch of idle ages it bisects: the oldest seen alive, the next seen gone.
+    pub stretch: (Duration, Duration),
+    /// warm: that environment was alive; cold: none was left (an init paid); unknown or
+    /// refused: nothing learnt.
+    pub outcome: &'static str,
+}
+
+impl ProbeSent<'_> {
+    pub fn emit(&self) {
+        counter!(PROBES, "function" => self.function.to_string(), "target" => self.target.to_string(), "outcome" => self.outcome)
+            .increment(1);
+        tracing::info!(
+            function = self.function,
+            target = self.target,
+            outcome = self.outcome,
+            idle_age_s = self.idle_age.as_secs_f64(),
+            alive_s = self.stretch.0.as_secs_f64(),
+            gone_s = self.stretch.1.as_secs_f64(),
+            "probe"
+        );
+    }
+}

@@ -28,7 +28,7 @@ use crate::config::{Config, FunctionConfig};
 use crate::lambda::{
     Execution, InvocationType, InvokeRequest, InvokeResponse, Invoker, LambdaClient,
 };
-use crate::policy::pool::{Met, Pool, PoolView, Started};
+use crate::policy::pool::{Met, Pool, PoolView, Probe, Started};
 use crate::policy::router::{self, Expectation, WaitDecision};
 use crate::telemetry;
 use error::{ErrorKind, GatewayError};
@@ -89,6 +89,15 @@ impl FunctionState {
         let started = pool.start(now);
         telemetry::pool_estimate(&self.config.name, target, &pool.view(now));
         started
+    }
+
+    /// Takes the probe due on `target` at `now`, if any (`Pool::probe_due`), counting it sent.
+    fn take_probe(&self, target: &str, now: crate::clock::Time) -> Option<Probe> {
+        let mut pools = self.pools.lock();
+        let pool = pools.get_mut(target)?;
+        let probe = pool.probe_due(now, &self.config.probe)?;
+        pool.probe_sent(now);
+        Some(probe)
     }
 
     /// Records how a request on `target` ended, and wakes a waiter.
@@ -577,6 +586,7 @@ impl Gateway {
             })
         };
         let warmer = tokio::spawn(self.clone().run_warmer(stopped.clone()));
+        let prober = tokio::spawn(self.clone().run_prober(stopped.clone()));
         let metrics = tokio::spawn(telemetry::serve_metrics(
             metrics_listener,
             telemetry::prometheus(),
@@ -598,6 +608,7 @@ impl Gateway {
             metrics,
             refresher,
             warmer,
+            prober,
         })
     }
 }
@@ -625,6 +636,7 @@ pub struct RunningGateway {
     metrics: JoinHandle<std::io::Result<()>>,
     refresher: JoinHandle<()>,
     warmer: JoinHandle<()>,
+    prober: JoinHandle<()>,
 }
 
 impl RunningGateway {
@@ -661,6 +673,7 @@ impl RunningGateway {
         let server = tokio::time::timeout(grace, self.server).await;
         let _ = self.metrics.await;
         let _ = self.warmer.await;
+        let _ = self.prober.await;
         match server {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => Err(std::io::Error::other(e)),

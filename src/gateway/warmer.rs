@@ -6,8 +6,13 @@
 //! concurrent pings reach N distinct environments), after a random jitter, within each
 //! function's budget of pings per hour and billed GB-s per day. Real traffic comes first: a
 //! round that the shedding limit cannot admit is skipped, never queued in front of clients.
+//!
+//! The same pings carry the probes that teach the warm-pool estimate its reclaim curve: the
+//! pool decides when one is due (`Pool::probe_due`); [`Gateway::run_prober`] looks every few
+//! seconds and sends it.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +41,9 @@ const PING_HOLD_KEY: &str = "warmgate-hold-ms";
 const PING_ESTIMATE: Duration = Duration::from_millis(100);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
+/// How often the gateway looks for a target to probe: well within the narrowest stretch a
+/// probe bisects (`PROBE_RESOLUTION`), so that a probe meets its environment near the middle.
+const PROBE_CHECK: Duration = Duration::from_secs(5);
 
 /// A function's spending on pings over sliding windows. Pure: `now` is an argument.
 #[derive(Debug, Clone)]
@@ -158,14 +166,15 @@ pub(super) fn observation(
 
 impl Gateway {
     /// Sends one keep-alive ping to `target`: through the same client and the same pool
-    /// accounting as real traffic, so the estimate and the policy both see it.
+    /// accounting as real traffic, so the estimate and the policy both see it. Returns how it
+    /// met its environment (warm, cold, unknown, refused).
     pub(super) async fn ping(
         self: &Arc<Self>,
         function: &Arc<FunctionState>,
         target: &str,
         reason: &'static str,
-    ) {
-        self.ping_holding(function, target, reason, None).await;
+    ) -> &'static str {
+        self.ping_holding(function, target, reason, None).await
     }
 
     /// A ping that asks its handler to hold the environment for `hold` (one of a round).
@@ -175,7 +184,7 @@ impl Gateway {
         target: &str,
         reason: &'static str,
         hold: Option<Duration>,
-    ) {
+    ) -> &'static str {
         let config = &function.config;
         let arrived = self.now();
         let started = function.start(target, arrived);
@@ -234,6 +243,48 @@ impl Gateway {
         };
         function.finish(target, now, &started, finish);
         telemetry::ping_sent(&config.name, target, reason, met);
+        met
+    }
+
+    /// Sends the probes due now, one ping per target, each in the background; none while
+    /// the gateway drains or sheds (real traffic first).
+    fn send_probes(self: &Arc<Self>) {
+        if self.draining.load(Ordering::Relaxed) || self.in_flight.available_permits() == 0 {
+            return;
+        }
+        let now = self.now();
+        for function in self.functions() {
+            for target in function.targets().routable {
+                let Some(probe) = function.take_probe(&target.qualifier, now) else {
+                    continue;
+                };
+                let (gateway, function) = (self.clone(), function.clone());
+                tokio::spawn(async move {
+                    let outcome = gateway.ping(&function, &target.qualifier, "probe").await;
+                    telemetry::ProbeSent {
+                        function: &function.config.name,
+                        target: &target.qualifier,
+                        idle_age: probe.idle_age,
+                        stretch: (probe.alive, probe.gone),
+                        outcome,
+                    }
+                    .emit();
+                });
+            }
+        }
+    }
+
+    /// Looks for probes due every [`PROBE_CHECK`] of the gateway's clock until `stop`.
+    pub(super) async fn run_prober(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        if !self.functions().any(|f| f.config.probe.enabled) {
+            return;
+        }
+        loop {
+            tokio::select! {
+                _ = self.clock.sleep(PROBE_CHECK) => self.send_probes(),
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
     }
 
     /// Carries out what the policy decided.
