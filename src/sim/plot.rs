@@ -54,7 +54,11 @@ fn around(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     if !lo.is_finite() {
         return 0.0..1.0;
     }
-    let span = if hi > lo { hi - lo } else { lo.abs().max(1.0) * 0.01 };
+    let span = if hi > lo {
+        hi - lo
+    } else {
+        lo.abs().max(1.0) * 0.01
+    };
     (lo - 0.1 * span)..(hi + 0.35 * span)
 }
 
