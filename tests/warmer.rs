@@ -154,3 +154,50 @@ async fn the_predictive_warmer_keeps_a_twelve_minute_function_warm_in_the_gatewa
         "two pings per gap and a few, got {pings}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_round_is_skipped_while_clients_hold_every_admission_permit() {
+    let emulator = r#"
+[settings]
+seed = 9
+
+[[function]]
+name = "model"
+memory_mb = 2048
+timeout_s = 30
+init_ms = 500
+duration_ms = 60
+
+[[function]]
+name = "batch"
+timeout_s = 600
+init_ms = 500
+duration_ms = 150000
+"#;
+    let gateway = "[backend]\nkind = \"endpoint\"\nurl = \"http://x\"\n\n[gateway]\nmax_in_flight = 1\n\n[warmer]\nenabled = true\npolicy = \"fixed-1min\"\njitter_ms = 0\n\n[[function]]\nname = \"model\"\n\n[[function]]\nname = \"batch\"\ntimeout_ms = 300000\n";
+    let stack = LocalStack::start(emulator, gateway, Duration::from_secs(30)).await;
+    stack.gateway.wait_ready(Duration::ZERO).await.unwrap();
+    let pings = |s: &LocalStack| {
+        s.emulator
+            .emulator()
+            .snapshot()
+            .function("model")
+            .unwrap()
+            .totals()
+            .pings
+    };
+    // Past the first round (at start), a client's 150 s call takes the only permit.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let at_start = pings(&stack);
+    let url = format!("http://{}/v1/functions/batch/invoke", stack.gateway.addr());
+    let call = tokio::spawn(reqwest::Client::new().post(url).body("{}").send());
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    assert_eq!(
+        pings(&stack),
+        at_start,
+        "no round while the client holds the permit"
+    );
+    assert_eq!(call.await.unwrap().unwrap().status(), 200);
+    tokio::time::sleep(2 * MIN).await;
+    assert!(pings(&stack) > at_start, "rounds resume once it is free");
+}

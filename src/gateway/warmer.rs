@@ -302,6 +302,14 @@ impl Gateway {
                     let Some(qualifier) = state.config.targets.get(target).cloned() else {
                         continue;
                     };
+                    // Real traffic first: with every admission permit taken by clients (or
+                    // while draining), the round is skipped, not queued in front of them.
+                    if self.draining.load(Ordering::Relaxed)
+                        || self.in_flight.available_permits() == 0
+                    {
+                        telemetry::pings_refused(&state.config.name, count);
+                        continue;
+                    }
                     let now = self.now();
                     let each = PING_ESTIMATE.as_secs_f64() * f64::from(state.memory_mb(&qualifier))
                         / 1024.0;
