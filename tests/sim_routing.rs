@@ -12,13 +12,12 @@ const SEC: Duration = Duration::from_secs(1);
 const MIN: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// One function whose calls come every `every`, at 30 s into their minute, over `span`, each
-/// lasting 1 ms.
-fn periodic(every: Duration, span: Duration) -> Trace {
-    let times = (0..)
-        .map(|k| every * k + 30 * SEC)
-        .take_while(|&t| t < span);
-    let duration = Duration::from_millis(1);
+/// One 1 GB function called at `times`, each call lasting `duration`, over `span`.
+fn one_function(
+    times: impl Iterator<Item = Duration>,
+    duration: Duration,
+    span: Duration,
+) -> Trace {
     Trace {
         name: "made-up".into(),
         format: TraceFormat::Azure2019,
@@ -38,6 +37,15 @@ fn periodic(every: Duration, span: Duration) -> Trace {
         }],
         duration: span,
     }
+}
+
+/// One function whose calls come every `every`, at 30 s into their minute, over `span`, each
+/// lasting 1 ms.
+fn periodic(every: Duration, span: Duration) -> Trace {
+    let times = (0..)
+        .map(|k| every * k + 30 * SEC)
+        .take_while(|&t| t < span);
+    one_function(times, Duration::from_millis(1), span)
 }
 
 /// Deterministic mode (fixed 10-minute reclaim, zero init), one hour of warm-up, K targets.
@@ -211,35 +219,15 @@ fn a_throttled_routed_request_counts_once() {
 /// minutes past each hour, six calls instead, 10 ms apart: a burst against a warm pool of two.
 fn bursts_against_a_pool_of_two() -> Trace {
     let ms = Duration::from_millis(1);
-    let duration = 100 * ms;
-    let mut arrivals = Vec::new();
-    for minute in 0..120u32 {
+    let times = (0..120u32).flat_map(move |minute| {
         let calls = if [7, 22, 37, 52].contains(&(minute % 60)) {
             6
         } else {
             2
         };
-        for i in 0..calls {
-            arrivals.push(Arrival {
-                at: MIN * minute + 30 * SEC + 10 * ms * i,
-                duration: Some(duration),
-                tokens: None,
-            });
-        }
-    }
-    Trace {
-        name: "made-up".into(),
-        format: TraceFormat::Azure2019,
-        functions: vec![TraceFunction {
-            id: "f".into(),
-            app: "app".into(),
-            trigger: None,
-            memory_mb: 1024,
-            durations: DurationModel::Fixed(duration),
-            arrivals,
-        }],
-        duration: 2 * HOUR,
-    }
+        (0..calls).map(move |i| MIN * minute + 30 * SEC + 10 * ms * i)
+    });
+    one_function(times, 100 * ms, 2 * HOUR)
 }
 
 #[test]

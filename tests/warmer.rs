@@ -16,6 +16,13 @@ memory_mb = 2048
 timeout_s = 30
 init_ms = { median = 2500, spread = 1.3 }
 duration_ms = { median = 60, spread = 1.2 }
+
+# A long batch call, to hold the gateway's admission permits.
+[[function]]
+name = "batch"
+timeout_s = 600
+init_ms = 500
+duration_ms = 150000
 "#;
 
 const MIN: Duration = Duration::from_secs(60);
@@ -157,25 +164,8 @@ async fn the_predictive_warmer_keeps_a_twelve_minute_function_warm_in_the_gatewa
 
 #[tokio::test(start_paused = true)]
 async fn a_round_is_skipped_while_clients_hold_every_admission_permit() {
-    let emulator = r#"
-[settings]
-seed = 9
-
-[[function]]
-name = "model"
-memory_mb = 2048
-timeout_s = 30
-init_ms = 500
-duration_ms = 60
-
-[[function]]
-name = "batch"
-timeout_s = 600
-init_ms = 500
-duration_ms = 150000
-"#;
     let gateway = "[backend]\nkind = \"endpoint\"\nurl = \"http://x\"\n\n[gateway]\nmax_in_flight = 1\n\n[warmer]\nenabled = true\npolicy = \"fixed-1min\"\njitter_ms = 0\n\n[[function]]\nname = \"model\"\n\n[[function]]\nname = \"batch\"\ntimeout_ms = 300000\n";
-    let stack = LocalStack::start(emulator, gateway, Duration::from_secs(30)).await;
+    let stack = LocalStack::start(EMULATOR, gateway, Duration::from_secs(30)).await;
     stack.gateway.wait_ready(Duration::ZERO).await.unwrap();
     let pings = |s: &LocalStack| {
         s.emulator

@@ -318,33 +318,32 @@ fn function_errors_and_timeouts() {
     assert_eq!(call(&mut p, 10 * S, None).unwrap().start, Start::Cold);
 }
 
+/// Invokes `f` at `at` with `payload` and, if given, a client context.
+fn invoke_with(
+    p: &mut Platform,
+    at: Duration,
+    payload: &[u8],
+    context: Option<serde_json::Value>,
+) -> Invocation {
+    p.invoke(
+        at,
+        &InvokeRequest {
+            function: "f",
+            qualifier: None,
+            payload,
+            client_context: context.as_ref(),
+        },
+    )
+    .unwrap()
+}
+
 #[test]
 fn pings_are_recognised_and_hold_their_environment() {
     let mut p = platform();
     let marker = p.settings().ping.payload.clone();
+    let by_payload = invoke_with(&mut p, Duration::ZERO, marker.as_bytes(), None);
     let context = serde_json::json!({"custom": {"warmgate-ping": "1"}});
-    let by_payload = p
-        .invoke(
-            Duration::ZERO,
-            &InvokeRequest {
-                function: "f",
-                qualifier: None,
-                payload: marker.as_bytes(),
-                client_context: None,
-            },
-        )
-        .unwrap();
-    let by_context = p
-        .invoke(
-            Duration::ZERO,
-            &InvokeRequest {
-                function: "f",
-                qualifier: None,
-                payload: b"{}",
-                client_context: Some(&context),
-            },
-        )
-        .unwrap();
+    let by_context = invoke_with(&mut p, Duration::ZERO, b"{}", Some(context));
     assert!(by_payload.ping && by_context.ping);
     assert_ne!(by_payload.environment, by_context.environment);
     // A lone ping's handler returns at once.
@@ -354,34 +353,13 @@ fn pings_are_recognised_and_hold_their_environment() {
     for hold in [serde_json::json!("100"), serde_json::json!(100)] {
         let context =
             serde_json::json!({"custom": {"warmgate-ping": "1", "warmgate-hold-ms": hold}});
-        let held = p
-            .invoke(
-                Duration::ZERO,
-                &InvokeRequest {
-                    function: "f",
-                    qualifier: None,
-                    payload: b"{}",
-                    client_context: Some(&context),
-                },
-            )
-            .unwrap();
+        let held = invoke_with(&mut p, Duration::ZERO, b"{}", Some(context));
         assert!(held.ping);
         assert_eq!(held.duration, Duration::from_millis(100));
     }
     // A hold on a real request means nothing: it is not a ping.
     let context = serde_json::json!({"custom": {"warmgate-hold-ms": "100"}});
-    let real = p
-        .invoke(
-            3 * S,
-            &InvokeRequest {
-                function: "f",
-                qualifier: None,
-                payload: b"{}",
-                client_context: Some(&context),
-            },
-        )
-        .unwrap();
-    assert!(!real.ping);
+    assert!(!invoke_with(&mut p, 3 * S, b"{}", Some(context)).ping);
     assert!(!call(&mut p, 5 * S, None).unwrap().ping);
     assert_eq!(p.snapshot(5 * S).functions[0].versions[0].stats.pings, 4);
 }
