@@ -84,9 +84,22 @@ impl FunctionState {
     }
 
     fn start(&self, target: &str, now: crate::clock::Time) -> Started {
+        self.start_as(target, now, false)
+    }
+
+    /// A keep-alive ping to `target` starts at `now`.
+    fn start_ping(&self, target: &str, now: crate::clock::Time) -> Started {
+        self.start_as(target, now, true)
+    }
+
+    fn start_as(&self, target: &str, now: crate::clock::Time, ping: bool) -> Started {
         let mut pools = self.pools.lock();
         let pool = pools.entry(target.to_string()).or_default();
-        let started = pool.start(now);
+        let started = if ping {
+            pool.start_ping(now)
+        } else {
+            pool.start(now)
+        };
         telemetry::pool_estimate(&self.config.name, target, &pool.view(now));
         started
     }

@@ -187,7 +187,7 @@ impl Gateway {
     ) -> &'static str {
         let config = &function.config;
         let arrived = self.now();
-        let started = function.start(target, arrived);
+        let started = function.start_ping(target, arrived);
         let began = std::time::Instant::now();
         let context = base64::engine::general_purpose::STANDARD.encode(match hold {
             None => PING_CLIENT_CONTEXT.to_string(),

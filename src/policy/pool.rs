@@ -362,6 +362,9 @@ pub struct Started {
     pub provisioned: bool,
     /// The idle environment the pool expected it to take, if any.
     pub expected: Option<Environment>,
+    /// A keep-alive ping rather than a real request: its duration is the ping's hold, not
+    /// the handler's, and is not taught to the handler's duration.
+    pub ping: bool,
 }
 
 impl Started {
@@ -389,9 +392,11 @@ pub struct Pool {
     /// Smoothed handler duration and init duration seen on this target.
     duration: Ewma,
     init: Ewma,
-    /// The last [`RECENT_DURATIONS`] handler durations, pings included (they hold
-    /// environments too): the tail that says how much longer a long request will run.
+    /// The last [`RECENT_DURATIONS`] handler durations of real requests: the tail that says
+    /// how much longer a long request will run.
     recent: VecDeque<Duration>,
+    /// Smoothed duration of pings (a lone ping returns at once, a round's hold).
+    ping_duration: Ewma,
     /// When probes went to this target within the last hour, oldest first.
     probes: Vec<Time>,
 }
@@ -468,6 +473,7 @@ impl Pool {
             duration: Ewma { value: 0.1 },
             init: Ewma { value: 3.0 },
             recent: VecDeque::with_capacity(RECENT_DURATIONS),
+            ping_duration: Ewma { value: 0.1 },
             probes: Vec::new(),
         }
     }
@@ -609,6 +615,16 @@ impl Pool {
     /// A request goes to this target at `now`: it takes the most recently idle environment,
     /// if one is thought warm.
     pub fn start(&mut self, now: Time) -> Started {
+        self.start_as(now, false)
+    }
+
+    /// A keep-alive ping goes to this target at `now`: it takes an environment as a request
+    /// does (Lambda does not tell them apart).
+    pub fn start_ping(&mut self, now: Time) -> Started {
+        self.start_as(now, true)
+    }
+
+    fn start_as(&mut self, now: Time, ping: bool) -> Started {
         self.forget_reclaimed(now);
         let provisioned = (self.in_flight.len() as u32) < self.provisioned;
         let expected = if provisioned { None } else { self.idle.pop() };
@@ -618,6 +634,7 @@ impl Pool {
             at: now,
             provisioned,
             expected,
+            ping,
         };
         self.in_flight.push(started);
         started
@@ -638,11 +655,15 @@ impl Pool {
         };
         let started = self.attribute(pos, met);
         self.in_flight.swap_remove(pos);
-        self.duration.update(duration);
-        if self.recent.len() == RECENT_DURATIONS {
-            self.recent.pop_front();
+        if started.ping {
+            self.ping_duration.update(duration);
+        } else {
+            self.duration.update(duration);
+            if self.recent.len() == RECENT_DURATIONS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(duration);
         }
-        self.recent.push_back(duration);
         if let Some(init) = init {
             self.init.update(init);
         }
@@ -751,8 +772,8 @@ impl Pool {
     /// How much longer `started`, in flight at `now`, is expected to hold its environment:
     /// the mean excess over its elapsed time of the recent handler durations that exceed it
     /// (durations are heavy-tailed: a request that has run long will likely run longer),
-    /// after the init if it was expected to start cold. `None` when it has outrun every
-    /// recent duration: nothing says it will end soon.
+    /// after the init if it was expected to start cold; a ping, its smoothed duration. `None`
+    /// when it has outrun every recent duration: nothing says it will end soon.
     fn expected_remaining(&self, started: &Started, now: Time) -> Option<Duration> {
         let init = if started.expected.is_none() && !started.provisioned {
             self.init.get()
@@ -760,6 +781,10 @@ impl Pool {
             Duration::ZERO
         };
         let elapsed = now.saturating_sub(started.at);
+        if started.ping {
+            let total = init + self.ping_duration.get();
+            return (total > elapsed).then(|| total - elapsed);
+        }
         // Before any request ended here, the starting guess.
         let guess = self.recent.is_empty().then(|| self.duration.get());
         let (sum, count) = self
@@ -1262,5 +1287,30 @@ mod tests {
         assert!(cold.expected.is_none());
         let init = fresh.view(now).expected_init;
         assert_eq!(fresh.expected_wait(now, 0), Some(init + 100 * MS));
+    }
+
+    #[test]
+    fn pings_do_not_teach_the_handlers_duration() {
+        let mut pool = pool_after(&[S; 32]);
+        let mut now = 120 * S;
+        for _ in 0..40 {
+            let ping = pool.start_ping(now);
+            assert!(ping.ping);
+            pool.complete(now + MS, &ping, Met::Warm, MS, None);
+            now += 10 * S;
+        }
+        let smoothed = pool.view(now).expected_duration;
+        assert!(smoothed > 990 * MS, "{smoothed:?}");
+        // A real request half-way through is expected to end in half a second, though the
+        // last forty durations seen here were pings of 1 ms.
+        let _real = pool.start(now);
+        assert_eq!(pool.expected_wait(now + S / 2, 0), Some(S / 2));
+        // A ping in flight frees its environment after a ping's time.
+        let mut pinged = pool_after(&[S; 4]);
+        let ping = pinged.start_ping(now);
+        pinged.complete(now + MS, &ping, Met::Warm, MS, None);
+        let _ping = pinged.start_ping(now + S);
+        let wait = pinged.expected_wait(now + S, 0).unwrap();
+        assert!(wait < 100 * MS, "{wait:?}");
     }
 }

@@ -1304,7 +1304,10 @@ impl<'t> Replay<'t> {
         count: bool,
         waited: Option<Duration>,
     ) -> Option<Time> {
-        let started = self.pools.get_mut(f).map(|pools| pools[target].start(at));
+        let started = self.pools.get_mut(f).map(|pools| match sent {
+            Sent::Real(_) => pools[target].start(at),
+            Sent::Ping { .. } => pools[target].start_ping(at),
+        });
         let request = InvokeRequest {
             function: &self.names[f],
             qualifier: Some(&self.targets[target]),
