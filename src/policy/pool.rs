@@ -167,20 +167,23 @@ impl ReclaimModel {
     /// sharp: nothing seen alive past the prior, or nothing seen beyond the oldest alive (the
     /// prior's "gone" then counts right after it).
     pub fn unobserved(&self) -> Option<(Duration, Duration)> {
+        let (alive, gone) = self.alive_past_prior()?;
+        Some((BIN * alive as u32, BIN * gone? as u32))
+    }
+
+    /// The oldest bin seen alive, if past the prior, and the next bin with observations.
+    fn alive_past_prior(&self) -> Option<(usize, Option<usize>)> {
         let alive = self.oldest_alive.filter(|&a| a >= self.prior_bins)?;
-        let gone = (alive + 1..BINS).find(|&b| self.seen[b] > 0.0)?;
-        Some((BIN * alive as u32, BIN * gone as u32))
+        Some((alive, (alive + 1..BINS).find(|&b| self.seen[b] > 0.0)))
     }
 
     /// The first bin where the prior's "gone" counts: past the oldest age seen alive, from the
     /// next age with observations (see `refit`). Seen alive short of the prior's end refutes
     /// nothing: it holds from there on.
     fn refuted(&self) -> usize {
-        match self.oldest_alive {
-            Some(a) if a >= self.prior_bins => {
-                (a + 1..BINS).find(|&b| self.seen[b] > 0.0).unwrap_or(a + 1)
-            }
-            _ => self.prior_bins,
+        match self.alive_past_prior() {
+            Some((alive, next_seen)) => next_seen.unwrap_or(alive + 1),
+            None => self.prior_bins,
         }
     }
 
