@@ -44,12 +44,9 @@ use std::time::Duration;
 
 use crate::clock::Time;
 use crate::policy::forecast::{ForecastConfig, FunctionForecast};
-use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy, StartSeen};
+use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy, StartSeen, ROUND_HOLD};
 
 const HOUR: Duration = Duration::from_secs(3600);
-/// How long a ping holds its environment (the platform's `ping.hold_ms`), so that concurrent
-/// pings reach distinct environments.
-const PING_HOLD: Duration = Duration::from_millis(100);
 /// The least step between two planning times of a function, so that a plan due now cannot
 /// loop.
 const MIN_STEP: Duration = Duration::from_secs(1);
@@ -202,9 +199,10 @@ impl Envs {
         let below = self.idle.len().saturating_sub(in_flight as usize);
         let reached = (count as usize).min(below);
         self.idle.drain(below - reached..below);
-        // Pings beyond those start new environments; each ping holds its environment.
+        // Pings beyond those start new environments. Each is counted busy for a round's hold
+        // (a lone ping returns sooner; the replica sees its environment idle 0.1 s late).
         self.busy.extend(std::iter::repeat_n(
-            (now + PING_HOLD, false),
+            (now + ROUND_HOLD, false),
             count as usize,
         ));
     }
