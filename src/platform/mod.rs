@@ -793,7 +793,8 @@ impl Platform {
         v: usize,
         id: EnvId,
         start: Start,
-        ping: Option<Duration>,
+        // How long it holds its environment, if it is a ping.
+        ping_hold: Option<Duration>,
         spillover: bool,
         payload: &[u8],
         // The duration a replay gives; a replay reads no answer.
@@ -815,9 +816,8 @@ impl Platform {
             }
         });
         let timeout = Duration::from_secs_f64(spec.timeout_s);
-        let hold = ping;
-        let ping = hold.is_some();
-        let mut duration = if let Some(hold) = hold {
+        let ping = ping_hold.is_some();
+        let mut duration = if let Some(hold) = ping_hold {
             hold
         } else if let Some(d) = replayed {
             d
