@@ -31,12 +31,18 @@ use crate::policy::pool::Met;
 use crate::policy::{Action, FunctionInfo, Observation, Policy, StartSeen, ROUND_HOLD};
 use crate::telemetry;
 
-/// The client context of a ping: `custom.warmgate-ping` tells a handler (and the emulator)
-/// that this is a keep-alive, to answer at once.
-const PING_CLIENT_CONTEXT: &str = r#"{"custom":{"warmgate-ping":"1"}}"#;
-/// The client-context key by which a ping asks the handler to hold (the convention README
-/// gives handlers, and the emulated one follows: `platform::PING_HOLD_KEY`).
-const PING_HOLD_KEY: &str = "warmgate-hold-ms";
+/// The client context of a ping, base64 as Lambda takes it: `custom.warmgate-ping` tells a
+/// handler (and the emulator) that this is a keep-alive, to answer at once, or after
+/// `custom.warmgate-hold-ms` when one of a round asks it to hold (the convention README gives
+/// handlers, and the emulated one follows: `platform::PING_HOLD_KEY`).
+fn ping_client_context(hold: Option<Duration>) -> String {
+    let mut custom = serde_json::json!({"warmgate-ping": "1"});
+    if let Some(hold) = hold {
+        custom["warmgate-hold-ms"] = hold.as_millis().to_string().into();
+    }
+    base64::engine::general_purpose::STANDARD
+        .encode(serde_json::json!({ "custom": custom }).to_string())
+}
 /// Billed time a ping is assumed to take before its REPORT says: a brief hold.
 const PING_ESTIMATE: Duration = Duration::from_millis(100);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -189,14 +195,7 @@ impl Gateway {
         let arrived = self.now();
         let started = function.start_ping(target, arrived);
         let began = std::time::Instant::now();
-        let context = base64::engine::general_purpose::STANDARD.encode(match hold {
-            None => PING_CLIENT_CONTEXT.to_string(),
-            Some(hold) => serde_json::json!({"custom": {
-                "warmgate-ping": "1",
-                PING_HOLD_KEY: hold.as_millis().to_string(),
-            }})
-            .to_string(),
-        });
+        let context = ping_client_context(hold);
         let result = self
             .invoker
             .invoke(InvokeRequest {
@@ -246,10 +245,17 @@ impl Gateway {
         met
     }
 
+    /// Whether background pings (rounds, probes) must wait for clients: while draining, or
+    /// while clients hold every admission permit. Pings take no permit, so they are skipped
+    /// rather than queued in front of real traffic.
+    fn clients_first(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) || self.in_flight.available_permits() == 0
+    }
+
     /// Sends the probes due now, one ping per target, each in the background; none while
     /// the gateway drains or sheds (real traffic first).
     fn send_probes(self: &Arc<Self>) {
-        if self.draining.load(Ordering::Relaxed) || self.in_flight.available_permits() == 0 {
+        if self.clients_first() {
             return;
         }
         let now = self.now();
@@ -304,9 +310,7 @@ impl Gateway {
                     };
                     // Real traffic first: with every admission permit taken by clients (or
                     // while draining), the round is skipped, not queued in front of them.
-                    if self.draining.load(Ordering::Relaxed)
-                        || self.in_flight.available_permits() == 0
-                    {
+                    if self.clients_first() {
                         telemetry::pings_refused(&state.config.name, count);
                         continue;
                     }
