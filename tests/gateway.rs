@@ -10,7 +10,6 @@ use common::{header, start, start_with, GATEWAY};
 use futures::future::join_all;
 use serde_json::Value;
 use warmgate::lambda::report::{decode_log_result, parse_log_tail};
-use warmgate::lambda::LambdaClient;
 
 #[tokio::test(start_paused = true)]
 async fn cold_then_warm_with_the_facts_in_headers() {
@@ -36,9 +35,7 @@ async fn cold_then_warm_with_the_facts_in_headers() {
 #[tokio::test(start_paused = true)]
 async fn the_lambda_api_path_serves_an_unchanged_aws_sdk() {
     let stack = start().await;
-    let client = LambdaClient::for_endpoint(&stack.url(""), "us-east-1")
-        .sdk()
-        .clone();
+    let client = stack.sdk();
     let out = client
         .invoke()
         .function_name("sentiment")
@@ -285,9 +282,7 @@ async fn shutdown_drains_requests_in_flight() {
 #[tokio::test(start_paused = true)]
 async fn only_synchronous_calls_teach_the_pool_estimate() {
     let stack = start().await;
-    let client = LambdaClient::for_endpoint(&stack.url(""), "us-east-1")
-        .sdk()
-        .clone();
+    let client = stack.sdk();
     let warm_idle = || {
         let gateway = stack.gateway.gateway();
         let views = gateway

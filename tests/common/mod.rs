@@ -110,6 +110,13 @@ impl Stack {
         format!("http://{}{path}", self.gateway.addr())
     }
 
+    /// An unchanged AWS SDK Lambda client whose endpoint is the gateway.
+    pub fn sdk(&self) -> aws_sdk_lambda::Client {
+        warmgate::lambda::LambdaClient::for_endpoint(&self.url(""), "us-east-1")
+            .sdk()
+            .clone()
+    }
+
     pub async fn invoke(&self, function: &str, body: &'static str) -> reqwest::Response {
         self.http
             .post(self.url(&format!("/v1/functions/{function}/invoke")))
