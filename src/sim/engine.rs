@@ -1216,8 +1216,9 @@ impl<'t> Replay<'t> {
             }
             Traffic::Routed => self.route(f, at, duration, None),
             Traffic::Waiting => {
-                if !self.hold(f, at, duration) {
-                    self.route(f, at, duration, None);
+                let chosen = self.choose(f, at);
+                if !self.hold(f, at, duration, chosen) {
+                    self.dispatch(f, chosen.target, at, duration, None);
                 }
             }
         }
@@ -1227,10 +1228,27 @@ impl<'t> Replay<'t> {
     /// router's choice over the pools' views, failing over to the next target in order on a
     /// throttle. `waited`: how long it was held first.
     fn route(&mut self, f: FunctionId, at: Time, duration: Duration, waited: Option<Duration>) {
-        let k = self.targets.len();
+        let chosen = self.choose(f, at).target;
+        self.dispatch(f, chosen, at, duration, waited);
+    }
+
+    /// The router's choice for `f` at `at`, over the pools' views (left in `self.views`).
+    fn choose(&mut self, f: FunctionId, at: Time) -> router::Route {
         self.views.clear();
         self.views.extend(self.pools[f].iter().map(|p| p.view(at)));
-        let chosen = router::choose(&self.views).target;
+        router::choose(&self.views)
+    }
+
+    /// Sends a real request to `chosen`, then to the other targets in order while throttled.
+    fn dispatch(
+        &mut self,
+        f: FunctionId,
+        chosen: usize,
+        at: Time,
+        duration: Duration,
+        waited: Option<Duration>,
+    ) {
+        let k = self.targets.len();
         let order = std::iter::once(chosen).chain((0..k).filter(|&t| t != chosen));
         for (i, target) in order.enumerate() {
             let last = i + 1 == k;
@@ -1246,14 +1264,12 @@ impl<'t> Replay<'t> {
     /// The gateway's wait-or-cold for a request of `f` arriving at `at`: when the router
     /// expects a cold start and a busy environment is expected to free up sooner, the request
     /// is held, and a ping (one at a time) starts a new environment for the rest of the
-    /// burst. Returns whether it was held.
-    fn hold(&mut self, f: FunctionId, at: Time, duration: Duration) -> bool {
+    /// burst. `chosen` is the router's choice, `self.views` the views it chose over. Returns
+    /// whether it was held.
+    fn hold(&mut self, f: FunctionId, at: Time, duration: Duration, chosen: router::Route) -> bool {
         let Some(policy) = self.wait else {
             return false;
         };
-        self.views.clear();
-        self.views.extend(self.pools[f].iter().map(|p| p.view(at)));
-        let chosen = router::choose(&self.views);
         if chosen.expect != Expectation::Cold {
             return false;
         }
