@@ -70,8 +70,10 @@ fn a_call_every_12_minutes_meets_no_cold_start_once_seen() {
         let warmed = run(&trace, &s, Box::new(Warmer::default()));
         assert_eq!(warmed.cold_starts, 0, "reclaim {reclaim:?}");
         // Kept warm through each gap by two refreshes (at most two pings per call counted,
-        // 27), where a 5-minute keep-alive sends 12 an hour.
-        assert!(warmed.pings <= 2 * 27, "{}", warmed.pings);
+        // 27), where a 5-minute keep-alive sends 12 an hour; and a round of two every 115
+        // minutes (3 in 6 hours) starts a successor before the environment's lifetime could
+        // end (this platform has no lifetime cap, but the warmer cannot know that).
+        assert!(warmed.pings <= 2 * 27 + 2 * 3, "{}", warmed.pings);
     }
 }
 

@@ -28,10 +28,18 @@ duration_ms = 150000
 const MIN: Duration = Duration::from_secs(60);
 
 async fn start(warmer: &str, function_extra: &str) -> (RunningEmulator, RunningGateway) {
+    start_on(EMULATOR, warmer, function_extra).await
+}
+
+async fn start_on(
+    emulator: &str,
+    warmer: &str,
+    function_extra: &str,
+) -> (RunningEmulator, RunningGateway) {
     let toml = format!(
         "[backend]\nkind = \"endpoint\"\nurl = \"http://x\"\n\n[warmer]\n{warmer}\n\n[[function]]\nname = \"model\"\n{function_extra}\n"
     );
-    let stack = LocalStack::start(EMULATOR, &toml, Duration::from_secs(30)).await;
+    let stack = LocalStack::start(emulator, &toml, Duration::from_secs(30)).await;
     stack.gateway.wait_ready(Duration::ZERO).await.unwrap();
     (stack.emulator, stack.gateway)
 }
@@ -190,4 +198,48 @@ async fn a_round_is_skipped_while_clients_hold_every_admission_permit() {
     assert_eq!(call.await.unwrap().unwrap().status(), 200);
     tokio::time::sleep(2 * MIN).await;
     assert!(pings(&stack) > at_start, "rounds resume once it is free");
+}
+
+/// Calls `model` every 3 minutes for 5.5 hours, on a platform whose environments live exactly
+/// 2.5 hours; returns which calls were cold and how many environments the platform created.
+async fn calls_across_lifetimes(policy: &str) -> (Vec<bool>, u64) {
+    let emulator = EMULATOR.replace("seed = 9", "seed = 9\nmax_lifetime_s = 9000");
+    let (emulator, gateway) = start_on(
+        &emulator,
+        &format!("enabled = true\npolicy = \"{policy}\"\njitter_ms = 250"),
+        "",
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/functions/model/invoke", gateway.addr());
+    let mut cold = Vec::new();
+    for _ in 0..110 {
+        let r = http.post(&url).body("{}").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        cold.push(r.headers()["x-warmgate-cold-start"] == "true");
+        tokio::time::sleep(3 * MIN).await;
+    }
+    let truth = emulator.emulator().snapshot();
+    let created = truth
+        .function("model")
+        .unwrap()
+        .totals()
+        .environments_created;
+    (cold, created)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kept_environment_is_replaced_before_its_lifetime_ends() {
+    // Without a warmer, the end of the environment's lifetime meets a call, twice.
+    let (cold, _) = calls_across_lifetimes("none").await;
+    let late: Vec<usize> = (1..cold.len()).filter(|&i| cold[i]).collect();
+    assert_eq!(late.len(), 2, "cold calls: {late:?}");
+    // The warmer starts a successor before the end: only the very first call is cold.
+    let (cold, created) = calls_across_lifetimes("warmer").await;
+    let late: Vec<usize> = (1..cold.len()).filter(|&i| cold[i]).collect();
+    assert!(late.is_empty(), "cold calls: {late:?}");
+    assert!(
+        created >= 3,
+        "the first environment and two successors, got {created}"
+    );
 }

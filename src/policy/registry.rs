@@ -11,7 +11,7 @@ use super::Policy;
 
 /// Names the gateway's warmer accepts.
 pub const LIVE_POLICIES: &str =
-    "warmer, warmer-max<N>, none, fixed-<N>min, fixed-<N>min-x<C>, hybrid-histogram";
+    "warmer, warmer-peak, warmer-max<N>, none, fixed-<N>min, fixed-<N>min-x<C>, hybrid-histogram";
 
 /// The keep-alive policy called `name`, or why not.
 pub fn live_policy(name: &str) -> Result<Box<dyn Policy>, String> {
@@ -41,6 +41,7 @@ mod tests {
         for name in [
             "warmer",
             "warmer-max1",
+            "warmer-peak",
             "none",
             "hybrid-histogram",
             "fixed-5min",

@@ -173,7 +173,7 @@ impl SimulateArgs {
 /// The policy names the CLI accepts, for error messages.
 fn valid_names() -> String {
     format!(
-        "{}, warmer-max<N>, fixed-<N>min, fixed-<N>min-x<C>, target-tracking-<U> (0 < U <= 1), or all",
+        "{}, warmer-peak, warmer-max<N>, fixed-<N>min, fixed-<N>min-x<C>, target-tracking-<U> (0 < U <= 1), or all",
         ALL.join(", ")
     )
 }
