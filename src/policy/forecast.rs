@@ -8,9 +8,9 @@
 //!   4 hours. Given how long the function has been idle, it says how likely an arrival is
 //!   within a window ([`IdleHistogram::probability_within`]) and from when on one becomes
 //!   likely ([`IdleHistogram::likely_from`]). It serves the sparse functions.
-//! - a **concurrency forecast**: the peak concurrency of each recent minute (from the
-//!   environments the warmer's replica of the pool saw in use), an hour-of-day profile learned
-//!   online, and a short-term trend. The forecast of the environments needed over the next
+//! - a **concurrency forecast**: the peak concurrency of each recent minute (counted from the
+//!   executions' intervals as they are reported, so that one reported after those it overlaps
+//!   still counts with them), an hour-of-day profile learned online, and a short-term trend. The forecast of the environments needed over the next
 //!   minutes is a high quantile (95th) of the peaks of the recent active windows of that
 //!   length (so a periodic burst is remembered across its quiet gap, and a one-off spike is
 //!   not paid for), raised by the trend (only for a function active in most recent minutes:
@@ -157,6 +157,76 @@ impl IdleHistogram {
     }
 }
 
+/// Minutes of executions kept to count their overlaps again, as later reports come in.
+const OVERLAP_LOOKBACK_MINUTES: u64 = 5;
+
+/// Real executions as intervals, to count how many ran at once.
+///
+/// Reports come as executions end, so when one is reported, those that started before it
+/// and outlast it are not known yet: the count of executions running at its start falls
+/// short, the more so the busier the function (a third short at 30 at once on the Azure
+/// sample). Each report adds its interval here, and the minutes of the last
+/// `OVERLAP_LOOKBACK_MINUTES` are swept again once a minute, counting every execution
+/// reported since. Executions longer than the lookback count only in its minutes.
+#[derive(Debug, Clone, Default)]
+struct Overlaps {
+    /// +1 at each start, -1 at each end, at or after `from`; unsorted between sweeps.
+    events: Vec<(Time, i32)>,
+    /// Executions running at `from`.
+    base: i32,
+    from: Time,
+    /// The minute of the latest sweep.
+    swept: Option<u64>,
+}
+
+impl Overlaps {
+    fn add(&mut self, arrived: Time, end: Time) {
+        if end <= self.from {
+            return;
+        }
+        if arrived < self.from {
+            self.base += 1;
+        } else {
+            self.events.push((arrived, 1));
+        }
+        self.events.push((end, -1));
+    }
+
+    /// Whether the minute of `now` is not swept yet.
+    fn due(&self, now: Time) -> bool {
+        self.swept != Some(ConcurrencyForecast::minute(now))
+    }
+
+    /// The peak of executions running in each minute from `from` with a start, counted over
+    /// every execution reported so far; then forgets what is older than the lookback.
+    fn sweep(&mut self, now: Time) -> Vec<(u64, u32)> {
+        // At equal times an end comes before a start: the freed environment is reused.
+        self.events.sort_unstable();
+        let mut running = self.base;
+        let mut peaks: Vec<(u64, u32)> = Vec::new();
+        for &(t, delta) in &self.events {
+            running += delta;
+            if delta > 0 {
+                let m = ConcurrencyForecast::minute(t);
+                let now_running = running.max(0) as u32;
+                match peaks.last_mut() {
+                    Some((pm, peak)) if *pm == m => *peak = (*peak).max(now_running),
+                    _ => peaks.push((m, now_running)),
+                }
+            }
+        }
+        let minute = ConcurrencyForecast::minute(now);
+        self.swept = Some(minute);
+        let keep_from = MINUTE * minute.saturating_sub(OVERLAP_LOOKBACK_MINUTES) as u32;
+        if keep_from > self.from {
+            let split = self.events.partition_point(|&(t, _)| t < keep_from);
+            self.base += self.events.drain(..split).map(|(_, d)| d).sum::<i32>();
+            self.from = keep_from;
+        }
+        peaks
+    }
+}
+
 /// Peak concurrency per minute, an hour-of-day profile, and the rate of busy time.
 #[derive(Debug, Clone, Default)]
 pub struct ConcurrencyForecast {
@@ -178,6 +248,21 @@ impl ConcurrencyForecast {
     /// `busy`.
     pub fn record_start(&mut self, at: Time, concurrency: u32, busy: Duration) {
         let m = Self::minute(at);
+        self.raise_peak(m, concurrency);
+        match self.busy.iter_mut().find(|(mm, _)| *mm == m) {
+            Some((_, s)) => *s += busy.as_secs_f64(),
+            None => {
+                self.busy.push_back((m, busy.as_secs_f64()));
+                self.busy.make_contiguous().sort_by_key(|&(mm, _)| mm);
+                while self.busy.len() > 3 {
+                    self.busy.pop_front();
+                }
+            }
+        }
+    }
+
+    /// At least `concurrency` executions ran at once in minute `m`, one of them starting.
+    fn raise_peak(&mut self, m: u64, concurrency: u32) {
         match self.minutes.iter_mut().rev().find(|(mm, _)| *mm == m) {
             Some((_, peak)) => *peak = (*peak).max(concurrency),
             None => {
@@ -186,16 +271,6 @@ impl ConcurrencyForecast {
                 // Keep two hours of active minutes at most.
                 while self.minutes.len() > 120 {
                     self.minutes.pop_front();
-                }
-            }
-        }
-        match self.busy.iter_mut().find(|(mm, _)| *mm == m) {
-            Some((_, s)) => *s += busy.as_secs_f64(),
-            None => {
-                self.busy.push_back((m, busy.as_secs_f64()));
-                self.busy.make_contiguous().sort_by_key(|&(mm, _)| mm);
-                while self.busy.len() > 3 {
-                    self.busy.pop_front();
                 }
             }
         }
@@ -360,6 +435,7 @@ pub struct FunctionForecast {
     pub concurrency: ConcurrencyForecast,
     /// End of the latest busy period seen (real invocations only).
     last_end: Option<Time>,
+    overlaps: Overlaps,
 }
 
 impl FunctionForecast {
@@ -368,6 +444,7 @@ impl FunctionForecast {
             idle: IdleHistogram::new(cfg.bin, cfg.range),
             concurrency: ConcurrencyForecast::default(),
             last_end: None,
+            overlaps: Overlaps::default(),
         }
     }
 
@@ -380,10 +457,17 @@ impl FunctionForecast {
         self.last_end
     }
 
-    /// A real invocation from `arrived` to `end`, which found `concurrency` executions running
-    /// (itself included). Reports come in completion order: one that starts within the
-    /// latest busy period makes no idle time.
+    /// A real invocation from `arrived` to `end`, which found at least `concurrency`
+    /// executions running (itself included; see `Overlaps` for the ones it could not know
+    /// of). Reports come in completion order: one that starts within the latest busy period
+    /// makes no idle time.
     pub fn record(&mut self, arrived: Time, end: Time, concurrency: u32) {
+        self.overlaps.add(arrived, end);
+        if self.overlaps.due(end) {
+            for (m, peak) in self.overlaps.sweep(end) {
+                self.concurrency.raise_peak(m, peak);
+            }
+        }
         if let Some(last) = self.last_end {
             if arrived > last {
                 self.idle.record(arrived - last);
@@ -527,6 +611,62 @@ mod tests {
         c.record_start(day + 9 * 60 * MIN, 2, S);
         assert_eq!(c.profile_peak(day + 9 * 60 * MIN + 5 * MIN), 40);
         assert!(c.environments(day + 8 * 60 * MIN + 58 * MIN, 5 * MIN, &cfg) >= 40);
+    }
+
+    #[test]
+    fn executions_reported_after_those_they_overlap_are_counted_at_once() {
+        let cfg = ForecastConfig::default();
+        let mut f = FunctionForecast::new(&cfg);
+        // A runs from 0 to 100 s; B and C start and end within it, so they are reported
+        // first and each found only itself running.
+        f.record(10 * S, 20 * S, 1);
+        f.record(30 * S, 40 * S, 1);
+        assert_eq!(f.concurrency.environments(50 * S, 5 * MIN, &cfg), 1);
+        f.record(Duration::ZERO, 100 * S, 1);
+        assert_eq!(f.concurrency.environments(100 * S, 5 * MIN, &cfg), 2);
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of completions, each minute's peak is the most executions
+        /// running at once at a start in it (for executions shorter than the lookback).
+        #[test]
+        fn minute_peaks_count_every_overlap(
+            runs in proptest::collection::vec((0u64..600, 1u64..120), 1..60)
+        ) {
+            let mut by_end: Vec<(Time, Time)> = runs
+                .iter()
+                .map(|&(a, d)| (S * a as u32, S * (a + d) as u32))
+                .collect();
+            by_end.sort_by_key(|&(a, e)| (e, a));
+            let mut o = Overlaps::default();
+            let mut peaks = std::collections::BTreeMap::new();
+            for &(a, e) in &by_end {
+                o.add(a, e);
+                if o.due(e) {
+                    for (m, p) in o.sweep(e) {
+                        let peak = peaks.entry(m).or_insert(0);
+                        *peak = p.max(*peak);
+                    }
+                }
+            }
+            let last = by_end.last().unwrap().1;
+            o.swept = None;
+            for (m, p) in o.sweep(last) {
+                let peak = peaks.entry(m).or_insert(0);
+                *peak = p.max(*peak);
+            }
+            for (&m, &peak) in &peaks {
+                // Brute force: at each start in minute m, the executions running (an end at
+                // the same instant has freed its environment).
+                let truth = by_end
+                    .iter()
+                    .filter(|&&(a, _)| ConcurrencyForecast::minute(a) == m)
+                    .map(|&(a, _)| by_end.iter().filter(|&&(b, e)| b <= a && a < e).count())
+                    .max()
+                    .unwrap_or(0) as u32;
+                proptest::prop_assert_eq!(peak, truth, "minute {}", m);
+            }
+        }
     }
 
     #[test]
