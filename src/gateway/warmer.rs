@@ -8,7 +8,7 @@
 //! round that the shedding limit cannot admit is skipped, never queued in front of clients.
 //!
 //! The same pings carry the probes that teach the warm-pool estimate its reclaim curve: the
-//! pool decides when one is due (`Pool::probe_due`); [`Gateway::run_prober`] looks every few
+//! pool decides when one is due (`Pool::probe_due`); `Gateway::run_prober` looks every few
 //! seconds and sends it.
 
 use std::collections::VecDeque;

@@ -9,9 +9,9 @@
 //!   within a window ([`IdleHistogram::probability_within`]) and from when on one becomes
 //!   likely ([`IdleHistogram::likely_from`]). It serves the sparse functions.
 //! - a **concurrency forecast**: the peak concurrency of each recent minute (counted from the
-//!   executions' intervals as they are reported, so that one reported after those it overlaps
-//!   still counts with them), an hour-of-day profile learned online, and a short-term trend. The forecast of the environments needed over the next
-//!   minutes is a high quantile (95th) of the peaks of the recent active windows of that
+//!   executions' intervals as they are reported, so that one reported after those it
+//!   overlaps still counts with them), an hour-of-day profile learned online, and a
+//!   short-term trend. The forecast of the environments needed over the next minutes is a high quantile (95th) of the peaks of the recent active windows of that
 //!   length (so a periodic burst is remembered across its quiet gap, and a one-off spike is
 //!   not paid for), raised by the trend (only for a function active in most recent minutes:
 //!   a sparse function's burst out of quiet is not a trend) and by the profile of the coming

@@ -135,7 +135,7 @@ impl ReclaimModel {
 
     /// Probability that an environment idle for `age` is still warm.
     ///
-    /// Linear between bins (bin `b` holds the ages nearest `b` × [`BIN`]): near the reclaim
+    /// Linear between bins (bin `b` holds the ages nearest `b` × `BIN`): near the reclaim
     /// time the curve falls steeply, and a whole burst's environments share one idle age, so
     /// a bin-wide step would miss them together.
     pub fn survival(&self, age: Duration) -> f64 {

@@ -28,6 +28,11 @@
 //!   a pre-warm pays.
 //! - Short of `K`: one round creates the missing environments; the next round to make up a
 //!   shortfall waits `shortage_gap` (traffic in flight may have absorbed the last one).
+//! - Lifetime: the replica also knows when each environment was created. Lambda ends an
+//!   environment after a few hours whatever its use; for a function kept with one
+//!   environment and likely called within the next refresh interval, `rotate_after` its
+//!   creation a round of two starts a successor, which Lambda reuses first, so that the end
+//!   falls on an environment nobody uses rather than on the next call.
 //!
 //! Sparse functions thus get Shahrad et al.'s windows, sized by their burst (a function that
 //! is called 6 at a time is pre-warmed with 6); busy ones keep their recent peak concurrency
@@ -101,9 +106,10 @@ pub struct WarmerConfig {
     /// 4 in the platform model, [`Lifetime::FEW_HOURS`]), and the end of a kept one meets
     /// the next call when calls come more often than pings. Default: the shortest lifetime
     /// less one refresh interval, so that the successor comes before the earliest end.
-    /// Functions kept with several environments are not rotated: in the simulator it cost
-    /// as many pings and saved no cold start (Lambda reuses environments in an order the
-    /// planner cannot steer, so the one let go is not the oldest).
+    /// Functions kept with several environments are not rotated: on the Azure sample it cost
+    /// the 43 busiest functions 830 pings and saved none of their cold starts (Lambda reuses
+    /// environments in an order the planner cannot steer, so the one let go is not the
+    /// oldest).
     pub rotate_after: Option<Duration>,
     pub forecast: ForecastConfig,
 }
@@ -133,7 +139,8 @@ impl WarmerConfig {
     /// The reach end of the trade-off, `warmer-peak`: pools sized for the largest peak of the
     /// last 8 hours (of at most 120 active minutes), and quiet gaps bridged whenever the
     /// idle-time histogram (4 hours) expects a call, so that environments are rarely let go.
-    /// About a third more pings than `warmer` for about a fifth fewer cold starts.
+    /// On the Azure sample: a quarter more pings than `warmer`, for 12% fewer cold starts
+    /// (21% fewer through the gateway's wait).
     pub fn peak() -> WarmerConfig {
         let forecast = ForecastConfig {
             peak_quantile: Some(1.0),

@@ -50,9 +50,10 @@ pub struct SimulateArgs {
     /// directory, or a directory of Azure LLM inference 2023 files.
     #[arg(long, value_name = "DIR")]
     pub trace: PathBuf,
-    /// Policies to compare, comma-separated: none, fixed-5min (or fixed-<N>min,
-    /// fixed-<N>min-x<C> for C pings), hybrid-histogram, fixed-peak, target-tracking (0.7, or
-    /// target-tracking-<U>), never-reclaim; `all` for every baseline.
+    /// Policies to compare, comma-separated: none, fixed-5min (or `fixed-<N>min`,
+    /// `fixed-<N>min-x<C>` for C pings), hybrid-histogram, fixed-peak, target-tracking (0.7,
+    /// or `target-tracking-<U>`), never-reclaim; ours: warmer, warmer-peak, `warmer-max<N>`;
+    /// `all` for every baseline and warmer.
     #[arg(
         long,
         value_name = "P[,P...]",
