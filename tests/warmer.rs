@@ -44,6 +44,20 @@ async fn start_on(
     (stack.emulator, stack.gateway)
 }
 
+/// Calls `model` through the gateway `calls` times, `every` apart; whether each was cold.
+async fn cold_by_call(gateway: &RunningGateway, calls: usize, every: Duration) -> Vec<bool> {
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/functions/model/invoke", gateway.addr());
+    let mut cold = Vec::new();
+    for _ in 0..calls {
+        let r = http.post(&url).body("{}").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        cold.push(r.headers()["x-warmgate-cold-start"] == "true");
+        tokio::time::sleep(every).await;
+    }
+    cold
+}
+
 #[tokio::test(start_paused = true)]
 async fn k_concurrent_pings_keep_k_distinct_environments_warm() {
     let (emulator, _gateway) = start(
@@ -123,15 +137,7 @@ async fn a_function_called_every_twelve_minutes_stays_warm() {
         "",
     )
     .await;
-    let http = reqwest::Client::new();
-    let url = format!("http://{}/v1/functions/model/invoke", gateway.addr());
-    let mut cold = Vec::new();
-    for _ in 0..20 {
-        let r = http.post(&url).body("{}").send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        cold.push(r.headers()["x-warmgate-cold-start"] == "true");
-        tokio::time::sleep(12 * MIN).await;
-    }
+    let cold = cold_by_call(&gateway, 20, 12 * MIN).await;
     println!("cold starts by call: {cold:?}");
     assert!(cold[0], "the very first call is cold");
     assert!(
@@ -146,15 +152,7 @@ async fn a_function_called_every_twelve_minutes_stays_warm() {
 async fn the_predictive_warmer_keeps_a_twelve_minute_function_warm_in_the_gateway() {
     let (emulator, gateway) =
         start("enabled = true\npolicy = \"warmer\"\njitter_ms = 250", "").await;
-    let http = reqwest::Client::new();
-    let url = format!("http://{}/v1/functions/model/invoke", gateway.addr());
-    let mut cold = Vec::new();
-    for _ in 0..20 {
-        let r = http.post(&url).body("{}").send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        cold.push(r.headers()["x-warmgate-cold-start"] == "true");
-        tokio::time::sleep(12 * MIN).await;
-    }
+    let cold = cold_by_call(&gateway, 20, 12 * MIN).await;
     let truth = emulator.emulator().snapshot();
     let pings = truth.function("model").unwrap().totals().pings;
     println!("cold starts by call: {cold:?}; {pings} pings");
@@ -210,15 +208,7 @@ async fn calls_across_lifetimes(policy: &str) -> (Vec<bool>, u64) {
         "",
     )
     .await;
-    let http = reqwest::Client::new();
-    let url = format!("http://{}/v1/functions/model/invoke", gateway.addr());
-    let mut cold = Vec::new();
-    for _ in 0..110 {
-        let r = http.post(&url).body("{}").send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        cold.push(r.headers()["x-warmgate-cold-start"] == "true");
-        tokio::time::sleep(3 * MIN).await;
-    }
+    let cold = cold_by_call(&gateway, 110, 3 * MIN).await;
     let truth = emulator.emulator().snapshot();
     let created = truth
         .function("model")
