@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::platform::spec::valid_function_name;
+pub use crate::policy::budget::PingBudget;
 use crate::policy::pool::ProbePolicy;
 use crate::policy::router::WaitPolicy;
 
@@ -82,27 +83,6 @@ impl Default for WarmerSection {
             enabled: false,
             policy: "fixed-5min".into(),
             jitter_ms: 250,
-        }
-    }
-}
-
-/// What keeping a function warm may cost, per function.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PingBudget {
-    /// A rate guard. Default 1,200: a round of 100 every 5 minutes, room for the warmer's
-    /// own plan (on the Azure sample, a cap of 120 cost the warmer about 190 more cold
-    /// starts; 1,200 costs none). The GB-s budget below is the money guard.
-    pub pings_per_hour: u32,
-    /// Billed GB-s of pings per day (memory × billed duration, init included).
-    pub gb_s_per_day: f64,
-}
-
-impl Default for PingBudget {
-    fn default() -> Self {
-        Self {
-            pings_per_hour: 1200,
-            gb_s_per_day: 2000.0,
         }
     }
 }

@@ -113,3 +113,33 @@ fn a_burst_of_six_every_15_minutes_finds_six_warm_environments() {
         prewarmed.functions
     );
 }
+
+#[test]
+fn the_ping_budget_holds_a_replay_as_it_holds_the_gateway() {
+    use warmgate::policy::baselines::fixed_interval::FixedInterval;
+    use warmgate::policy::budget::PingBudget;
+    let span = 3 * HOUR;
+    let times: Vec<Duration> = (0..3).map(|h| h * HOUR + 30 * MIN).collect();
+    let trace = trace(function(times, Duration::from_millis(200)), span);
+    // Ten pings a minute asked for, 600 an hour.
+    let policy = || Box::new(FixedInterval::new(MIN, 10));
+    let unbudgeted = SimSettings {
+        ping_budget: None,
+        ..settings(HOUR, 10 * MIN)
+    };
+    let free = run(&trace, &unbudgeted, policy());
+    assert_eq!(free.pings_refused, 0);
+    assert!(free.pings >= 2 * 600 - 10, "{}", free.pings);
+    let budgeted = SimSettings {
+        ping_budget: Some(PingBudget {
+            pings_per_hour: 120,
+            gb_s_per_day: 1000.0,
+        }),
+        ..unbudgeted
+    };
+    let held = run(&trace, &budgeted, policy());
+    // Two hours counted: at most 120 pings in each, the rest refused.
+    assert!(held.pings <= 2 * 120, "{}", held.pings);
+    assert!(held.pings >= 2 * 120 - 10, "{}", held.pings);
+    assert_eq!(held.pings + held.pings_refused, free.pings);
+}

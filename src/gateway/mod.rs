@@ -233,7 +233,7 @@ impl Gateway {
             let budgets = config
                 .functions
                 .iter()
-                .map(|f| warmer::Budget::new(f.ping_budget))
+                .map(|f| crate::policy::budget::Budget::new(f.ping_budget))
                 .collect();
             warmer::Warmer::new(
                 policy,

@@ -11,7 +11,6 @@
 //! pool decides when one is due (`Pool::probe_due`); `Gateway::run_prober` looks every few
 //! seconds and sends it.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +24,8 @@ use tokio::sync::{watch, Notify};
 
 use super::{Finish, FunctionState, Gateway};
 use crate::clock::Time;
-use crate::config::PingBudget;
 use crate::lambda::{Execution, InvocationType, InvokeRequest};
+use crate::policy::budget::{Budget, PING_ESTIMATE};
 use crate::policy::pool::Met;
 use crate::policy::{Action, FunctionInfo, Observation, Policy, StartSeen, ROUND_HOLD};
 use crate::telemetry;
@@ -43,70 +42,10 @@ fn ping_client_context(hold: Option<Duration>) -> String {
     base64::engine::general_purpose::STANDARD
         .encode(serde_json::json!({ "custom": custom }).to_string())
 }
-/// Billed time a ping is assumed to take before its REPORT says: a brief hold.
-const PING_ESTIMATE: Duration = Duration::from_millis(100);
-const HOUR: Duration = Duration::from_secs(3600);
-const DAY: Duration = Duration::from_secs(24 * 3600);
+
 /// How often the gateway looks for a target to probe: well within the narrowest stretch a
 /// probe bisects (`PROBE_RESOLUTION`), so that a probe meets its environment near the middle.
 const PROBE_CHECK: Duration = Duration::from_secs(5);
-
-/// A function's spending on pings over sliding windows. Pure: `now` is an argument.
-#[derive(Debug, Clone)]
-pub struct Budget {
-    limits: PingBudget,
-    sent: VecDeque<Time>,
-    spent: VecDeque<(Time, f64)>,
-}
-
-impl Budget {
-    pub fn new(limits: PingBudget) -> Self {
-        Self {
-            limits,
-            sent: VecDeque::new(),
-            spent: VecDeque::new(),
-        }
-    }
-
-    fn forget(&mut self, now: Time) {
-        while self.sent.front().is_some_and(|&t| t + HOUR <= now) {
-            self.sent.pop_front();
-        }
-        while self.spent.front().is_some_and(|&(t, _)| t + DAY <= now) {
-            self.spent.pop_front();
-        }
-    }
-
-    /// Pings left this hour and GB-s left today.
-    pub fn remaining(&mut self, now: Time) -> (u32, f64) {
-        self.forget(now);
-        let pings = self
-            .limits
-            .pings_per_hour
-            .saturating_sub(self.sent.len() as u32);
-        let spent: f64 = self.spent.iter().map(|(_, g)| g).sum();
-        (pings, (self.limits.gb_s_per_day - spent).max(0.0))
-    }
-
-    /// How many of `wanted` pings, each expected to cost `gb_s_each`, may go now; those are
-    /// counted as sent.
-    pub fn grant(&mut self, now: Time, wanted: u32, gb_s_each: f64) -> u32 {
-        let (pings, gb_s) = self.remaining(now);
-        let by_cost = if gb_s_each > 0.0 {
-            (gb_s / gb_s_each).floor().min(f64::from(u32::MAX)) as u32
-        } else {
-            u32::MAX
-        };
-        let granted = wanted.min(pings).min(by_cost);
-        self.sent.extend(std::iter::repeat_n(now, granted as usize));
-        granted
-    }
-
-    /// Records what a ping was billed, in GB-s.
-    pub fn spend(&mut self, now: Time, gb_s: f64) {
-        self.spent.push_back((now, gb_s));
-    }
-}
 
 /// The warmer of a gateway.
 pub(super) struct Warmer {
@@ -389,31 +328,5 @@ impl Gateway {
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_budget_caps_pings_per_hour_and_gb_s_per_day() {
-        let mut budget = Budget::new(PingBudget {
-            pings_per_hour: 10,
-            gb_s_per_day: 5.0,
-        });
-        assert_eq!(budget.grant(Duration::ZERO, 4, 0.1), 4);
-        assert_eq!(budget.grant(Duration::from_secs(60), 8, 0.1), 6);
-        assert_eq!(budget.grant(Duration::from_secs(120), 1, 0.1), 0);
-        // An hour after the first round, its pings are no longer counted.
-        assert_eq!(budget.grant(HOUR, 5, 0.1), 4);
-        // Spending counts for a day.
-        budget.spend(HOUR, 4.95);
-        assert_eq!(
-            budget.grant(2 * HOUR, 5, 0.1),
-            0,
-            "0.05 GB-s left, a ping costs 0.1"
-        );
-        assert_eq!(budget.remaining(DAY + 2 * HOUR).1, 5.0);
     }
 }

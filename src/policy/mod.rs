@@ -11,6 +11,7 @@
 //! [`Action`]s it returns (pings, provisioned-concurrency changes).
 
 pub mod baselines;
+pub mod budget;
 pub mod cost;
 pub mod forecast;
 pub mod pool;

@@ -16,6 +16,7 @@ use crate::policy::baselines::fixed_peak::FixedPeak;
 use crate::policy::baselines::hybrid_histogram::HybridHistogram;
 use crate::policy::baselines::none::NoPolicy;
 use crate::policy::baselines::target_tracking::TargetTracking;
+use crate::policy::budget::PingBudget;
 use crate::policy::warmer::{Warmer, WarmerConfig};
 
 /// Policies `all` stands for, in the order the table lists them.
@@ -105,6 +106,11 @@ pub struct SimulateArgs {
     /// sent to a cold start (the gateway's default wait). Rows labelled `<policy>+wait`.
     #[arg(long)]
     pub wait: bool,
+    /// Each function's budget for keep-alive pings, as the gateway's warmer enforces it:
+    /// `<pings per hour>,<GB-s per day>`, or `none`. Default: the gateway's default budget
+    /// (1200,2000).
+    #[arg(long, value_name = "BUDGET")]
+    pub ping_budget: Option<String>,
     /// Write the figures to FILE.csv or FILE.json.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -151,6 +157,10 @@ impl SimulateArgs {
             targets: self.targets,
             // A routing study measures the estimator in every row.
             measure_estimator: self.targets > 1 || self.spread || self.route,
+            ping_budget: match &self.ping_budget {
+                None => Some(PingBudget::default()),
+                Some(text) => parse_ping_budget(text)?,
+            },
         })
     }
 
@@ -177,6 +187,28 @@ fn valid_names() -> String {
         "{}, warmer-peak, warmer-max<N>, fixed-<N>min, fixed-<N>min-x<C>, target-tracking-<U> (0 < U <= 1), or all",
         ALL.join(", ")
     )
+}
+
+/// `--ping-budget`: `none`, or `<pings per hour>,<GB-s per day>`.
+fn parse_ping_budget(text: &str) -> anyhow::Result<Option<PingBudget>> {
+    if text == "none" {
+        return Ok(None);
+    }
+    let parsed = text.split_once(',').and_then(|(pings, gb_s)| {
+        let pings_per_hour = pings.trim().parse().ok()?;
+        let gb_s_per_day: f64 = gb_s.trim().parse().ok()?;
+        (gb_s_per_day.is_finite() && gb_s_per_day >= 0.0).then_some(PingBudget {
+            pings_per_hour,
+            gb_s_per_day,
+        })
+    });
+    match parsed {
+        Some(budget) => Ok(Some(budget)),
+        None => bail!(
+            "--ping-budget must be `none` or `<pings per hour>,<GB-s per day>` (like 1200,2000), \
+             got {text:?}"
+        ),
+    }
 }
 
 /// `fixed-<N>min` or `fixed-<N>min-x<C>`: the interval and the pings per target.
@@ -486,6 +518,35 @@ mod tests {
         let defaults = Cli::try_parse_from(["simulate", "--trace", "dir"]).unwrap();
         assert_eq!(defaults.args.policy, ["all"]);
         assert_eq!(defaults.args.settings().unwrap(), SimSettings::default());
+    }
+
+    #[test]
+    fn the_ping_budget_is_the_gateways_unless_told() {
+        use clap::Parser;
+        let settings = |extra: &[&str]| {
+            let mut args = vec!["simulate", "--trace", "dir"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).unwrap().args.settings()
+        };
+        assert_eq!(
+            settings(&[]).unwrap().ping_budget,
+            Some(PingBudget::default())
+        );
+        assert_eq!(
+            settings(&["--ping-budget", "none"]).unwrap().ping_budget,
+            None
+        );
+        assert_eq!(
+            settings(&["--ping-budget", "60, 500"]).unwrap().ping_budget,
+            Some(PingBudget {
+                pings_per_hour: 60,
+                gb_s_per_day: 500.0
+            })
+        );
+        for bad in ["60", "x,5", "60,-1", "60,NaN"] {
+            let err = settings(&["--ping-budget", bad]).unwrap_err().to_string();
+            assert!(err.contains("--ping-budget") && err.contains(bad), "{err}");
+        }
     }
 
     #[test]

@@ -57,6 +57,7 @@ use crate::platform::spec::{AliasSpec, Architecture, PlatformSpec, Settings, Ver
 use crate::platform::{
     ControlError, FunctionSpec, Invocation, InvokeRequest, Platform, Rejection, Snapshot, Start,
 };
+use crate::policy::budget::{Budget, PingBudget, PING_ESTIMATE};
 use crate::policy::cost::{self, Prices, Usage};
 use crate::policy::pool::{Met, Pool, Started};
 use crate::policy::router::{self, Expectation, WaitDecision, WaitPolicy};
@@ -196,6 +197,9 @@ pub struct SimSettings {
     /// reclaim model refits on every observation, which multiplies a replay's time by about
     /// six on the 500-function sample.
     pub measure_estimator: bool,
+    /// Each function's budget for keep-alive pings, enforced as the gateway's warmer does
+    /// (`None`: no budget). Default: the gateway's default budget.
+    pub ping_budget: Option<PingBudget>,
 }
 
 /// The fixed idle reclaim of deterministic mode: 10 minutes, the 2019 measurement DESIGN cites.
@@ -218,6 +222,7 @@ impl Default for SimSettings {
             account_concurrency: DEFAULT_ACCOUNT_CONCURRENCY,
             targets: 1,
             measure_estimator: false,
+            ping_budget: Some(PingBudget::default()),
         }
     }
 }
@@ -535,6 +540,8 @@ struct Tally {
     functions: Vec<FunctionTally>,
     pings: u64,
     ping_throttles: u64,
+    /// Keep-alive pings the budget refused.
+    pings_refused: u64,
     provisioning_refused: u64,
     estimator: EstimatorTally,
     /// Real requests held for a busy environment, and those of them that met a cold one all
@@ -553,6 +560,7 @@ impl Tally {
             functions: vec![FunctionTally::default(); functions],
             pings: 0,
             ping_throttles: 0,
+            pings_refused: 0,
             provisioning_refused: 0,
             estimator: EstimatorTally::default(),
             waits: 0,
@@ -725,6 +733,8 @@ pub struct Figures {
     /// Keep-alive pings sent after the warm-up (throttled ones included).
     pub pings: u64,
     pub ping_throttles: u64,
+    /// Keep-alive pings the policy asked for that the ping budget refused.
+    pub pings_refused: u64,
     /// GB-s of provisioned concurrency allocated after the warm-up.
     pub provisioned_gb_s: f64,
     /// Provisioned-concurrency changes the platform refused (over the whole replay).
@@ -856,6 +866,7 @@ impl Figures {
             throttles: tally.functions.iter().map(|t| t.throttles).sum(),
             pings: tally.pings,
             ping_throttles: tally.ping_throttles,
+            pings_refused: tally.pings_refused,
             provisioned_gb_s: usage.provisioned_gb_s,
             provisioning_refused: tally.provisioning_refused,
             on_demand_gb_s: usage.on_demand_gb_s,
@@ -959,6 +970,8 @@ struct Replay<'t> {
     /// The next minute tick; none without pools.
     next_tick: Option<Time>,
     ping_payload: Vec<u8>,
+    /// Per function (empty without a budget), what its keep-alive pings may still cost.
+    budgets: Vec<Budget>,
     /// The client context of a ping of a round: it asks the handler to hold.
     round_context: serde_json::Value,
     durations: Vec<HandlerDurations>,
@@ -1031,6 +1044,9 @@ impl<'t> Replay<'t> {
             },
             next_tick: keep_pools.then_some(TICK),
             ping_payload,
+            budgets: settings
+                .ping_budget
+                .map_or_else(Vec::new, |limits| vec![Budget::new(limits); n]),
             round_context: serde_json::json!({"custom": {
                 crate::platform::PING_HOLD_KEY: crate::policy::ROUND_HOLD.as_millis().to_string(),
             }}),
@@ -1341,6 +1357,13 @@ impl<'t> Replay<'t> {
             Sent::Ping { .. } => self.platform.invoke(at, &request),
         };
         let ping = matches!(sent, Sent::Ping { .. });
+        if let (true, Ok(invocation), Some(budget)) = (ping, &outcome, self.budgets.get_mut(f)) {
+            // Every ping spends, keep-alive or not, as in the gateway.
+            budget.spend(
+                at,
+                cost::gb_s(invocation.billed.as_millis() as f64, invocation.memory_mb),
+            );
+        }
         let ran = outcome.is_ok();
         if self.counted(at - waited.unwrap_or_default()) && (count || ran) {
             self.tally.record(f, ping, waited, &outcome);
@@ -1399,6 +1422,18 @@ impl<'t> Replay<'t> {
     /// round of several asks each handler to hold its environment, as the gateway's do.
     fn ping(&mut self, f: FunctionId, target: usize, count: u32) {
         self.check_target(f, target);
+        let count = match self.budgets.get_mut(f) {
+            Some(budget) => {
+                let memory_mb = self.trace.functions[f].memory_mb;
+                let each = PING_ESTIMATE.as_secs_f64() * f64::from(memory_mb) / 1024.0;
+                let granted = budget.grant(self.now, count, each);
+                if self.counted(self.now) {
+                    self.tally.pings_refused += u64::from(count - granted);
+                }
+                granted
+            }
+            None => count,
+        };
         let held = count > 1;
         for _ in 0..count {
             self.send(f, target, self.now, Sent::Ping { held }, true, None);

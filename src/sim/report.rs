@@ -228,7 +228,7 @@ impl Report {
         let mut out = String::from(
             "policy,invocations,cold_starts,cold_start_share,function_cold_share_p50,\
              function_cold_share_p75,function_cold_share_p90,functions_counted,throttles,pings,\
-             ping_throttles,provisioned_gb_s,provisioning_refused,on_demand_gb_s,bill_usd,\
+             ping_throttles,pings_refused,provisioned_gb_s,provisioning_refused,on_demand_gb_s,bill_usd,\
              idle_gb_s,replay_s,targets,traffic,estimator_samples,estimator_mean_abs_error,\
              estimator_exact_share,estimator_within_1_share,estimator_p99_abs_error,\
              estimator_mean_error,waits,waits_then_cold,start_delay_s,start_delay_p99_ms,\
@@ -237,7 +237,7 @@ impl Report {
         for f in &self.policies {
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 f.policy,
                 f.invocations,
                 f.cold_starts,
@@ -249,6 +249,7 @@ impl Report {
                 f.throttles,
                 f.pings,
                 f.ping_throttles,
+                f.pings_refused,
                 f.provisioned_gb_s,
                 f.provisioning_refused,
                 f.on_demand_gb_s,
@@ -338,6 +339,7 @@ mod tests {
             throttles: 0,
             pings: 7,
             ping_throttles: 0,
+            pings_refused: 0,
             provisioned_gb_s: 0.0,
             provisioning_refused: 0,
             on_demand_gb_s: 1.0,
