@@ -28,6 +28,7 @@ use crate::config::{Config, FunctionConfig};
 use crate::lambda::{
     Execution, InvocationType, InvokeRequest, InvokeResponse, Invoker, LambdaClient,
 };
+use crate::policy::budget::Budget;
 use crate::policy::pool::{Met, Pool, PoolView, Probe, Started};
 use crate::policy::router::{self, Expectation, WaitDecision};
 use crate::telemetry;
@@ -233,7 +234,7 @@ impl Gateway {
             let budgets = config
                 .functions
                 .iter()
-                .map(|f| crate::policy::budget::Budget::new(f.ping_budget))
+                .map(|f| Budget::new(f.ping_budget))
                 .collect();
             warmer::Warmer::new(
                 policy,

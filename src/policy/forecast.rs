@@ -480,18 +480,20 @@ impl FunctionForecast {
 
     /// Demand over `(now, now + horizon]`.
     pub fn demand(&self, now: Time, horizon: Duration, cfg: &ForecastConfig) -> Demand {
-        let probability = match self.last_end {
-            Some(_) if self.idle.samples() < cfg.min_samples => None,
-            Some(end) => Some(
-                self.idle
-                    .probability_within(now.saturating_sub(end), horizon),
-            ),
-            None => None,
-        };
         Demand {
-            probability,
+            probability: self.probability(now, horizon, cfg),
             environments: self.concurrency.environments(now, horizon, cfg),
         }
+    }
+
+    /// Probability of at least one arrival within `(now, now + horizon]`; `None` while the
+    /// idle-time histogram has too few samples to say ([`Demand::probability`]).
+    pub fn probability(&self, now: Time, horizon: Duration, cfg: &ForecastConfig) -> Option<f64> {
+        let end = self.last_end?;
+        (self.idle.samples() >= cfg.min_samples).then(|| {
+            self.idle
+                .probability_within(now.saturating_sub(end), horizon)
+        })
     }
 
     /// The first time at or after `now` from which an arrival within `horizon` has

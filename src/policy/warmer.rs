@@ -437,8 +437,7 @@ impl Warmer {
         let cfg = &self.config;
         self.functions[function]
             .forecast
-            .demand(now, cfg.min_lifetime, &cfg.forecast)
-            .probability
+            .probability(now, cfg.min_lifetime, &cfg.forecast)
             .is_some_and(|p| p >= ROTATE_LIKELIHOOD)
     }
 
