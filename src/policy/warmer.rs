@@ -689,14 +689,20 @@ mod tests {
         assert!(pings.len() >= 4 && pings.len() <= 5, "{pings:?}");
     }
 
-    #[test]
-    fn k_concurrent_calls_are_kept_warm_with_one_ping_of_k() {
-        let mut w = Warmer::default();
+    /// A warmer with `config` that has seen six concurrent cold calls at 10 s; and that time.
+    fn after_six_cold_calls(config: WarmerConfig) -> (Warmer, Time) {
+        let mut w = Warmer::new(config);
         w.start(&[info()], Duration::ZERO);
         let t0 = 10 * S;
         for _ in 0..6 {
             w.observe(&call(t0, S, StartSeen::Cold));
         }
+        (w, t0)
+    }
+
+    #[test]
+    fn k_concurrent_calls_are_kept_warm_with_one_ping_of_k() {
+        let (mut w, t0) = after_six_cold_calls(WarmerConfig::default());
         assert_eq!(w.target(0, t0 + S), 6);
         let pings = run_until(&mut w, t0 + 5 * MIN);
         let last = pings.last().copied().expect("a refresh");
@@ -708,13 +714,8 @@ mod tests {
     fn the_frugal_warmer_keeps_at_most_its_cap() {
         let config = WarmerConfig::from_name("warmer-max2").unwrap();
         assert_eq!(config.max_environments, Some(2));
-        let mut w = Warmer::new(config);
+        let (mut w, t0) = after_six_cold_calls(config);
         assert_eq!(w.name(), "warmer-max2");
-        w.start(&[info()], Duration::ZERO);
-        let t0 = 10 * S;
-        for _ in 0..6 {
-            w.observe(&call(t0, S, StartSeen::Cold));
-        }
         assert_eq!(w.target(0, t0 + S), 2);
         let pings = run_until(&mut w, t0 + 5 * MIN);
         assert!(pings.iter().all(|&(_, count)| count <= 2), "{pings:?}");
