@@ -13,6 +13,7 @@
 pub mod baselines;
 pub mod budget;
 pub mod cost;
+pub mod driver;
 pub mod forecast;
 pub mod pool;
 pub mod registry;

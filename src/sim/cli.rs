@@ -111,6 +111,14 @@ pub struct SimulateArgs {
     /// (1200,2000).
     #[arg(long, value_name = "BUDGET")]
     pub ping_budget: Option<String>,
+    /// Routed replays (`--route`, `--wait`) send no probes; the gateway sends them by default.
+    #[arg(long)]
+    pub no_probes: bool,
+    /// The gateway's admission limit on requests in flight, replayed: while clients hold
+    /// every permit, keep-alive rounds and probes are skipped. Default: no limit (a gateway
+    /// sized for the trace).
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<usize>,
     /// Write the figures to FILE.csv or FILE.json.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -161,6 +169,8 @@ impl SimulateArgs {
                 None => Some(PingBudget::default()),
                 Some(text) => parse_ping_budget(text)?,
             },
+            probes: !self.no_probes,
+            max_in_flight: self.max_in_flight,
         })
     }
 

@@ -38,7 +38,7 @@
 //! cold, which no real day is.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -57,11 +57,14 @@ use crate::platform::spec::{AliasSpec, Architecture, PlatformSpec, Settings, Ver
 use crate::platform::{
     ControlError, FunctionSpec, Invocation, InvokeRequest, Platform, Rejection, Snapshot, Start,
 };
-use crate::policy::budget::{Budget, PingBudget, PING_ESTIMATE};
+use crate::policy::budget::PingBudget;
 use crate::policy::cost::{self, Prices, Usage};
-use crate::policy::pool::{Met, Pool, Started};
-use crate::policy::router::{self, Expectation, WaitDecision, WaitPolicy};
-use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy, StartSeen};
+use crate::policy::driver::{
+    Admission, Attempt, Failure, FunctionDriver, FunctionSettings, Outcome, Send, PROBE_CHECK,
+};
+use crate::policy::pool::ProbePolicy;
+use crate::policy::router::WaitPolicy;
+use crate::policy::{Action, FunctionId, FunctionInfo, Policy, StartSeen};
 
 /// The qualifier of every simulated function's first target, the one a client calling one
 /// alias invokes.
@@ -200,6 +203,12 @@ pub struct SimSettings {
     /// Each function's budget for keep-alive pings, enforced as the gateway's warmer does
     /// (`None`: no budget). Default: the gateway's default budget.
     pub ping_budget: Option<PingBudget>,
+    /// Routed replays send the probes the pools ask for, as the gateway does by default.
+    pub probes: bool,
+    /// The gateway's admission limit on real requests in flight: while clients hold every
+    /// permit, keep-alive rounds and probes are skipped. `None` (the default): the gateway is
+    /// sized for the trace's traffic, as a deployment would be, and never sheds.
+    pub max_in_flight: Option<usize>,
 }
 
 /// The fixed idle reclaim of deterministic mode: 10 minutes, the 2019 measurement DESIGN cites.
@@ -223,6 +232,8 @@ impl Default for SimSettings {
             targets: 1,
             measure_estimator: false,
             ping_budget: Some(PingBudget::default()),
+            probes: true,
+            max_in_flight: None,
         }
     }
 }
@@ -454,20 +465,13 @@ enum Sent {
     Ping { held: bool },
 }
 
-/// A real request the gateway holds for a busy environment ([`Traffic::Waiting`]).
-struct Held {
-    id: u64,
-    arrived: Time,
-    duration: Duration,
-}
-
-/// An observation waiting for its completion time, with the pool's record of the request
-/// (none for a throttled one, already abandoned).
+/// An attempt waiting for its completion time, with how it ended.
 struct Pending {
     at: Time,
     seq: u64,
-    observation: Observation,
-    started: Option<Started>,
+    function: FunctionId,
+    attempt: Attempt,
+    outcome: Outcome,
 }
 
 impl PartialEq for Pending {
@@ -487,7 +491,7 @@ impl Ord for Pending {
     }
 }
 
-/// Observations in completion order (ties in the order the invocations were made).
+/// Attempts in completion order (ties in the order they were made).
 #[derive(Default)]
 struct Completions {
     heap: BinaryHeap<Reverse<Pending>>,
@@ -495,13 +499,14 @@ struct Completions {
 }
 
 impl Completions {
-    fn push(&mut self, at: Time, observation: Observation, started: Option<Started>) {
+    fn push(&mut self, at: Time, function: FunctionId, attempt: Attempt, outcome: Outcome) {
         self.seq += 1;
         self.heap.push(Reverse(Pending {
             at,
             seq: self.seq,
-            observation,
-            started,
+            function,
+            attempt,
+            outcome,
         }));
     }
 
@@ -509,10 +514,8 @@ impl Completions {
         self.heap.peek().map(|Reverse(p)| p.at)
     }
 
-    fn pop(&mut self) -> Option<(Time, Observation, Option<Started>)> {
-        self.heap
-            .pop()
-            .map(|Reverse(p)| (p.at, p.observation, p.started))
+    fn pop(&mut self) -> Option<Pending> {
+        self.heap.pop().map(|Reverse(p)| p)
     }
 }
 
@@ -948,30 +951,27 @@ struct Replay<'t> {
     /// each function's next target in turn.
     spread: Vec<ChaCha8Rng>,
     turn: Vec<usize>,
-    /// Pools per function and target: the gateway's estimate, fed what the gateway would see.
-    /// Empty when neither routing nor measuring the estimator.
-    pools: Vec<Vec<Pool>>,
+    /// Per function, the gateway's orchestration: the very [`FunctionDriver`] the gateway
+    /// runs, its pools fed what the gateway would see (kept only when routing or measuring
+    /// the estimator).
+    drivers: Vec<FunctionDriver>,
     /// Targets the policy ever gave provisioned concurrency: read into their pools each tick.
     provisioned: Vec<(FunctionId, usize)>,
-    /// Reused for the router's input.
-    views: Vec<crate::policy::pool::PoolView>,
-    /// The gateway's wait ([`Traffic::Waiting`]); none for other traffic.
-    wait: Option<WaitPolicy>,
-    /// Per function (empty without the wait), the requests held for a busy environment,
-    /// first come first.
-    held: Vec<VecDeque<Held>>,
-    /// When each held request's wait ends: (time, its id, its function). A request sent
+    /// The handler duration of each held request, by function and waiter.
+    held: HashMap<(FunctionId, u64), Duration>,
+    /// When each held request's wait ends: (time, its function, its waiter). A request sent
     /// sooner leaves its entry behind, skipped when it comes up.
-    wait_ends: BinaryHeap<Reverse<(Time, u64, FunctionId)>>,
+    wait_ends: BinaryHeap<Reverse<(Time, u64, FunctionId, u64)>>,
+    /// Orders wait ends of the same time by when the requests were held.
     next_held: u64,
-    /// Per function (empty without the wait), until when its burst ping is on its way: as
-    /// the gateway does, one at a time.
-    burst_ping_until: Vec<Time>,
-    /// The next minute tick; none without pools.
+    /// The next minute tick, and the next look for probes; none without pools.
     next_tick: Option<Time>,
+    next_probe_check: Option<Time>,
+    /// Real requests in flight, against the gateway's admission limit: while clients hold
+    /// every permit, keep-alive rounds and probes are skipped (`None`: no limit).
+    in_flight: usize,
+    max_in_flight: Option<usize>,
     ping_payload: Vec<u8>,
-    /// Per function (empty without a budget), what its keep-alive pings may still cost.
-    budgets: Vec<Budget>,
     /// The client context of a ping of a round: it asks the handler to hold.
     round_context: serde_json::Value,
     durations: Vec<HandlerDurations>,
@@ -994,9 +994,8 @@ impl<'t> Replay<'t> {
         let k = settings.targets.max(1);
         let n = trace.functions.len();
         let deterministic = settings.mode == Mode::Deterministic;
-        let waiting = candidate.traffic == Traffic::Waiting;
-        let keep_pools = matches!(candidate.traffic, Traffic::Routed | Traffic::Waiting)
-            || settings.measure_estimator;
+        let gateway = matches!(candidate.traffic, Traffic::Routed | Traffic::Waiting);
+        let keep_pools = gateway || settings.measure_estimator;
         let spread = if candidate.traffic == Traffic::Spread && !deterministic {
             (0..n)
                 .map(|f| {
@@ -1009,6 +1008,27 @@ impl<'t> Replay<'t> {
         } else {
             Vec::new()
         };
+        let function_settings = FunctionSettings {
+            wait: WaitPolicy {
+                enabled: candidate.traffic == Traffic::Waiting,
+                ..WaitPolicy::default()
+            },
+            probe: ProbePolicy {
+                enabled: gateway && settings.probes,
+                ..ProbePolicy::default()
+            },
+            ping_budget: settings.ping_budget,
+            idempotent: false,
+        };
+        let drivers = (0..n)
+            .map(|f| {
+                if keep_pools {
+                    FunctionDriver::new(f, k, function_settings)
+                } else {
+                    FunctionDriver::without_estimate(f, k, function_settings)
+                }
+            })
+            .collect();
         Replay {
             trace,
             warmup: settings.warmup,
@@ -1020,33 +1040,16 @@ impl<'t> Replay<'t> {
             traffic: candidate.traffic,
             spread,
             turn: vec![0; n],
-            pools: if keep_pools {
-                (0..n)
-                    .map(|_| (0..k).map(|_| Pool::default()).collect())
-                    .collect()
-            } else {
-                Vec::new()
-            },
+            drivers,
             provisioned: Vec::new(),
-            views: Vec::with_capacity(k),
-            wait: waiting.then(WaitPolicy::default),
-            held: if waiting {
-                (0..n).map(|_| VecDeque::new()).collect()
-            } else {
-                Vec::new()
-            },
+            held: HashMap::new(),
             wait_ends: BinaryHeap::new(),
             next_held: 0,
-            burst_ping_until: if waiting {
-                vec![Duration::ZERO; n]
-            } else {
-                Vec::new()
-            },
             next_tick: keep_pools.then_some(TICK),
+            next_probe_check: (gateway && settings.probes).then_some(PROBE_CHECK),
+            in_flight: 0,
+            max_in_flight: settings.max_in_flight,
             ping_payload,
-            budgets: settings
-                .ping_budget
-                .map_or_else(Vec::new, |limits| vec![Budget::new(limits); n]),
             round_context: serde_json::json!({"custom": {
                 crate::platform::PING_HOLD_KEY: crate::policy::ROUND_HOLD.as_millis().to_string(),
             }}),
@@ -1069,6 +1072,11 @@ impl<'t> Replay<'t> {
         at >= self.warmup
     }
 
+    /// Whether clients hold every admission permit of the gateway: pings wait for them.
+    fn clients_first(&self) -> bool {
+        self.max_in_flight.is_some_and(|max| self.in_flight >= max)
+    }
+
     /// Runs the replay to the end of the trace; `progress` hears of arrivals replayed.
     fn run(mut self, label: String, progress: &dyn Fn(u64)) -> Figures {
         let end = self.trace.duration;
@@ -1083,37 +1091,27 @@ impl<'t> Replay<'t> {
             let next_tick = self.next_tick.filter(|&t| t < end);
             // The trace spans [0, end): a wake-up at the end is past it.
             let next_wake = self.due_wake().filter(|&w| w < end);
+            let next_probe_check = self.next_probe_check.filter(|&t| t < end);
             let next_wait_end = self.wait_ends.peek().map(|Reverse((at, ..))| *at);
             let next_arrival = arrivals.peek();
-            let Some(t) = [next_done, next_tick, next_wake, next_wait_end, next_arrival]
-                .into_iter()
-                .flatten()
-                .min()
-            else {
+            let Some(t) = [
+                next_done,
+                next_tick,
+                next_wake,
+                next_probe_check,
+                next_wait_end,
+                next_arrival,
+            ]
+            .into_iter()
+            .flatten()
+            .min() else {
                 break;
             };
             self.now = self.now.max(t);
             self.mark_warmup_boundary(t);
             if next_done == Some(t) {
-                let (at, observation, started) = self.completions.pop().expect("peeked");
-                if let Some(started) = started {
-                    let met = match observation.start {
-                        StartSeen::Warm | StartSeen::Provisioned => Met::Warm,
-                        StartSeen::Cold => Met::Cold,
-                        StartSeen::Unknown => Met::Unknown,
-                    };
-                    self.pools[observation.function][observation.target].complete(
-                        at,
-                        &started,
-                        met,
-                        observation.duration,
-                        observation.init,
-                    );
-                }
-                self.policy.observe(&observation);
-                self.wake_stale = false;
-                self.refresh_wake();
-                self.release_held(observation.function, at);
+                let done = self.completions.pop().expect("peeked");
+                self.finish(done);
             } else if next_tick == Some(t) {
                 self.tick(t);
                 self.next_tick = Some(t + TICK);
@@ -1122,11 +1120,14 @@ impl<'t> Replay<'t> {
                 self.carry_out(actions);
                 self.refresh_wake();
                 self.wake_stale = self.wake.is_some_and(|w| w <= self.now);
+            } else if next_probe_check == Some(t) {
+                self.send_probes(t);
+                self.next_probe_check = Some(t + PROBE_CHECK);
             } else if next_wait_end == Some(t) {
-                let Reverse((_, id, f)) = self.wait_ends.pop().expect("peeked");
-                if let Some(pos) = self.held[f].iter().position(|h| h.id == id) {
-                    let held = self.held[f].remove(pos).expect("found");
-                    self.route(f, t, held.duration, Some(t - held.arrived));
+                let Reverse((_, _, f, waiter)) = self.wait_ends.pop().expect("peeked");
+                if let Some(send) = self.drivers[f].expire(t, waiter) {
+                    let duration = self.held.remove(&(f, waiter)).expect("held");
+                    self.dispatch(f, send, duration);
                 }
                 self.wake_stale = false;
             } else {
@@ -1153,6 +1154,29 @@ impl<'t> Replay<'t> {
         )
     }
 
+    /// An attempt ends: its driver learns how (and releases a held request onto the freed
+    /// environment), then the policy hears of it.
+    fn finish(&mut self, done: Pending) {
+        let Pending {
+            at,
+            function: f,
+            attempt,
+            outcome,
+            ..
+        } = done;
+        if !attempt.started.ping && matches!(outcome, Outcome::Ran { .. }) {
+            self.in_flight -= 1;
+        }
+        let finished = self.drivers[f].finish(at, &attempt, outcome);
+        self.policy.observe(&finished.observation);
+        self.wake_stale = false;
+        self.refresh_wake();
+        if let Some((waiter, send)) = finished.released {
+            let duration = self.held.remove(&(f, waiter)).expect("held");
+            self.dispatch(f, send, duration);
+        }
+    }
+
     /// The minute tick at `t`: provisioned capacity read into the pools (as the gateway's
     /// refresh does, here every minute), then, after the warm-up, each pool's estimate of
     /// warm idle environments against the platform's ground truth. Completions at `t` are
@@ -1164,20 +1188,28 @@ impl<'t> Replay<'t> {
                 .platform
                 .get_provisioned(t, &self.names[f], &self.targets[target])
                 .map_or(0, |view| view.allocated);
-            self.pools[f][target].set_provisioned(allocated);
+            self.drivers[f].set_provisioned(target, allocated);
         }
         if !self.counted(t) {
             return;
         }
-        for (f, pools) in self.pools.iter().enumerate() {
-            for (target, pool) in pools.iter().enumerate() {
-                let truth = self
-                    .platform
-                    .idle_environments(&self.names[f], &self.versions[target]);
-                let estimate = pool.view(t).warm_idle.round() as u32;
+        for (f, driver) in self.drivers.iter().enumerate() {
+            for (target, version) in self.versions.iter().enumerate() {
+                let truth = self.platform.idle_environments(&self.names[f], version);
+                let estimate = driver.pool(target).view(t).warm_idle.round() as u32;
                 if truth > 0 || estimate > 0 {
                     self.tally.estimator.record(estimate, truth);
                 }
+            }
+        }
+    }
+
+    /// Sends the probes the pools ask for at `t`, as the gateway's prober does.
+    fn send_probes(&mut self, t: Time) {
+        let clients_first = self.clients_first();
+        for f in 0..self.drivers.len() {
+            for order in self.drivers[f].probes_due(t, clients_first) {
+                self.send(f, order.attempt, Sent::Ping { held: false }, true, None);
             }
         }
     }
@@ -1206,19 +1238,20 @@ impl<'t> Replay<'t> {
         }
     }
 
-    /// A real invocation arrives: it goes to a target by the traffic rule. A routed request
-    /// is sent as the gateway's `route` and `dispatch` send it: the router chooses over the
-    /// pools' views at arrival and the chosen pool's environment is taken in the same step;
-    /// a throttle (refused before running) is abandoned on its pool and the request fails over
-    /// to the next target in order; it counts once, by its last attempt.
+    /// A real invocation arrives: it goes to a target by the traffic rule. Routed, it is
+    /// admitted by its driver as the gateway admits it: sent where the router chooses, or
+    /// held for a busy environment while a burst ping starts one.
     fn invoke(&mut self, f: FunctionId, arrival: &Arrival) {
         let duration = self.durations[f].next(arrival);
         let at = arrival.at;
         let k = self.targets.len();
-        match self.traffic {
-            Traffic::First => {
-                self.send(f, 0, at, Sent::Real(duration), true, None);
-            }
+        // Clients that call Lambda directly choose the target and never fail over.
+        let direct = |replay: &mut Self, target| {
+            let send = replay.drivers[f].pinned(at, target);
+            replay.send(f, send.attempt, Sent::Real(duration), true, None);
+        };
+        let send = match self.traffic {
+            Traffic::First => return direct(self, 0),
             Traffic::Spread => {
                 let target = match self.spread.get_mut(f) {
                     Some(rng) => rng.random_range(0..k),
@@ -1228,121 +1261,69 @@ impl<'t> Replay<'t> {
                         turn
                     }
                 };
-                self.send(f, target, at, Sent::Real(duration), true, None);
+                return direct(self, target);
             }
-            Traffic::Routed => self.route(f, at, duration, None),
-            Traffic::Waiting => {
-                let chosen = self.choose(f, at);
-                if !self.hold(f, at, duration, chosen) {
-                    self.dispatch(f, chosen.target, at, duration, None);
+            Traffic::Routed | Traffic::Waiting => match self.drivers[f].arrive(at) {
+                Admission::Send(send) => send,
+                Admission::Hold {
+                    waiter,
+                    until,
+                    burst,
+                } => {
+                    if let Some(burst) = burst {
+                        self.send(f, burst, Sent::Ping { held: false }, true, None);
+                    }
+                    self.held.insert((f, waiter), duration);
+                    self.next_held += 1;
+                    self.wait_ends
+                        .push(Reverse((until, self.next_held, f, waiter)));
+                    return;
                 }
-            }
-        }
+            },
+        };
+        self.dispatch(f, send, duration);
     }
 
-    /// Sends a real request of `f` at `at` as the gateway's `route` and `dispatch` do: to the
-    /// router's choice over the pools' views, failing over to the next target in order on a
-    /// throttle. `waited`: how long it was held first.
-    fn route(&mut self, f: FunctionId, at: Time, duration: Duration, waited: Option<Duration>) {
-        let chosen = self.choose(f, at).target;
-        self.dispatch(f, chosen, at, duration, waited);
-    }
-
-    /// The router's choice for `f` at `at`, over the pools' views (left in `self.views`).
-    fn choose(&mut self, f: FunctionId, at: Time) -> router::Route {
-        self.views.clear();
-        self.views.extend(self.pools[f].iter().map(|p| p.view(at)));
-        router::choose(&self.views)
-    }
-
-    /// Sends a real request to `chosen`, then to the other targets in order while throttled.
-    fn dispatch(
-        &mut self,
-        f: FunctionId,
-        chosen: usize,
-        at: Time,
-        duration: Duration,
-        waited: Option<Duration>,
-    ) {
-        let k = self.targets.len();
-        let order = std::iter::once(chosen).chain((0..k).filter(|&t| t != chosen));
-        for (i, target) in order.enumerate() {
-            let last = i + 1 == k;
+    /// Sends a real request as the gateway's dispatch does: to its first target, then, on a
+    /// throttle (refused before running), to the next the driver fails over to. It counts
+    /// once, by its last attempt.
+    fn dispatch(&mut self, f: FunctionId, send: Send, duration: Duration) {
+        let waited = send.waited;
+        let mut tried = vec![];
+        let mut attempt = send.attempt;
+        loop {
+            tried.push(attempt.target);
+            let last = tried.len() >= self.drivers[f].routable().len();
             if self
-                .send(f, target, at, Sent::Real(duration), last, waited)
+                .send(f, attempt, Sent::Real(duration), last, waited)
                 .is_some()
             {
-                break;
+                return;
+            }
+            let throttled = Failure::NotRun { elsewhere: true };
+            match self.drivers[f].failover(attempt.started.at, throttled, &tried) {
+                Some(next) => attempt = next.attempt,
+                None => return,
             }
         }
     }
 
-    /// The gateway's wait-or-cold for a request of `f` arriving at `at`: when the router
-    /// expects a cold start and a busy environment is expected to free up sooner, the request
-    /// is held, and a ping (one at a time) starts a new environment for the rest of the
-    /// burst. `chosen` is the router's choice, `self.views` the views it chose over. Returns
-    /// whether it was held.
-    fn hold(&mut self, f: FunctionId, at: Time, duration: Duration, chosen: router::Route) -> bool {
-        let Some(policy) = self.wait else {
-            return false;
-        };
-        if chosen.expect != Expectation::Cold {
-            return false;
-        }
-        let position = self.held[f].len();
-        let soonest = self.pools[f]
-            .iter()
-            .filter_map(|p| p.expected_wait(at, position))
-            .min();
-        let init = self.views[chosen.target].expected_init;
-        let WaitDecision::Wait(limit) = router::wait_or_cold(&policy, soonest, init, position)
-        else {
-            return false;
-        };
-        if self.burst_ping_until[f] <= at {
-            let done = self.send(f, chosen.target, at, Sent::Ping { held: false }, true, None);
-            self.burst_ping_until[f] = done.unwrap_or(at);
-        }
-        self.next_held += 1;
-        self.held[f].push_back(Held {
-            id: self.next_held,
-            arrived: at,
-            duration,
-        });
-        self.wait_ends
-            .push(Reverse((at + limit, self.next_held, f)));
-        true
-    }
-
-    /// A request of `f` ended at `at` and freed its environment: the first request held for
-    /// one, if any, is sent now.
-    fn release_held(&mut self, f: FunctionId, at: Time) {
-        if let Some(held) = self.held.get_mut(f).and_then(VecDeque::pop_front) {
-            self.route(f, at, held.duration, Some(at - held.arrived));
-        }
-    }
-
-    /// Sends one request to target `target` of function `f` at `at`, a real one (with its
-    /// handler duration) or a ping, taking the pool's environment first as the
-    /// gateway does. A throttled request is abandoned on its pool at once; it is counted
-    /// (when `count`, or whenever it ran; by its arrival, `waited` before `at`) and the
-    /// policy hears of it. Returns when it completes, if it ran.
+    /// Sends one attempt of function `f` to the platform, a real request (with its handler
+    /// duration) or a ping; its driver took the pool's environment when it decided. It is
+    /// counted (when `count`, or whenever it ran; by its arrival, `waited` before it) and its
+    /// end is queued for [`Replay::finish`]. Returns when it completes, if it ran.
     fn send(
         &mut self,
         f: FunctionId,
-        target: usize,
-        at: Time,
+        attempt: Attempt,
         sent: Sent,
         count: bool,
         waited: Option<Duration>,
     ) -> Option<Time> {
-        let started = self.pools.get_mut(f).map(|pools| match sent {
-            Sent::Real(_) => pools[target].start(at),
-            Sent::Ping { .. } => pools[target].start_ping(at),
-        });
+        let at = attempt.started.at;
         let request = InvokeRequest {
             function: &self.names[f],
-            qualifier: Some(&self.targets[target]),
+            qualifier: Some(&self.targets[attempt.target]),
             payload: match sent {
                 Sent::Real(_) => REAL_PAYLOAD,
                 Sent::Ping { .. } => &self.ping_payload,
@@ -1352,39 +1333,28 @@ impl<'t> Replay<'t> {
                 _ => None,
             },
         };
-        let outcome = match sent {
+        let result = match sent {
             Sent::Real(d) => self.platform.invoke_replayed(at, &request, d),
             Sent::Ping { .. } => self.platform.invoke(at, &request),
         };
         let ping = matches!(sent, Sent::Ping { .. });
-        if let (true, Ok(invocation), Some(budget)) = (ping, &outcome, self.budgets.get_mut(f)) {
-            // Every ping spends, keep-alive or not, as in the gateway.
-            budget.spend(
-                at,
-                cost::gb_s(invocation.billed.as_millis() as f64, invocation.memory_mb),
-            );
-        }
-        let ran = outcome.is_ok();
+        let ran = result.is_ok();
         if self.counted(at - waited.unwrap_or_default()) && (count || ran) {
-            self.tally.record(f, ping, waited, &outcome);
+            self.tally.record(f, ping, waited, &result);
         }
-        let (done, observation, started) = match &outcome {
-            Ok(invocation) => (
-                invocation.completes_at,
-                observed(f, target, invocation),
-                started,
-            ),
-            Err(rejection) => {
-                if let Rejection::NotFound { message } = rejection {
-                    panic!("the replay's own function is not found: {message}");
+        let (done, outcome) = match &result {
+            Ok(invocation) => {
+                if !ping {
+                    self.in_flight += 1;
                 }
-                if let Some(started) = &started {
-                    self.pools[f][target].abandon(started);
-                }
-                (at, throttled(f, target, at, ping), None)
+                (invocation.completes_at, outcome(invocation))
             }
+            Err(Rejection::NotFound { message }) => {
+                panic!("the replay's own function is not found: {message}")
+            }
+            Err(_) => (at, Outcome::NotRun),
         };
-        self.completions.push(done, observation, started);
+        self.completions.push(done, f, attempt, outcome);
         ran.then_some(done)
     }
 
@@ -1418,25 +1388,21 @@ impl<'t> Replay<'t> {
         );
     }
 
-    /// `count` concurrent pings, so that `count` distinct environments are busy at once; a
-    /// round of several asks each handler to hold its environment, as the gateway's do.
+    /// A round of `count` concurrent pings, as many as the driver grants, so that as many
+    /// distinct environments are busy at once; a round of several asks each handler to hold
+    /// its environment, as the gateway's do.
     fn ping(&mut self, f: FunctionId, target: usize, count: u32) {
         self.check_target(f, target);
-        let count = match self.budgets.get_mut(f) {
-            Some(budget) => {
-                let memory_mb = self.trace.functions[f].memory_mb;
-                let each = PING_ESTIMATE.as_secs_f64() * f64::from(memory_mb) / 1024.0;
-                let granted = budget.grant(self.now, count, each);
-                if self.counted(self.now) {
-                    self.tally.pings_refused += u64::from(count - granted);
-                }
-                granted
-            }
-            None => count,
-        };
-        let held = count > 1;
-        for _ in 0..count {
-            self.send(f, target, self.now, Sent::Ping { held }, true, None);
+        let memory_mb = self.trace.functions[f].memory_mb;
+        let clients_first = self.clients_first();
+        let granted = self.drivers[f].grant_round(self.now, count, memory_mb, clients_first);
+        if self.counted(self.now) {
+            self.tally.pings_refused += u64::from(count - granted);
+        }
+        let held = granted > 1;
+        for _ in 0..granted {
+            let attempt = self.drivers[f].start_ping(self.now, target);
+            self.send(f, attempt, Sent::Ping { held }, true, None);
         }
     }
 
@@ -1461,33 +1427,20 @@ impl<'t> Replay<'t> {
     }
 }
 
-fn observed(f: FunctionId, target: usize, invocation: &Invocation) -> Observation {
-    Observation {
-        function: f,
-        target,
-        arrived: invocation.started_at,
-        duration: invocation.duration,
-        init: invocation.init,
+/// What the gateway would learn of an invocation the platform made.
+fn outcome(invocation: &Invocation) -> Outcome {
+    Outcome::Ran {
         start: match invocation.start {
             Start::Warm => StartSeen::Warm,
             Start::Cold => StartSeen::Cold,
             Start::Provisioned => StartSeen::Provisioned,
         },
-        ping: invocation.ping,
-        throttled: false,
-    }
-}
-
-fn throttled(f: FunctionId, target: usize, at: Time, ping: bool) -> Observation {
-    Observation {
-        function: f,
-        target,
-        arrived: at,
-        duration: Duration::ZERO,
-        init: None,
-        start: StartSeen::Unknown,
-        ping,
-        throttled: true,
+        duration: invocation.duration,
+        init: invocation.init,
+        billed_gb_s: Some(cost::gb_s(
+            invocation.billed.as_millis() as f64,
+            invocation.memory_mb,
+        )),
     }
 }
 

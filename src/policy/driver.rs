@@ -1,0 +1,680 @@
+//! The per-function orchestration that the gateway and the simulator both drive.
+//!
+//! A [`FunctionDriver`] holds what the gateway knows of one function: a [`Pool`] estimate per
+//! target, the requests held for a busy environment, the burst ping on its way, the ping
+//! budget. Events come in (a request arrives, an attempt ends, a wait runs out, a round or a
+//! probe is due) and decisions come out (send to this target, hold, ping, fail over, grant so
+//! many pings). It is pure: time is an argument and it does no I/O (ARCHITECTURE.md,
+//! invariant 1). The gateway's async shell carries the decisions out over HTTP, the
+//! simulator's event loop against the platform model in virtual time, and neither decides
+//! anything of its own, so a simulator figure is a figure about the gateway.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::budget::{Budget, PingBudget, PING_ESTIMATE};
+use super::cost;
+use super::pool::{Met, Pool, PoolView, Probe, ProbePolicy, Started};
+use super::router::{self, Expectation, WaitDecision, WaitPolicy};
+use super::{FunctionId, Observation, StartSeen, TargetId};
+use crate::clock::Time;
+
+/// How often the gateway looks for a target to probe: well within the narrowest stretch a
+/// probe bisects, so that a probe meets its environment near the middle. The simulator looks
+/// as often.
+pub const PROBE_CHECK: Duration = Duration::from_secs(5);
+
+/// Why a request went where it went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The router expected free provisioned capacity there.
+    Provisioned,
+    /// The router expected a warm idle environment there.
+    Warm,
+    /// The router expected a cold start (none warm, waiting not worth it).
+    Cold,
+    /// The client chose the target (Lambda API `Qualifier`).
+    Pinned,
+    /// A failover after the previous target refused or failed.
+    Failover,
+}
+
+impl Route {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Provisioned => "provisioned",
+            Route::Warm => "warm",
+            Route::Cold => "cold",
+            Route::Pinned => "pinned",
+            Route::Failover => "failover",
+        }
+    }
+
+    fn expected(expect: Expectation) -> Self {
+        match expect {
+            Expectation::Provisioned => Route::Provisioned,
+            Expectation::Warm => Route::Warm,
+            Expectation::Cold => Route::Cold,
+        }
+    }
+}
+
+/// Why a ping is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PingReason {
+    /// One of a keep-alive round the warmer's policy asked for.
+    KeepAlive,
+    /// Starts an environment for a burst while its requests wait for busy ones.
+    Burst,
+    /// Sharpens the pool's reclaim curve (`Pool::probe_due`).
+    Probe,
+}
+
+impl PingReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PingReason::KeepAlive => "keep_alive",
+            PingReason::Burst => "burst",
+            PingReason::Probe => "probe",
+        }
+    }
+}
+
+/// One invocation to send now: the target, and the pool's record of it (the environment it
+/// is expected to take was taken when it was decided, so a burst does not all pick the same
+/// free one). Hand it back to [`FunctionDriver::finish`] when it ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Attempt {
+    pub target: TargetId,
+    pub started: Started,
+}
+
+/// A request to send now, and why there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Send {
+    pub attempt: Attempt,
+    pub route: Route,
+    /// How long it was held for a busy environment first, if it was.
+    pub waited: Option<Duration>,
+}
+
+/// What to do with a request that just arrived.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Admission {
+    Send(Send),
+    /// Hold it until `until` at the latest: [`FunctionDriver::finish`] releases it when an
+    /// environment frees up, [`FunctionDriver::expire`] sends it when the wait runs out.
+    Hold {
+        waiter: u64,
+        until: Time,
+        /// A ping to send now, so that an environment is starting for the rest of the burst
+        /// (one at a time per function).
+        burst: Option<Attempt>,
+    },
+}
+
+/// A probe to send now: the ping, and what the pool wants to learn from it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeOrder {
+    pub attempt: Attempt,
+    pub probe: Probe,
+}
+
+/// How an attempt ended, as far as its driver could tell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    /// It ran (or may have): how it met its environment, its handler and init durations, and
+    /// what it billed in GB-s (pings spend it from the budget).
+    Ran {
+        start: StartSeen,
+        duration: Duration,
+        init: Option<Duration>,
+        billed_gb_s: Option<f64>,
+    },
+    /// Refused before it ran (a throttle, a refused connection): it occupied nothing.
+    NotRun,
+}
+
+/// Why an attempt failed, for the failover decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Refused before the function ran; `elsewhere`: another equivalent target could answer
+    /// differently (a throttle, a missing target), unlike a request at fault.
+    NotRun { elsewhere: bool },
+    /// The function may have run.
+    MayHaveRun,
+}
+
+/// What a finished attempt leaves to do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Finished {
+    /// What the keep-alive policy should learn of it.
+    pub observation: Observation,
+    /// A held request that the freed environment releases, to send now.
+    pub released: Option<(u64, Send)>,
+}
+
+/// A function's settings, as the gateway's configuration gives them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FunctionSettings {
+    /// Hold a request for a busy environment rather than start cold (off: never hold).
+    pub wait: WaitPolicy,
+    pub probe: ProbePolicy,
+    /// What keep-alive pings may cost; `None`: unbounded.
+    pub ping_budget: Option<PingBudget>,
+    /// Only then may a call that may have run be sent again (invariant 4).
+    pub idempotent: bool,
+}
+
+impl Default for FunctionSettings {
+    fn default() -> Self {
+        Self {
+            wait: WaitPolicy::default(),
+            probe: ProbePolicy::default(),
+            ping_budget: Some(PingBudget::default()),
+            idempotent: false,
+        }
+    }
+}
+
+/// A request held for a busy environment.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    waiter: u64,
+    arrived: Time,
+}
+
+/// The orchestration of one function's requests and pings. Pure.
+#[derive(Debug, Clone)]
+pub struct FunctionDriver {
+    id: FunctionId,
+    settings: FunctionSettings,
+    pools: Vec<Pool>,
+    /// Targets requests may go to, in order of preference (equivalent code, invariant 3).
+    routable: Vec<TargetId>,
+    /// Requests held for a busy environment, first come first.
+    held: VecDeque<Held>,
+    next_waiter: u64,
+    /// The burst ping on its way, by target and pool id: one at a time.
+    burst: Option<(TargetId, u64)>,
+    budget: Option<Budget>,
+    /// Reused for the router's input.
+    views: Vec<PoolView>,
+    /// Whether the pools are kept: see [`FunctionDriver::without_estimate`].
+    estimate: bool,
+}
+
+impl FunctionDriver {
+    /// A driver for function `id` with `targets` targets, every one routable.
+    pub fn new(id: FunctionId, targets: usize, settings: FunctionSettings) -> Self {
+        assert!(targets > 0, "a function has at least one target");
+        Self {
+            id,
+            settings,
+            pools: (0..targets).map(|_| Pool::default()).collect(),
+            routable: (0..targets).collect(),
+            held: VecDeque::new(),
+            next_waiter: 0,
+            burst: None,
+            budget: settings.ping_budget.map(Budget::new),
+            views: Vec::with_capacity(targets),
+            estimate: true,
+        }
+    }
+
+    /// A driver that keeps no warm-pool estimate: for a replay of clients that call Lambda
+    /// directly, with no gateway to route or hold (the simulator's direct traffic), where
+    /// keeping the estimate would only cost time. Only [`FunctionDriver::pinned`], pings and
+    /// the budget are meaningful then.
+    pub fn without_estimate(id: FunctionId, targets: usize, settings: FunctionSettings) -> Self {
+        Self {
+            estimate: false,
+            ..Self::new(id, targets, settings)
+        }
+    }
+
+    pub fn settings(&self) -> &FunctionSettings {
+        &self.settings
+    }
+
+    /// Sets which targets may serve, in order of preference (after a check of their code).
+    pub fn set_routable(&mut self, targets: Vec<TargetId>) {
+        debug_assert!(targets.iter().all(|&t| t < self.pools.len()));
+        self.routable = targets;
+    }
+
+    pub fn routable(&self) -> &[TargetId] {
+        &self.routable
+    }
+
+    pub fn pool(&self, target: TargetId) -> &Pool {
+        &self.pools[target]
+    }
+
+    /// Allocated provisioned concurrency on `target`, as last read from Lambda.
+    pub fn set_provisioned(&mut self, target: TargetId, allocated: u32) {
+        self.pools[target].set_provisioned(allocated);
+    }
+
+    /// Requests held now.
+    pub fn holding(&self) -> usize {
+        self.held.len()
+    }
+
+    /// A request arrives at `now` with no target pinned: the router chooses among the
+    /// routable targets, and when it expects a cold start and a busy environment is expected
+    /// to free up sooner, the request is held (once) while a ping starts an environment.
+    ///
+    /// # Panics
+    /// If no target is routable: callers answer "not ready" before that.
+    pub fn arrive(&mut self, now: Time) -> Admission {
+        let chosen = self.choose(now);
+        if chosen.expect == Expectation::Cold {
+            let position = self.held.len();
+            let soonest = self
+                .routable
+                .iter()
+                .filter_map(|&t| self.pools[t].expected_wait(now, position))
+                .min();
+            let init = self.pools[chosen.target].view(now).expected_init;
+            if let WaitDecision::Wait(limit) =
+                router::wait_or_cold(&self.settings.wait, soonest, init, position)
+            {
+                let burst = match self.burst {
+                    Some(_) => None,
+                    None => {
+                        let attempt = self.start(chosen.target, now, true);
+                        self.burst = Some((chosen.target, attempt.started.id));
+                        Some(attempt)
+                    }
+                };
+                self.next_waiter += 1;
+                let waiter = self.next_waiter;
+                self.held.push_back(Held {
+                    waiter,
+                    arrived: now,
+                });
+                return Admission::Hold {
+                    waiter,
+                    until: now + limit,
+                    burst,
+                };
+            }
+        }
+        Admission::Send(Send {
+            attempt: self.start(chosen.target, now, false),
+            route: Route::expected(chosen.expect),
+            waited: None,
+        })
+    }
+
+    /// A request whose client chose `target` arrives at `now`.
+    pub fn pinned(&mut self, now: Time, target: TargetId) -> Send {
+        Send {
+            attempt: self.start(target, now, false),
+            route: Route::Pinned,
+            waited: None,
+        }
+    }
+
+    /// The wait of `waiter` ran out at `now`: it is sent where the router says, without a
+    /// second wait. `None` when it is no longer held (released, or cancelled).
+    pub fn expire(&mut self, now: Time, waiter: u64) -> Option<Send> {
+        let pos = self.held.iter().position(|h| h.waiter == waiter)?;
+        let held = self.held.remove(pos).expect("found");
+        Some(self.send_held(now, held))
+    }
+
+    /// `waiter`'s client went away while it was held: it is forgotten. Returns whether it was
+    /// still held.
+    pub fn cancel(&mut self, waiter: u64) -> bool {
+        let before = self.held.len();
+        self.held.retain(|h| h.waiter != waiter);
+        self.held.len() < before
+    }
+
+    fn send_held(&mut self, now: Time, held: Held) -> Send {
+        let chosen = self.choose(now);
+        Send {
+            attempt: self.start(chosen.target, now, false),
+            route: Route::expected(chosen.expect),
+            waited: Some(now.saturating_sub(held.arrived)),
+        }
+    }
+
+    /// `attempt` failed at `now` with `failure`: the next target to try, if any. A request that
+    /// was refused before it ran may go to another equivalent target; one that may have run
+    /// only when the function is idempotent (invariant 4). `tried` lists the targets tried
+    /// already, this one included; each target is tried once, in order of preference.
+    pub fn failover(&mut self, now: Time, failure: Failure, tried: &[TargetId]) -> Option<Send> {
+        let may = match failure {
+            Failure::NotRun { elsewhere } => elsewhere,
+            Failure::MayHaveRun => self.settings.idempotent,
+        };
+        if !may {
+            return None;
+        }
+        let next = self.routable.iter().copied().find(|t| !tried.contains(t))?;
+        Some(Send {
+            attempt: self.start(next, now, false),
+            route: Route::Failover,
+            waited: None,
+        })
+    }
+
+    /// `attempt` ended at `now` with `outcome`: its pool learns how it met its environment, a
+    /// ping spends its bill from the budget, and the first held request, if any, is released
+    /// onto the environment it freed.
+    pub fn finish(&mut self, now: Time, attempt: &Attempt, outcome: Outcome) -> Finished {
+        let Attempt { target, started } = *attempt;
+        let estimate = self.estimate;
+        let pool = &mut self.pools[target];
+        let observation = match outcome {
+            Outcome::Ran {
+                start,
+                duration,
+                init,
+                billed_gb_s,
+            } => {
+                let met = match start {
+                    StartSeen::Warm | StartSeen::Provisioned => Met::Warm,
+                    StartSeen::Cold => Met::Cold,
+                    StartSeen::Unknown => Met::Unknown,
+                };
+                if estimate {
+                    pool.complete(now, &started, met, duration, init);
+                }
+                if let (true, Some(budget), Some(gb_s)) =
+                    (started.ping, self.budget.as_mut(), billed_gb_s)
+                {
+                    budget.spend(now, gb_s);
+                }
+                Observation {
+                    function: self.id,
+                    target,
+                    arrived: started.at,
+                    duration,
+                    init,
+                    start,
+                    ping: started.ping,
+                    throttled: false,
+                }
+            }
+            Outcome::NotRun => {
+                if estimate {
+                    pool.abandon(&started);
+                }
+                Observation {
+                    function: self.id,
+                    target,
+                    arrived: started.at,
+                    duration: Duration::ZERO,
+                    init: None,
+                    start: StartSeen::Unknown,
+                    ping: started.ping,
+                    throttled: true,
+                }
+            }
+        };
+        if self.burst == Some((target, started.id)) {
+            self.burst = None;
+        }
+        let released = self.held.pop_front().map(|held| {
+            let waiter = held.waiter;
+            (waiter, self.send_held(now, held))
+        });
+        Finished {
+            observation,
+            released,
+        }
+    }
+
+    /// How many of a keep-alive round of `count` pings to `target` may go at `now`: none while
+    /// clients hold every admission permit (real traffic first: a round is skipped, never
+    /// queued in front of them), else what the budget grants, each ping expected to bill
+    /// [`PING_ESTIMATE`] at `memory_mb`.
+    pub fn grant_round(
+        &mut self,
+        now: Time,
+        count: u32,
+        memory_mb: u32,
+        clients_first: bool,
+    ) -> u32 {
+        if clients_first {
+            return 0;
+        }
+        let each = cost::gb_s(PING_ESTIMATE.as_secs_f64() * 1000.0, memory_mb);
+        match &mut self.budget {
+            Some(budget) => budget.grant(now, count, each),
+            None => count,
+        }
+    }
+
+    /// Pings left this hour and GB-s left today, if the function has a budget.
+    pub fn budget_left(&mut self, now: Time) -> Option<(u32, f64)> {
+        self.budget.as_mut().map(|b| b.remaining(now))
+    }
+
+    /// A ping to `target` goes at `now` (one of a granted round, or a probe).
+    pub fn start_ping(&mut self, now: Time, target: TargetId) -> Attempt {
+        self.start(target, now, true)
+    }
+
+    /// The probes due at `now`, one ping per routable target whose pool asks for one; none
+    /// while clients hold every admission permit.
+    pub fn probes_due(&mut self, now: Time, clients_first: bool) -> Vec<ProbeOrder> {
+        if clients_first || !self.settings.probe.enabled {
+            return Vec::new();
+        }
+        let mut due = Vec::new();
+        for i in 0..self.routable.len() {
+            let target = self.routable[i];
+            let pool = &mut self.pools[target];
+            let Some(probe) = pool.probe_due(now, &self.settings.probe) else {
+                continue;
+            };
+            pool.probe_sent(now);
+            due.push(ProbeOrder {
+                attempt: self.start(target, now, true),
+                probe,
+            });
+        }
+        due
+    }
+
+    /// The router's choice over the routable targets' pools.
+    fn choose(&mut self, now: Time) -> router::Route {
+        assert!(!self.routable.is_empty(), "no routable target");
+        self.views.clear();
+        self.views
+            .extend(self.routable.iter().map(|&t| self.pools[t].view(now)));
+        let chosen = router::choose(&self.views);
+        router::Route {
+            target: self.routable[chosen.target],
+            expect: chosen.expect,
+        }
+    }
+
+    fn start(&mut self, target: TargetId, now: Time, ping: bool) -> Attempt {
+        let pool = &mut self.pools[target];
+        let started = if !self.estimate {
+            Started {
+                id: 0,
+                at: now,
+                provisioned: false,
+                expected: None,
+                ping,
+            }
+        } else if ping {
+            pool.start_ping(now)
+        } else {
+            pool.start(now)
+        };
+        Attempt { target, started }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+    const S: Duration = Duration::from_secs(1);
+
+    fn warm(duration: Duration) -> Outcome {
+        Outcome::Ran {
+            start: StartSeen::Warm,
+            duration,
+            init: None,
+            billed_gb_s: None,
+        }
+    }
+
+    fn cold(duration: Duration, init: Duration) -> Outcome {
+        Outcome::Ran {
+            start: StartSeen::Cold,
+            duration,
+            init: Some(init),
+            billed_gb_s: Some(0.1),
+        }
+    }
+
+    fn sent(admission: Admission) -> Send {
+        match admission {
+            Admission::Send(send) => send,
+            other => panic!("expected a send, got {other:?}"),
+        }
+    }
+
+    /// A driver whose one target has served a cold request and has one in flight now.
+    fn busy_after_one_cold(settings: FunctionSettings) -> (FunctionDriver, Attempt) {
+        let mut driver = FunctionDriver::new(0, 1, settings);
+        let first = sent(driver.arrive(Duration::ZERO)).attempt;
+        driver.finish(2 * S + 50 * MS, &first, cold(50 * MS, 2 * S));
+        let second = sent(driver.arrive(3 * S)).attempt;
+        (driver, second)
+    }
+
+    #[test]
+    fn a_request_meeting_a_busy_environment_is_held_and_one_burst_ping_starts() {
+        let (mut driver, busy) = busy_after_one_cold(FunctionSettings::default());
+        let Admission::Hold {
+            waiter,
+            until,
+            burst,
+        } = driver.arrive(3 * S + 10 * MS)
+        else {
+            panic!("expected a hold");
+        };
+        assert!(until > 3 * S + 10 * MS && until <= 3 * S + 10 * MS + S);
+        let burst = burst.expect("a burst ping starts an environment");
+        assert!(burst.started.ping);
+        // A second waiter gets no second burst ping while the first is on its way.
+        let Admission::Hold { burst: none, .. } = driver.arrive(3 * S + 20 * MS) else {
+            panic!("expected a hold");
+        };
+        assert_eq!(none, None);
+        assert_eq!(driver.holding(), 2);
+        // The busy request ends: the first waiter is released onto its environment, warm.
+        let finished = driver.finish(3 * S + 50 * MS, &busy, warm(50 * MS));
+        let (released, send) = finished.released.expect("the first waiter");
+        assert_eq!(released, waiter);
+        assert_eq!(send.route, Route::Warm);
+        assert_eq!(send.waited, Some(40 * MS));
+        assert_eq!(driver.expire(until, waiter), None, "already released");
+        assert_eq!(driver.holding(), 1);
+    }
+
+    #[test]
+    fn with_the_wait_off_a_request_goes_cold_at_once() {
+        let settings = FunctionSettings {
+            wait: WaitPolicy {
+                enabled: false,
+                ..WaitPolicy::default()
+            },
+            ..FunctionSettings::default()
+        };
+        let (mut driver, _busy) = busy_after_one_cold(settings);
+        assert_eq!(sent(driver.arrive(3 * S + 10 * MS)).route, Route::Cold);
+    }
+
+    #[test]
+    fn an_expired_wait_is_sent_without_a_second_wait() {
+        let (mut driver, _busy) = busy_after_one_cold(FunctionSettings::default());
+        let Admission::Hold { waiter, until, .. } = driver.arrive(3 * S + 10 * MS) else {
+            panic!("expected a hold");
+        };
+        let send = driver.expire(until, waiter).expect("still held");
+        assert_eq!(send.waited, Some(until - (3 * S + 10 * MS)));
+        assert_eq!(driver.holding(), 0);
+        assert!(!driver.cancel(waiter));
+    }
+
+    #[test]
+    fn a_throttle_fails_over_to_the_next_target_and_a_call_that_may_have_run_does_not() {
+        let mut driver = FunctionDriver::new(0, 3, FunctionSettings::default());
+        let first = sent(driver.arrive(Duration::ZERO)).attempt;
+        assert_eq!(first.target, 0, "the preferred target");
+        driver.finish(Duration::ZERO, &first, Outcome::NotRun);
+        let throttled = Failure::NotRun { elsewhere: true };
+        let next = driver.failover(Duration::ZERO, throttled, &[0]).unwrap();
+        assert_eq!((next.attempt.target, next.route), (1, Route::Failover));
+        assert_eq!(driver.failover(Duration::ZERO, throttled, &[0, 1, 2]), None);
+        let at_fault = Failure::NotRun { elsewhere: false };
+        assert_eq!(driver.failover(Duration::ZERO, at_fault, &[0]), None);
+        assert_eq!(
+            driver.failover(Duration::ZERO, Failure::MayHaveRun, &[0]),
+            None,
+            "invariant 4: not idempotent, never sent twice"
+        );
+        let mut idempotent = FunctionDriver::new(
+            0,
+            2,
+            FunctionSettings {
+                idempotent: true,
+                ..FunctionSettings::default()
+            },
+        );
+        let again = idempotent.failover(Duration::ZERO, Failure::MayHaveRun, &[0]);
+        assert_eq!(again.map(|s| s.attempt.target), Some(1));
+    }
+
+    #[test]
+    fn failover_skips_targets_that_are_not_routable() {
+        let mut driver = FunctionDriver::new(0, 3, FunctionSettings::default());
+        driver.set_routable(vec![0, 2]);
+        let next = driver.failover(S, Failure::NotRun { elsewhere: true }, &[0]);
+        assert_eq!(next.map(|s| s.attempt.target), Some(2));
+    }
+
+    #[test]
+    fn a_round_is_skipped_while_clients_come_first_and_held_to_the_budget() {
+        let settings = FunctionSettings {
+            ping_budget: Some(PingBudget {
+                pings_per_hour: 5,
+                gb_s_per_day: 1000.0,
+            }),
+            ..FunctionSettings::default()
+        };
+        let mut driver = FunctionDriver::new(0, 1, settings);
+        assert_eq!(driver.grant_round(S, 3, 128, true), 0);
+        assert_eq!(driver.grant_round(S, 3, 128, false), 3);
+        assert_eq!(driver.grant_round(2 * S, 3, 128, false), 2);
+        assert_eq!(driver.budget_left(2 * S).map(|b| b.0), Some(0));
+    }
+
+    #[test]
+    fn a_finished_ping_spends_its_bill_and_teaches_the_observation() {
+        let mut driver = FunctionDriver::new(3, 1, FunctionSettings::default());
+        let before = driver.budget_left(S).unwrap().1;
+        let ping = driver.start_ping(S, 0);
+        let finished = driver.finish(3 * S, &ping, cold(MS, 2 * S));
+        assert!((before - driver.budget_left(3 * S).unwrap().1 - 0.1).abs() < 1e-9);
+        let o = finished.observation;
+        assert_eq!((o.function, o.target, o.arrived), (3, 0, S));
+        assert!(o.ping && !o.throttled && o.start == StartSeen::Cold);
+        let refused = driver.start_ping(4 * S, 0);
+        let o = driver.finish(4 * S, &refused, Outcome::NotRun).observation;
+        assert!(o.throttled && o.start == StartSeen::Unknown);
+    }
+}
