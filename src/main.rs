@@ -127,7 +127,7 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     };
     let grace = Duration::from_millis(config.gateway.shutdown_grace_ms);
     let first = config.functions[0].name.clone();
-    let gateway = Gateway::new(config, lambda);
+    let gateway = Gateway::over_lambda(config, lambda);
     let running = gateway.bind(None, None).await.context("cannot listen")?;
     let addr = running.addr();
     match running.wait_ready(Duration::from_secs(30)).await {

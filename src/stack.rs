@@ -37,7 +37,7 @@ impl LocalStack {
             Config::parse(gateway_toml, [], "local stack").expect("a valid gateway config");
         let lambda = LambdaClient::for_endpoint(&emulator.endpoint_url(), "us-east-1");
         let local = Some("127.0.0.1:0".parse().expect("an address"));
-        let gateway = Gateway::new(config, lambda)
+        let gateway = Gateway::over_lambda(config, lambda)
             .bind(local, local)
             .await
             .expect("the gateway binds");

@@ -98,6 +98,8 @@ pub enum Outcome {
     BadRequest,
     NotFound,
     Unavailable,
+    /// The gateway itself failed (a handler panicked).
+    Internal,
 }
 
 impl Outcome {
@@ -111,6 +113,7 @@ impl Outcome {
             Outcome::BadRequest => "bad_request",
             Outcome::NotFound => "not_found",
             Outcome::Unavailable => "unavailable",
+            Outcome::Internal => "internal",
         }
     }
 }
@@ -168,6 +171,25 @@ impl RequestCompleted<'_> {
 pub fn request_shed(reason: &'static str) {
     counter!(SHED, "reason" => reason).increment(1);
     tracing::warn!(reason, "request shed");
+}
+
+/// Tasks (a request's handler, a background task such as the warmer) that panicked.
+pub const PANICS: &str = "warmgate_panics_total";
+
+/// A request's handler panicked; the gateway answered 500.
+pub fn request_panicked(message: &str) {
+    counter!(PANICS, "task" => "request").increment(1);
+    tracing::error!(panic = message, "request handler panicked; answered 500");
+}
+
+/// A background task panicked and is started again.
+pub fn task_panicked(task: &'static str, message: &str) {
+    counter!(PANICS, "task" => task).increment(1);
+    tracing::error!(
+        task,
+        panic = message,
+        "background task panicked; starting it again"
+    );
 }
 
 /// Moves a function's in-flight gauge.

@@ -39,6 +39,8 @@ pub enum ErrorKind {
     NotReady,
     /// Too many requests in flight: shed.
     Overloaded,
+    /// The gateway itself failed (a handler panicked).
+    Internal,
 }
 
 /// A failed request.
@@ -83,6 +85,21 @@ impl GatewayError {
             format!("the gateway has {limit} requests in flight, its limit; retry shortly"),
         )
         .retry_after(Duration::from_secs(1))
+    }
+
+    /// The whole request (body, wait, every attempt) outlasted the gateway's bound.
+    pub fn request_timeout(limit: Duration) -> Self {
+        Self::new(
+            ErrorKind::Timeout,
+            format!("the request did not complete within the gateway's {limit:?}"),
+        )
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            ErrorKind::Internal,
+            "the gateway failed while serving this request; it was logged and counted",
+        )
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
@@ -138,6 +155,7 @@ impl GatewayError {
             ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
             ErrorKind::NotReady | ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -156,6 +174,7 @@ impl GatewayError {
             ErrorKind::Upstream => "upstream_error",
             ErrorKind::NotReady => "not_ready",
             ErrorKind::Overloaded => "overloaded",
+            ErrorKind::Internal => "internal",
         }
     }
 
@@ -172,6 +191,7 @@ impl GatewayError {
             ErrorKind::Timeout => Outcome::Timeout,
             ErrorKind::Upstream => Outcome::UpstreamError,
             ErrorKind::NotReady | ErrorKind::Overloaded => Outcome::Unavailable,
+            ErrorKind::Internal => Outcome::Internal,
         }
     }
 
@@ -194,7 +214,7 @@ impl GatewayError {
             }
             ErrorKind::Throttled => "TooManyRequestsException",
             ErrorKind::Timeout | ErrorKind::Upstream => "ServiceException",
-            ErrorKind::NotReady | ErrorKind::Overloaded => "ServiceException",
+            ErrorKind::NotReady | ErrorKind::Overloaded | ErrorKind::Internal => "ServiceException",
         };
         let reason = self.reason.as_deref().and_then(known_reason);
         let retry = self.retry_after_s();

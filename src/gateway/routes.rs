@@ -15,17 +15,24 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
 use super::error::{ErrorKind, GatewayError};
+use super::layers::{invoke_route, panic_answer, Shape};
 use super::{Dispatch, Dispatched, FunctionState, Gateway};
 use crate::lambda::InvocationType;
 use crate::telemetry::{Outcome, RequestCompleted, UNKNOWN_FUNCTION};
 
 pub(super) fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
-        .route("/v1/functions/{name}/invoke", post(invoke_v1))
+        .route(
+            "/v1/functions/{name}/invoke",
+            invoke_route(post(invoke_v1), &gateway, Shape::V1),
+        )
         .route(
             "/2015-03-31/functions/{name}/invocations",
-            post(invoke_lambda_api),
+            invoke_route(post(invoke_lambda_api), &gateway, Shape::LambdaApi),
         )
         .route("/v1/pools", get(pools))
         .route(
@@ -44,6 +51,8 @@ pub(super) fn router(gateway: Arc<Gateway>) -> Router {
         })
         // Payload limits are per function, enforced while reading the body.
         .layer(DefaultBodyLimit::disable())
+        .layer(CatchPanicLayer::custom(panic_answer))
+        .layer(TraceLayer::new_for_http())
         .with_state(gateway)
 }
 
@@ -149,7 +158,7 @@ fn facts_headers(headers: &mut HeaderMap, dispatched: &Dispatched, started: Inst
     );
     headers.insert(
         HeaderName::from_static("x-warmgate-route"),
-        HeaderValue::from_static(dispatched.route),
+        HeaderValue::from_static(dispatched.route.as_str()),
     );
     if let Some(waited) = dispatched.waited {
         headers.insert(

@@ -8,10 +8,10 @@
 //! round that the shedding limit cannot admit is skipped, never queued in front of clients.
 //!
 //! The same pings carry the probes that teach the warm-pool estimate its reclaim curve: the
-//! pool decides when one is due (`Pool::probe_due`); `Gateway::run_prober` looks every few
-//! seconds and sends it.
+//! function's driver decides when one is due; `Gateway::run_prober` looks every few seconds
+//! and sends it. What to grant and when to skip are the driver's decisions
+//! (`policy::driver`), which the simulator replays.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,15 +20,17 @@ use bytes::Bytes;
 use futures::future::join_all;
 use parking_lot::Mutex;
 use rand::Rng;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
-use super::{Finish, FunctionState, Gateway};
-use crate::clock::Time;
+use super::dispatch::{outcome_of, InFlight};
+use super::{FunctionState, Gateway};
 use crate::lambda::{Execution, InvocationType, InvokeRequest};
-use crate::policy::budget::{Budget, PING_ESTIMATE};
-use crate::policy::pool::Met;
+use crate::policy::driver::{Attempt, Outcome, PingReason, PROBE_CHECK};
 use crate::policy::{Action, FunctionInfo, Observation, Policy, StartSeen, ROUND_HOLD};
 use crate::telemetry;
+
+/// How long a warmer whose policy panicked pauses before it starts again.
+const WARMER_RESTART: Duration = Duration::from_secs(1);
 
 /// The client context of a ping, base64 as Lambda takes it: `custom.warmgate-ping` tells a
 /// handler (and the emulator) that this is a keep-alive, to answer at once, or after
@@ -43,27 +45,28 @@ fn ping_client_context(hold: Option<Duration>) -> String {
         .encode(serde_json::json!({ "custom": custom }).to_string())
 }
 
-/// How often the gateway looks for a target to probe: well within the narrowest stretch a
-/// probe bisects (`PROBE_RESOLUTION`), so that a probe meets its environment near the middle.
-const PROBE_CHECK: Duration = Duration::from_secs(5);
-
-/// The warmer of a gateway.
+/// The warmer of a gateway: its keep-alive policy, by name so that it can start afresh.
 pub(super) struct Warmer {
+    name: String,
     policy: Mutex<Box<dyn Policy>>,
     /// Rung when an observation may change the policy's plans.
     replan: Notify,
-    budgets: Mutex<Vec<Budget>>,
     jitter: Duration,
 }
 
 impl Warmer {
-    pub(super) fn new(policy: Box<dyn Policy>, budgets: Vec<Budget>, jitter: Duration) -> Self {
+    /// The warmer for the policy `name` (validated with the configuration).
+    pub(super) fn new(name: &str, jitter: Duration) -> Self {
         Self {
-            policy: Mutex::new(policy),
+            name: name.to_string(),
+            policy: Mutex::new(Self::fresh(name)),
             replan: Notify::new(),
-            budgets: Mutex::new(budgets),
             jitter,
         }
+    }
+
+    fn fresh(name: &str) -> Box<dyn Policy> {
+        crate::policy::registry::live_policy(name).expect("validated with the configuration")
     }
 
     /// Tells the policy of one finished invocation.
@@ -73,144 +76,81 @@ impl Warmer {
     }
 }
 
-/// What the policy learns of an invocation the gateway made.
-pub(super) fn observation(
-    function: &FunctionState,
-    target: &str,
-    arrived: Time,
-    finish: &Finish,
-    ping: bool,
-) -> Option<Observation> {
-    let target = function.config.targets.iter().position(|t| t == target)?;
-    let (start, duration, init, throttled) = match finish {
-        Finish::Ran {
-            met,
-            duration,
-            init,
-        } => {
-            let start = match met {
-                Met::Warm => StartSeen::Warm,
-                Met::Cold => StartSeen::Cold,
-                Met::Unknown => StartSeen::Unknown,
-            };
-            (start, *duration, *init, false)
-        }
-        Finish::NotRun => (StartSeen::Unknown, Duration::ZERO, None, true),
-    };
-    Some(Observation {
-        function: function.index,
-        target,
-        arrived,
-        duration,
-        init,
-        start,
-        ping,
-        throttled,
-    })
-}
-
 impl Gateway {
-    /// Sends one keep-alive ping to `target`: through the same client and the same pool
-    /// accounting as real traffic, so the estimate and the policy both see it. Returns how it
-    /// met its environment (warm, cold, unknown, refused).
+    /// Sends one ping, an attempt its driver started: through the same client and the same
+    /// driver as real traffic, so the estimate and the policy both see it. A ping of a round
+    /// of several asks its handler to hold the environment for `hold`.
     pub(super) async fn ping(
         self: &Arc<Self>,
         function: &Arc<FunctionState>,
-        target: &str,
-        reason: &'static str,
-    ) -> &'static str {
-        self.ping_holding(function, target, reason, None).await
-    }
-
-    /// A ping that asks its handler to hold the environment for `hold` (one of a round).
-    async fn ping_holding(
-        self: &Arc<Self>,
-        function: &Arc<FunctionState>,
-        target: &str,
-        reason: &'static str,
+        attempt: Attempt,
+        reason: PingReason,
         hold: Option<Duration>,
     ) -> &'static str {
         let config = &function.config;
-        let arrived = self.now();
-        let started = function.start_ping(target, arrived);
-        let began = std::time::Instant::now();
-        let context = ping_client_context(hold);
+        let qualifier = function.qualifier(attempt.target).to_string();
+        let in_flight = InFlight::new(self, function, attempt);
+        let began = self.now();
         let result = self
             .invoker
             .invoke(InvokeRequest {
                 function_name: config.lambda_name().to_string(),
-                qualifier: Some(target.to_string()),
+                qualifier: Some(qualifier.clone()),
                 payload: Bytes::from(config.ping_payload.clone()),
-                client_context: Some(context),
+                client_context: Some(ping_client_context(hold)),
                 invocation_type: InvocationType::RequestResponse,
                 timeout: config.timeout(),
             })
             .await;
-        let finish = match &result {
-            Ok(response) => Finish::of(response, began.elapsed()),
-            Err(e) if e.executed == Execution::NotExecuted => Finish::NotRun,
-            Err(_) => Finish::Ran {
-                met: Met::Unknown,
-                duration: began.elapsed(),
+        let upstream = self.now().saturating_sub(began);
+        let outcome = match &result {
+            Ok(response) => outcome_of(response, upstream, function.memory_mb(&qualifier)),
+            Err(e) if e.executed == Execution::NotExecuted => Outcome::NotRun,
+            Err(_) => Outcome::Ran {
+                start: StartSeen::Unknown,
+                duration: upstream,
                 init: None,
+                billed_gb_s: None,
             },
         };
-        let now = self.now();
-        if let Some(warmer) = &self.warmer {
-            if let Some(observation) = observation(function, target, arrived, &finish, true) {
-                warmer.observe(observation);
-            }
-            if let Ok(response) = &result {
-                let memory_mb = function.memory_mb(target);
-                let billed = response
-                    .report
-                    .as_ref()
-                    .map_or(PING_ESTIMATE, |r| r.billed_duration);
-                let gb_s = billed.as_secs_f64() * f64::from(memory_mb) / 1024.0;
-                warmer.budgets.lock()[function.index].spend(now, gb_s);
-                telemetry::ping_cost(&config.name, target, gb_s);
-            }
-        }
-        let met = match &finish {
-            Finish::Ran { met: Met::Warm, .. } => "warm",
-            Finish::Ran { met: Met::Cold, .. } => "cold",
-            Finish::Ran {
-                met: Met::Unknown, ..
-            } => "unknown",
-            Finish::NotRun => "refused",
+        let met = match outcome {
+            Outcome::Ran { start, .. } => start.as_str(),
+            Outcome::NotRun => "refused",
         };
-        function.finish(target, now, &started, finish);
-        telemetry::ping_sent(&config.name, target, reason, met);
+        if let Outcome::Ran {
+            billed_gb_s: Some(gb_s),
+            ..
+        } = outcome
+        {
+            telemetry::ping_cost(&config.name, &qualifier, gb_s);
+        }
+        in_flight.finish(outcome, true);
+        telemetry::ping_sent(&config.name, &qualifier, reason.as_str(), met);
         met
-    }
-
-    /// Whether background pings (rounds, probes) must wait for clients: while draining, or
-    /// while clients hold every admission permit. Pings take no permit, so they are skipped
-    /// rather than queued in front of real traffic.
-    fn clients_first(&self) -> bool {
-        self.draining.load(Ordering::Relaxed) || self.in_flight.available_permits() == 0
     }
 
     /// Sends the probes due now, one ping per target, each in the background; none while
     /// the gateway drains or sheds (real traffic first).
     fn send_probes(self: &Arc<Self>) {
-        if self.clients_first() {
-            return;
-        }
         let now = self.now();
+        let clients_first = self.clients_first();
         for function in self.functions() {
-            for target in function.targets().routable {
-                let Some(probe) = function.take_probe(&target.qualifier, now) else {
-                    continue;
-                };
+            let due = function
+                .orchestration
+                .lock()
+                .driver
+                .probes_due(now, clients_first);
+            for order in due {
                 let (gateway, function) = (self.clone(), function.clone());
-                tokio::spawn(async move {
-                    let outcome = gateway.ping(&function, &target.qualifier, "probe").await;
+                self.spawn(async move {
+                    let outcome = gateway
+                        .ping(&function, order.attempt, PingReason::Probe, None)
+                        .await;
                     telemetry::ProbeSent {
                         function: &function.config.name,
-                        target: &target.qualifier,
-                        idle_age: probe.idle_age,
-                        stretch: (probe.alive, probe.gone),
+                        target: function.qualifier(order.attempt.target),
+                        idle_age: order.probe.idle_age,
+                        stretch: (order.probe.alive, order.probe.gone),
                         outcome,
                     }
                     .emit();
@@ -219,20 +159,19 @@ impl Gateway {
         }
     }
 
-    /// Looks for probes due every [`PROBE_CHECK`] of the gateway's clock until `stop`.
-    pub(super) async fn run_prober(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// Looks for probes due every [`PROBE_CHECK`] of the gateway's clock, until stopped.
+    pub(super) async fn run_prober(self: Arc<Self>) {
         if !self.functions().any(|f| f.config.probe.enabled) {
             return;
         }
         loop {
-            tokio::select! {
-                _ = self.clock.sleep(PROBE_CHECK) => self.send_probes(),
-                _ = stop.wait_for(|s| *s) => return,
-            }
+            self.clock.sleep(PROBE_CHECK).await;
+            self.send_probes();
         }
     }
 
-    /// Carries out what the policy decided.
+    /// Carries out what the policy decided: each round as many pings as its function's driver
+    /// grants, sent together after a jitter.
     fn execute(self: &Arc<Self>, warmer: &Warmer, actions: Vec<Action>) {
         for action in actions {
             match action {
@@ -247,21 +186,18 @@ impl Gateway {
                     let Some(qualifier) = state.config.targets.get(target).cloned() else {
                         continue;
                     };
-                    // Real traffic first: with every admission permit taken by clients (or
-                    // while draining), the round is skipped, not queued in front of them.
-                    if self.clients_first() {
-                        telemetry::pings_refused(&state.config.name, count);
-                        continue;
-                    }
                     let now = self.now();
-                    let each = PING_ESTIMATE.as_secs_f64() * f64::from(state.memory_mb(&qualifier))
-                        / 1024.0;
+                    let memory_mb = state.memory_mb(&qualifier);
+                    let clients_first = self.clients_first();
                     let (granted, left) = {
-                        let mut budgets = warmer.budgets.lock();
-                        let granted = budgets[function].grant(now, count, each);
-                        (granted, budgets[function].remaining(now))
+                        let mut orchestration = state.orchestration.lock();
+                        let driver = &mut orchestration.driver;
+                        let granted = driver.grant_round(now, count, memory_mb, clients_first);
+                        (granted, driver.budget_left(now))
                     };
-                    telemetry::ping_budget(&state.config.name, left.0, left.1);
+                    if let Some((pings, gb_s)) = left {
+                        telemetry::ping_budget(&state.config.name, pings, gb_s);
+                    }
                     if granted < count {
                         telemetry::pings_refused(&state.config.name, count - granted);
                     }
@@ -274,14 +210,22 @@ impl Gateway {
                         rand::rng().random_range(Duration::ZERO..warmer.jitter)
                     };
                     let gateway = self.clone();
-                    tokio::spawn(async move {
+                    self.spawn(async move {
                         gateway.clock.sleep(jitter).await;
                         // One round, all at once: each ping holds its environment, so the
                         // round reaches `granted` distinct environments.
                         let hold = (granted > 1).then_some(ROUND_HOLD);
-                        let round = (0..granted)
-                            .map(|_| gateway.ping_holding(&state, &qualifier, "keep_alive", hold));
-                        join_all(round).await;
+                        let now = gateway.now();
+                        let round: Vec<_> = {
+                            let mut orchestration = state.orchestration.lock();
+                            (0..granted)
+                                .map(|_| orchestration.driver.start_ping(now, target))
+                                .collect()
+                        };
+                        let pings = round.into_iter().map(|attempt| {
+                            gateway.ping(&state, attempt, PingReason::KeepAlive, hold)
+                        });
+                        join_all(pings).await;
                     });
                 }
                 Action::SetProvisioned { .. } => {
@@ -294,9 +238,33 @@ impl Gateway {
         }
     }
 
-    /// Runs the warmer until `stop`: wakes the policy when it asked, or when an observation
-    /// may have changed its plans.
-    pub(super) async fn run_warmer(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// Runs the warmer until stopped; a policy that panics is logged and counted, and the
+    /// warmer starts again with a fresh policy after a pause, rather than die silently.
+    pub(super) async fn supervise_warmer(self: Arc<Self>) {
+        let Some(warmer) = &self.warmer else { return };
+        loop {
+            let run = tokio::spawn(self.clone().run_warmer());
+            match run.await {
+                Ok(()) => return,
+                Err(e) if e.is_panic() => {
+                    let panic = e.into_panic();
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    telemetry::task_panicked("warmer", &message);
+                    *warmer.policy.lock() = Warmer::fresh(&warmer.name);
+                    self.clock.sleep(WARMER_RESTART).await;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Runs the warmer: wakes the policy when it asked, or when an observation may have
+    /// changed its plans.
+    async fn run_warmer(self: Arc<Self>) {
         let Some(warmer) = &self.warmer else { return };
         let infos: Vec<FunctionInfo> = self
             .functions()
@@ -325,7 +293,6 @@ impl Gateway {
                     self.execute(warmer, actions);
                 }
                 _ = warmer.replan.notified() => {}
-                _ = stop.wait_for(|s| *s) => return,
             }
         }
     }

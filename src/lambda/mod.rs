@@ -21,6 +21,7 @@
 //! mapping from the SDK's in `error`, the aws-sdk-lambda client in `client`.
 
 mod client;
+mod control;
 mod error;
 pub mod report;
 pub mod wire;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use client::{LambdaClient, CONNECT_TIMEOUT};
+pub use control::ControlPlane;
 pub use error::{Execution, InvokeError, InvokeErrorKind};
 pub use report::{decode_log_result, parse_log_tail, Report, StartKind};
 

@@ -50,6 +50,17 @@ pub enum StartSeen {
     Unknown,
 }
 
+impl StartSeen {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartSeen::Warm => "warm",
+            StartSeen::Cold => "cold",
+            StartSeen::Provisioned => "provisioned",
+            StartSeen::Unknown => "unknown",
+        }
+    }
+}
+
 /// One invocation the driver saw, real or ping, reported when it completes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Observation {

@@ -1,0 +1,100 @@
+//! The tower layers around the invoke routes, as linkerd composes its proxy: admission and
+//! load shedding before the body is read, a bound on the whole request, and, around every
+//! route, a panic guard and a request span. Their failures become precise answers here, in
+//! the shape of the ingress they guard.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::BoxError;
+use tower::ServiceBuilder;
+
+use super::error::GatewayError;
+use super::Gateway;
+use crate::telemetry;
+
+/// The shape an ingress answers errors in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shape {
+    /// `{"error": {"code", "message"}}`.
+    V1,
+    /// Lambda's own error shape, for AWS SDKs.
+    LambdaApi,
+}
+
+impl Shape {
+    fn answer(self, error: GatewayError) -> Response {
+        match self {
+            Shape::V1 => error.into_response(),
+            Shape::LambdaApi => error.into_lambda_response(),
+        }
+    }
+}
+
+/// The bound on a whole request through the gateway: every target tried for as long as the
+/// function's timeout, after the longest wait for a busy environment, plus a margin for
+/// reading the body and answering. A request past it is answered 504; its invocations, which
+/// may still run, are accounted as unknown ends.
+pub(super) fn request_timeout(gateway: &Gateway) -> Duration {
+    gateway
+        .config()
+        .functions
+        .iter()
+        .map(|f| f.timeout() * f.targets.len() as u32 + Duration::from_millis(f.wait.max_wait_ms))
+        .max()
+        .unwrap_or_default()
+        + Duration::from_secs(5)
+}
+
+/// Guards an invoke route: a request that finds every admission permit taken is shed at
+/// once with 503 and `Retry-After`, before its body is read (so an overload buffers nothing);
+/// an admitted one holds its permit until answered, and is answered 504 past
+/// [`request_timeout`].
+pub(super) fn invoke_route<S>(
+    route: MethodRouter<S>,
+    gateway: &Arc<Gateway>,
+    shape: Shape,
+) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let limit = gateway.config().gateway.max_in_flight;
+    let timeout = request_timeout(gateway);
+    let fail = move |error: BoxError| async move {
+        if error.is::<tower::load_shed::error::Overloaded>() {
+            telemetry::request_shed("max_in_flight");
+            shape.answer(GatewayError::overloaded(limit))
+        } else if error.is::<tower::timeout::error::Elapsed>() {
+            shape.answer(GatewayError::request_timeout(timeout))
+        } else {
+            tracing::error!(%error, "unexpected error from the invoke layers");
+            shape.answer(GatewayError::internal())
+        }
+    };
+    route.route_layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(fail))
+            .load_shed()
+            .layer(GlobalConcurrencyLimitLayer::with_semaphore(
+                gateway.admission.clone(),
+            ))
+            .timeout(timeout),
+    )
+}
+
+/// The answer to a handler that panicked: 500, counted and logged (invariant 7: every request
+/// gets an answer, this one too).
+pub(super) fn panic_answer(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    telemetry::request_panicked(&message);
+    GatewayError::internal().into_response()
+}
