@@ -310,3 +310,47 @@ async fn only_synchronous_calls_teach_the_pool_estimate() {
     assert_eq!(stack.invoke("sentiment", "{}").await.status(), 200);
     assert_eq!(warm_idle(), 1.0);
 }
+
+/// A function that outlasts the gateway's timeout for it, on two aliases of one version.
+const SLOW_ON_TWO_ALIASES: &str = r#"
+[settings]
+seed = 5
+
+[[function]]
+name = "slow"
+timeout_s = 30
+init_ms = 100
+duration_ms = 5000
+[[function.version]]
+[[function.alias]]
+name = "live"
+version = "1"
+[[function.alias]]
+name = "standby"
+version = "1"
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_may_have_run_is_executed_once_at_lambda_unless_idempotent() {
+    let gateway_toml = |idempotent: bool| {
+        format!(
+            "[backend]\nkind = \"endpoint\"\nurl = \"http://placeholder\"\n\n[warmer]\nenabled = false\n\n\
+             [[function]]\nname = \"slow\"\ntargets = [\"live\", \"standby\"]\ntimeout_ms = 1000\n\
+             idempotent = {idempotent}\nwait = {{ enabled = false }}\nprobe = {{ enabled = false }}\n"
+        )
+    };
+    for (idempotent, executions) in [(false, 1), (true, 2)] {
+        let stack = common::start_on(SLOW_ON_TWO_ALIASES, &gateway_toml(idempotent), true).await;
+        let (status, body) = error_body(stack.invoke("slow", "{}").await).await;
+        assert_eq!(status, 504, "{body}");
+        // Let the executions end at the emulator, then ask it what ran.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let truth = stack.emulator.emulator().snapshot();
+        let version = truth.function("slow").unwrap().version("1").unwrap();
+        assert_eq!(
+            version.stats.invocations(),
+            executions,
+            "idempotent = {idempotent}: the emulator's ground truth"
+        );
+    }
+}

@@ -198,6 +198,12 @@ impl Gateway {
         )
     }
 
+    /// The HTTP application (routes and layers) without a listener: what [`Gateway::bind`]
+    /// serves, for tests that call it in process.
+    pub fn app(self: &Arc<Self>) -> axum::Router {
+        routes::router(self.clone())
+    }
+
     /// The gateway's current time, as its policies see it.
     pub fn now(&self) -> Time {
         self.clock.now()

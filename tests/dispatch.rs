@@ -1,0 +1,296 @@
+//! The gateway's request path against a scripted backend, in process and in paused time: no
+//! socket, no emulator. Each test scripts what Lambda answers, target by target, and checks
+//! what the gateway sent and what it answered.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use parking_lot::Mutex;
+use serde_json::Value;
+use tower::ServiceExt;
+use warmgate::clock::TokioClock;
+use warmgate::config::Config;
+use warmgate::gateway::Gateway;
+use warmgate::lambda::{
+    ControlPlane, Execution, InvokeError, InvokeErrorKind, InvokeRequest, InvokeResponse, Invoker,
+    TargetConfig,
+};
+
+/// What a scripted target answers next.
+enum Answer {
+    Ok,
+    FunctionError,
+    Throttled,
+    TimedOut,
+    Panic,
+}
+
+/// A Lambda whose answers are scripted per qualifier, recording every invoke it receives.
+#[derive(Default)]
+struct Scripted {
+    answers: Mutex<HashMap<String, VecDeque<Answer>>>,
+    invoked: Mutex<Vec<String>>,
+}
+
+impl Scripted {
+    fn script(self: &Arc<Self>, qualifier: &str, answers: impl IntoIterator<Item = Answer>) {
+        self.answers
+            .lock()
+            .entry(qualifier.to_string())
+            .or_default()
+            .extend(answers);
+    }
+
+    fn invoked(&self) -> Vec<String> {
+        self.invoked.lock().clone()
+    }
+}
+
+const WARM_TAIL: &str = "REPORT RequestId: r\tDuration: 5.00 ms\tBilled Duration: 5 ms\tMemory Size: 128 MB\tMax Memory Used: 60 MB\t\n";
+
+#[async_trait::async_trait]
+impl Invoker for Scripted {
+    async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+        let qualifier = req.qualifier.clone().unwrap_or_default();
+        self.invoked.lock().push(qualifier.clone());
+        let answer = self
+            .answers
+            .lock()
+            .get_mut(&qualifier)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or(Answer::Ok);
+        let response = |payload: &'static str, function_error: Option<&str>| InvokeResponse {
+            status: 200,
+            payload: Bytes::from_static(payload.as_bytes()),
+            executed_version: Some("1".into()),
+            function_error: function_error.map(str::to_string),
+            report: warmgate::lambda::parse_log_tail(WARM_TAIL),
+            log_tail: Some(WARM_TAIL.into()),
+        };
+        match answer {
+            Answer::Ok => Ok(response(r#"{"ok":true}"#, None)),
+            Answer::FunctionError => Ok(response(
+                r#"{"errorMessage":"bad input","errorType":"ValueError"}"#,
+                Some("Unhandled"),
+            )),
+            Answer::Throttled => Err(InvokeError::new(
+                InvokeErrorKind::Throttled {
+                    reason: Some("ReservedFunctionConcurrentInvocationLimitExceeded".into()),
+                },
+                Execution::NotExecuted,
+                "TooManyRequestsException: rate exceeded",
+            )),
+            Answer::TimedOut => {
+                // The function runs past the gateway's timeout for it.
+                tokio::time::sleep(req.timeout).await;
+                Err(InvokeError::new(
+                    InvokeErrorKind::Timeout,
+                    Execution::MayHaveExecuted,
+                    format!("no answer within {:?}", req.timeout),
+                ))
+            }
+            Answer::Panic => panic!("scripted panic in the invoker"),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ControlPlane for Scripted {
+    async fn target_config(
+        &self,
+        function: &str,
+        qualifier: Option<&str>,
+    ) -> Result<TargetConfig, InvokeError> {
+        Ok(TargetConfig {
+            function_name: function.into(),
+            qualifier: qualifier.map(str::to_string),
+            version: "1".into(),
+            code_sha256: "same-code".into(),
+            memory_mb: 128,
+            timeout: Duration::from_secs(3),
+            function_arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{function}"),
+        })
+    }
+
+    async fn allocated_provisioned(&self, _: &str, _: &str) -> Result<u32, InvokeError> {
+        Ok(0)
+    }
+}
+
+const CONFIG: &str = r#"
+[backend]
+kind = "endpoint"
+url = "http://unused"
+
+[warmer]
+enabled = false
+
+[[function]]
+name = "model"
+targets = ["live", "standby", "spare"]
+timeout_ms = 2000
+
+[[function]]
+name = "idempotent-model"
+lambda_name = "model"
+targets = ["live", "standby"]
+timeout_ms = 2000
+idempotent = true
+"#;
+
+async fn gateway(scripted: &Arc<Scripted>) -> Arc<Gateway> {
+    let config = Config::parse(CONFIG, [], "test").expect("valid config");
+    let gateway = Gateway::new(
+        config,
+        scripted.clone(),
+        scripted.clone(),
+        Arc::new(TokioClock::new()),
+    );
+    gateway.refresh_targets().await;
+    gateway.readiness().expect("every target resolved");
+    gateway
+}
+
+/// POSTs `{}` to the function on the /v1 path, in process.
+async fn call(gateway: &Arc<Gateway>, function: &str) -> (StatusCode, Option<String>, Value) {
+    let request = Request::post(format!("/v1/functions/{function}/invoke"))
+        .body(Body::from("{}"))
+        .unwrap();
+    let response = gateway.app().oneshot(request).await.unwrap();
+    let status = response.status();
+    let target = response
+        .headers()
+        .get("x-warmgate-target")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, target, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttle_fails_over_to_the_next_equivalent_target() {
+    let scripted = Arc::new(Scripted::default());
+    scripted.script("live", [Answer::Throttled]);
+    let gateway = gateway(&scripted).await;
+    let (status, target, body) = call(&gateway, "model").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(target.as_deref(), Some("standby"));
+    assert_eq!(scripted.invoked(), ["live", "standby"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_every_target_throttles_the_answer_is_429_after_one_try_each() {
+    let scripted = Arc::new(Scripted::default());
+    for q in ["live", "standby", "spare"] {
+        scripted.script(q, [Answer::Throttled]);
+    }
+    let gateway = gateway(&scripted).await;
+    let (status, _, body) = call(&gateway, "model").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["code"], "throttled");
+    assert_eq!(
+        body["error"]["reason"],
+        "ReservedFunctionConcurrentInvocationLimitExceeded"
+    );
+    assert_eq!(scripted.invoked(), ["live", "standby", "spare"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_may_have_run_is_never_sent_again_unless_idempotent() {
+    let scripted = Arc::new(Scripted::default());
+    scripted.script("live", [Answer::TimedOut, Answer::TimedOut]);
+    let gateway = gateway(&scripted).await;
+    let (status, _, body) = call(&gateway, "model").await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(body["error"]["code"], "timeout");
+    assert_eq!(scripted.invoked(), ["live"], "invariant 4: sent once");
+    // Declared idempotent, the same failure may go to the next target.
+    let (status, target, _) = call(&gateway, "idempotent-model").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(target.as_deref(), Some("standby"));
+    assert_eq!(scripted.invoked(), ["live", "live", "standby"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_function_error_is_answered_502_with_what_the_function_said() {
+    let scripted = Arc::new(Scripted::default());
+    scripted.script("live", [Answer::FunctionError]);
+    let gateway = gateway(&scripted).await;
+    let (status, target, body) = call(&gateway, "model").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(body["error"]["code"], "function_error");
+    assert_eq!(body["error"]["payload"]["errorType"], "ValueError");
+    assert_eq!(target.as_deref(), Some("live"));
+    assert_eq!(
+        scripted.invoked(),
+        ["live"],
+        "a function error is not retried"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_is_answered_500_counted_and_the_gateway_keeps_serving() {
+    let metrics = warmgate::telemetry::prometheus();
+    let scripted = Arc::new(Scripted::default());
+    scripted.script("live", [Answer::Panic]);
+    let gateway = gateway(&scripted).await;
+    let (status, _, body) = call(&gateway, "model").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body["error"]["code"], "internal");
+    let exposition = metrics.render();
+    let panics = exposition
+        .lines()
+        .find(|l| l.starts_with("warmgate_panics_total{task=\"request\"}"))
+        .unwrap_or_else(|| panic!("no request panic counted in:\n{exposition}"));
+    assert!(panics.ends_with(" 1"), "{panics}");
+    // The panic left no environment busy in the estimate, and the next call is served.
+    let (status, target, _) = call(&gateway, "model").await;
+    assert_eq!((status, target.as_deref()), (StatusCode::OK, Some("live")));
+    let views = gateway.function("model").unwrap().pool_views(gateway.now());
+    assert!(views.iter().all(|(_, v)| v.in_flight == 0), "{views:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn beyond_the_admission_limit_a_request_is_shed_before_its_body_is_read() {
+    let scripted = Arc::new(Scripted::default());
+    let config = Config::parse(
+        &CONFIG.replace("[warmer]", "[gateway]\nmax_in_flight = 1\n\n[warmer]"),
+        [],
+        "test",
+    )
+    .unwrap();
+    scripted.script("live", [Answer::TimedOut]);
+    let gateway = Gateway::new(
+        config,
+        scripted.clone(),
+        scripted.clone(),
+        Arc::new(TokioClock::new()),
+    );
+    gateway.refresh_targets().await;
+    let busy = tokio::spawn({
+        let gateway = gateway.clone();
+        async move { call(&gateway, "model").await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // A body that never ends: shed all the same, since admission comes first.
+    let (_tx, body) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let stream = tokio_stream_body(body);
+    let request = Request::post("/v1/functions/model/invoke")
+        .body(stream)
+        .unwrap();
+    let response = gateway.app().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(busy.await.unwrap().0, StatusCode::GATEWAY_TIMEOUT);
+}
+
+/// A request body fed from a channel: it ends when the sender is dropped.
+fn tokio_stream_body(mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Body {
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Body::from_stream(stream)
+}
