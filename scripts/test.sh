@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of warmgate on a fresh machine: installs what the tests need, then runs them.
-# Usage: scripts/test.sh [extra cargo test arguments]
+# Runs every check of warmgate on a fresh machine: formatting, lints, the benches' build, and
+# every test. Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,16 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# The tests need nothing beyond Rust today: the Lambda emulator is built in, and traces come
-# from ../shared/traces when present (tests that read them say so and skip otherwise).
+# The tests need nothing beyond Rust today: the Lambda emulator is built in. The trace tests
+# read the public traces at ../shared/traces (beside this repository) and fail, naming the
+# path, when they are absent.
+traces="$(pwd)/../shared/traces"
+if [ ! -d "$traces" ]; then
+  echo "warning: $traces is absent; the trace tests will fail" >&2
+fi
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo build --locked --benches
 cargo test --locked "$@"
