@@ -21,7 +21,7 @@ use crate::policy::router::WaitPolicy;
 pub const ENV_PREFIX: &str = "WARMGATE_";
 
 /// Lambda's synchronous payload limit, the default per-function limit.
-pub const LAMBDA_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
+pub use crate::lambda::wire::SYNC_PAYLOAD_LIMIT as LAMBDA_PAYLOAD_LIMIT;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
