@@ -176,6 +176,15 @@ pub fn request_shed(reason: &'static str) {
 /// Tasks (a request's handler, a background task such as the warmer) that panicked.
 pub const PANICS: &str = "warmgate_panics_total";
 
+/// What a panic said, if it said it as text.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
 /// A request's handler panicked; the gateway answered 500.
 pub fn request_panicked(message: &str) {
     counter!(PANICS, "task" => "request").increment(1);

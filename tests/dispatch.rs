@@ -143,7 +143,12 @@ idempotent = true
 "#;
 
 async fn gateway(scripted: &Arc<Scripted>) -> Arc<Gateway> {
-    let config = Config::parse(CONFIG, [], "test").expect("valid config");
+    gateway_of(CONFIG, scripted).await
+}
+
+/// A gateway of `config` in front of `scripted`, its targets resolved.
+async fn gateway_of(config: &str, scripted: &Arc<Scripted>) -> Arc<Gateway> {
+    let config = Config::parse(config, [], "test").expect("valid config");
     let gateway = Gateway::new(
         config,
         scripted.clone(),
@@ -258,20 +263,9 @@ async fn a_panic_is_answered_500_counted_and_the_gateway_keeps_serving() {
 #[tokio::test(start_paused = true)]
 async fn beyond_the_admission_limit_a_request_is_shed_before_its_body_is_read() {
     let scripted = Arc::new(Scripted::default());
-    let config = Config::parse(
-        &CONFIG.replace("[warmer]", "[gateway]\nmax_in_flight = 1\n\n[warmer]"),
-        [],
-        "test",
-    )
-    .unwrap();
     scripted.script("live", [Answer::TimedOut]);
-    let gateway = Gateway::new(
-        config,
-        scripted.clone(),
-        scripted.clone(),
-        Arc::new(TokioClock::new()),
-    );
-    gateway.refresh_targets().await;
+    let one_at_a_time = CONFIG.replace("[warmer]", "[gateway]\nmax_in_flight = 1\n\n[warmer]");
+    let gateway = gateway_of(&one_at_a_time, &scripted).await;
     let busy = tokio::spawn({
         let gateway = gateway.clone();
         async move { call(&gateway, "model").await }

@@ -199,24 +199,19 @@ impl Gateway {
             tried.push(target);
             let attempt = InFlight::new(self, function, send.attempt);
             let qualifier = function.qualifier(target).to_string();
-            let began = self.now();
-            let result = self
-                .invoker
-                .invoke(InvokeRequest {
-                    function_name: config.lambda_name().to_string(),
-                    qualifier: Some(qualifier.clone()),
-                    payload: request.payload.clone(),
-                    client_context: request.client_context.clone(),
-                    invocation_type: request.invocation_type,
-                    timeout: config.timeout(),
-                })
+            let (result, upstream, outcome) = self
+                .send_attempt(
+                    function,
+                    &qualifier,
+                    request.payload.clone(),
+                    request.client_context.clone(),
+                    request.invocation_type,
+                )
                 .await;
-            let upstream = self.now().saturating_sub(began);
             let error = match result {
                 Ok(response) => {
                     if request.invocation_type == InvocationType::RequestResponse {
-                        let memory = function.memory_mb(&qualifier);
-                        attempt.finish(outcome_of(&response, upstream, memory), true);
+                        attempt.finish(outcome, true);
                     } else {
                         // A dry run runs nothing, and an event answers 202 while its
                         // environment still works: neither says which environment is idle,
@@ -232,15 +227,6 @@ impl Gateway {
                     });
                 }
                 Err(error) => error,
-            };
-            let outcome = match error.executed {
-                Execution::NotExecuted => Outcome::NotRun,
-                Execution::MayHaveExecuted => Outcome::Ran {
-                    start: StartSeen::Unknown,
-                    duration: upstream,
-                    init: None,
-                    billed_gb_s: None,
-                },
             };
             attempt.finish(outcome, true);
             let next =
@@ -263,6 +249,43 @@ impl Gateway {
                 }
             }
         }
+    }
+
+    /// Sends one attempt to `qualifier` through the invoker: the answer, how long Lambda took,
+    /// and what the driver should learn of it (a failure that may have run is an unknown end).
+    pub(super) async fn send_attempt(
+        &self,
+        function: &FunctionState,
+        qualifier: &str,
+        payload: Bytes,
+        client_context: Option<String>,
+        invocation_type: InvocationType,
+    ) -> (Result<InvokeResponse, InvokeError>, Duration, Outcome) {
+        let config = &function.config;
+        let began = self.now();
+        let result = self
+            .invoker
+            .invoke(InvokeRequest {
+                function_name: config.lambda_name().to_string(),
+                qualifier: Some(qualifier.to_string()),
+                payload,
+                client_context,
+                invocation_type,
+                timeout: config.timeout(),
+            })
+            .await;
+        let upstream = self.now().saturating_sub(began);
+        let outcome = match &result {
+            Ok(response) => outcome_of(response, upstream, function.memory_mb(qualifier)),
+            Err(e) if e.executed == Execution::NotExecuted => Outcome::NotRun,
+            Err(_) => Outcome::Ran {
+                start: StartSeen::Unknown,
+                duration: upstream,
+                init: None,
+                billed_gb_s: None,
+            },
+        };
+        (result, upstream, outcome)
     }
 
     /// Asks the function's driver where the request goes; when it holds the request, waits

@@ -90,11 +90,6 @@ where
 /// The answer to a handler that panicked: 500, counted and logged (invariant 7: every request
 /// gets an answer, this one too).
 pub(super) fn panic_answer(panic: Box<dyn Any + Send + 'static>) -> Response {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
-    telemetry::request_panicked(&message);
+    telemetry::request_panicked(&telemetry::panic_message(panic.as_ref()));
     GatewayError::internal().into_response()
 }

@@ -22,11 +22,11 @@ use parking_lot::Mutex;
 use rand::Rng;
 use tokio::sync::Notify;
 
-use super::dispatch::{outcome_of, InFlight};
+use super::dispatch::InFlight;
 use super::{FunctionState, Gateway};
-use crate::lambda::{Execution, InvocationType, InvokeRequest};
+use crate::lambda::InvocationType;
 use crate::policy::driver::{Attempt, Outcome, PingReason, PROBE_CHECK};
-use crate::policy::{Action, FunctionInfo, Observation, Policy, StartSeen, ROUND_HOLD};
+use crate::policy::{Action, FunctionInfo, Observation, Policy, ROUND_HOLD};
 use crate::telemetry;
 
 /// How long a warmer whose policy panicked pauses before it starts again.
@@ -90,29 +90,15 @@ impl Gateway {
         let config = &function.config;
         let qualifier = function.qualifier(attempt.target).to_string();
         let in_flight = InFlight::new(self, function, attempt);
-        let began = self.now();
-        let result = self
-            .invoker
-            .invoke(InvokeRequest {
-                function_name: config.lambda_name().to_string(),
-                qualifier: Some(qualifier.clone()),
-                payload: Bytes::from(config.ping_payload.clone()),
-                client_context: Some(ping_client_context(hold)),
-                invocation_type: InvocationType::RequestResponse,
-                timeout: config.timeout(),
-            })
+        let (_, _, outcome) = self
+            .send_attempt(
+                function,
+                &qualifier,
+                Bytes::from(config.ping_payload.clone()),
+                Some(ping_client_context(hold)),
+                InvocationType::RequestResponse,
+            )
             .await;
-        let upstream = self.now().saturating_sub(began);
-        let outcome = match &result {
-            Ok(response) => outcome_of(response, upstream, function.memory_mb(&qualifier)),
-            Err(e) if e.executed == Execution::NotExecuted => Outcome::NotRun,
-            Err(_) => Outcome::Ran {
-                start: StartSeen::Unknown,
-                duration: upstream,
-                init: None,
-                billed_gb_s: None,
-            },
-        };
         let met = match outcome {
             Outcome::Ran { start, .. } => start.as_str(),
             Outcome::NotRun => "refused",
@@ -247,12 +233,7 @@ impl Gateway {
             match run.await {
                 Ok(()) => return,
                 Err(e) if e.is_panic() => {
-                    let panic = e.into_panic();
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
+                    let message = telemetry::panic_message(e.into_panic().as_ref());
                     telemetry::task_panicked("warmer", &message);
                     *warmer.policy.lock() = Warmer::fresh(&warmer.name);
                     self.clock.sleep(WARMER_RESTART).await;
