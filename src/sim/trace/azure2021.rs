@@ -84,7 +84,6 @@ pub fn read_azure_2021(path: &Path, opts: &Azure2021Options) -> Result<Trace, Tr
     let mut by_func: HashMap<String, Vec<usize>> = HashMap::new();
     let mut last_end = 0.0f64;
     while csv.next_record()? {
-        csv.split()?;
         let app_id = csv.id(app)?;
         let func_id = csv.id(func)?;
         let end_s = csv.number(end)?;

@@ -1,19 +1,24 @@
-//! The CSV files of the traces, read one record at a time, with what an error needs to name the
-//! file, the line and the column.
+//! The CSV files of the traces, read one record at a time with the `csv` crate, with what an
+//! error needs to name the file, the line and the column.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
-use std::ops::Range;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+
+use csv::{ByteRecord, Reader, ReaderBuilder, Terminator};
 
 use super::{io_error, Column, TraceError};
 
-/// A CSV file read one record at a time into a reused buffer, with the header kept for errors.
+/// A CSV file read one record at a time into a reused record, with the header kept for errors.
+///
+/// The dialect is RFC 4180 with the leniencies these traces need: `\n` or `\r\n` line endings,
+/// a UTF-8 byte order mark, blank lines (skipped), spaces around fields (trimmed), and one
+/// trailing comma. Every record must have as many fields as the header.
 pub(super) struct CsvFile {
     pub(super) path: PathBuf,
-    reader: BufReader<File>,
-    buf: Vec<u8>,
-    fields: Vec<Range<usize>>,
+    reader: Reader<io::Chain<File, &'static [u8]>>,
+    record: ByteRecord,
+    /// The 1-based line of the current record (of its last line, if a quoted field spans lines).
     line: u64,
     pub(super) header: Vec<String>,
 }
@@ -31,82 +36,84 @@ impl CsvFile {
                 io_error(path, e)
             }
         })?;
+        // Only `\n` ends a record, and one more is appended, so every record ends with a `\n`
+        // that the reader has counted when it returns the record: its line is the reader's less
+        // one. A `\r` before the `\n` stays in the last field, and trimming removes it.
+        let reader = ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .terminator(Terminator::Any(b'\n'))
+            .buffer_capacity(1 << 16)
+            .from_reader(file.chain(&b"\n"[..]));
         let mut csv = CsvFile {
             path: path.to_path_buf(),
-            reader: BufReader::with_capacity(1 << 16, file),
-            buf: Vec::new(),
-            fields: Vec::new(),
+            reader,
+            record: ByteRecord::new(),
             line: 0,
             header: Vec::new(),
         };
-        if !csv.next_record()? {
+        if !csv.next_nonblank()? {
             return Err(TraceError::Line {
                 file: csv.path,
                 line: 1,
                 message: format!("the file is empty; expected a header of {expected}"),
             });
         }
-        let text = std::str::from_utf8(&csv.buf)
+        csv.header = csv
+            .record
+            .iter()
+            .map(|name| std::str::from_utf8(name.trim_ascii()).map(str::to_string))
+            .collect::<Result<_, _>>()
             .map_err(|_| csv.line_error("the header is not UTF-8 text".to_string()))?;
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        csv.header = text
-            .split(',')
-            .map(|name| unquote_str(name.trim()).to_string())
-            .collect();
         Ok(csv)
     }
 
-    /// Reads the next non-blank line into the buffer, without its line ending. False at the end.
+    /// Reads the next record, and checks that it has as many fields as the header (one extra
+    /// empty field, from a trailing comma, is tolerated). False at the end.
     pub(super) fn next_record(&mut self) -> Result<bool, TraceError> {
+        if !self.next_nonblank()? {
+            return Ok(false);
+        }
+        let (found, expected) = (self.record.len(), self.header.len());
+        let trailing_comma = found == expected + 1 && self.field(expected).is_empty();
+        if found != expected && !trailing_comma {
+            return Err(self.line_error(format!(
+                "expected {expected} fields as in the header, found {found}"
+            )));
+        }
+        Ok(true)
+    }
+
+    /// Reads the next record that is not a blank line. False at the end.
+    fn next_nonblank(&mut self) -> Result<bool, TraceError> {
         loop {
-            self.buf.clear();
-            let n = self
-                .reader
-                .read_until(b'\n', &mut self.buf)
-                .map_err(|e| io_error(&self.path, e))?;
-            if n == 0 {
-                return Ok(false);
+            match self.reader.read_byte_record(&mut self.record) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(e) => return Err(self.read_error(e)),
             }
-            self.line += 1;
-            while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
-                self.buf.pop();
-            }
-            if !self.buf.iter().all(u8::is_ascii_whitespace) {
+            self.line = self.reader.position().line() - 1;
+            // The reader skips empty lines itself, but not those of spaces or a lone `\r`.
+            let blank = self.record.len() == 1 && self.field(0).is_empty();
+            if !blank {
                 return Ok(true);
             }
         }
     }
 
-    /// Splits the current record into fields and checks that there are as many as header
-    /// columns (one extra empty field, from a trailing comma, is tolerated).
-    pub(super) fn split(&mut self) -> Result<(), TraceError> {
-        self.fields.clear();
-        let mut start = 0;
-        for (i, &b) in self.buf.iter().enumerate() {
-            if b == b',' {
-                self.fields.push(start..i);
-                start = i + 1;
-            }
-        }
-        self.fields.push(start..self.buf.len());
-        if self.fields.len() == self.header.len() + 1
-            && self.fields.last().is_some_and(|r| r.is_empty())
-        {
-            self.fields.pop();
-        }
-        if self.fields.len() != self.header.len() {
-            return Err(self.line_error(format!(
-                "expected {} fields as in the header, found {}",
-                self.header.len(),
-                self.fields.len()
-            )));
-        }
-        Ok(())
+    /// A failed read as an I/O error of the file: a flexible reader of byte records fails on
+    /// nothing else.
+    fn read_error(&self, e: csv::Error) -> TraceError {
+        let source = match e.into_kind() {
+            csv::ErrorKind::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
+        };
+        io_error(&self.path, source)
     }
 
-    /// Field `i` of the current record, trimmed and unquoted.
+    /// Field `i` of the current record, trimmed.
     fn field(&self, i: usize) -> &[u8] {
-        unquote(self.buf[self.fields[i].clone()].trim_ascii())
+        self.record[i].trim_ascii()
     }
 
     pub(super) fn text(&self, i: usize) -> Result<&str, TraceError> {
@@ -181,20 +188,6 @@ impl CsvFile {
     }
 }
 
-fn unquote(field: &[u8]) -> &[u8] {
-    match field {
-        [b'"', inner @ .., b'"'] => inner,
-        _ => field,
-    }
-}
-
-fn unquote_str(field: &str) -> &str {
-    field
-        .strip_prefix('"')
-        .and_then(|f| f.strip_suffix('"'))
-        .unwrap_or(field)
-}
-
 /// A field as an error message shows it: quoted, escaped, and cut after 40 characters.
 pub(super) fn shown(field: &[u8]) -> String {
     let text = String::from_utf8_lossy(field);
@@ -220,4 +213,69 @@ pub(super) fn parse_whole(field: &[u8]) -> Option<u64> {
         value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
     }
     Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::trace::testing::{temp_dir, write};
+
+    /// The lines and first fields of every record after the header.
+    fn records(csv: &mut CsvFile) -> Result<Vec<(u64, String)>, TraceError> {
+        let mut seen = Vec::new();
+        while csv.next_record()? {
+            seen.push((csv.line, csv.text(0)?.to_string()));
+        }
+        Ok(seen)
+    }
+
+    #[test]
+    fn lines_count_as_in_the_file_whatever_the_line_endings() {
+        let dir = temp_dir("csv");
+        let path = dir.join("t.csv");
+        write(
+            &dir,
+            "t.csv",
+            "\u{feff}\"a\", b ,c\r\n\r\nx,1,2\n\n   \nq,\" 3\",4,\r\n\"z\",\"5,6\",7",
+        );
+        let mut csv = CsvFile::open(&path, "a,b,c").unwrap();
+        assert_eq!(csv.header, ["a", "b", "c"], "BOM, quotes and spaces go");
+        let mut seen = Vec::new();
+        while csv.next_record().unwrap() {
+            seen.push((
+                csv.line,
+                csv.text(0).unwrap().to_string(),
+                csv.text(1).unwrap().to_string(),
+            ));
+        }
+        assert_eq!(
+            seen,
+            [
+                (3, "x".to_string(), "1".to_string()),
+                (6, "q".to_string(), "3".to_string()),
+                (7, "z".to_string(), "5,6".to_string()),
+            ],
+            "blank lines skipped but counted, a trailing comma tolerated, the last line unended"
+        );
+    }
+
+    #[test]
+    fn a_short_record_or_an_empty_file_names_its_line() {
+        let dir = temp_dir("csv");
+        let path = dir.join("t.csv");
+        write(&dir, "t.csv", "a,b\r\n1,2\r\n\r\n3\r\n");
+        let mut csv = CsvFile::open(&path, "a,b").unwrap();
+        let message = records(&mut csv).unwrap_err().to_string();
+        assert!(
+            message.ends_with("t.csv line 4: expected 2 fields as in the header, found 1"),
+            "{message}"
+        );
+
+        write(&dir, "t.csv", "\n  \n");
+        let message = CsvFile::open(&path, "a,b").err().unwrap().to_string();
+        assert!(
+            message.ends_with("t.csv line 1: the file is empty; expected a header of a,b"),
+            "{message}"
+        );
+    }
 }

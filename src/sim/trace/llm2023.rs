@@ -107,7 +107,6 @@ pub fn read_azure_llm_2023(path: &Path, opts: &LlmOptions) -> Result<Trace, Trac
             u32::try_from(n).map_err(|_| csv.cell_error(i, format!("{n} tokens is too many")))
         };
         while csv.next_record()? {
-            csv.split()?;
             let text = csv.text(timestamp)?;
             let at = parse_timestamp(text).ok_or_else(|| {
                 csv.cell_error(

@@ -22,12 +22,14 @@
 //!   and every arrival lies within [`Trace::duration`].
 //! - Memory is clamped to Lambda's range, [`MIN_MEMORY_MB`]`..=`[`MAX_MEMORY_MB`]: a trace's
 //!   smaller figure means 128 MB (DESIGN.md), and an unknown one is 128 MB too.
-//! - Files are streamed line by line into a reused buffer; what stays in memory is the trace.
+//! - Files are streamed record by record into a reused `csv::ByteRecord`; what stays in memory
+//!   is the trace.
 //! - Errors name the file, the 1-based line (the header is line 1) and the column, by its header
 //!   name, or by 1-based index where the header has none.
 //!
-//! The CSV dialect is the one these traces use: comma-separated, one record per line, `\n` or
-//! `\r\n` line endings, no commas inside fields; a field wrapped in double quotes is unwrapped.
+//! The CSV dialect is RFC 4180, read by the `csv` crate, with the leniencies these traces need:
+//! `\n` or `\r\n` line endings, blank lines skipped, spaces around fields trimmed, and one
+//! trailing comma tolerated.
 
 use std::fmt;
 use std::io;

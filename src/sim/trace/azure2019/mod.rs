@@ -279,7 +279,6 @@ impl<'o> Reader2019<'o> {
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         while csv.next_record()? {
-            csv.split()?;
             let func = csv.id(columns.func)?;
             let app = csv.id(columns.app)?;
             let owner = match columns.owner {
@@ -325,7 +324,6 @@ impl<'o> Reader2019<'o> {
             *slot = csv.require(&format!("percentile_Average_{level}"), EXPECT_DURATIONS)?;
         }
         while csv.next_record()? {
-            csv.split()?;
             let app = app.map(|i| csv.text(i)).transpose()?;
             let owner = owner.map(|i| csv.text(i)).transpose()?;
             let Some(index) = self.find(csv.text(func)?, app, owner) else {
@@ -371,7 +369,6 @@ impl<'o> Reader2019<'o> {
         };
         let mut targets = Vec::new();
         while csv.next_record()? {
-            csv.split()?;
             let owner = owner.map(|i| csv.text(i)).transpose()?;
             targets.clear();
             match (&per_app, func) {
