@@ -1,11 +1,14 @@
 //! Azure LLM inference 2023: one record per request, `TIMESTAMP,ContextTokens,GeneratedTokens`;
 //! each file is one function.
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::csv_file::{parse_whole, shown, CsvFile};
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::UtcDateTime;
+
+use super::csv_file::{shown, CsvFile};
 use super::durations::from_ms;
 use super::{
     file_names, lambda_memory_mb, trace_name, Arrival, DurationModel, Trace, TraceError,
@@ -167,94 +170,23 @@ pub fn read_azure_llm_2023(path: &Path, opts: &LlmOptions) -> Result<Trace, Trac
     })
 }
 
-/// Nanoseconds since 1970-01-01 00:00 UTC of `YYYY-MM-DD[ T]HH:MM:SS[.fraction][Z|±HH:MM]`.
-/// Fraction digits beyond the ninth are dropped. `None` if it is not such a time.
+/// `YYYY-MM-DD[ T]HH:MM:SS[.fraction][Z|±HH:MM]`. Fraction digits beyond the ninth are dropped.
+const TIMESTAMP: &[BorrowedFormatItem<'_>] = format_description!(
+    version = 2,
+    "[year range:standard]-[month]-[day][first [ ][T]][hour]:[minute]:[second]\
+     [optional [.[subsecond]]][optional [[first [Z][[offset_hour sign:mandatory]:[offset_minute]]]]]"
+);
+
+/// Nanoseconds since 1970-01-01 00:00 UTC of a [`TIMESTAMP`], UTC unless an offset says
+/// otherwise. `None` if it is not such a time.
 fn parse_timestamp(text: &str) -> Option<i128> {
-    let b = text.trim().as_bytes();
-    let num = |range: Range<usize>| -> Option<i64> {
-        let digits = b.get(range)?;
-        parse_whole(digits).map(|v| v as i64)
-    };
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b' ' | b'T')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    let text = text.trim();
+    // `[year]` also takes a sign, which no trace's timestamp has.
+    if !text.starts_with(|c: char| c.is_ascii_digit()) {
         return None;
     }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-    let mut rest = &b[19..];
-    let mut nanos: i128 = 0;
-    if let Some(fraction) = rest.strip_prefix(b".") {
-        let digits = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
-            return None;
-        }
-        for i in 0..9 {
-            let d = fraction
-                .get(i)
-                .filter(|_| i < digits)
-                .map_or(0, |c| c - b'0');
-            nanos = nanos * 10 + i128::from(d);
-        }
-        rest = &fraction[digits..];
-    }
-    let offset_s: i64 = match rest {
-        [] | [b'Z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let h = parse_whole(&[*h1, *h2])? as i64;
-            let m = parse_whole(&[*m1, *m2])? as i64;
-            let s = (h * 60 + m) * 60;
-            if *sign == b'-' {
-                -s
-            } else {
-                s
-            }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(year, month, day);
-    let seconds = ((days * 24 + hour) * 60 + minute) * 60 + second - offset_s;
-    Some(i128::from(seconds) * 1_000_000_000 + nanos)
-}
-
-fn is_leap(year: i64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days from 1970-01-01 to the date, in the proleptic Gregorian calendar. Counting years from
-/// March puts the leap day last, so the days before a month follow one formula.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let day_of_year = (153 * m + 2) / 5 + day - 1;
-    let days_since_0000_03_01 =
-        365 * y + y.div_euclid(4) - y.div_euclid(100) + y.div_euclid(400) + day_of_year;
-    days_since_0000_03_01 - 719_468
+    let at = UtcDateTime::parse(text, TIMESTAMP).ok()?;
+    Some(at.unix_timestamp_nanos())
 }
 
 #[cfg(test)]
@@ -326,12 +258,13 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_parse_by_hand() {
+    fn timestamps_parse() {
         let s = |t: &str| parse_timestamp(t).map(|ns| ns / 1_000_000_000);
         assert_eq!(s("1970-01-01 00:00:00"), Some(0));
         assert_eq!(s("2000-03-01 00:00:00"), Some(951_868_800));
         assert_eq!(s("2000-03-01T01:00:00+01:00"), Some(951_868_800));
         assert_eq!(s("2000-03-01T00:00:00Z"), Some(951_868_800));
+        assert_eq!(s("2000-02-29T19:30:00-04:30"), Some(951_868_800));
         let day = 86_400;
         assert_eq!(
             s("2024-03-01 00:00:00").unwrap() - s("2024-02-28 00:00:00").unwrap(),
@@ -357,6 +290,8 @@ mod tests {
             "2023-11-16 18:17:03.",
             "2023-11-16 18:17:03 UTC",
             "2023/11/16 18:17:03",
+            "+2023-11-16 18:17:03",
+            "2023-11-16 18:17:03+05",
         ] {
             assert_eq!(parse_timestamp(bad), None, "{bad}");
         }
