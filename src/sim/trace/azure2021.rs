@@ -215,9 +215,7 @@ mod tests {
 
     #[test]
     fn real_azure_2021_sample() {
-        let Some(dir) = shared("azure_functions_2021_invitro_first200") else {
-            return;
-        };
+        let dir = shared("azure_functions_2021_invitro_first200");
         let trace = load(&dir, &LoadOptions::default()).unwrap();
         assert_eq!(trace.format, TraceFormat::Azure2021);
         assert_eq!(trace.invocations(), 199);

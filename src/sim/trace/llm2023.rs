@@ -299,9 +299,7 @@ mod tests {
 
     #[test]
     fn real_llm_2023_trace() {
-        let Some(dir) = shared("azure_llm_inference_2023") else {
-            return;
-        };
+        let dir = shared("azure_llm_inference_2023");
         let trace = load(&dir, &LoadOptions::default()).unwrap();
         assert_eq!(trace.format, TraceFormat::AzureLlm2023);
         let counts: Vec<(&str, usize)> = trace

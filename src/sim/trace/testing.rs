@@ -39,15 +39,16 @@ pub(super) fn write(dir: &Path, name: &str, text: &str) {
     fs::write(dir.join(name), text).unwrap();
 }
 
-/// A directory of `../shared/traces`, or `None` (with a note) when it is absent.
-pub(super) fn shared(sub: &str) -> Option<PathBuf> {
+/// A directory of `../shared/traces`. Panics when it is absent rather than skip: a test that
+/// passes without reading the real trace would vouch for a reader it never ran.
+pub(super) fn shared(sub: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/traces")
         .join(sub);
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("skipping: {} is absent", path.display());
-        None
-    }
+    assert!(
+        path.exists(),
+        "{} is absent: the real traces are expected at ../shared/traces beside the repository",
+        path.display()
+    );
+    path
 }
