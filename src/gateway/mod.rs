@@ -4,7 +4,7 @@
 //! [`FunctionDriver`] (the pure orchestration the simulator replays too) where to send it,
 //! carries that out through the [`Invoker`], and answers with the function's payload and the
 //! facts of the call (target, cold start, Server-Timing). Admission, shedding, the request
-//! timeout and the panic guard are tower layers ([`layers`]); errors are mapped to HTTP in
+//! timeout and the panic guard are tower layers (`layers`); errors are mapped to HTTP in
 //! [`error`]; telemetry in `telemetry`. Every background task (warmer, prober, refresher,
 //! pings) is tracked, and [`RunningGateway::shutdown`] returns once they are done.
 

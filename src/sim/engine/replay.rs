@@ -1,0 +1,742 @@
+//! The replay itself: the event queues and the loop that drives each function's
+//! `FunctionDriver`, the platform and the policy in time order.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use rand::Rng;
+
+use crate::clock::Time;
+use crate::platform::{
+    ControlError, Invocation, InvokeRequest, Platform, Rejection, Snapshot, Start,
+};
+use crate::policy::cost::{self};
+use crate::policy::driver::{
+    Admission, Attempt, Failure, FunctionDriver, FunctionSettings, Outcome, Send, PROBE_CHECK,
+};
+use crate::policy::pool::ProbePolicy;
+use crate::policy::router::WaitPolicy;
+use crate::policy::{Action, FunctionId, Policy, StartSeen};
+use crate::sim::trace::{Arrival, Trace, TraceFunction};
+
+use super::settings::*;
+use super::tally::*;
+
+// ---------------------------------------------------------------------------------------------
+// Event queues
+// ---------------------------------------------------------------------------------------------
+
+/// The functions' arrival lists merged in time order: one cursor per function and a heap of
+/// each function's next arrival. Ties go to the lower function index.
+pub(super) struct Arrivals<'t> {
+    functions: &'t [TraceFunction],
+    cursor: Vec<usize>,
+    heap: BinaryHeap<Reverse<(Time, FunctionId)>>,
+}
+
+impl<'t> Arrivals<'t> {
+    pub(super) fn new(functions: &'t [TraceFunction]) -> Self {
+        let heap = functions
+            .iter()
+            .enumerate()
+            .filter_map(|(f, tf)| tf.arrivals.first().map(|a| Reverse((a.at, f))))
+            .collect();
+        Arrivals {
+            functions,
+            cursor: vec![0; functions.len()],
+            heap,
+        }
+    }
+
+    pub(super) fn peek(&self) -> Option<Time> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    pub(super) fn pop(&mut self) -> Option<(FunctionId, &'t Arrival)> {
+        let Reverse((_, f)) = self.heap.pop()?;
+        let arrivals = &self.functions[f].arrivals;
+        let arrival = &arrivals[self.cursor[f]];
+        self.cursor[f] += 1;
+        if let Some(next) = arrivals.get(self.cursor[f]) {
+            self.heap.push(Reverse((next.at, f)));
+        }
+        Some((f, arrival))
+    }
+}
+
+/// What the engine sends: a real request with its handler duration, or a keep-alive ping,
+/// held (one of a round) or not.
+#[derive(Debug, Clone, Copy)]
+enum Sent {
+    Real(Duration),
+    Ping { held: bool },
+}
+
+/// An attempt waiting for its completion time, with how it ended.
+struct Pending {
+    at: Time,
+    seq: u64,
+    function: FunctionId,
+    attempt: Attempt,
+    outcome: Outcome,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// Attempts in completion order (ties in the order they were made).
+#[derive(Default)]
+struct Completions {
+    heap: BinaryHeap<Reverse<Pending>>,
+    seq: u64,
+}
+
+impl Completions {
+    fn push(&mut self, at: Time, function: FunctionId, attempt: Attempt, outcome: Outcome) {
+        self.seq += 1;
+        self.heap.push(Reverse(Pending {
+            at,
+            seq: self.seq,
+            function,
+            attempt,
+            outcome,
+        }));
+    }
+
+    fn peek(&self) -> Option<Time> {
+        self.heap.peek().map(|Reverse(p)| p.at)
+    }
+
+    fn pop(&mut self) -> Option<Pending> {
+        self.heap.pop().map(|Reverse(p)| p)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The replay
+// ---------------------------------------------------------------------------------------------
+
+/// A policy to replay, what the platform does with idle environments under it, and how
+/// requests reach the targets.
+pub struct Candidate {
+    /// The name its figures carry.
+    pub label: String,
+    pub policy: Box<dyn Policy>,
+    pub reclaim: Reclaim,
+    pub traffic: Traffic,
+}
+
+impl Candidate {
+    /// A policy on the platform as Lambda behaves, its traffic to the first target.
+    pub fn new(policy: Box<dyn Policy>) -> Self {
+        Candidate {
+            label: policy.name(),
+            policy,
+            reclaim: Reclaim::AsLambda,
+            traffic: Traffic::First,
+        }
+    }
+
+    /// The reference bound: no policy, and environments never reclaimed once created.
+    pub fn never_reclaim() -> Self {
+        Candidate {
+            label: "never-reclaim".into(),
+            policy: Box::new(crate::policy::baselines::none::NoPolicy),
+            reclaim: Reclaim::Never,
+            traffic: Traffic::First,
+        }
+    }
+
+    /// The same candidate under `traffic`, labelled for it ([`Traffic::label`] of the label
+    /// it had).
+    pub fn with_traffic(mut self, traffic: Traffic) -> Self {
+        self.label = traffic.label(&self.label);
+        self.traffic = traffic;
+        self
+    }
+}
+
+/// One minute: the period of the tick that refreshes provisioned capacity into the pools and
+/// measures the estimator.
+const TICK: Duration = Duration::from_secs(60);
+
+/// One replay in progress.
+struct Replay<'t> {
+    trace: &'t Trace,
+    warmup: Duration,
+    platform: Platform,
+    policy: Box<dyn Policy>,
+    names: Vec<String>,
+    /// The K targets' aliases, and the version each names.
+    targets: Vec<String>,
+    versions: Vec<String>,
+    traffic: Traffic,
+    /// Spread traffic: one stream per function (empty otherwise); in deterministic mode,
+    /// each function's next target in turn.
+    spread: Vec<ChaCha8Rng>,
+    turn: Vec<usize>,
+    /// Per function, the gateway's orchestration: the very [`FunctionDriver`] the gateway
+    /// runs, its pools fed what the gateway would see (kept only when routing or measuring
+    /// the estimator).
+    drivers: Vec<FunctionDriver>,
+    /// Targets the policy ever gave provisioned concurrency: read into their pools each tick.
+    provisioned: Vec<(FunctionId, usize)>,
+    /// The handler duration of each held request, by function and waiter.
+    held: HashMap<(FunctionId, u64), Duration>,
+    /// When each held request's wait ends: (time, its function, its waiter). A request sent
+    /// sooner leaves its entry behind, skipped when it comes up.
+    wait_ends: BinaryHeap<Reverse<(Time, u64, FunctionId, u64)>>,
+    /// Orders wait ends of the same time by when the requests were held.
+    next_held: u64,
+    /// The next minute tick, and the next look for probes; none without pools.
+    next_tick: Option<Time>,
+    next_probe_check: Option<Time>,
+    /// Real requests in flight, against the gateway's admission limit: while clients hold
+    /// every permit, keep-alive rounds and probes are skipped (`None`: no limit).
+    in_flight: usize,
+    max_in_flight: Option<usize>,
+    ping_payload: Vec<u8>,
+    /// The client context of a ping of a round: it asks the handler to hold.
+    round_context: serde_json::Value,
+    durations: Vec<HandlerDurations>,
+    completions: Completions,
+    tally: Tally,
+    /// The engine's time: the time of the event being handled. Never goes back.
+    now: Time,
+    /// The policy's wake-up, cached: it can only change when the policy is called.
+    wake: Option<Time>,
+    /// The policy asked, after acting, to be woken no later than it just was: it is not woken
+    /// again until something else happens, so that such a policy cannot stall the replay.
+    wake_stale: bool,
+    boundary: Option<Snapshot>,
+}
+
+impl<'t> Replay<'t> {
+    fn new(trace: &'t Trace, settings: &SimSettings, candidate: Candidate) -> Self {
+        let platform = Platform::new(platform_spec(trace, settings, candidate.reclaim));
+        let ping_payload = platform.settings().ping.payload.trim().as_bytes().to_vec();
+        let k = settings.targets.max(1);
+        let n = trace.functions.len();
+        let deterministic = settings.mode == Mode::Deterministic;
+        let gateway = matches!(candidate.traffic, Traffic::Routed | Traffic::Waiting);
+        let keep_pools = gateway || settings.measure_estimator;
+        let spread = if candidate.traffic == Traffic::Spread && !deterministic {
+            (0..n)
+                .map(|f| {
+                    // Its own seed, apart from the handler durations' streams.
+                    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ 0x5350_5245_4144);
+                    rng.set_stream(f as u64);
+                    rng
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let function_settings = FunctionSettings {
+            wait: WaitPolicy {
+                enabled: candidate.traffic == Traffic::Waiting,
+                ..WaitPolicy::default()
+            },
+            probe: ProbePolicy {
+                enabled: gateway && settings.probes,
+                ..ProbePolicy::default()
+            },
+            ping_budget: settings.ping_budget,
+            idempotent: false,
+        };
+        let drivers = (0..n)
+            .map(|f| {
+                if keep_pools {
+                    FunctionDriver::new(f, k, function_settings)
+                } else {
+                    FunctionDriver::without_estimate(f, k, function_settings)
+                }
+            })
+            .collect();
+        Replay {
+            trace,
+            warmup: settings.warmup,
+            platform,
+            policy: candidate.policy,
+            names: (0..n).map(platform_name).collect(),
+            targets: (0..k).map(target_name).collect(),
+            versions: (0..k).map(|t| (t + 1).to_string()).collect(),
+            traffic: candidate.traffic,
+            spread,
+            turn: vec![0; n],
+            drivers,
+            provisioned: Vec::new(),
+            held: HashMap::new(),
+            wait_ends: BinaryHeap::new(),
+            next_held: 0,
+            next_tick: keep_pools.then_some(TICK),
+            next_probe_check: (gateway && settings.probes).then_some(PROBE_CHECK),
+            in_flight: 0,
+            max_in_flight: settings.max_in_flight,
+            ping_payload,
+            round_context: serde_json::json!({"custom": {
+                crate::platform::PING_HOLD_KEY: crate::policy::ROUND_HOLD.as_millis().to_string(),
+            }}),
+            durations: trace
+                .functions
+                .iter()
+                .enumerate()
+                .map(|(f, tf)| HandlerDurations::new(tf, f, settings))
+                .collect(),
+            completions: Completions::default(),
+            tally: Tally::new(n),
+            now: Duration::ZERO,
+            wake: None,
+            wake_stale: false,
+            boundary: None,
+        }
+    }
+
+    fn counted(&self, at: Time) -> bool {
+        at >= self.warmup
+    }
+
+    /// Whether clients hold every admission permit of the gateway: pings wait for them.
+    fn clients_first(&self) -> bool {
+        self.max_in_flight.is_some_and(|max| self.in_flight >= max)
+    }
+
+    /// Runs the replay to the end of the trace; `progress` hears of arrivals replayed.
+    fn run(mut self, label: String, progress: &dyn Fn(u64)) -> Figures {
+        let end = self.trace.duration;
+        let infos = function_infos(self.trace, self.targets.len());
+        let actions = self.policy.start(&infos, Duration::ZERO);
+        self.carry_out(actions);
+        self.refresh_wake();
+        let mut arrivals = Arrivals::new(&self.trace.functions);
+        let mut replayed = 0u64;
+        loop {
+            let next_done = self.completions.peek();
+            let next_tick = self.next_tick.filter(|&t| t < end);
+            // The trace spans [0, end): a wake-up at the end is past it.
+            let next_wake = self.due_wake().filter(|&w| w < end);
+            let next_probe_check = self.next_probe_check.filter(|&t| t < end);
+            let next_wait_end = self.wait_ends.peek().map(|Reverse((at, ..))| *at);
+            let next_arrival = arrivals.peek();
+            let Some(t) = [
+                next_done,
+                next_tick,
+                next_wake,
+                next_probe_check,
+                next_wait_end,
+                next_arrival,
+            ]
+            .into_iter()
+            .flatten()
+            .min() else {
+                break;
+            };
+            self.now = self.now.max(t);
+            self.mark_warmup_boundary(t);
+            if next_done == Some(t) {
+                let done = self.completions.pop().expect("peeked");
+                self.finish(done);
+            } else if next_tick == Some(t) {
+                self.tick(t);
+                self.next_tick = Some(t + TICK);
+            } else if next_wake == Some(t) {
+                let actions = self.policy.act(self.now);
+                self.carry_out(actions);
+                self.refresh_wake();
+                self.wake_stale = self.wake.is_some_and(|w| w <= self.now);
+            } else if next_probe_check == Some(t) {
+                self.send_probes(t);
+                self.next_probe_check = Some(t + PROBE_CHECK);
+            } else if next_wait_end == Some(t) {
+                let Reverse((_, _, f, waiter)) = self.wait_ends.pop().expect("peeked");
+                if let Some(send) = self.drivers[f].expire(t, waiter) {
+                    let duration = self.held.remove(&(f, waiter)).expect("held");
+                    self.dispatch(f, send, duration);
+                }
+                self.wake_stale = false;
+            } else {
+                let (f, arrival) = arrivals.pop().expect("peeked");
+                self.invoke(f, arrival);
+                self.wake_stale = false;
+                replayed += 1;
+                if replayed % PROGRESS_EVERY == 0 {
+                    progress(PROGRESS_EVERY);
+                }
+            }
+        }
+        progress(replayed % PROGRESS_EVERY);
+        self.mark_warmup_boundary(end.max(self.warmup));
+        let boundary = self.boundary.take().expect("marked");
+        let last = self.platform.snapshot(end.max(self.platform.now()));
+        Figures::new(
+            label,
+            self.trace,
+            (self.targets.len(), self.traffic),
+            &self.tally,
+            &boundary,
+            &last,
+        )
+    }
+
+    /// An attempt ends: its driver learns how (and releases a held request onto the freed
+    /// environment), then the policy hears of it.
+    fn finish(&mut self, done: Pending) {
+        let Pending {
+            at,
+            function: f,
+            attempt,
+            outcome,
+            ..
+        } = done;
+        if !attempt.started.ping && matches!(outcome, Outcome::Ran { .. }) {
+            self.in_flight -= 1;
+        }
+        let finished = self.drivers[f].finish(at, &attempt, outcome);
+        self.policy.observe(&finished.observation);
+        self.wake_stale = false;
+        self.refresh_wake();
+        if let Some((waiter, send)) = finished.released {
+            let duration = self.held.remove(&(f, waiter)).expect("held");
+            self.dispatch(f, send, duration);
+        }
+    }
+
+    /// The minute tick at `t`: provisioned capacity read into the pools (as the gateway's
+    /// refresh does, here every minute), then, after the warm-up, each pool's estimate of
+    /// warm idle environments against the platform's ground truth. Completions at `t` are
+    /// already in both.
+    fn tick(&mut self, t: Time) {
+        self.platform.advance(t);
+        for &(f, target) in &self.provisioned {
+            let allocated = self
+                .platform
+                .get_provisioned(t, &self.names[f], &self.targets[target])
+                .map_or(0, |view| view.allocated);
+            self.drivers[f].set_provisioned(target, allocated);
+        }
+        if !self.counted(t) {
+            return;
+        }
+        for (f, driver) in self.drivers.iter().enumerate() {
+            for (target, version) in self.versions.iter().enumerate() {
+                let truth = self.platform.idle_environments(&self.names[f], version);
+                let estimate = driver.pool(target).view(t).warm_idle.round() as u32;
+                if truth > 0 || estimate > 0 {
+                    self.tally.estimator.record(estimate, truth);
+                }
+            }
+        }
+    }
+
+    /// Sends the probes the pools ask for at `t`, as the gateway's prober does.
+    fn send_probes(&mut self, t: Time) {
+        let clients_first = self.clients_first();
+        for f in 0..self.drivers.len() {
+            for order in self.drivers[f].probes_due(t, clients_first) {
+                self.send(f, order.attempt, Sent::Ping { held: false }, true, None);
+            }
+        }
+    }
+
+    /// The wake-up to honour now: never before the engine's time, none while stale.
+    fn due_wake(&self) -> Option<Time> {
+        if self.wake_stale {
+            return None;
+        }
+        self.wake.map(|w| w.max(self.now))
+    }
+
+    fn refresh_wake(&mut self) {
+        self.wake = self.policy.next_wake();
+    }
+
+    /// Settles the platform's GB-s at the end of the warm-up, once, before the first event at
+    /// or after it (or at the end, for a trace no longer than its warm-up).
+    fn mark_warmup_boundary(&mut self, t: Time) {
+        if self.boundary.is_none() && t >= self.warmup {
+            let at = self
+                .warmup
+                .min(self.trace.duration)
+                .max(self.platform.now());
+            self.boundary = Some(self.platform.snapshot(at));
+        }
+    }
+
+    /// A real invocation arrives: it goes to a target by the traffic rule. Routed, it is
+    /// admitted by its driver as the gateway admits it: sent where the router chooses, or
+    /// held for a busy environment while a burst ping starts one.
+    fn invoke(&mut self, f: FunctionId, arrival: &Arrival) {
+        let duration = self.durations[f].next(arrival);
+        let at = arrival.at;
+        let k = self.targets.len();
+        // Clients that call Lambda directly choose the target and never fail over.
+        let direct = |replay: &mut Self, target| {
+            let send = replay.drivers[f].pinned(at, target);
+            replay.send(f, send.attempt, Sent::Real(duration), true, None);
+        };
+        let send = match self.traffic {
+            Traffic::First => return direct(self, 0),
+            Traffic::Spread => {
+                let target = match self.spread.get_mut(f) {
+                    Some(rng) => rng.random_range(0..k),
+                    None => {
+                        let turn = self.turn[f];
+                        self.turn[f] = (turn + 1) % k;
+                        turn
+                    }
+                };
+                return direct(self, target);
+            }
+            Traffic::Routed | Traffic::Waiting => match self.drivers[f].arrive(at) {
+                Admission::Send(send) => send,
+                Admission::Hold {
+                    waiter,
+                    until,
+                    burst,
+                } => {
+                    if let Some(burst) = burst {
+                        self.send(f, burst, Sent::Ping { held: false }, true, None);
+                    }
+                    self.held.insert((f, waiter), duration);
+                    self.next_held += 1;
+                    self.wait_ends
+                        .push(Reverse((until, self.next_held, f, waiter)));
+                    return;
+                }
+            },
+        };
+        self.dispatch(f, send, duration);
+    }
+
+    /// Sends a real request as the gateway's dispatch does: to its first target, then, on a
+    /// throttle (refused before running), to the next the driver fails over to. It counts
+    /// once, by its last attempt.
+    fn dispatch(&mut self, f: FunctionId, send: Send, duration: Duration) {
+        let waited = send.waited;
+        let mut tried = vec![];
+        let mut attempt = send.attempt;
+        loop {
+            tried.push(attempt.target);
+            let last = tried.len() >= self.drivers[f].routable().len();
+            if self
+                .send(f, attempt, Sent::Real(duration), last, waited)
+                .is_some()
+            {
+                return;
+            }
+            let throttled = Failure::NotRun { elsewhere: true };
+            match self.drivers[f].failover(attempt.started.at, throttled, &tried) {
+                Some(next) => attempt = next.attempt,
+                None => return,
+            }
+        }
+    }
+
+    /// Sends one attempt of function `f` to the platform, a real request (with its handler
+    /// duration) or a ping; its driver took the pool's environment when it decided. It is
+    /// counted (when `count`, or whenever it ran; by its arrival, `waited` before it) and its
+    /// end is queued for [`Replay::finish`]. Returns when it completes, if it ran.
+    fn send(
+        &mut self,
+        f: FunctionId,
+        attempt: Attempt,
+        sent: Sent,
+        count: bool,
+        waited: Option<Duration>,
+    ) -> Option<Time> {
+        let at = attempt.started.at;
+        let request = InvokeRequest {
+            function: &self.names[f],
+            qualifier: Some(&self.targets[attempt.target]),
+            payload: match sent {
+                Sent::Real(_) => REAL_PAYLOAD,
+                Sent::Ping { .. } => &self.ping_payload,
+            },
+            client_context: match sent {
+                Sent::Ping { held: true } => Some(&self.round_context),
+                _ => None,
+            },
+        };
+        let result = match sent {
+            Sent::Real(d) => self.platform.invoke_replayed(at, &request, d),
+            Sent::Ping { .. } => self.platform.invoke(at, &request),
+        };
+        let ping = matches!(sent, Sent::Ping { .. });
+        let ran = result.is_ok();
+        if self.counted(at - waited.unwrap_or_default()) && (count || ran) {
+            self.tally.record(f, ping, waited, &result);
+        }
+        let (done, outcome) = match &result {
+            Ok(invocation) => {
+                if !ping {
+                    self.in_flight += 1;
+                }
+                (invocation.completes_at, outcome(invocation))
+            }
+            Err(Rejection::NotFound { message }) => {
+                panic!("the replay's own function is not found: {message}")
+            }
+            Err(_) => (at, Outcome::NotRun),
+        };
+        self.completions.push(done, f, attempt, outcome);
+        ran.then_some(done)
+    }
+
+    fn carry_out(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Ping {
+                    function,
+                    target,
+                    count,
+                } => self.ping(function, target, count),
+                Action::SetProvisioned {
+                    function,
+                    target,
+                    concurrency,
+                } => self.set_provisioned(function, target, concurrency),
+            }
+        }
+    }
+
+    /// Checks an action's function and target: a policy that names neither is a bug in it.
+    fn check_target(&self, function: FunctionId, target: usize) {
+        let known = function < self.names.len() && target < self.targets.len();
+        assert!(
+            known,
+            "policy {} acted on function {function} target {target}; the trace has {} functions \
+             with {} targets each",
+            self.policy.name(),
+            self.names.len(),
+            self.targets.len()
+        );
+    }
+
+    /// A round of `count` concurrent pings, as many as the driver grants, so that as many
+    /// distinct environments are busy at once; a round of several asks each handler to hold
+    /// its environment, as the gateway's do.
+    fn ping(&mut self, f: FunctionId, target: usize, count: u32) {
+        self.check_target(f, target);
+        let memory_mb = self.trace.functions[f].memory_mb;
+        let clients_first = self.clients_first();
+        let granted = self.drivers[f].grant_round(self.now, count, memory_mb, clients_first);
+        if self.counted(self.now) {
+            self.tally.pings_refused += u64::from(count - granted);
+        }
+        let held = granted > 1;
+        for _ in 0..granted {
+            let attempt = self.drivers[f].start_ping(self.now, target);
+            self.send(f, attempt, Sent::Ping { held }, true, None);
+        }
+    }
+
+    fn set_provisioned(&mut self, f: FunctionId, target: usize, concurrency: u32) {
+        self.check_target(f, target);
+        let name = &self.names[f];
+        let qualifier = &self.targets[target];
+        let result = if concurrency == 0 {
+            match self.platform.delete_provisioned(self.now, name, qualifier) {
+                Err(ControlError::ProvisionedConfigNotFound(_)) => Ok(()),
+                other => other,
+            }
+        } else {
+            self.platform
+                .put_provisioned(self.now, name, qualifier, concurrency)
+                .map(|_| ())
+        };
+        self.tally.provisioning_refused += u64::from(result.is_err());
+        if !self.provisioned.contains(&(f, target)) {
+            self.provisioned.push((f, target));
+        }
+    }
+}
+
+/// What the gateway would learn of an invocation the platform made.
+fn outcome(invocation: &Invocation) -> Outcome {
+    Outcome::Ran {
+        start: match invocation.start {
+            Start::Warm => StartSeen::Warm,
+            Start::Cold => StartSeen::Cold,
+            Start::Provisioned => StartSeen::Provisioned,
+        },
+        duration: invocation.duration,
+        init: invocation.init,
+        billed_gb_s: Some(cost::gb_s(
+            invocation.billed.as_millis() as f64,
+            invocation.memory_mb,
+        )),
+    }
+}
+
+/// Replays `trace` under one candidate. `progress` hears, now and then, how many arrivals
+/// were replayed since it last heard.
+pub fn replay(
+    trace: &Trace,
+    settings: &SimSettings,
+    candidate: Candidate,
+    progress: &dyn Fn(u64),
+) -> Figures {
+    let started = Instant::now();
+    let label = candidate.label.clone();
+    let mut figures = Replay::new(trace, settings, candidate).run(label, progress);
+    figures.replay_s = started.elapsed().as_secs_f64();
+    figures
+}
+
+/// Replays `trace` under every candidate, on as many threads as the machine has cores (each
+/// replay is independent), and returns the figures in the candidates' order. `progress` hears
+/// the candidate's index and the arrivals it replayed since last time.
+pub fn compare(
+    trace: &Trace,
+    settings: &SimSettings,
+    candidates: Vec<Candidate>,
+    progress: &(dyn Fn(usize, u64) + Sync),
+) -> Vec<Figures> {
+    let count = candidates.len();
+    let queue: Vec<Mutex<Option<Candidate>>> = candidates
+        .into_iter()
+        .map(|c| Mutex::new(Some(c)))
+        .collect();
+    let results: Vec<Mutex<Option<Figures>>> = (0..count).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(count);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                let candidate = queue[i].lock().unwrap().take().expect("taken once");
+                let figures = replay(trace, settings, candidate, &|n| progress(i, n));
+                *results[i].lock().unwrap() = Some(figures);
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().unwrap().expect("every candidate replayed"))
+        .collect()
+}
