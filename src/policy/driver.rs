@@ -268,7 +268,7 @@ impl FunctionDriver {
     /// # Panics
     /// If no target is routable: callers answer "not ready" before that.
     pub fn arrive(&mut self, now: Time) -> Admission {
-        let chosen = self.choose(now);
+        let (chosen, view) = self.choose(now);
         if chosen.expect == Expectation::Cold {
             let position = self.held.len();
             let soonest = self
@@ -276,7 +276,7 @@ impl FunctionDriver {
                 .iter()
                 .filter_map(|&t| self.pools[t].expected_wait(now, position))
                 .min();
-            let init = self.pools[chosen.target].view(now).expected_init;
+            let init = self.views[view].expected_init;
             if let WaitDecision::Wait(limit) =
                 router::wait_or_cold(&self.settings.wait, soonest, init, position)
             {
@@ -334,7 +334,7 @@ impl FunctionDriver {
     }
 
     fn send_held(&mut self, now: Time, held: Held) -> Send {
-        let chosen = self.choose(now);
+        let (chosen, _) = self.choose(now);
         Send {
             attempt: self.start(chosen.target, now, false),
             route: Route::expected(chosen.expect),
@@ -482,17 +482,19 @@ impl FunctionDriver {
         due
     }
 
-    /// The router's choice over the routable targets' pools.
-    fn choose(&mut self, now: Time) -> router::Route {
+    /// The router's choice over the routable targets' pools, as a target of the function;
+    /// the views it chose over stay in `self.views`, the chosen one at `self.views[i]`.
+    fn choose(&mut self, now: Time) -> (router::Route, usize) {
         assert!(!self.routable.is_empty(), "no routable target");
         self.views.clear();
         self.views
             .extend(self.routable.iter().map(|&t| self.pools[t].view(now)));
         let chosen = router::choose(&self.views);
-        router::Route {
+        let route = router::Route {
             target: self.routable[chosen.target],
             expect: chosen.expect,
-        }
+        };
+        (route, chosen.target)
     }
 
     fn start(&mut self, target: TargetId, now: Time, ping: bool) -> Attempt {
