@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::budget::{Budget, PingBudget, PING_ESTIMATE};
 use super::cost;
-use super::pool::{Met, Pool, PoolView, Probe, ProbePolicy, Started};
+use super::pool::{Pool, PoolView, Probe, ProbePolicy, Started};
 use super::router::{self, Expectation, WaitDecision, WaitPolicy};
 use super::{FunctionId, Observation, StartSeen, TargetId};
 use crate::clock::Time;
@@ -376,13 +376,8 @@ impl FunctionDriver {
                 init,
                 billed_gb_s,
             } => {
-                let met = match start {
-                    StartSeen::Warm | StartSeen::Provisioned => Met::Warm,
-                    StartSeen::Cold => Met::Cold,
-                    StartSeen::Unknown => Met::Unknown,
-                };
                 if estimate {
-                    pool.complete(now, &started, met, duration, init);
+                    pool.complete(now, &started, start, duration, init);
                 }
                 if let (true, Some(budget), Some(gb_s)) =
                     (started.ping, self.budget.as_mut(), billed_gb_s)

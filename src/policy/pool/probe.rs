@@ -98,7 +98,8 @@ impl Pool {
 mod tests {
     use super::*;
     use crate::policy::pool::reclaim::BIN;
-    use crate::policy::pool::{Met, ReclaimModel, Started};
+    use crate::policy::pool::{ReclaimModel, Started};
+    use crate::policy::StartSeen;
 
     const S: Duration = Duration::from_secs(1);
     const MIN: Duration = Duration::from_secs(60);
@@ -118,7 +119,7 @@ mod tests {
     fn idle_from(pool: &mut Pool, at: Duration, n: usize) {
         let burst: Vec<Started> = (0..n).map(|_| pool.start(at)).collect();
         for s in &burst {
-            pool.complete(at, s, Met::Unknown, S, None);
+            pool.complete(at, s, StartSeen::Unknown, S, None);
         }
     }
 
@@ -215,8 +216,8 @@ mod tests {
     #[test]
     fn a_probe_halves_the_stretch_through_the_usual_completion() {
         for (met, stretch) in [
-            (Met::Cold, (6 * MIN, 8 * MIN)),
-            (Met::Warm, (8 * MIN, 10 * MIN)),
+            (StartSeen::Cold, (6 * MIN, 8 * MIN)),
+            (StartSeen::Warm, (8 * MIN, 10 * MIN)),
         ] {
             let mut pool = uncertain(6 * MIN, 10 * MIN, 3);
             assert!(pool.probe_due(8 * MIN, &PROBES).is_some());
