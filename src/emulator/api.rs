@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::error::{ApiError, ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT};
 use super::{Emulator, STATE_PATH};
 use crate::lambda::report::Report;
-use crate::platform::{Function, Invocation, InvokeRequest, ProvisionedView, Version};
+use crate::platform::{Function, Invocation, ProvisionedView, Request, Version};
 
 /// Lambda's limit on the decoded client context.
 const CLIENT_CONTEXT_LIMIT: usize = 3583;
@@ -140,7 +140,7 @@ async fn invoke(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
 
-    let request = InvokeRequest {
+    let request = Request {
         function: name,
         qualifier,
         payload: &payload,

@@ -43,14 +43,18 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// A failed request.
-#[derive(Debug, Clone)]
+/// A failed request: what to answer, and, when Lambda failed it, the invocation error it came
+/// from (its `Execution` says whether the function may have run).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
 pub struct GatewayError {
     pub kind: ErrorKind,
     pub message: String,
     pub retry_after: Option<Duration>,
     /// The throttle's Reason, when Lambda gave one.
     pub reason: Option<String>,
+    #[source]
+    pub source: Option<InvokeError>,
 }
 
 impl GatewayError {
@@ -60,6 +64,7 @@ impl GatewayError {
             message: message.into(),
             retry_after: None,
             reason: None,
+            source: None,
         }
     }
 
@@ -140,6 +145,7 @@ impl GatewayError {
             message: format!("function {function:?}: {error}"),
             retry_after,
             reason,
+            source: Some(error.clone()),
         }
     }
 
@@ -252,5 +258,31 @@ impl IntoResponse for GatewayError {
                 .insert("retry-after", HeaderValue::from(after));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+    use crate::lambda::Execution;
+
+    #[test]
+    fn a_failed_invocation_keeps_its_source_and_whether_it_may_have_run() {
+        let timeout = InvokeError::new(
+            InvokeErrorKind::Timeout,
+            Execution::MayHaveExecuted,
+            "no answer within 1s",
+        );
+        let error = GatewayError::from_invoke("model", &timeout);
+        assert_eq!(error.kind, ErrorKind::Timeout);
+        assert_eq!(error.status(), StatusCode::GATEWAY_TIMEOUT);
+        let source = error.source().expect("the invocation error");
+        let source = source
+            .downcast_ref::<InvokeError>()
+            .expect("an InvokeError");
+        assert_eq!(source.executed, Execution::MayHaveExecuted);
+        assert!(GatewayError::unknown_function("x").source().is_none());
     }
 }

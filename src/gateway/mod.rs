@@ -140,7 +140,7 @@ pub struct Gateway {
     draining: AtomicBool,
     config: Config,
     clock: SharedClock,
-    warmer: Option<warmer::Warmer>,
+    warmer: Option<warmer::Executor>,
     /// Every background task, and the signal that stops them.
     tasks: TaskTracker,
     stop: CancellationToken,
@@ -168,7 +168,7 @@ impl Gateway {
             .map(|(i, f)| (f.name.clone(), i))
             .collect();
         let warmer = config.warmer.enabled.then(|| {
-            warmer::Warmer::new(
+            warmer::Executor::new(
                 &config.warmer.policy,
                 Duration::from_millis(config.warmer.jitter_ms),
             )

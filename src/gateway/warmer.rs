@@ -45,8 +45,9 @@ fn ping_client_context(hold: Option<Duration>) -> String {
         .encode(serde_json::json!({ "custom": custom }).to_string())
 }
 
-/// The warmer of a gateway: its keep-alive policy, by name so that it can start afresh.
-pub(super) struct Warmer {
+/// The warmer's executor state: its keep-alive policy (kept by name, so that it can start
+/// afresh), the signal to replan, the jitter of rounds.
+pub(super) struct Executor {
     name: String,
     policy: Mutex<Box<dyn Policy>>,
     /// Rung when an observation may change the policy's plans.
@@ -54,7 +55,7 @@ pub(super) struct Warmer {
     jitter: Duration,
 }
 
-impl Warmer {
+impl Executor {
     /// The warmer for the policy `name` (validated with the configuration).
     pub(super) fn new(name: &str, jitter: Duration) -> Self {
         Self {
@@ -158,7 +159,7 @@ impl Gateway {
 
     /// Carries out what the policy decided: each round as many pings as its function's driver
     /// grants, sent together after a jitter.
-    fn execute(self: &Arc<Self>, warmer: &Warmer, actions: Vec<Action>) {
+    fn execute(self: &Arc<Self>, warmer: &Executor, actions: Vec<Action>) {
         for action in actions {
             match action {
                 Action::Ping {
@@ -235,7 +236,7 @@ impl Gateway {
                 Err(e) if e.is_panic() => {
                     let message = telemetry::panic_message(e.into_panic().as_ref());
                     telemetry::task_panicked("warmer", &message);
-                    *warmer.policy.lock() = Warmer::fresh(&warmer.name);
+                    *warmer.policy.lock() = Executor::fresh(&warmer.name);
                     self.clock.sleep(WARMER_RESTART).await;
                 }
                 Err(_) => return,

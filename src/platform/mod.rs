@@ -75,7 +75,7 @@ pub enum Start {
 
 /// An invocation as the platform sees it.
 #[derive(Debug, Clone, Copy)]
-pub struct InvokeRequest<'a> {
+pub struct Request<'a> {
     pub function: &'a str,
     pub qualifier: Option<&'a str>,
     pub payload: &'a [u8],
@@ -587,7 +587,7 @@ impl Platform {
     /// How long `request` holds its environment if it is a ping: the hold its client context
     /// asks for under [`PING_HOLD_KEY`] (so that concurrent pings reach distinct
     /// environments), else the handler's own ping time; `None` for a real request.
-    fn ping_hold(&self, f: usize, request: &InvokeRequest) -> Option<Duration> {
+    fn ping_hold(&self, f: usize, request: &Request) -> Option<Duration> {
         let custom = request.client_context.and_then(|c| c.get("custom"));
         let by_context = custom
             .and_then(|c| c.get(&self.settings.ping.client_context_key))
@@ -604,7 +604,7 @@ impl Platform {
     }
 
     /// Invokes a function at `now`.
-    pub fn invoke(&mut self, now: Time, request: &InvokeRequest) -> Result<Invocation, Rejection> {
+    pub fn invoke(&mut self, now: Time, request: &Request) -> Result<Invocation, Rejection> {
         self.admit(now, request, None)
     }
 
@@ -617,7 +617,7 @@ impl Platform {
     pub fn invoke_replayed(
         &mut self,
         now: Time,
-        request: &InvokeRequest,
+        request: &Request,
         duration: Duration,
     ) -> Result<Invocation, Rejection> {
         self.admit(now, request, Some(duration))
@@ -626,7 +626,7 @@ impl Platform {
     fn admit(
         &mut self,
         now: Time,
-        request: &InvokeRequest,
+        request: &Request,
         replayed: Option<Duration>,
     ) -> Result<Invocation, Rejection> {
         let now = self.advance(now);

@@ -45,7 +45,7 @@ fn platform() -> Platform {
 fn call(p: &mut Platform, at: Time, qualifier: Option<&str>) -> Result<Invocation, Rejection> {
     p.invoke(
         at,
-        &InvokeRequest {
+        &Request {
             function: "f",
             qualifier,
             payload: br#"{"text":"hello"}"#,
@@ -327,7 +327,7 @@ fn invoke_with(
 ) -> Invocation {
     p.invoke(
         at,
-        &InvokeRequest {
+        &Request {
             function: "f",
             qualifier: None,
             payload,
@@ -370,7 +370,7 @@ fn unknown_function_or_qualifier_is_not_found() {
     let e = p
         .invoke(
             Duration::ZERO,
-            &InvokeRequest {
+            &Request {
                 function: "nope",
                 qualifier: None,
                 payload: b"{}",
@@ -514,7 +514,7 @@ proptest! {
                     let qualifier = [None, Some("1"), Some("live"), Some("missing")][qualifier as usize];
                     let payload: &[u8] = if ping { br#"{"warmgate":"ping"}"# } else { b"{}" };
                     requests += 1;
-                    match p.invoke(now, &InvokeRequest { function: &name, qualifier, payload, client_context: None }) {
+                    match p.invoke(now, &Request { function: &name, qualifier, payload, client_context: None }) {
                         Ok(i) => {
                             admitted += 1;
                             prop_assert!(i.completes_at >= i.started_at);

@@ -13,9 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rand::Rng;
 
 use crate::clock::Time;
-use crate::platform::{
-    ControlError, Invocation, InvokeRequest, Platform, Rejection, Snapshot, Start,
-};
+use crate::platform::{ControlError, Invocation, Platform, Rejection, Request, Snapshot, Start};
 use crate::policy::cost::{self};
 use crate::policy::driver::{
     Admission, Attempt, Failure, FunctionDriver, FunctionSettings, Outcome, Send, PROBE_CHECK,
@@ -565,7 +563,7 @@ impl<'t> Replay<'t> {
         waited: Option<Duration>,
     ) -> Option<Time> {
         let at = attempt.started.at;
-        let request = InvokeRequest {
+        let request = Request {
             function: &self.names[f],
             qualifier: Some(&self.targets[attempt.target]),
             payload: match sent {
