@@ -225,85 +225,64 @@ impl Report {
     /// The figures as CSV, one row per policy, shares as fractions (not percent), without the
     /// per-function shares (JSON carries those).
     pub fn to_csv(&self) -> String {
-        let mut out = String::from(
-            "policy,invocations,cold_starts,cold_start_share,function_cold_share_p50,\
-             function_cold_share_p75,function_cold_share_p90,functions_counted,throttles,pings,\
-             ping_throttles,pings_refused,provisioned_gb_s,provisioning_refused,on_demand_gb_s,bill_usd,\
-             idle_gb_s,replay_s,targets,traffic,estimator_samples,estimator_mean_abs_error,\
-             estimator_exact_share,estimator_within_1_share,estimator_p99_abs_error,\
-             estimator_mean_error,waits,waits_then_cold,start_delay_s,start_delay_p99_ms,\
-             start_delay_p999_ms,mode,seed,warmup_minutes,trace\n",
-        );
-        for f in &self.policies {
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                f.policy,
-                f.invocations,
-                f.cold_starts,
-                f.cold_start_share,
-                f.function_cold_share_p50,
-                f.function_cold_share_p75,
-                f.function_cold_share_p90,
-                f.functions_counted,
-                f.throttles,
-                f.pings,
-                f.ping_throttles,
-                f.pings_refused,
-                f.provisioned_gb_s,
-                f.provisioning_refused,
-                f.on_demand_gb_s,
-                f.bill_usd,
-                f.idle_gb_s,
-                f.replay_s,
-                f.targets,
-                f.traffic.as_str(),
-                f.estimator.samples,
-                f.estimator.mean_abs_error,
-                f.estimator.exact_share,
-                f.estimator.within_1_share,
-                f.estimator.p99_abs_error,
-                f.estimator.mean_error,
-                f.waits,
-                f.waits_then_cold,
-                f.start_delay_s,
-                f.start_delay_p99_ms,
-                f.start_delay_p999_ms,
-                self.run.mode.as_str(),
-                self.run.seed,
-                self.run.warmup_minutes,
-                self.run.trace,
-            );
-        }
-        out
+        let rows = self.policies.iter().map(|f| PolicyRow {
+            policy: &f.policy,
+            invocations: f.invocations,
+            cold_starts: f.cold_starts,
+            cold_start_share: f.cold_start_share,
+            function_cold_share_p50: f.function_cold_share_p50,
+            function_cold_share_p75: f.function_cold_share_p75,
+            function_cold_share_p90: f.function_cold_share_p90,
+            functions_counted: f.functions_counted,
+            throttles: f.throttles,
+            pings: f.pings,
+            ping_throttles: f.ping_throttles,
+            pings_refused: f.pings_refused,
+            provisioned_gb_s: f.provisioned_gb_s,
+            provisioning_refused: f.provisioning_refused,
+            on_demand_gb_s: f.on_demand_gb_s,
+            bill_usd: f.bill_usd,
+            idle_gb_s: f.idle_gb_s,
+            replay_s: f.replay_s,
+            targets: f.targets,
+            traffic: f.traffic.as_str(),
+            estimator_samples: f.estimator.samples,
+            estimator_mean_abs_error: f.estimator.mean_abs_error,
+            estimator_exact_share: f.estimator.exact_share,
+            estimator_within_1_share: f.estimator.within_1_share,
+            estimator_p99_abs_error: f.estimator.p99_abs_error,
+            estimator_mean_error: f.estimator.mean_error,
+            waits: f.waits,
+            waits_then_cold: f.waits_then_cold,
+            start_delay_s: f.start_delay_s,
+            start_delay_p99_ms: f.start_delay_p99_ms,
+            start_delay_p999_ms: f.start_delay_p999_ms,
+            mode: self.run.mode.as_str(),
+            seed: self.run.seed,
+            warmup_minutes: self.run.warmup_minutes,
+            trace: &self.run.trace,
+        });
+        csv_of(rows)
     }
 
     /// Every function's figures under every policy, as CSV (one row per policy and function):
     /// where the cold starts, the pings and the dollars are.
     pub fn per_function_csv(&self) -> String {
-        let mut out = String::from(
-            "policy,function,memory_mb,invocations,cold_starts,cold_start_share,throttles,pings,\
-             cold_pings,bill_usd\n",
-        );
-        for f in &self.policies {
-            for g in &f.functions {
-                let _ = writeln!(
-                    out,
-                    "{},{},{},{},{},{},{},{},{},{}",
-                    f.policy,
-                    g.function,
-                    g.memory_mb,
-                    g.invocations,
-                    g.cold_starts,
-                    share(g.cold_starts, g.invocations),
-                    g.throttles,
-                    g.pings,
-                    g.cold_pings,
-                    g.bill_usd,
-                );
-            }
-        }
-        out
+        let rows = self.policies.iter().flat_map(|f| {
+            f.functions.iter().map(|g| FunctionRow {
+                policy: &f.policy,
+                function: &g.function,
+                memory_mb: g.memory_mb,
+                invocations: g.invocations,
+                cold_starts: g.cold_starts,
+                cold_start_share: share(g.cold_starts, g.invocations),
+                throttles: g.throttles,
+                pings: g.pings,
+                cold_pings: g.cold_pings,
+                bill_usd: g.bill_usd,
+            })
+        });
+        csv_of(rows)
     }
 
     /// Writes the report as CSV or JSON, by the file's extension.
@@ -318,6 +297,72 @@ impl Report {
         };
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
     }
+}
+
+/// One policy's row of the CSV; the field names are the header.
+#[derive(Serialize)]
+struct PolicyRow<'a> {
+    policy: &'a str,
+    invocations: u64,
+    cold_starts: u64,
+    cold_start_share: f64,
+    function_cold_share_p50: f64,
+    function_cold_share_p75: f64,
+    function_cold_share_p90: f64,
+    functions_counted: usize,
+    throttles: u64,
+    pings: u64,
+    ping_throttles: u64,
+    pings_refused: u64,
+    provisioned_gb_s: f64,
+    provisioning_refused: u64,
+    on_demand_gb_s: f64,
+    bill_usd: f64,
+    idle_gb_s: f64,
+    replay_s: f64,
+    targets: usize,
+    traffic: &'a str,
+    estimator_samples: u64,
+    estimator_mean_abs_error: f64,
+    estimator_exact_share: f64,
+    estimator_within_1_share: f64,
+    estimator_p99_abs_error: u32,
+    estimator_mean_error: f64,
+    waits: u64,
+    waits_then_cold: u64,
+    start_delay_s: f64,
+    start_delay_p99_ms: u64,
+    start_delay_p999_ms: u64,
+    mode: &'a str,
+    seed: u64,
+    warmup_minutes: f64,
+    trace: &'a str,
+}
+
+/// One function's row of the per-function CSV under one policy.
+#[derive(Serialize)]
+struct FunctionRow<'a> {
+    policy: &'a str,
+    function: &'a str,
+    memory_mb: u32,
+    invocations: u64,
+    cold_starts: u64,
+    cold_start_share: f64,
+    throttles: u64,
+    pings: u64,
+    cold_pings: u64,
+    bill_usd: f64,
+}
+
+/// Rows as CSV, with a header from their field names (quoted where a value needs it).
+fn csv_of<R: Serialize>(rows: impl Iterator<Item = R>) -> String {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        out.serialize(row)
+            .expect("a row of plain values serializes");
+    }
+    String::from_utf8(out.into_inner().expect("writing to memory cannot fail"))
+        .expect("CSV of UTF-8 values is UTF-8")
 }
 
 #[cfg(test)]
@@ -394,6 +439,19 @@ mod tests {
         let columns = lines[0].split(',').count();
         assert!(lines.iter().all(|l| l.split(',').count() == columns));
         assert!(lines[1].starts_with("none,100,25,0.25,"));
+    }
+
+    #[test]
+    fn csv_fields_with_commas_are_quoted_and_read_back() {
+        let mut r = report();
+        r.run.trace = "azure, day 1".into();
+        let csv = r.to_csv();
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let headers = reader.headers().unwrap().clone();
+        let trace = headers.iter().position(|h| h == "trace").unwrap();
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|row| &row[trace] == "azure, day 1"));
     }
 
     #[test]
