@@ -1,4 +1,5 @@
-//! Keep-alive policies the live gateway can run, by name.
+//! Keep-alive policies by name: the one list the live gateway's `[warmer] policy` and the
+//! simulator's `--policy` both read.
 //!
 //! The simulator replays more (fixed-peak needs the whole trace, an oracle; target tracking
 //! sets provisioned concurrency, which the gateway does not control yet).

@@ -11,13 +11,10 @@ use super::plot;
 use super::report::{Report, RunInfo};
 use super::trace::{self, AzureOptions, LoadOptions, SpreadRule, Trace};
 use crate::platform::dist::Dist;
-use crate::policy::baselines::fixed_interval::FixedInterval;
 use crate::policy::baselines::fixed_peak::FixedPeak;
-use crate::policy::baselines::hybrid_histogram::HybridHistogram;
-use crate::policy::baselines::none::NoPolicy;
 use crate::policy::baselines::target_tracking::TargetTracking;
 use crate::policy::budget::PingBudget;
-use crate::policy::warmer::{Warmer, WarmerConfig};
+use crate::policy::registry;
 
 /// Policies `all` stands for, in the order the table lists them.
 const ALL: [&str; 7] = [
@@ -221,11 +218,6 @@ fn parse_ping_budget(text: &str) -> anyhow::Result<Option<PingBudget>> {
     }
 }
 
-/// `fixed-<N>min` or `fixed-<N>min-x<C>`: the interval and the pings per target.
-fn parse_fixed(name: &str) -> Option<(Duration, u32)> {
-    FixedInterval::parse_name(name)
-}
-
 /// `target-tracking` or `target-tracking-<U>`: the target utilization.
 fn parse_target_tracking(name: &str) -> Option<f64> {
     if name == "target-tracking" {
@@ -236,43 +228,31 @@ fn parse_target_tracking(name: &str) -> Option<f64> {
 }
 
 /// A policy the CLI can replay, parsed from its name before the trace is read, so that a typo
-/// fails at once.
+/// fails at once. Every keep-alive policy the gateway runs is named as the gateway names it
+/// (`policy::registry`, one list for both); the rest need what only a replay has.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Baseline {
-    None,
-    FixedInterval {
-        interval: Duration,
-        concurrency: u32,
-    },
-    HybridHistogram,
+    /// A policy the live gateway runs too, by its registry name.
+    Live(String),
+    /// The oracle: each function's peak concurrency over the whole trace, provisioned.
     FixedPeak,
     TargetTracking {
         utilization: f64,
     },
     NeverReclaim,
-    /// The forecasting warmer (`policy::warmer`), not a baseline: the product; `warmer-max<N>`
-    /// keeps at most N environments per function.
-    Warmer(Box<WarmerConfig>),
 }
 
 impl Baseline {
     /// The baseline a policy name stands for.
     pub fn parse(name: &str) -> anyhow::Result<Baseline> {
         Ok(match name {
-            "none" => Baseline::None,
-            "hybrid-histogram" => Baseline::HybridHistogram,
             "fixed-peak" => Baseline::FixedPeak,
             "never-reclaim" => Baseline::NeverReclaim,
             _ => {
-                if let Some(config) = WarmerConfig::from_name(name) {
-                    Baseline::Warmer(Box::new(config))
-                } else if let Some((interval, concurrency)) = parse_fixed(name) {
-                    Baseline::FixedInterval {
-                        interval,
-                        concurrency,
-                    }
-                } else if let Some(utilization) = parse_target_tracking(name) {
+                if let Some(utilization) = parse_target_tracking(name) {
                     Baseline::TargetTracking { utilization }
+                } else if registry::live_policy(name).is_ok() {
+                    Baseline::Live(name.to_string())
                 } else {
                     bail!("unknown policy {name:?}; valid: {}", valid_names())
                 }
@@ -284,13 +264,7 @@ impl Baseline {
     pub fn candidate(&self, label: &str, trace: &Trace, settings: &SimSettings) -> Candidate {
         let policy: Box<dyn crate::policy::Policy> = match self {
             Baseline::NeverReclaim => return Candidate::never_reclaim(),
-            Baseline::None => Box::new(NoPolicy),
-            Baseline::FixedInterval {
-                interval,
-                concurrency,
-            } => Box::new(FixedInterval::new(*interval, *concurrency)),
-            Baseline::HybridHistogram => Box::new(HybridHistogram::new()),
-            Baseline::Warmer(config) => Box::new(Warmer::new(config.as_ref().clone())),
+            Baseline::Live(name) => registry::live_policy(name).expect("checked when parsed"),
             // The oracle: each function's peak concurrency over the whole trace, with the very
             // durations the replay will use.
             Baseline::FixedPeak => {
@@ -449,20 +423,21 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::baselines::fixed_interval::FixedInterval;
 
     #[test]
     fn fixed_names_parse() {
         assert_eq!(
-            parse_fixed("fixed-5min"),
+            FixedInterval::parse_name("fixed-5min"),
             Some((Duration::from_secs(300), 1))
         );
         assert_eq!(
-            parse_fixed("fixed-9min-x3"),
+            FixedInterval::parse_name("fixed-9min-x3"),
             Some((Duration::from_secs(540), 3))
         );
-        assert_eq!(parse_fixed("fixed-0min"), None);
-        assert_eq!(parse_fixed("fixed-5"), None);
-        assert_eq!(parse_fixed("fixed-5min-x0"), None);
+        assert_eq!(FixedInterval::parse_name("fixed-0min"), None);
+        assert_eq!(FixedInterval::parse_name("fixed-5"), None);
+        assert_eq!(FixedInterval::parse_name("fixed-5min-x0"), None);
         assert_eq!(parse_target_tracking("target-tracking"), Some(0.7));
         assert_eq!(parse_target_tracking("target-tracking-0.5"), Some(0.5));
         assert_eq!(parse_target_tracking("target-tracking-2"), None);
@@ -486,13 +461,7 @@ mod tests {
         assert_eq!(names, ["none", "fixed-5min"]);
         let all = baselines(&["all".into()]).unwrap();
         assert_eq!(all.len(), ALL.len());
-        assert_eq!(
-            all[1].1,
-            Baseline::FixedInterval {
-                interval: Duration::from_secs(300),
-                concurrency: 1
-            }
-        );
+        assert_eq!(all[1].1, Baseline::Live("fixed-5min".into()));
         assert!(baselines(&[" ".into()]).is_err());
     }
 
