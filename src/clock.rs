@@ -1,6 +1,6 @@
 //! Clocks: where "now" comes from.
 //!
-//! Policy and platform code never read the wall clock (DESIGN invariant 1): they take a
+//! Policy and platform code never read the wall clock (ARCHITECTURE.md invariant 1): they take a
 //! [`Time`] as an argument. The async shells that drive them (the emulator, the warmer) get
 //! `now` from a [`Clock`], which is either tokio's clock, optionally sped up, or a
 //! [`ManualClock`] that a test or the simulator moves by hand.

@@ -32,7 +32,7 @@ pub struct Config {
     pub backend: Backend,
     #[serde(default)]
     pub warmer: WarmerSection,
-    /// The allow-list: only these functions can be invoked (DESIGN invariant 5).
+    /// The allow-list: only these functions can be invoked (ARCHITECTURE.md invariant 5).
     #[serde(rename = "function")]
     pub functions: Vec<FunctionConfig>,
 }
@@ -138,7 +138,7 @@ pub struct FunctionConfig {
     #[serde(default = "default_payload_limit")]
     pub max_payload_bytes: usize,
     /// Safe to run twice: only then may an invocation that may have run be retried
-    /// (DESIGN invariant 4).
+    /// (ARCHITECTURE.md invariant 4).
     #[serde(default)]
     pub idempotent: bool,
     /// When every warm environment is busy: wait briefly for one rather than start cold.

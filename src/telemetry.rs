@@ -1,7 +1,7 @@
 //! Telemetry: metric names, typed events that both log and count, and tracing setup.
 //!
 //! Metric labels come from the configuration (function and target names), never from
-//! request data, so cardinality stays bounded (DESIGN invariant 6). An unknown function a
+//! request data, so cardinality stays bounded (ARCHITECTURE.md invariant 6). An unknown function a
 //! client asked for is counted under [`UNKNOWN_FUNCTION`].
 
 use std::net::SocketAddr;

@@ -300,7 +300,7 @@ struct LambdaQuery {
 
 /// The Lambda Invoke API: an application that uses an AWS SDK points its endpoint here and
 /// changes nothing else. The name must be a configured public name, never an ARN
-/// (DESIGN invariant 5); a `Qualifier` pins one of the function's targets.
+/// (ARCHITECTURE.md invariant 5); a `Qualifier` pins one of the function's targets.
 async fn invoke_lambda_api(
     State(gateway): State<Arc<Gateway>>,
     Path(name): Path<String>,

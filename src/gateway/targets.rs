@@ -1,5 +1,5 @@
 //! Which targets of a function may serve it: resolved through Lambda and checked to run the
-//! same code (DESIGN invariant 3).
+//! same code (ARCHITECTURE.md invariant 3).
 
 use crate::lambda::TargetConfig;
 

@@ -102,7 +102,7 @@ impl InvokeError {
         }
     }
 
-    /// Whether the same request may be sent to another (equivalent) target. DESIGN invariant 4:
+    /// Whether the same request may be sent to another (equivalent) target. ARCHITECTURE.md invariant 4:
     ///
     /// - an invocation that may have executed: only if the function is `idempotent`;
     /// - one that was not executed: yes when another target could answer differently

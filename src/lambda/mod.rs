@@ -8,7 +8,7 @@
 //!
 //! Errors are data, in the style of pingora: [`InvokeError`] says what went wrong
 //! ([`InvokeErrorKind`]), whether the function may have run ([`Execution`]) and how long the
-//! service asked us to wait. [`InvokeError::may_retry_elsewhere`] applies DESIGN invariant 4:
+//! service asked us to wait. [`InvokeError::may_retry_elsewhere`] applies ARCHITECTURE.md invariant 4:
 //! an invocation that may have executed is retried only for an idempotent function, while a
 //! throttle returned before execution may go to another target.
 //!

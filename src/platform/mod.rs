@@ -4,7 +4,7 @@
 //! and aliases; execution environments that initialise, serve, sit idle and are reclaimed;
 //! concurrency limits and the scaling rate; provisioned concurrency with its allocation delay
 //! and spillover; GB-s accounting. Every call takes `now`; nothing here reads a clock or does
-//! I/O (DESIGN invariant 1), so the emulator (real time) and the simulator (virtual time)
+//! I/O (ARCHITECTURE.md invariant 1), so the emulator (real time) and the simulator (virtual time)
 //! drive the very same model (invariant 2).
 //!
 //! Time only moves forward. Each call first processes the scheduled events (an invocation

@@ -1,6 +1,6 @@
 //! What keeping a function warm may cost, and what it has spent: the per-function ping
 //! budget that the gateway's warmer executor enforces and the simulator replays the same way.
-//! Pure: `now` is an argument (DESIGN invariant 1).
+//! Pure: `now` is an argument (ARCHITECTURE.md invariant 1).
 
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The user's bill at Lambda's prices (us-east-1, as DESIGN.md lists them).
+//! The user's bill at Lambda's prices (us-east-1, published on AWS's pricing page).
 //!
 //! Since 1 August 2025 the init phase of on-demand functions is billed too, so a cold start
 //! costs its init duration times memory, and a ping that saves one can cost less than the

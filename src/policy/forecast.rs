@@ -1,7 +1,7 @@
 //! Demand forecasts per function, learned online from the invocations the driver sees.
 //!
 //! Two models, neither needing an outside service (pure code: observations and `now` in,
-//! forecasts out; DESIGN invariant 1):
+//! forecasts out; ARCHITECTURE.md invariant 1):
 //!
 //! - an **idle-time histogram** (as in Shahrad et al., USENIX ATC 2020): the gaps between the
 //!   end of the function's last busy period and its next arrival, in 1-minute bins over

@@ -1,7 +1,7 @@
 //! Policy: the decisions, in pure code.
 //!
 //! Everything under this folder takes observations and `now` and returns decisions. It never
-//! reads the wall clock and does no I/O (DESIGN invariant 1), so the live gateway and the
+//! reads the wall clock and does no I/O (ARCHITECTURE.md invariant 1), so the live gateway and the
 //! simulator drive exactly the same code, and a figure from the simulator is a figure about
 //! the product.
 //!

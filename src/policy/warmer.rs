@@ -1,6 +1,6 @@
 //! The forecasting warmer: which keep-alive pings to send, per function, and when.
 //!
-//! Pure planner (DESIGN invariant 1): observations and `now` in, [`Action::Ping`]s out. The
+//! Pure planner (ARCHITECTURE.md invariant 1): observations and `now` in, [`Action::Ping`]s out. The
 //! gateway's executor and the simulator's engine drive the very same code.
 //!
 //! # The rule
@@ -41,7 +41,7 @@
 //! seen is kept warm with one environment (`warm_unseen`), so that its first call is warm.
 //! A per-function cap on pings per hour bounds the cost.
 //!
-//! Every target of a function runs the same code (DESIGN invariant 3); the planner pings the
+//! Every target of a function runs the same code (ARCHITECTURE.md invariant 3); the planner pings the
 //! function's first target and learns from observations of all of them.
 
 use std::collections::{BTreeSet, VecDeque};

@@ -28,7 +28,7 @@ const ALL: [&str; 7] = [
 ];
 
 /// Target utilization of `target-tracking` without a figure: AWS's example for provisioned
-/// concurrency, and DESIGN's baseline.
+/// concurrency, and the judged baseline.
 const DEFAULT_TARGET_UTILIZATION: f64 = 0.7;
 
 /// How long a cold start's init takes, as a preset.

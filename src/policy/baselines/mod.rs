@@ -1,4 +1,4 @@
-//! Baseline policies the product is judged against (DESIGN: how the product is judged).
+//! Baseline policies the product is judged against (README and docs/simulator.md name them).
 
 pub mod fixed_interval;
 pub mod fixed_peak;

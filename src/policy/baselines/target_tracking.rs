@@ -1,6 +1,6 @@
 //! Target tracking on provisioned-concurrency utilization: what Application Auto Scaling (AAS)
 //! does for a Lambda alias with a `TargetTrackingScaling` policy on the predefined metric
-//! `LambdaProvisionedConcurrencyUtilization` (DESIGN's baseline: target 0.7).
+//! `LambdaProvisionedConcurrencyUtilization` (the judged baseline: target 0.7).
 //!
 //! # The metric
 //!
@@ -60,7 +60,7 @@ use std::time::Duration;
 use crate::clock::Time;
 use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy, StartSeen};
 
-/// DESIGN's baseline target (AWS's example for provisioned concurrency).
+/// The judged baseline's target (AWS's example for provisioned concurrency).
 pub const DEFAULT_TARGET_UTILIZATION: f64 = 0.7;
 /// The metric's period: 1 minute (Lambda publishes 1-minute metrics; AAS's alarms use them).
 pub const PERIOD: Duration = Duration::from_secs(60);
@@ -195,7 +195,7 @@ fn ceil_capacity(x: f64) -> u32 {
 }
 
 impl Policy for TargetTracking {
-    /// `target-tracking` at DESIGN's 0.7, `target-tracking-<U>` otherwise (the simulator's
+    /// `target-tracking` at the baseline's 0.7, `target-tracking-<U>` otherwise (the simulator's
     /// policy names).
     fn name(&self) -> String {
         let u = self.config.target_utilization;

@@ -223,7 +223,8 @@ impl ReclaimModel {
 /// between `min` and `max`, not learnt (nothing the gateway sees dates a lifetime's end apart
 /// from an idle reclaim; see `Pool::observe_gone`).
 ///
-/// AWS publishes no figure. DESIGN.md: "environments also end after a few hours regardless";
+/// AWS publishes no figure; published measurements say environments also end after a few
+/// hours regardless;
 /// the platform model draws the cap uniformly from 2 to 4 hours (`max_lifetime_s`,
 /// `src/platform/spec.rs`), and [`Lifetime::FEW_HOURS`] says the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,7 +23,7 @@ pub const LIVE_ALIAS: &str = "live";
 
 /// The alias of target `k` (from 0): `live`, then `live-2`, `live-3`, ... Target `k` is the
 /// alias on published version `k + 1`; every version runs the same code (equal CodeSha256,
-/// DESIGN invariant 3).
+/// ARCHITECTURE.md invariant 3).
 pub fn target_name(k: usize) -> String {
     if k == 0 {
         LIVE_ALIAS.to_string()
@@ -162,7 +162,7 @@ pub struct SimSettings {
     pub max_in_flight: Option<usize>,
 }
 
-/// The fixed idle reclaim of deterministic mode: 10 minutes, the 2019 measurement DESIGN cites.
+/// The fixed idle reclaim of deterministic mode: 10 minutes, the 2019 published measurement.
 pub const DETERMINISTIC_RECLAIM: Duration = Duration::from_secs(600);
 
 /// A trace's functions belong to many owners (the 500-function Azure sample, to 428), so one

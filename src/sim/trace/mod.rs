@@ -21,7 +21,7 @@
 //!   clock origin of the file (2021), the earliest timestamp (2023). Arrivals are sorted by time,
 //!   and every arrival lies within [`Trace::duration`].
 //! - Memory is clamped to Lambda's range, [`MIN_MEMORY_MB`]`..=`[`MAX_MEMORY_MB`]: a trace's
-//!   smaller figure means 128 MB (DESIGN.md), and an unknown one is 128 MB too.
+//!   smaller figure means 128 MB (Lambda's least memory), and an unknown one is 128 MB too.
 //! - Files are streamed record by record into a reused `csv::ByteRecord`; what stays in memory
 //!   is the trace.
 //! - Errors name the file, the 1-based line (the header is line 1) and the column, by its header
