@@ -3,11 +3,19 @@
 //! Metric labels come from the configuration (function and target names), never from
 //! request data, so cardinality stays bounded (ARCHITECTURE.md invariant 6). An unknown function a
 //! client asked for is counted under [`UNKNOWN_FUNCTION`].
+//!
+//! The exposition follows Prometheus's conventions (checked by `promtool check metrics` in
+//! `scripts/deploy-check.sh`): every family has HELP text ([`describe`]), counters end in
+//! `_total`, units are base units named in full (seconds, bytes), and every configured
+//! function's series exist at zero from the start ([`function_configured`]), so that `rate()`
+//! and absence alerts work before a function's first request.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Requests by function, target and outcome.
@@ -30,9 +38,26 @@ pub const SHED: &str = "warmgate_shed_requests_total";
 /// The label value for a function not in the configuration.
 pub const UNKNOWN_FUNCTION: &str = "_unknown";
 
-/// Histogram buckets, 1 ms to 30 s: inference answers in tens of ms warm, seconds cold.
+/// Time in the gateway beyond the Lambda round trip and any hold for a busy environment, by
+/// function: the latency warmgate adds.
+pub const ADDED_LATENCY: &str = "warmgate_added_latency_seconds";
+/// SnapStart restore durations, by function and target.
+pub const RESTORE_DURATION: &str = "warmgate_restore_duration_seconds";
+/// 1 once a function's targets are resolved and checked, 0 before or when they are lost.
+pub const FUNCTION_READY: &str = "warmgate_function_ready";
+/// The running build: constant 1, its version and revision as labels.
+pub const BUILD_INFO: &str = "warmgate_build_info";
+
+/// Histogram buckets for durations, 1-2-5 steps from 1 ms to 60 s: a ping answers in about
+/// 1 ms, a warm inference in tens of ms, a cold start (Lambda caps on-demand init at 10 s) in
+/// seconds, and a slow model up to the function's timeout.
 pub const DURATION_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0,
+];
+
+/// Buckets for the latency warmgate adds: 100 µs to 1 s (about 1 ms at the median).
+pub const ADDED_LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
 ];
 
 /// The process's Prometheus recorder (real histograms, not summaries), installed on first
@@ -41,13 +66,242 @@ pub fn prometheus() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS)
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(ADDED_LATENCY.into()), ADDED_LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS)
+                })
                 .expect("static buckets are valid")
                 .install_recorder()
-                .expect("the only recorder of the process")
+                .expect("the only recorder of the process");
+            describe();
+            gauge!(
+                BUILD_INFO,
+                "version" => env!("CARGO_PKG_VERSION"),
+                "revision" => option_env!("WARMGATE_REVISION").unwrap_or("unknown")
+            )
+            .set(1.0);
+            for task in ["request", "warmer"] {
+                counter!(PANICS, "task" => task).increment(0);
+            }
+            counter!(SHED, "reason" => "max_in_flight").increment(0);
+            handle
         })
         .clone()
+}
+
+/// HELP text and unit of every metric family, given to the recorder once it is installed.
+fn describe() {
+    describe_counter!(
+        REQUESTS,
+        Unit::Count,
+        "Requests the gateway finished, by function, target (empty when none was chosen) and outcome."
+    );
+    describe_histogram!(
+        REQUEST_DURATION,
+        Unit::Seconds,
+        "Time from a request's arrival to its answer, by function and target."
+    );
+    describe_histogram!(
+        LAMBDA_DURATION,
+        Unit::Seconds,
+        "Handler duration Lambda reported in the REPORT line, by function and target."
+    );
+    describe_histogram!(
+        ADDED_LATENCY,
+        Unit::Seconds,
+        "Time a request spent in warmgate beyond the Lambda round trip and any hold for a busy environment, by function."
+    );
+    describe_counter!(
+        COLD_STARTS,
+        Unit::Count,
+        "Requests that met a new environment (Init Duration or a SnapStart restore in the REPORT line), by function and target."
+    );
+    describe_histogram!(
+        INIT_DURATION,
+        Unit::Seconds,
+        "Init Duration of the cold starts requests met, by function and target."
+    );
+    describe_histogram!(
+        RESTORE_DURATION,
+        Unit::Seconds,
+        "SnapStart Restore Duration of the restores requests met, by function and target."
+    );
+    describe_counter!(
+        UNKNOWN_STARTS,
+        Unit::Count,
+        "Requests whose start (cold or warm) could not be told: Lambda sent no log tail."
+    );
+    describe_gauge!(
+        IN_FLIGHT,
+        Unit::Count,
+        "Requests in flight through this gateway, by function."
+    );
+    describe_counter!(
+        SHED,
+        Unit::Count,
+        "Requests refused with 503 before reaching a function, by reason."
+    );
+    describe_counter!(
+        PANICS,
+        Unit::Count,
+        "Tasks that panicked, by task (request: answered 500; others: started again)."
+    );
+    describe_gauge!(
+        POOL_WARM_IDLE,
+        Unit::Count,
+        "Estimated warm idle environments (sum of survival probabilities), by function and target."
+    );
+    describe_gauge!(
+        POOL_BUSY,
+        Unit::Count,
+        "Environments busy with requests or pings in flight through this gateway, by function and target."
+    );
+    describe_gauge!(
+        POOL_PROVISIONED,
+        Unit::Count,
+        "Provisioned concurrency allocated to a target, as last read from Lambda."
+    );
+    describe_gauge!(
+        POOL_PROVISIONED_FREE,
+        Unit::Count,
+        "Provisioned environments free, as far as this gateway can tell, by function and target."
+    );
+    describe_counter!(
+        ROUTES,
+        Unit::Count,
+        "Routing decisions, by function, chosen target and what the router expected there (provisioned, warm, cold, pinned, failover)."
+    );
+    describe_counter!(
+        WAITS,
+        Unit::Count,
+        "Requests held for a busy environment rather than sent to a cold start, by whether one freed in time."
+    );
+    describe_counter!(
+        PINGS,
+        Unit::Count,
+        "Keep-alive pings sent, by function, target, reason (keep_alive, burst, probe) and how they met their environment."
+    );
+    describe_counter!(
+        PING_COST,
+        Unit::Count,
+        "Billed memory-time of pings, in byte-seconds (Lambda bills GB-seconds of 2^30 bytes: divide by 1073741824)."
+    );
+    describe_gauge!(
+        PING_BUDGET_PINGS,
+        Unit::Count,
+        "Pings a function's budget still allows this hour."
+    );
+    describe_gauge!(
+        PING_BUDGET_BYTE_SECONDS,
+        Unit::Count,
+        "Billed memory-time a function's ping budget still allows today, in byte-seconds."
+    );
+    describe_counter!(
+        PINGS_REFUSED,
+        Unit::Count,
+        "Pings a keep-alive policy asked for that the function's budget refused."
+    );
+    describe_counter!(
+        PROBES,
+        Unit::Count,
+        "Probes of the idle-reclaim curve, by function, target and outcome (warm, cold, unknown, refused)."
+    );
+    describe_gauge!(
+        FUNCTION_READY,
+        Unit::Count,
+        "1 when a function's primary target is resolved and its targets checked to run the same code, else 0."
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        Unit::Count,
+        "Constant 1, labelled with the running build's version and revision."
+    );
+}
+
+/// Every outcome label a request may end with.
+const OUTCOMES: [Outcome; 9] = [
+    Outcome::Ok,
+    Outcome::FunctionError,
+    Outcome::Throttled,
+    Outcome::Timeout,
+    Outcome::UpstreamError,
+    Outcome::BadRequest,
+    Outcome::NotFound,
+    Outcome::Unavailable,
+    Outcome::Internal,
+];
+
+/// Creates a configured function's series at zero (or, for a series that exists already,
+/// leaves its value), so that they exist from the start rather
+/// than from the function's first request: `rate()` then sees the first increment, and an
+/// alert can tell "no requests" from "no series". Installs the recorder if it is not yet.
+pub fn function_configured(function: &crate::config::FunctionConfig) {
+    let _ = prometheus();
+    let name = function.name.as_str();
+    for outcome in OUTCOMES {
+        counter!(REQUESTS, "function" => name.to_string(), "target" => "", "outcome" => outcome.as_str())
+            .increment(0);
+    }
+    counter!(REQUESTS, "function" => UNKNOWN_FUNCTION, "target" => "", "outcome" => Outcome::NotFound.as_str())
+        .increment(0);
+    gauge!(IN_FLIGHT, "function" => name.to_string()).increment(0.0);
+    gauge!(FUNCTION_READY, "function" => name.to_string()).increment(0.0);
+    for outcome in ["freed", "timed_out"] {
+        counter!(WAITS, "function" => name.to_string(), "outcome" => outcome).increment(0);
+    }
+    counter!(PINGS_REFUSED, "function" => name.to_string()).increment(0);
+    let budget = &function.ping_budget;
+    ping_budget(name, budget.pings_per_hour, budget.gb_s_per_day);
+    for target in &function.targets {
+        let labels = [
+            ("function", name.to_string()),
+            ("target", target.to_string()),
+        ];
+        for outcome in OUTCOMES {
+            counter!(REQUESTS, "function" => name.to_string(), "target" => target.to_string(), "outcome" => outcome.as_str())
+                .increment(0);
+        }
+        for series in [
+            REQUEST_DURATION,
+            LAMBDA_DURATION,
+            INIT_DURATION,
+            RESTORE_DURATION,
+        ] {
+            let _ = histogram!(series, &labels);
+        }
+        for series in [COLD_STARTS, UNKNOWN_STARTS, PING_COST] {
+            counter!(series, &labels).increment(0);
+        }
+        for series in [
+            POOL_WARM_IDLE,
+            POOL_BUSY,
+            POOL_PROVISIONED,
+            POOL_PROVISIONED_FREE,
+        ] {
+            gauge!(series, &labels).increment(0.0);
+        }
+        for expect in ["provisioned", "warm", "cold", "pinned", "failover"] {
+            counter!(ROUTES, "function" => name.to_string(), "target" => target.to_string(), "expect" => expect)
+                .increment(0);
+        }
+        for reason in ["keep_alive", "burst", "probe"] {
+            for met in ["warm", "cold", "provisioned", "unknown", "refused"] {
+                counter!(PINGS, "function" => name.to_string(), "target" => target.to_string(), "reason" => reason, "met" => met)
+                    .increment(0);
+            }
+        }
+        for outcome in ["warm", "cold", "provisioned", "unknown", "refused"] {
+            counter!(PROBES, "function" => name.to_string(), "target" => target.to_string(), "outcome" => outcome)
+                .increment(0);
+        }
+    }
+    let _ = histogram!(ADDED_LATENCY, "function" => name.to_string());
+}
+
+/// Whether a function is ready (its targets resolved and checked), as a 0/1 gauge.
+pub fn function_ready(function: &str, ready: bool) {
+    gauge!(FUNCTION_READY, "function" => function.to_string()).set(if ready { 1.0 } else { 0.0 });
 }
 
 /// Serves `handle` as `GET /metrics` on `addr` until `shutdown` resolves.
@@ -130,6 +384,10 @@ pub struct RequestCompleted<'a> {
     pub lambda: Option<Duration>,
     /// `Some(init)` on a cold start; `None` on a warm one.
     pub cold_start: Option<Option<Duration>>,
+    /// The SnapStart restore duration, on a restore.
+    pub restore: Option<Duration>,
+    /// Time in warmgate beyond the Lambda round trip and any hold, when a target answered.
+    pub added: Option<Duration>,
 }
 
 impl RequestCompleted<'_> {
@@ -144,10 +402,19 @@ impl RequestCompleted<'_> {
         if let Some(lambda) = self.lambda {
             histogram!(LAMBDA_DURATION, &labels).record(lambda.as_secs_f64());
         }
+        if let Some(added) = self.added {
+            histogram!(ADDED_LATENCY, "function" => self.function.to_string())
+                .record(added.as_secs_f64());
+        }
+        if let Some(restore) = self.restore {
+            histogram!(RESTORE_DURATION, &labels).record(restore.as_secs_f64());
+        }
         match self.cold_start {
             Some(Some(init)) => {
                 counter!(COLD_STARTS, &labels).increment(1);
-                histogram!(INIT_DURATION, &labels).record(init.as_secs_f64());
+                if self.restore.is_none() {
+                    histogram!(INIT_DURATION, &labels).record(init.as_secs_f64());
+                }
             }
             Some(None) => {}
             None if self.outcome == Outcome::Ok || self.outcome == Outcome::FunctionError => {
@@ -215,6 +482,8 @@ pub fn metrics_ready(addr: SocketAddr) {
 pub const POOL_WARM_IDLE: &str = "warmgate_pool_warm_idle_environments";
 /// Estimated busy environments (requests in flight through this gateway).
 pub const POOL_BUSY: &str = "warmgate_pool_busy_environments";
+/// Provisioned concurrency allocated to a target.
+pub const POOL_PROVISIONED: &str = "warmgate_pool_provisioned_environments";
 /// Free provisioned environments, as far as the gateway can tell.
 pub const POOL_PROVISIONED_FREE: &str = "warmgate_pool_provisioned_free_environments";
 /// Routing decisions, by what the router expected of the chosen target.
@@ -232,6 +501,7 @@ pub fn pool_estimate(function: &str, target: &str, view: &crate::policy::pool::P
     ];
     gauge!(POOL_WARM_IDLE, &labels).set(view.warm_idle);
     gauge!(POOL_BUSY, &labels).set(f64::from(view.in_flight));
+    gauge!(POOL_PROVISIONED, &labels).set(f64::from(view.provisioned));
     gauge!(POOL_PROVISIONED_FREE, &labels).set(f64::from(view.provisioned_free));
 }
 
@@ -256,24 +526,32 @@ pub fn ping_sent(function: &str, target: &str, reason: &'static str, met: &'stat
     tracing::debug!(function, target, reason, met, "ping");
 }
 
-/// Billed GB-s of pings, by function and target.
-pub const PING_COST: &str = "warmgate_ping_billed_gb_seconds";
-/// What is left of a function's ping budget.
-pub const PING_BUDGET: &str = "warmgate_ping_budget_remaining";
+/// Billed memory-time of pings, by function and target, in byte-seconds (a counter counts
+/// whole numbers; Lambda's GB-s is 2^30 byte-seconds).
+pub const PING_COST: &str = "warmgate_ping_billed_byte_seconds_total";
+/// Pings a function's budget still allows this hour.
+pub const PING_BUDGET_PINGS: &str = "warmgate_ping_budget_remaining_pings";
+/// Billed memory-time a function's ping budget still allows today, in byte-seconds.
+pub const PING_BUDGET_BYTE_SECONDS: &str = "warmgate_ping_budget_remaining_byte_seconds";
 /// Pings a policy asked for that the budget refused.
 pub const PINGS_REFUSED: &str = "warmgate_pings_refused_total";
 
-/// Adds a ping's billed GB-s (a gauge that only grows: the metrics crate counts integers).
+/// Bytes in Lambda's billing gigabyte (memory is configured in MB of 2^20 bytes, 1024 to a GB).
+const BYTES_PER_GB: f64 = 1_073_741_824.0;
+
+/// Adds a ping's billed GB-s, counted in whole byte-seconds (rounding loses under one
+/// byte-second a ping, a millionth of the smallest ping's bill).
 pub fn ping_cost(function: &str, target: &str, gb_s: f64) {
-    gauge!(PING_COST, "function" => function.to_string(), "target" => target.to_string())
-        .increment(gb_s);
+    let byte_seconds = (gb_s.max(0.0) * BYTES_PER_GB).round() as u64;
+    counter!(PING_COST, "function" => function.to_string(), "target" => target.to_string())
+        .increment(byte_seconds);
 }
 
+/// What is left of a function's ping budget: pings this hour, GB-s today.
 pub fn ping_budget(function: &str, pings_left: u32, gb_s_left: f64) {
-    gauge!(PING_BUDGET, "function" => function.to_string(), "kind" => "pings_this_hour")
-        .set(f64::from(pings_left));
-    gauge!(PING_BUDGET, "function" => function.to_string(), "kind" => "gb_seconds_today")
-        .set(gb_s_left);
+    gauge!(PING_BUDGET_PINGS, "function" => function.to_string()).set(f64::from(pings_left));
+    gauge!(PING_BUDGET_BYTE_SECONDS, "function" => function.to_string())
+        .set(gb_s_left * BYTES_PER_GB);
 }
 
 pub fn pings_refused(function: &str, count: u32) {

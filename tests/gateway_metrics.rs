@@ -77,7 +77,7 @@ async fn metrics_show_the_requests_cold_starts_and_latencies_caused() {
         ),
         1.0
     );
-    // Real histograms with buckets from 1 ms to 30 s, not summaries.
+    // Real histograms with buckets from 1 ms to 60 s, not summaries.
     assert!(
         text.contains("# TYPE warmgate_request_duration_seconds histogram"),
         "{text}"
@@ -86,7 +86,7 @@ async fn metrics_show_the_requests_cold_starts_and_latencies_caused() {
         find(
             &metrics,
             "warmgate_init_duration_seconds_bucket",
-            &["function=\"sentiment\"", "le=\"2.5\""]
+            &["function=\"sentiment\"", "le=\"5\""]
         ),
         1.0
     );
@@ -106,7 +106,15 @@ async fn metrics_show_the_requests_cold_starts_and_latencies_caused() {
         ),
         3.0
     );
-    assert!(text.contains("le=\"0.001\"") && text.contains("le=\"30\""));
+    assert!(text.contains("le=\"0.001\"") && text.contains("le=\"60\""));
+    assert_eq!(
+        find(
+            &metrics,
+            "warmgate_added_latency_seconds_count",
+            &["function=\"sentiment\""]
+        ),
+        3.0
+    );
     assert_eq!(
         find(
             &metrics,
@@ -115,4 +123,74 @@ async fn metrics_show_the_requests_cold_starts_and_latencies_caused() {
         ),
         0.0
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_family_has_help_and_every_function_its_series_from_the_start() {
+    let stack = start().await;
+    let url = format!("http://{}/metrics", stack.gateway.metrics_addr());
+    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+    let metrics = parse(&text);
+
+    // Every family announced with a TYPE has HELP text.
+    let typed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(typed.len() >= 20, "{text}");
+    for family in &typed {
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "{family} has no HELP\n{text}"
+        );
+    }
+    // Counters end in _total; nothing else does.
+    for line in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, kind) = line.split_once(' ').unwrap();
+        assert_eq!(name.ends_with("_total"), kind == "counter", "{line}");
+    }
+
+    // `limited` (target $LATEST) was never called: its series are there, at zero.
+    let limited = ["function=\"limited\"", "target=\"$LATEST\""];
+    for series in [
+        "warmgate_requests_total",
+        "warmgate_cold_starts_total",
+        "warmgate_routes_total",
+        "warmgate_pings_total",
+        "warmgate_ping_billed_byte_seconds_total",
+        "warmgate_request_duration_seconds_count",
+        "warmgate_init_duration_seconds_bucket",
+        "warmgate_pool_warm_idle_environments",
+    ] {
+        let found: Vec<_> = metrics
+            .iter()
+            .filter(|(k, _)| {
+                k.starts_with(&format!("{series}{{")) && limited.iter().all(|l| k.contains(l))
+            })
+            .collect();
+        assert!(!found.is_empty(), "no {series} for limited\n{text}");
+        assert!(found.iter().all(|(_, v)| **v == 0.0), "{found:?}");
+    }
+    assert!(metrics.contains_key(
+        "warmgate_requests_total{function=\"limited\",target=\"$LATEST\",outcome=\"throttled\"}"
+    ));
+    assert_eq!(
+        find(
+            &metrics,
+            "warmgate_function_ready",
+            &["function=\"limited\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        find(
+            &metrics,
+            "warmgate_ping_budget_remaining_pings",
+            &["function=\"limited\""]
+        ),
+        1200.0
+    );
+    let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+    assert_eq!(find(&metrics, "warmgate_build_info", &[&version]), 1.0);
 }

@@ -159,7 +159,10 @@ impl Gateway {
             .functions
             .iter()
             .enumerate()
-            .map(|(index, f)| Arc::new(FunctionState::new(index, f)))
+            .map(|(index, f)| {
+                telemetry::function_configured(f);
+                Arc::new(FunctionState::new(index, f))
+            })
             .collect();
         let by_name = config
             .functions
@@ -297,6 +300,7 @@ impl Gateway {
                     }
                 }
             }
+            telemetry::function_ready(&config.name, set.is_ready());
             *function.targets.write() = set;
         }
     }

@@ -135,6 +135,12 @@ fn record(
                     None
                 }
             }),
+        restore: report.and_then(|r| r.restore_duration),
+        added: dispatched.map(|d| {
+            started
+                .elapsed()
+                .saturating_sub(d.upstream + d.waited.unwrap_or_default())
+        }),
     }
     .emit();
 }
