@@ -108,8 +108,17 @@ async fn run_emulator(config: &Path, listen: SocketAddr, time_scale: f64) -> any
     Ok(())
 }
 
+/// The variable that may carry the whole configuration file's text, in place of `--config`:
+/// on ECS it is filled from SSM Parameter Store (deploy/cloudformation/).
+const CONFIG_TEXT_VAR: &str = "WARMGATE_CONFIG_TOML";
+
 async fn serve(path: &Path) -> anyhow::Result<()> {
-    let config = Config::load(path)?;
+    let config = match std::env::var(CONFIG_TEXT_VAR) {
+        Ok(text) if !text.trim().is_empty() => {
+            Config::parse(&text, std::env::vars(), CONFIG_TEXT_VAR)?
+        }
+        _ => Config::load(path)?,
+    };
     let mut emulator = None;
     let lambda = match &config.backend {
         Backend::Aws { region } => LambdaClient::for_aws(region.clone()).await,
