@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""The parameters example matches the template: every key it sets is a parameter of the
+template, every parameter without a default is set, and each value passes the parameter's
+AllowedValues, AllowedPattern and MinValue/MaxValue.
+
+Usage (with cfn-lint's Python, which reads CloudFormation's YAML tags):
+  python check_parameters.py TEMPLATE PARAMETERS_JSON
+"""
+
+import json
+import re
+import sys
+
+from cfnlint.decode import decode
+
+
+def main(template_path: str, parameters_path: str) -> list[str]:
+    template, matches = decode(template_path)
+    if matches:
+        return [f"cannot read {template_path}: {matches}"]
+    declared = template["Parameters"]
+    given = {p["ParameterKey"]: p["ParameterValue"] for p in json.load(open(parameters_path))}
+    problems = [f"{key} is not a parameter of the template" for key in given if key not in declared]
+    for key, spec in declared.items():
+        if key not in given:
+            if "Default" not in spec:
+                problems.append(f"{key} has no default and is not set")
+            continue
+        value = given[key]
+        values = value.split(",") if spec["Type"].startswith(("List<", "CommaDelimitedList")) else [value]
+        for v in values:
+            if "AllowedValues" in spec and v not in [str(a) for a in spec["AllowedValues"]]:
+                problems.append(f"{key}={v!r} is not one of {spec['AllowedValues']}")
+            if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], v):
+                problems.append(f"{key}={v!r} does not match {spec['AllowedPattern']}")
+            if spec["Type"] == "Number":
+                n = float(v)
+                if "MinValue" in spec and n < float(spec["MinValue"]):
+                    problems.append(f"{key}={v} is under {spec['MinValue']}")
+                if "MaxValue" in spec and n > float(spec["MaxValue"]):
+                    problems.append(f"{key}={v} is over {spec['MaxValue']}")
+    return problems
+
+
+if __name__ == "__main__":
+    found = main(*sys.argv[1:3])
+    for problem in found:
+        print(f"FAILED: {sys.argv[2]}: {problem}", file=sys.stderr)
+    if not found:
+        print(f"{sys.argv[2]} sets only the template's parameters, all it must, with allowed values")
+    sys.exit(1 if found else 0)
