@@ -9,7 +9,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# The tests need nothing beyond Rust today: the Lambda emulator is built in. The trace tests
+# cargo test needs nothing beyond Rust: the Lambda emulator is built in. The trace tests
 # read the public traces at ../shared/traces (beside this repository) and fail, naming the
 # path, when they are absent.
 traces="$(pwd)/../shared/traces"
@@ -22,3 +22,6 @@ cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo build --locked --benches
 cargo test --locked "$@"
+# deploy/ and the metrics exposition, with the real tools (hadolint, cfn-lint, checkov,
+# promtool, Prometheus, podman), which it installs first.
+scripts/deploy-check.sh
