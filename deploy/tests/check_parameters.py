@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The parameters example matches the template: every key it sets is a parameter of the
 template, every parameter without a default is set, and each value passes the parameter's
-AllowedValues, AllowedPattern and MinValue/MaxValue.
+AllowedValues, AllowedPattern and MinValue/MaxValue. And the template's drain times agree:
+deregistration delay, shutdown grace and stop timeout.
 
 Usage (with cfn-lint's Python, which reads CloudFormation's YAML tags):
   python check_parameters.py TEMPLATE PARAMETERS_JSON
@@ -39,6 +40,29 @@ def main(template_path: str, parameters_path: str) -> list[str]:
                     problems.append(f"{key}={v} is under {spec['MinValue']}")
                 if "MaxValue" in spec and n > float(spec["MaxValue"]):
                     problems.append(f"{key}={v} is over {spec['MaxValue']}")
+    problems += drain_problems(template)
+    return problems
+
+
+def drain_problems(template) -> list[str]:
+    """Every DrainSeconds the template allows maps to a shutdown grace of that many seconds
+    and a stop timeout 10 s longer, within Fargate's 120 s; the target group's deregistration
+    delay is DrainSeconds itself."""
+    problems = []
+    drain = template["Mappings"]["Drain"]
+    for seconds in template["Parameters"]["DrainSeconds"]["AllowedValues"]:
+        entry = drain.get(str(seconds))
+        if entry is None:
+            problems.append(f"DrainSeconds {seconds} has no entry in Mappings.Drain")
+            continue
+        if int(entry["GraceMs"]) != int(seconds) * 1000:
+            problems.append(f"Drain {seconds}: GraceMs {entry['GraceMs']} is not {seconds} s")
+        if int(entry["StopTimeout"]) != int(seconds) + 10 or int(entry["StopTimeout"]) > 120:
+            problems.append(f"Drain {seconds}: StopTimeout {entry['StopTimeout']} is not {seconds} + 10 (at most 120)")
+    attributes = template["Resources"]["TargetGroup"]["Properties"]["TargetGroupAttributes"]
+    delay = [a["Value"] for a in attributes if a["Key"] == "deregistration_delay.timeout_seconds"]
+    if delay != [{"Ref": "DrainSeconds"}]:
+        problems.append(f"the target group's deregistration delay is {delay}, not DrainSeconds")
     return problems
 
 
@@ -47,5 +71,5 @@ if __name__ == "__main__":
     for problem in found:
         print(f"FAILED: {sys.argv[2]}: {problem}", file=sys.stderr)
     if not found:
-        print(f"{sys.argv[2]} sets only the template's parameters, all it must, with allowed values")
+        print(f"{sys.argv[2]} sets only the template's parameters, all it must, with allowed values; drain times agree")
     sys.exit(1 if found else 0)
