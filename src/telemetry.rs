@@ -219,19 +219,6 @@ fn describe() {
     );
 }
 
-/// Every outcome label a request may end with.
-const OUTCOMES: [Outcome; 9] = [
-    Outcome::Ok,
-    Outcome::FunctionError,
-    Outcome::Throttled,
-    Outcome::Timeout,
-    Outcome::UpstreamError,
-    Outcome::BadRequest,
-    Outcome::NotFound,
-    Outcome::Unavailable,
-    Outcome::Internal,
-];
-
 /// Creates a configured function's series at zero (or, for a series that exists already,
 /// leaves its value), so that they exist from the start rather
 /// than from the function's first request: `rate()` then sees the first increment, and an
@@ -239,7 +226,7 @@ const OUTCOMES: [Outcome; 9] = [
 pub fn function_configured(function: &crate::config::FunctionConfig) {
     let _ = prometheus();
     let name = function.name.as_str();
-    for outcome in OUTCOMES {
+    for outcome in Outcome::ALL {
         counter!(REQUESTS, "function" => name.to_string(), "target" => "", "outcome" => outcome.as_str())
             .increment(0);
     }
@@ -258,7 +245,7 @@ pub fn function_configured(function: &crate::config::FunctionConfig) {
             ("function", name.to_string()),
             ("target", target.to_string()),
         ];
-        for outcome in OUTCOMES {
+        for outcome in Outcome::ALL {
             counter!(REQUESTS, "function" => name.to_string(), "target" => target.to_string(), "outcome" => outcome.as_str())
                 .increment(0);
         }
@@ -357,6 +344,20 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome (a new variant belongs here too: each function's series are created for
+    /// every outcome at start).
+    pub const ALL: [Outcome; 9] = [
+        Outcome::Ok,
+        Outcome::FunctionError,
+        Outcome::Throttled,
+        Outcome::Timeout,
+        Outcome::UpstreamError,
+        Outcome::BadRequest,
+        Outcome::NotFound,
+        Outcome::Unavailable,
+        Outcome::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
