@@ -36,7 +36,7 @@ die() { printf 'deploy-check: %s\n' "$*" >&2; exit 1; }
 install_apt() {
   local missing=()
   for package in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+    [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" = "install ok installed" ] || missing+=("$package")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   command -v apt-get >/dev/null || die "apt-get not found: install ${missing[*]} yourself"

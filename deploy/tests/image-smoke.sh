@@ -105,8 +105,10 @@ grep -qi '^x-warmgate-target: live' "$work/headers" || fail "invoke without x-wa
 python3 -c 'import json,sys; json.loads(sys.argv[1])' "$answer" || fail "invoke's answer is not JSON: $answer"
 echo "image smoke: invoke 200 (configuration from WARMGATE_CONFIG_TOML) $answer"
 
-curl -sf "http://127.0.0.1:$metrics_port/metrics" | grep -q '^warmgate_requests_total{function="from-env",target="live",outcome="ok"} 1$' \
-  || fail "/metrics does not count the invoke"
+# Into a file first: with pipefail, `curl | grep -q` fails when grep stops reading early.
+curl -sf -o "$work/metrics" "http://127.0.0.1:$metrics_port/metrics" || fail "/metrics did not answer 200"
+grep -q '^warmgate_requests_total{function="from-env",target="live",outcome="ok"} 1$' "$work/metrics" \
+  || fail "/metrics does not count the invoke: $(grep '^warmgate_requests_total{function="from-env"' "$work/metrics")"
 echo "image smoke: /metrics counts it"
 
 "${podman[@]}" stop -t 30 "$name" >/dev/null
