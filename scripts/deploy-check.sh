@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks what deploy/ ships and what Prometheus sees of warmgate, with the real tools:
 #   hadolint       deploy/Dockerfile
-#   cfn-lint       deploy/cloudformation/
+#   cfn-lint       deploy/cloudformation/ (and deploy/tests/check_template.py: the parameters
+#                  example against the template, drain times, the container's hardening)
 #   checkov        deploy/cloudformation/ and deploy/Dockerfile (security rules)
 #   promtool       deploy/prometheus/prometheus.yml, its rules, the rules' unit tests, and
 #                  `check metrics` on the live /metrics of a gateway this script starts
@@ -96,15 +97,15 @@ run() {
   fi
 }
 
-all=(hadolint cfn-lint cfn-parameters checkov promtool-config promtool-rules promtool-test-rules promtool-metrics prometheus-scrape image-smoke)
+all=(hadolint cfn-lint cfn-template checkov promtool-config promtool-rules promtool-test-rules promtool-metrics prometheus-scrape image-smoke)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 for check in "${selected[@]}"; do
   case $check in
     hadolint) run hadolint hadolint --failure-threshold info deploy/Dockerfile ;;
     cfn-lint) run cfn-lint cfn-lint deploy/cloudformation/*.yaml ;;
-    cfn-parameters)
-      run cfn-parameters "$venv/bin/python" deploy/tests/check_parameters.py \
+    cfn-template)
+      run cfn-template "$venv/bin/python" deploy/tests/check_template.py \
         deploy/cloudformation/warmgate.yaml deploy/cloudformation/parameters.example.json ;;
     checkov)
       run checkov checkov --quiet --compact --skip-download \

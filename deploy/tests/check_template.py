@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The parameters example matches the template: every key it sets is a parameter of the
 template, every parameter without a default is set, and each value passes the parameter's
-AllowedValues, AllowedPattern and MinValue/MaxValue. And the template's drain times agree:
-deregistration delay, shutdown grace and stop timeout.
+AllowedValues, AllowedPattern and MinValue/MaxValue. And the template itself: its drain times
+agree (deregistration delay, shutdown grace, stop timeout), and the hardening checkov has no
+CloudFormation rule for is there.
 
 Usage (with cfn-lint's Python, which reads CloudFormation's YAML tags):
   python check_parameters.py TEMPLATE PARAMETERS_JSON
@@ -41,6 +42,40 @@ def main(template_path: str, parameters_path: str) -> list[str]:
                 if "MaxValue" in spec and n > float(spec["MaxValue"]):
                     problems.append(f"{key}={v} is over {spec['MaxValue']}")
     problems += drain_problems(template)
+    problems += hardening_problems(template)
+    return problems
+
+
+def hardening_problems(template) -> list[str]:
+    """What checkov has no CloudFormation rule for: the container runs as user 65532 on a
+    read-only root filesystem, unprivileged, every capability dropped; the load balancer checks
+    /readyz; the task role may do three things to Lambda and nothing else."""
+    resources = template["Resources"]
+    problems = []
+    (container,) = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    expect = {
+        "User": "65532:65532",
+        "ReadonlyRootFilesystem": True,
+        "Privileged": False,
+    }
+    for key, value in expect.items():
+        if container.get(key) != value:
+            problems.append(f"container {key} is {container.get(key)!r}, not {value!r}")
+    if container.get("LinuxParameters", {}).get("Capabilities", {}).get("Drop") != ["ALL"]:
+        problems.append("the container does not drop every capability")
+    if resources["TargetGroup"]["Properties"].get("HealthCheckPath") != "/readyz":
+        problems.append("the target group does not check /readyz")
+    statements = [
+        statement
+        for policy in resources["TaskRole"]["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+    actions = sorted(a for statement in statements for a in statement["Action"])
+    wanted = ["lambda:GetFunctionConfiguration", "lambda:GetProvisionedConcurrencyConfig", "lambda:InvokeFunction"]
+    if actions != wanted:
+        problems.append(f"the task role allows {actions}, not exactly {wanted}")
+    if any(statement["Resource"] == "*" for statement in statements):
+        problems.append("the task role allows a resource *")
     return problems
 
 
@@ -69,7 +104,7 @@ def drain_problems(template) -> list[str]:
 if __name__ == "__main__":
     found = main(*sys.argv[1:3])
     for problem in found:
-        print(f"FAILED: {sys.argv[2]}: {problem}", file=sys.stderr)
+        print(f"FAILED: {problem}", file=sys.stderr)
     if not found:
-        print(f"{sys.argv[2]} sets only the template's parameters, all it must, with allowed values; drain times agree")
+        print(f"{sys.argv[2]} sets only the template's parameters, all it must, with allowed values; drain times agree; the container and task role are locked down")
     sys.exit(1 if found else 0)
