@@ -115,6 +115,13 @@ async fn metrics_show_the_requests_cold_starts_and_latencies_caused() {
         ),
         3.0
     );
+    // The latency warmgate adds has finer buckets, from 100 µs.
+    assert!(
+        text.contains(
+            "warmgate_added_latency_seconds_bucket{function=\"sentiment\",le=\"0.0001\"}"
+        ),
+        "{text}"
+    );
     assert_eq!(
         find(
             &metrics,
