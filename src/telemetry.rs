@@ -50,13 +50,9 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// Serves `handle` as `GET /metrics` on `addr` until `shutdown` resolves.
-pub async fn serve_metrics(
-    listener: tokio::net::TcpListener,
-    handle: PrometheusHandle,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = axum::Router::new().route(
+/// `GET /metrics`: `handle` rendered for Prometheus.
+pub fn metrics_router(handle: PrometheusHandle) -> axum::Router {
+    axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let handle = handle.clone();
@@ -67,10 +63,7 @@ pub async fn serve_metrics(
                 )
             }
         }),
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    )
 }
 
 /// Sets up tracing: JSON lines when stdout is not a terminal (Fargate, CI), human-readable
@@ -100,6 +93,10 @@ pub enum Outcome {
     Unavailable,
     /// The gateway itself failed (a handler panicked).
     Internal,
+    /// Refused: no valid credentials (401), or not allowed this function (403).
+    Denied,
+    /// Over the caller's own rate limit (429, before Lambda).
+    RateLimited,
 }
 
 impl Outcome {
@@ -114,6 +111,8 @@ impl Outcome {
             Outcome::NotFound => "not_found",
             Outcome::Unavailable => "unavailable",
             Outcome::Internal => "internal",
+            Outcome::Denied => "denied",
+            Outcome::RateLimited => "rate_limited",
         }
     }
 }
@@ -311,6 +310,58 @@ impl ProbeSent<'_> {
             alive_s = self.stretch.0.as_secs_f64(),
             gone_s = self.stretch.1.as_secs_f64(),
             "probe"
+        );
+    }
+}
+
+/// Client connections open now.
+pub const CONNECTIONS_OPEN: &str = "warmgate_client_connections_open";
+/// Client connections refused over `max_connections`, answered 503.
+pub const CONNECTIONS_REFUSED: &str = "warmgate_client_connections_refused_total";
+/// Client connections closed at a deadline, by which (`header`, `idle`).
+pub const CONNECTIONS_TIMED_OUT: &str = "warmgate_client_connections_timed_out_total";
+
+pub fn connection_opened() {
+    gauge!(CONNECTIONS_OPEN).increment(1.0);
+}
+
+pub fn connection_closed() {
+    gauge!(CONNECTIONS_OPEN).decrement(1.0);
+}
+
+pub fn connection_rejected() {
+    counter!(CONNECTIONS_REFUSED).increment(1);
+    tracing::warn!("client connection refused: at max_connections");
+}
+
+pub fn connection_timed_out(which: &'static str) {
+    counter!(CONNECTIONS_TIMED_OUT, "deadline" => which).increment(1);
+    tracing::info!(deadline = which, "client connection closed at its deadline");
+}
+
+/// Requests refused by access control, by answer (`unauthenticated`, `forbidden`,
+/// `rate_limited`).
+pub const ACCESS_REFUSED: &str = "warmgate_access_refused_total";
+
+pub fn access_refused(code: &'static str) {
+    counter!(ACCESS_REFUSED, "code" => code).increment(1);
+    tracing::info!(code, "request refused by access control");
+}
+
+/// Whether a target's circuit breaker is open (1) or not (0), by function and target.
+pub const BREAKER_OPEN: &str = "warmgate_breaker_open";
+
+/// A target's breaker after a failure: logged when it opens.
+pub fn breaker(function: &str, target: &str, state: crate::policy::breaker::BreakerState) {
+    use crate::policy::breaker::BreakerState;
+    let open = matches!(state, BreakerState::Open { .. });
+    gauge!(BREAKER_OPEN, "function" => function.to_string(), "target" => target.to_string())
+        .set(if open { 1.0 } else { 0.0 });
+    if open {
+        tracing::warn!(
+            function,
+            target,
+            "circuit breaker open: the target is skipped for now"
         );
     }
 }
