@@ -216,7 +216,7 @@ impl FaultState {
         (fault, delay)
     }
 
-    /// Records that `function` executed `payload` (while faults are set anywhere).
+    /// Records that `function` executed a client's `payload` (while faults are set anywhere).
     pub fn executed(&mut self, function: &str, payload: &[u8]) {
         if !self.active() {
             return;
