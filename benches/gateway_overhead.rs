@@ -34,6 +34,9 @@ max_in_flight = 100000
 [backend]
 kind = "endpoint"
 url = "http://unused"
+
+[access]
+open = true
 [[function]]
 name = "bench"
 "#;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::platform::spec::valid_function_name;
+use crate::policy::breaker::{BreakerPolicy, RetryBudgetPolicy};
 pub use crate::policy::budget::PingBudget;
 use crate::policy::pool::ProbePolicy;
 use crate::policy::router::WaitPolicy;
@@ -32,6 +33,8 @@ pub struct Config {
     pub backend: Backend,
     #[serde(default)]
     pub warmer: WarmerSection,
+    #[serde(default)]
+    pub access: AccessSection,
     /// The allow-list: only these functions can be invoked (ARCHITECTURE.md invariant 5).
     #[serde(rename = "function")]
     pub functions: Vec<FunctionConfig>,
@@ -42,14 +45,35 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct GatewaySection {
     pub listen: SocketAddr,
-    /// `/metrics` is served on its own listener, away from client traffic.
+    /// The admin listener, away from client traffic: `/metrics` and `/v1/pools`.
     pub metrics_listen: SocketAddr,
     /// Requests in flight across all functions beyond which new ones are shed with 503.
     pub max_in_flight: usize,
+    /// Client connections served at once; past it a connection is answered 503 and closed.
+    pub max_connections: usize,
+    /// A request's head must arrive within this of its first byte (or of the connection's
+    /// accept), as nginx's `client_header_timeout`: slow clients are cut off.
+    pub header_read_timeout_ms: u64,
+    /// A request's body must arrive within this of its head (else 408).
+    pub body_read_timeout_ms: u64,
+    /// A kept-alive connection without a request is closed after this. Keep it longer than
+    /// the load balancer's own idle timeout (60 s on an ALB), or the ALB may reuse a
+    /// connection as it closes and answer 502.
+    pub idle_timeout_ms: u64,
     /// On shutdown, how long in-flight requests get to finish.
     pub shutdown_grace_ms: u64,
     /// How often targets are re-resolved and re-checked for equal code.
     pub refresh_interval_s: u64,
+}
+
+impl GatewaySection {
+    pub fn connection_limits(&self) -> crate::gateway::ConnectionLimits {
+        crate::gateway::ConnectionLimits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 impl Default for GatewaySection {
@@ -58,6 +82,10 @@ impl Default for GatewaySection {
             listen: "127.0.0.1:8080".parse().expect("valid address"),
             metrics_listen: "127.0.0.1:9090".parse().expect("valid address"),
             max_in_flight: 1024,
+            max_connections: 4096,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            idle_timeout_ms: 75_000,
             shutdown_grace_ms: 30_000,
             refresh_interval_s: 300,
         }
@@ -84,6 +112,91 @@ impl Default for WarmerSection {
             policy: "fixed-5min".into(),
             jitter_ms: 250,
         }
+    }
+}
+
+/// Who may invoke which function. Closed by default, except with the embedded emulator (a
+/// developer's machine): a gateway in front of paid inference must not serve anyone who
+/// reaches its port.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessSection {
+    /// Serve callers without credentials. Unset: true with the embedded backend, else false.
+    pub open: Option<bool>,
+    /// API keys, by the SHA-256 of the key (`warmgate keygen` makes one). On Fargate, pass them
+    /// as a secret in `WARMGATE_ACCESS__KEYS`, a TOML array of inline tables.
+    pub keys: Vec<ApiKeyConfig>,
+    /// JSON Web Tokens, checked against a key set.
+    pub jwt: Option<JwtConfig>,
+}
+
+/// One API key: who holds it, and what it may call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Who holds the key: in logs and metrics, never the key itself.
+    pub id: String,
+    /// The SHA-256 of the key, in hex. Keys are high-entropy, so a fast hash suffices.
+    pub sha256: String,
+    /// The functions it may invoke, by public name; `"*"` for every one.
+    pub functions: Vec<String>,
+    /// Requests per second allowed, with `burst` at once; unset: no limit of its own.
+    #[serde(default)]
+    pub rate_per_second: Option<u32>,
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+/// JSON Web Tokens: who may sign them, for whom, and what each subject may call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// The `iss` a token must carry.
+    pub issuer: String,
+    /// The `aud` a token must carry.
+    pub audience: String,
+    /// Signature algorithms accepted (`RS256`, `ES256`, `EdDSA`, ...). Never `none`.
+    pub algorithms: Vec<String>,
+    /// The key set, a JWKS document: a file (relative to this configuration) or a URL.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// How often the key set is read again.
+    #[serde(default = "default_jwks_refresh_s")]
+    pub jwks_refresh_s: u64,
+    /// Seconds of clock skew allowed on `exp` and `nbf`.
+    #[serde(default = "default_leeway_s")]
+    pub leeway_s: u64,
+    /// Each subject (`sub`) allowed, and its functions.
+    pub subjects: Vec<JwtSubject>,
+}
+
+fn default_jwks_refresh_s() -> u64 {
+    300
+}
+fn default_leeway_s() -> u64 {
+    30
+}
+
+/// A token subject and what it may call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSubject {
+    pub subject: String,
+    /// Public function names; `"*"` for every one.
+    pub functions: Vec<String>,
+    #[serde(default)]
+    pub rate_per_second: Option<u32>,
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+impl AccessSection {
+    /// Whether callers are served without credentials.
+    pub fn is_open(&self, backend: &Backend) -> bool {
+        self.open
+            .unwrap_or(matches!(backend, Backend::Embedded { .. }))
     }
 }
 
@@ -153,6 +266,12 @@ pub struct FunctionConfig {
     /// what it saw cannot place the reclaim (on by default; see `ProbePolicy`).
     #[serde(default)]
     pub probe: ProbePolicy,
+    /// A breaker per target: skipped after consecutive failures, tried again later.
+    #[serde(default)]
+    pub breaker: BreakerPolicy,
+    /// How much failover may add to the function's load.
+    #[serde(default)]
+    pub retry_budget: RetryBudgetPolicy,
 }
 
 fn default_ping_payload() -> String {
@@ -208,9 +327,20 @@ impl Config {
             source,
         })?;
         let mut config = Self::parse(&text, std::env::vars(), &path.display().to_string())?;
+        let dir = path.parent().unwrap_or(Path::new("."));
         if let Backend::Embedded { config: file, .. } = &mut config.backend {
             if file.is_relative() {
-                *file = path.parent().unwrap_or(Path::new(".")).join(&*file);
+                *file = dir.join(&*file);
+            }
+        }
+        if let Some(file) = config
+            .access
+            .jwt
+            .as_mut()
+            .and_then(|jwt| jwt.jwks_file.as_mut())
+        {
+            if file.is_relative() {
+                *file = dir.join(&*file);
             }
         }
         Ok(config)
@@ -247,6 +377,24 @@ impl Config {
         if self.gateway.refresh_interval_s == 0 {
             return invalid("gateway.refresh_interval_s", "must be at least 1");
         }
+        if self.gateway.max_connections == 0 {
+            return invalid("gateway.max_connections", "must be at least 1");
+        }
+        for (key, ms) in [
+            (
+                "gateway.header_read_timeout_ms",
+                self.gateway.header_read_timeout_ms,
+            ),
+            (
+                "gateway.body_read_timeout_ms",
+                self.gateway.body_read_timeout_ms,
+            ),
+            ("gateway.idle_timeout_ms", self.gateway.idle_timeout_ms),
+        ] {
+            if ms == 0 {
+                return invalid(key, "must be at least 1 ms");
+            }
+        }
         match &self.backend {
             Backend::Endpoint { url, .. }
                 if !(url.starts_with("http://") || url.starts_with("https://")) =>
@@ -263,6 +411,7 @@ impl Config {
             }
             _ => {}
         }
+        self.validate_access()?;
         if let Err(e) = crate::policy::registry::live_policy(&self.warmer.policy) {
             return invalid("warmer.policy", e);
         }
@@ -336,6 +485,79 @@ impl Config {
         Ok(())
     }
 
+    fn validate_access(&self) -> Result<(), ConfigError> {
+        let access = &self.access;
+        if !access.is_open(&self.backend) && access.keys.is_empty() && access.jwt.is_none() {
+            return invalid(
+                "access",
+                "no credentials configured, so no caller could be served: add [[access.keys]] \
+                 (see `warmgate keygen`) or [access.jwt], or set access.open = true to serve \
+                 without authentication",
+            );
+        }
+        let known = |key: &str, functions: &[String]| -> Result<(), ConfigError> {
+            for name in functions {
+                if name != "*" && self.function(name).is_none() {
+                    return invalid(key, format!("{name:?} is not a configured function"));
+                }
+            }
+            Ok(())
+        };
+        let rate = |key: &str, rate: Option<u32>, burst: Option<u32>| match (rate, burst) {
+            (Some(0), _) | (_, Some(0)) => {
+                invalid(key, "rate_per_second and burst must be at least 1")
+            }
+            (None, Some(_)) => invalid(key, "burst needs rate_per_second"),
+            _ => Ok(()),
+        };
+        let mut ids = BTreeSet::new();
+        for (i, k) in access.keys.iter().enumerate() {
+            let key = |field: &str| format!("access.keys[{i}].{field}");
+            if !ids.insert(k.id.as_str()) {
+                return invalid(key("id"), format!("{:?} is declared twice", k.id));
+            }
+            if k.sha256.len() != 64 || !k.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return invalid(
+                    key("sha256"),
+                    "must be 64 hex digits (the SHA-256 of the key)",
+                );
+            }
+            known(&key("functions"), &k.functions)?;
+            rate(&key("rate_per_second"), k.rate_per_second, k.burst)?;
+        }
+        if let Some(jwt) = &access.jwt {
+            if jwt.jwks_file.is_some() == jwt.jwks_url.is_some() {
+                return invalid("access.jwt", "set exactly one of jwks_file and jwks_url");
+            }
+            if jwt.algorithms.is_empty() {
+                return invalid("access.jwt.algorithms", "name at least one algorithm");
+            }
+            for a in &jwt.algorithms {
+                if a.parse::<jsonwebtoken::Algorithm>().is_err() {
+                    return invalid(
+                        "access.jwt.algorithms",
+                        format!("{a:?} is not a JWS algorithm (RS256, ES256, EdDSA, ...)"),
+                    );
+                }
+                if a.starts_with("HS") {
+                    return invalid(
+                        "access.jwt.algorithms",
+                        "shared-secret algorithms (HS*) are not accepted: use a key set",
+                    );
+                }
+            }
+            for (i, s) in jwt.subjects.iter().enumerate() {
+                known(&format!("access.jwt.subjects[{i}].functions"), &s.functions)?;
+                rate(
+                    &format!("access.jwt.subjects[{i}].rate_per_second"),
+                    s.rate_per_second,
+                    s.burst,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// A function by its public name.
     pub fn function(&self, name: &str) -> Option<&FunctionConfig> {
         self.functions.iter().find(|f| f.name == name)
@@ -377,6 +599,9 @@ mod tests {
 [backend]
 kind = "endpoint"
 url = "http://127.0.0.1:9001"
+
+[access]
+open = true
 
 [[function]]
 name = "sentiment"
@@ -441,6 +666,29 @@ targets = ["live", "1"]
         assert!(c.is_err(), "kind aws rejects the endpoint's url key");
     }
 
+    #[test]
+    fn access_is_closed_by_default_except_with_the_embedded_emulator() {
+        let closed = BASE.replace("[access]\nopen = true\n", "");
+        let error = parse(&closed, &[]).unwrap_err().to_string();
+        assert!(
+            error.contains("`access`") && error.contains("keygen"),
+            "{error}"
+        );
+        let embedded = closed.replace(
+            "kind = \"endpoint\"\nurl = \"http://127.0.0.1:9001\"",
+            "kind = \"embedded\"\nconfig = \"emulator.toml\"",
+        );
+        let c = parse(&embedded, &[]).unwrap();
+        assert!(c.access.is_open(&c.backend));
+        // Keys given as a secret in the environment, as on Fargate.
+        let digest = "ab".repeat(32);
+        let keys =
+            format!("[{{ id = \"team-a\", sha256 = \"{digest}\", functions = [\"sentiment\"] }}]");
+        let c = parse(&closed, &[("WARMGATE_ACCESS__KEYS", &keys)]).unwrap();
+        assert!(!c.access.is_open(&c.backend));
+        assert_eq!(c.access.keys[0].id, "team-a");
+    }
+
     /// Configuration text, environment, and what the error must name.
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
@@ -494,6 +742,27 @@ targets = ["live", "1"]
                 "warmer.policy",
             ),
             (&BASE.replace("http://", "ftp://"), &[], "backend.url"),
+            (
+                BASE,
+                &[(
+                    "WARMGATE_ACCESS__KEYS",
+                    "[{ id = \"a\", sha256 = \"not-hex\", functions = [\"*\"] }]",
+                )],
+                "access.keys[0].sha256",
+            ),
+            (
+                BASE,
+                &[(
+                    "WARMGATE_ACCESS__KEYS",
+                    "[{ id = \"a\", sha256 = \"00000000000000000000000000000000000000000000000000000000000000ff\", functions = [\"nope\"] }]",
+                )],
+                "access.keys[0].functions",
+            ),
+            (
+                BASE,
+                &[("WARMGATE_GATEWAY__HEADER_READ_TIMEOUT_MS", "0")],
+                "gateway.header_read_timeout_ms",
+            ),
             (
                 &format!("{BASE}[[function]]\nname = \"sentiment\"\n"),
                 &[],

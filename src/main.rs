@@ -45,9 +45,23 @@ enum Command {
         /// emulated minute of idle).
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
+        /// Faults to inject from the start, a TOML file of `[<function>]` tables (see
+        /// README, "Fault injection"); changeable at run time through `/_emulator/faults`.
+        #[arg(long)]
+        faults: Option<PathBuf>,
     },
     /// Replay a public trace through keep-alive and provisioning policies, in virtual time.
     Simulate(warmgate::sim::cli::SimulateArgs),
+    /// Make a new API key: prints the key (give it to the caller) and the `[[access.keys]]`
+    /// entry to configure (it holds only the key's SHA-256).
+    Keygen {
+        /// Who will hold the key, as logs and metrics will name them.
+        #[arg(long)]
+        id: String,
+        /// The functions it may invoke; `*` for every one.
+        #[arg(long, num_args = 1.., default_value = "*")]
+        functions: Vec<String>,
+    },
 }
 
 #[tokio::main]
@@ -64,7 +78,18 @@ async fn main() -> anyhow::Result<()> {
             config,
             listen,
             time_scale,
-        } => run_emulator(&config, listen, time_scale).await,
+            faults,
+        } => run_emulator(&config, listen, time_scale, faults.as_deref()).await,
+        Command::Keygen { id, functions } => {
+            let (key, sha256) = warmgate::gateway::access::generate_key();
+            let functions: Vec<String> = functions.iter().map(|f| format!("{f:?}")).collect();
+            println!(
+                "# The key, for the caller only (shown once; warmgate keeps only its hash):\n# {key}\n\
+                 [[access.keys]]\nid = {id:?}\nsha256 = \"{sha256}\"\nfunctions = [{}]",
+                functions.join(", ")
+            );
+            Ok(())
+        }
         // A replay is CPU-bound and runs its policies on threads of its own.
         Command::Simulate(args) => {
             tokio::task::spawn_blocking(move || warmgate::sim::cli::run(args)).await?
@@ -95,8 +120,30 @@ async fn start_emulator(
         .with_context(|| format!("cannot listen on {listen}"))
 }
 
-async fn run_emulator(config: &Path, listen: SocketAddr, time_scale: f64) -> anyhow::Result<()> {
+async fn run_emulator(
+    config: &Path,
+    listen: SocketAddr,
+    time_scale: f64,
+    faults: Option<&Path>,
+) -> anyhow::Result<()> {
     let running = start_emulator(config, listen, time_scale).await?;
+    if let Some(file) = faults {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read faults {}", file.display()))?;
+        let table: std::collections::BTreeMap<String, warmgate::emulator::faults::Faults> =
+            toml::from_str(&text).with_context(|| format!("faults {}", file.display()))?;
+        for (function, faults) in table {
+            anyhow::ensure!(
+                running.emulator().snapshot().function(&function).is_some(),
+                "faults {}: no function {function:?} in the emulator",
+                file.display()
+            );
+            running
+                .emulator()
+                .set_faults(&function, faults)
+                .map_err(|e| anyhow::anyhow!("faults {}: [{function}] {e}", file.display()))?;
+        }
+    }
     tracing::info!(
         endpoint = %running.endpoint_url(),
         time_scale,
@@ -148,7 +195,16 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         running.metrics_addr()
     );
     shutdown_signal().await;
-    tracing::info!("draining: finishing in-flight requests");
+    tracing::info!(
+        ?grace,
+        "draining: not ready, no new connections, finishing requests in flight"
+    );
+    // A second signal means "now": exit without waiting for the drain.
+    tokio::spawn(async {
+        shutdown_signal().await;
+        tracing::warn!("second signal: exiting at once");
+        std::process::exit(130);
+    });
     running.shutdown(grace).await?;
     if let Some(emulator) = emulator {
         emulator.shutdown().await?;

@@ -85,6 +85,14 @@ pub fn prometheus() -> PrometheusHandle {
                 counter!(PANICS, "task" => task).increment(0);
             }
             counter!(SHED, "reason" => "max_in_flight").increment(0);
+            gauge!(CONNECTIONS_OPEN).increment(0.0);
+            counter!(CONNECTIONS_REFUSED).increment(0);
+            for deadline in ["header", "idle"] {
+                counter!(CONNECTIONS_TIMED_OUT, "deadline" => deadline).increment(0);
+            }
+            for code in ["unauthenticated", "forbidden", "rate_limited"] {
+                counter!(ACCESS_REFUSED, "code" => code).increment(0);
+            }
             handle
         })
         .clone()
@@ -213,6 +221,31 @@ fn describe() {
         "1 when a function's primary target is resolved and its targets checked to run the same code, else 0."
     );
     describe_gauge!(
+        CONNECTIONS_OPEN,
+        Unit::Count,
+        "Client connections open now."
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        Unit::Count,
+        "Client connections refused (503) because max_connections were open."
+    );
+    describe_counter!(
+        CONNECTIONS_TIMED_OUT,
+        Unit::Count,
+        "Client connections closed at a deadline, by deadline (header: request head too slow; idle: kept alive unused)."
+    );
+    describe_counter!(
+        ACCESS_REFUSED,
+        Unit::Count,
+        "Requests refused by access control, by code (unauthenticated 401, forbidden 403, rate_limited 429)."
+    );
+    describe_gauge!(
+        BREAKER_OPEN,
+        Unit::Count,
+        "1 while a target's circuit breaker is open (the target is skipped), else 0; by function and target."
+    );
+    describe_gauge!(
         BUILD_INFO,
         Unit::Count,
         "Constant 1, labelled with the running build's version and revision."
@@ -265,6 +298,7 @@ pub fn function_configured(function: &crate::config::FunctionConfig) {
             POOL_BUSY,
             POOL_PROVISIONED,
             POOL_PROVISIONED_FREE,
+            BREAKER_OPEN,
         ] {
             gauge!(series, &labels).increment(0.0);
         }
@@ -291,13 +325,9 @@ pub fn function_ready(function: &str, ready: bool) {
     gauge!(FUNCTION_READY, "function" => function.to_string()).set(if ready { 1.0 } else { 0.0 });
 }
 
-/// Serves `handle` as `GET /metrics` on `addr` until `shutdown` resolves.
-pub async fn serve_metrics(
-    listener: tokio::net::TcpListener,
-    handle: PrometheusHandle,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = axum::Router::new().route(
+/// `GET /metrics`: `handle` rendered for Prometheus.
+pub fn metrics_router(handle: PrometheusHandle) -> axum::Router {
+    axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let handle = handle.clone();
@@ -308,10 +338,7 @@ pub async fn serve_metrics(
                 )
             }
         }),
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    )
 }
 
 /// Sets up tracing: JSON lines when stdout is not a terminal (Fargate, CI), human-readable
@@ -341,12 +368,16 @@ pub enum Outcome {
     Unavailable,
     /// The gateway itself failed (a handler panicked).
     Internal,
+    /// Refused: no valid credentials (401), or not allowed this function (403).
+    Denied,
+    /// Over the caller's own rate limit (429, before Lambda).
+    RateLimited,
 }
 
 impl Outcome {
     /// Every outcome (a new variant belongs here too: each function's series are created for
     /// every outcome at start).
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Ok,
         Outcome::FunctionError,
         Outcome::Throttled,
@@ -356,6 +387,8 @@ impl Outcome {
         Outcome::NotFound,
         Outcome::Unavailable,
         Outcome::Internal,
+        Outcome::Denied,
+        Outcome::RateLimited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -369,6 +402,8 @@ impl Outcome {
             Outcome::NotFound => "not_found",
             Outcome::Unavailable => "unavailable",
             Outcome::Internal => "internal",
+            Outcome::Denied => "denied",
+            Outcome::RateLimited => "rate_limited",
         }
     }
 }
@@ -590,6 +625,58 @@ impl ProbeSent<'_> {
             alive_s = self.stretch.0.as_secs_f64(),
             gone_s = self.stretch.1.as_secs_f64(),
             "probe"
+        );
+    }
+}
+
+/// Client connections open now.
+pub const CONNECTIONS_OPEN: &str = "warmgate_client_connections_open";
+/// Client connections refused over `max_connections`, answered 503.
+pub const CONNECTIONS_REFUSED: &str = "warmgate_client_connections_refused_total";
+/// Client connections closed at a deadline, by which (`header`, `idle`).
+pub const CONNECTIONS_TIMED_OUT: &str = "warmgate_client_connections_timed_out_total";
+
+pub fn connection_opened() {
+    gauge!(CONNECTIONS_OPEN).increment(1.0);
+}
+
+pub fn connection_closed() {
+    gauge!(CONNECTIONS_OPEN).decrement(1.0);
+}
+
+pub fn connection_rejected() {
+    counter!(CONNECTIONS_REFUSED).increment(1);
+    tracing::warn!("client connection refused: at max_connections");
+}
+
+pub fn connection_timed_out(which: &'static str) {
+    counter!(CONNECTIONS_TIMED_OUT, "deadline" => which).increment(1);
+    tracing::info!(deadline = which, "client connection closed at its deadline");
+}
+
+/// Requests refused by access control, by answer (`unauthenticated`, `forbidden`,
+/// `rate_limited`).
+pub const ACCESS_REFUSED: &str = "warmgate_access_refused_total";
+
+pub fn access_refused(code: &'static str) {
+    counter!(ACCESS_REFUSED, "code" => code).increment(1);
+    tracing::info!(code, "request refused by access control");
+}
+
+/// Whether a target's circuit breaker is open (1) or not (0), by function and target.
+pub const BREAKER_OPEN: &str = "warmgate_breaker_open";
+
+/// A target's breaker after a failure: logged when it opens.
+pub fn breaker(function: &str, target: &str, state: crate::policy::breaker::BreakerState) {
+    use crate::policy::breaker::BreakerState;
+    let open = matches!(state, BreakerState::Open { .. });
+    gauge!(BREAKER_OPEN, "function" => function.to_string(), "target" => target.to_string())
+        .set(if open { 1.0 } else { 0.0 });
+    if open {
+        tracing::warn!(
+            function,
+            target,
+            "circuit breaker open: the target is skipped for now"
         );
     }
 }

@@ -17,7 +17,7 @@ use warmgate::config::Config;
 use warmgate::gateway::Gateway;
 use warmgate::lambda::{
     ControlPlane, Execution, InvokeError, InvokeErrorKind, InvokeRequest, InvokeResponse, Invoker,
-    TargetConfig,
+    TargetConfig, TraceContext,
 };
 
 /// What a scripted target answers next.
@@ -34,6 +34,7 @@ enum Answer {
 struct Scripted {
     answers: Mutex<HashMap<String, VecDeque<Answer>>>,
     invoked: Mutex<Vec<String>>,
+    traces: Mutex<Vec<TraceContext>>,
 }
 
 impl Scripted {
@@ -57,6 +58,7 @@ impl Invoker for Scripted {
     async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
         let qualifier = req.qualifier.clone().unwrap_or_default();
         self.invoked.lock().push(qualifier.clone());
+        self.traces.lock().push(req.trace.clone());
         let answer = self
             .answers
             .lock()
@@ -125,6 +127,9 @@ const CONFIG: &str = r#"
 [backend]
 kind = "endpoint"
 url = "http://unused"
+
+[access]
+open = true
 
 [warmer]
 enabled = false
@@ -262,6 +267,7 @@ async fn a_panic_is_answered_500_counted_and_the_gateway_keeps_serving() {
 
 #[tokio::test(start_paused = true)]
 async fn beyond_the_admission_limit_a_request_is_shed_before_its_body_is_read() {
+    let metrics = warmgate::telemetry::prometheus();
     let scripted = Arc::new(Scripted::default());
     scripted.script("live", [Answer::TimedOut]);
     let one_at_a_time = CONFIG.replace("[warmer]", "[gateway]\nmax_in_flight = 1\n\n[warmer]");
@@ -281,10 +287,148 @@ async fn beyond_the_admission_limit_a_request_is_shed_before_its_body_is_read() 
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(busy.await.unwrap().0, StatusCode::GATEWAY_TIMEOUT);
+    // The shed request is one of the requests counted, under its function.
+    let exposition = metrics.render();
+    // (Every target's series exists from the start, at zero: sum them.)
+    let shed: f64 = exposition
+        .lines()
+        .filter(|l| {
+            l.starts_with("warmgate_requests_total{")
+                && l.contains("function=\"model\"")
+                && l.contains("outcome=\"unavailable\"")
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(shed, 1.0, "no shed request counted in:\n{exposition}");
 }
 
 /// A request body fed from a channel: it ends when the sender is dropped.
 fn tokio_stream_body(mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Body {
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     Body::from_stream(stream)
+}
+
+const BREAKER: &str = r#"
+[backend]
+kind = "endpoint"
+url = "http://unused"
+
+[access]
+open = true
+
+[warmer]
+enabled = false
+
+[[function]]
+name = "model"
+targets = ["live", "standby"]
+timeout_ms = 2000
+wait = { enabled = false }
+probe = { enabled = false }
+breaker = { failures = 3, open_ms = 10000 }
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_target_is_skipped_once_its_breaker_opens_and_tried_again_later() {
+    let scripted = Arc::new(Scripted::default());
+    scripted.script(
+        "live",
+        [Answer::Throttled, Answer::Throttled, Answer::Throttled],
+    );
+    scripted.script(
+        "standby",
+        [Answer::Ok, Answer::Throttled, Answer::Throttled],
+    );
+    let gateway = gateway_of(BREAKER, &scripted).await;
+    // live fails three times (the third opens its breaker); standby answers in between.
+    let statuses = [
+        call(&gateway, "model").await.0,
+        call(&gateway, "model").await.0,
+        call(&gateway, "model").await.0,
+    ];
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    assert_eq!(
+        scripted.invoked(),
+        ["live", "standby", "standby", "live", "standby", "live"]
+    );
+    // Open: live is not tried at all, not even as a failover.
+    assert_eq!(call(&gateway, "model").await.0, StatusCode::OK);
+    scripted.script("standby", [Answer::Throttled]);
+    assert_eq!(
+        call(&gateway, "model").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(&scripted.invoked()[6..], ["standby", "standby"]);
+    // Past open_ms, live takes a trial (a failover here) and, answered, serves again.
+    tokio::time::advance(Duration::from_secs(11)).await;
+    scripted.script("standby", [Answer::Throttled]);
+    let (status, target, _) = call(&gateway, "model").await;
+    assert_eq!((status, target.as_deref()), (StatusCode::OK, Some("live")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_every_breaker_open_a_request_fails_fast_with_retry_after() {
+    let scripted = Arc::new(Scripted::default());
+    for q in ["live", "standby"] {
+        scripted.script(q, [Answer::Throttled, Answer::Throttled, Answer::Throttled]);
+    }
+    let gateway = gateway_of(BREAKER, &scripted).await;
+    for _ in 0..3 {
+        assert_eq!(
+            call(&gateway, "model").await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    let sent = scripted.invoked().len();
+    let request = Request::post("/v1/functions/model/invoke")
+        .body(Body::from("{}"))
+        .unwrap();
+    let response = gateway.app().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&retry_after), "{retry_after}");
+    assert_eq!(scripted.invoked().len(), sent, "nothing was sent to Lambda");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_callers_trace_context_is_passed_to_lambda_on_every_attempt() {
+    let scripted = Arc::new(Scripted::default());
+    scripted.script("live", [Answer::Throttled]);
+    let gateway = gateway(&scripted).await;
+    let request = Request::post("/v1/functions/model/invoke")
+        .header(
+            "x-amzn-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+        )
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+        .body(Body::from("{}"))
+        .unwrap();
+    let response = gateway.app().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let traces = scripted.traces.lock().clone();
+    assert_eq!(traces.len(), 2, "the throttled attempt and its failover");
+    for trace in traces {
+        assert_eq!(
+            trace.amzn_trace_id.as_deref(),
+            Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
+        );
+        assert_eq!(
+            trace.traceparent.as_deref(),
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        );
+    }
 }

@@ -334,7 +334,7 @@ version = "1"
 async fn a_call_that_may_have_run_is_executed_once_at_lambda_unless_idempotent() {
     let gateway_toml = |idempotent: bool| {
         format!(
-            "[backend]\nkind = \"endpoint\"\nurl = \"http://placeholder\"\n\n[warmer]\nenabled = false\n\n\
+            "[backend]\nkind = \"endpoint\"\nurl = \"http://placeholder\"\n\n[access]\nopen = true\n\n[warmer]\nenabled = false\n\n\
              [[function]]\nname = \"slow\"\ntargets = [\"live\", \"standby\"]\ntimeout_ms = 1000\n\
              idempotent = {idempotent}\nwait = {{ enabled = false }}\nprobe = {{ enabled = false }}\n"
         )

@@ -64,6 +64,9 @@ const GATEWAY: &str = r#"
 kind = "endpoint"
 url = "http://placeholder"
 
+[access]
+open = true
+
 [[function]]
 name = "pc"
 targets = ["live", "standby"]

@@ -37,7 +37,7 @@ async fn start_on(
     function_extra: &str,
 ) -> (RunningEmulator, RunningGateway) {
     let toml = format!(
-        "[backend]\nkind = \"endpoint\"\nurl = \"http://x\"\n\n[warmer]\n{warmer}\n\n[[function]]\nname = \"model\"\n{function_extra}\n"
+        "[backend]\nkind = \"endpoint\"\nurl = \"http://x\"\n\n[access]\nopen = true\n\n[warmer]\n{warmer}\n\n[[function]]\nname = \"model\"\n{function_extra}\n"
     );
     let stack = LocalStack::start(emulator, &toml, Duration::from_secs(30)).await;
     stack.gateway.wait_ready(Duration::ZERO).await.unwrap();
@@ -170,7 +170,7 @@ async fn the_predictive_warmer_keeps_a_twelve_minute_function_warm_in_the_gatewa
 
 #[tokio::test(start_paused = true)]
 async fn a_round_is_skipped_while_clients_hold_every_admission_permit() {
-    let gateway = "[backend]\nkind = \"endpoint\"\nurl = \"http://x\"\n\n[gateway]\nmax_in_flight = 1\n\n[warmer]\nenabled = true\npolicy = \"fixed-1min\"\njitter_ms = 0\n\n[[function]]\nname = \"model\"\n\n[[function]]\nname = \"batch\"\ntimeout_ms = 300000\n";
+    let gateway = "[backend]\nkind = \"endpoint\"\nurl = \"http://x\"\n\n[access]\nopen = true\n\n[gateway]\nmax_in_flight = 1\n\n[warmer]\nenabled = true\npolicy = \"fixed-1min\"\njitter_ms = 0\n\n[[function]]\nname = \"model\"\n\n[[function]]\nname = \"batch\"\ntimeout_ms = 300000\n";
     let stack = LocalStack::start(EMULATOR, gateway, Duration::from_secs(30)).await;
     stack.gateway.wait_ready(Duration::ZERO).await.unwrap();
     let pings = |s: &LocalStack| {

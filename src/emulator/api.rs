@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT};
-use super::{Emulator, STATE_PATH};
+use super::faults::{Fault, Faults};
+use super::{Emulator, FAULTS_PATH, STATE_PATH};
 use crate::lambda::report::Report;
 use crate::platform::{Function, Invocation, ProvisionedView, Request, Version};
 
@@ -56,6 +57,11 @@ pub(super) fn router(emulator: Emulator) -> Router {
             get(get_function_concurrency),
         )
         .route(STATE_PATH, get(state))
+        .route(FAULTS_PATH, get(fault_report))
+        .route(
+            "/_emulator/faults/{function}",
+            axum::routing::put(put_faults).delete(delete_faults),
+        )
         .route("/_emulator/health", get(|| async { "ok" }))
         // Payload limits are Lambda's, answered in Lambda's error shape by the handler.
         .layer(DefaultBodyLimit::disable())
@@ -146,8 +152,23 @@ async fn invoke(
         payload: &payload,
         client_context: client_context.as_ref(),
     };
+    let (fault, delay) = emulator.faults.lock().draw(name);
+    match fault {
+        Some(Fault::Throttle(reason)) => return Err(ApiError::throttled(reason.as_str())),
+        Some(Fault::ServiceError) => {
+            return Err(ApiError::service(
+                "injected fault: service error before running",
+            ))
+        }
+        Some(Fault::DropBefore) => return Ok(dropped()),
+        _ => {}
+    }
     let now = emulator.clock.now();
     let outcome = emulator.platform.lock().invoke(now, &request);
+    // Pings share one payload by design: only clients' invocations are judged.
+    if outcome.as_ref().is_ok_and(|invocation| !invocation.ping) {
+        emulator.faults.lock().executed(name, &payload);
+    }
     if invocation_type == "Event" {
         // Lambda queues an event and retries it; the emulator runs it at once and counts a
         // throttle as the platform saw it, but the caller only ever learns it was queued.
@@ -158,9 +179,82 @@ async fn invoke(
             _ => Ok(StatusCode::ACCEPTED.into_response()),
         };
     }
-    let invocation = outcome?;
-    emulator.clock.sleep(invocation.completes_at - now).await;
+    let mut invocation = outcome?;
+    emulator
+        .clock
+        .sleep(invocation.completes_at - now + delay)
+        .await;
+    match fault {
+        Some(Fault::ServiceErrorAfter) => {
+            return Err(ApiError::service(
+                "injected fault: service error after running",
+            ))
+        }
+        Some(Fault::DropAfter) => return Ok(dropped()),
+        Some(Fault::FunctionError) => {
+            invocation.function_error = Some("Unhandled");
+            invocation.payload = json!({
+                "errorType": "InjectedFault",
+                "errorMessage": "injected fault: the function failed",
+            })
+            .to_string()
+            .into_bytes();
+        }
+        Some(Fault::Timeout) => {
+            let timeout_s =
+                emulator.with_platform(|p, _| p.function(name).map_or(3.0, |f| f.spec.timeout_s));
+            let ran = invocation.completes_at - invocation.started_at;
+            let timeout = Duration::from_secs_f64(timeout_s);
+            emulator.clock.sleep(timeout.saturating_sub(ran)).await;
+            invocation.function_error = Some("Unhandled");
+            invocation.payload = json!({
+                "errorMessage": format!("Task timed out after {timeout_s:.2} seconds"),
+            })
+            .to_string()
+            .into_bytes();
+        }
+        _ => {}
+    }
     Ok(invocation_response(invocation, tail))
+}
+
+/// An answer that never arrives: the body fails before its first byte, so the server closes
+/// the connection and the caller cannot tell whether the function ran.
+fn dropped() -> Response {
+    let failing = futures::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::other("injected fault: connection dropped"))
+    });
+    Response::new(Body::from_stream(failing))
+}
+
+async fn fault_report(State(emulator): State<Emulator>) -> Json<super::faults::FaultReport> {
+    Json(emulator.fault_report())
+}
+
+async fn put_faults(
+    State(emulator): State<Emulator>,
+    Path(function): Path<String>,
+    body: Bytes,
+) -> Result<Json<super::faults::FaultReport>, ApiError> {
+    let faults: Faults = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid_parameter(format!("faults: {e}")))?;
+    if emulator.with_platform(|p, _| p.function(&function).is_none()) {
+        return Err(ApiError::not_found(format!(
+            "Function not found: {function}"
+        )));
+    }
+    emulator
+        .set_faults(&function, faults)
+        .map_err(|e| ApiError::invalid_parameter(format!("faults.{e}")))?;
+    Ok(Json(emulator.fault_report()))
+}
+
+async fn delete_faults(
+    State(emulator): State<Emulator>,
+    Path(function): Path<String>,
+) -> Json<super::faults::FaultReport> {
+    let _ = emulator.set_faults(&function, Faults::default());
+    Json(emulator.fault_report())
 }
 
 fn decode_client_context(encoded: &str) -> Result<Value, ApiError> {

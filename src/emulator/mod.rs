@@ -3,7 +3,8 @@
 //! aws-sdk-lambda, the AWS CLI and boto3 talk to it unchanged (endpoint URL plus any static
 //! credentials). It adds one path outside the AWS API, `GET /_emulator/state`, the ground
 //! truth (environments by state, cold starts, throttles, GB-s) that tests and load tests
-//! compare warmgate's estimates with.
+//! compare warmgate's estimates with; and `/_emulator/faults`, to inject failures per
+//! function at run time ([`faults`]).
 //!
 //! Time comes from a [`Clock`](crate::clock::Clock): tokio's (optionally sped up, so one real
 //! second can count as a minute of idle) or a manual one. The emulator holds each response
@@ -11,6 +12,7 @@
 
 mod api;
 mod error;
+pub mod faults;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,12 +27,15 @@ use crate::platform::{Platform, PlatformSpec, Snapshot};
 
 /// The path of the ground-truth endpoint.
 pub const STATE_PATH: &str = "/_emulator/state";
+/// The path of fault injection: `GET` the report, `PUT`/`DELETE` `/{function}`.
+pub const FAULTS_PATH: &str = "/_emulator/faults";
 
 /// A platform and the clock that drives it, shared by the API handlers.
 #[derive(Clone)]
 pub struct Emulator {
     platform: Arc<Mutex<Platform>>,
     clock: SharedClock,
+    faults: Arc<Mutex<faults::FaultState>>,
     /// Wall-clock time at start, for `LastModified` fields.
     started: std::time::SystemTime,
 }
@@ -41,6 +46,7 @@ impl Emulator {
         Self {
             platform: Arc::new(Mutex::new(Platform::new(spec))),
             clock,
+            faults: Arc::new(Mutex::new(faults::FaultState::new(0))),
             started: std::time::SystemTime::now(),
         }
     }
@@ -59,6 +65,16 @@ impl Emulator {
     pub fn snapshot(&self) -> Snapshot {
         let now = self.clock.now();
         self.platform.lock().snapshot(now)
+    }
+
+    /// Sets `function`'s injected faults (all zero clears them); the error names the field.
+    pub fn set_faults(&self, function: &str, faults: faults::Faults) -> Result<(), String> {
+        self.faults.lock().set(function, faults)
+    }
+
+    /// The faults in force, what they injected, and the executions they judge by.
+    pub fn fault_report(&self) -> faults::FaultReport {
+        self.faults.lock().report()
     }
 
     /// Runs `f` on the platform at the clock's current time.

@@ -10,10 +10,13 @@ use tokio::sync::oneshot;
 
 use super::error::{ErrorKind, GatewayError};
 use super::{FunctionState, Gateway};
-use crate::lambda::{Execution, InvocationType, InvokeError, InvokeRequest, InvokeResponse};
+use crate::lambda::{
+    Execution, InvocationType, InvokeError, InvokeRequest, InvokeResponse, TraceContext,
+};
+use crate::policy::breaker::BreakerState;
 use crate::policy::cost;
 use crate::policy::driver::{Admission, Attempt, Failure, Outcome, Route, Send};
-use crate::policy::{StartSeen, TargetId};
+use crate::policy::TargetId;
 use crate::telemetry;
 
 /// A request for a function, whichever ingress it came by.
@@ -23,6 +26,7 @@ pub struct Dispatch {
     pub invocation_type: InvocationType,
     /// A target the client pinned (Lambda API `Qualifier`), if any.
     pub pinned: Option<String>,
+    pub trace: TraceContext,
 }
 
 /// What one invocation through the gateway produced.
@@ -53,18 +57,11 @@ pub(super) fn failure(error: &InvokeError) -> Failure {
 pub(super) fn outcome_of(response: &InvokeResponse, upstream: Duration, memory_mb: u32) -> Outcome {
     let report = response.report.as_ref();
     Outcome::Ran {
-        start: match response.cold_start() {
-            Some(true) => StartSeen::Cold,
-            Some(false) => StartSeen::Warm,
-            None => StartSeen::Unknown,
-        },
+        start: response.start(),
         duration: report.map_or(upstream, |r| r.duration),
         init: report.and_then(|r| r.init_duration),
         billed_gb_s: Some(cost::gb_s(
-            report
-                .map_or(crate::policy::budget::PING_ESTIMATE, |r| r.billed_duration)
-                .as_secs_f64()
-                * 1000.0,
+            report.map_or(crate::policy::budget::PING_ESTIMATE, |r| r.billed_duration),
             memory_mb,
         )),
     }
@@ -106,7 +103,7 @@ impl Drop for InFlight {
             // It may still run at Lambda; the estimate counts its environment idle from now.
             let elapsed = self.gateway.now().saturating_sub(attempt.started.at);
             let outcome = Outcome::Ran {
-                start: StartSeen::Unknown,
+                start: None,
                 duration: elapsed,
                 init: None,
                 billed_gb_s: None,
@@ -186,7 +183,22 @@ impl Gateway {
         telemetry::in_flight(&config.name, 1.0);
         let _gauge = scopeguard(|| telemetry::in_flight(&config.name, -1.0));
 
-        let mut send = self.admit(function, pinned).await;
+        let mut send = match self.admit(function, pinned).await {
+            Ok(send) => send,
+            Err(retry_after) => {
+                return Err((
+                    GatewayError::new(
+                        ErrorKind::NotReady,
+                        format!(
+                            "function {:?}: every target is failing (circuit open); retry shortly",
+                            config.name
+                        ),
+                    )
+                    .retry_after(retry_after),
+                    None,
+                ))
+            }
+        };
         telemetry::routed(
             &config.name,
             function.qualifier(send.attempt.target),
@@ -206,10 +218,18 @@ impl Gateway {
                     request.payload.clone(),
                     request.client_context.clone(),
                     request.invocation_type,
+                    &request.trace,
                 )
                 .await;
             let error = match result {
                 Ok(response) => {
+                    if function.orchestration.lock().driver.answered(target) {
+                        telemetry::breaker(
+                            &config.name,
+                            &qualifier,
+                            BreakerState::Closed { failures: 0 },
+                        );
+                    }
                     if request.invocation_type == InvocationType::RequestResponse {
                         attempt.finish(outcome, true);
                     } else {
@@ -229,15 +249,16 @@ impl Gateway {
                 Err(error) => error,
             };
             attempt.finish(outcome, true);
-            let next =
-                function
-                    .orchestration
-                    .lock()
-                    .driver
-                    .failover(self.now(), failure(&error), &tried);
+            let (next, breaker) = {
+                let mut orchestration = function.orchestration.lock();
+                let driver = &mut orchestration.driver;
+                let next = driver.failover(self.now(), failure(&error), &tried);
+                (next, driver.breaker(target))
+            };
+            telemetry::breaker(&config.name, &qualifier, breaker);
             tracing::warn!(
                 function = %config.name, target = %qualifier, %error,
-                failover = next.is_some(), "invoke failed"
+                payload_bytes = request.payload.len(), failover = next.is_some(), "invoke failed"
             );
             match next {
                 Some(next) => send = next,
@@ -260,6 +281,7 @@ impl Gateway {
         payload: Bytes,
         client_context: Option<String>,
         invocation_type: InvocationType,
+        trace: &TraceContext,
     ) -> (Result<InvokeResponse, InvokeError>, Duration, Outcome) {
         let config = &function.config;
         let began = self.now();
@@ -272,6 +294,7 @@ impl Gateway {
                 client_context,
                 invocation_type,
                 timeout: config.timeout(),
+                trace: trace.clone(),
             })
             .await;
         let upstream = self.now().saturating_sub(began);
@@ -279,7 +302,7 @@ impl Gateway {
             Ok(response) => outcome_of(response, upstream, function.memory_mb(qualifier)),
             Err(e) if e.executed == Execution::NotExecuted => Outcome::NotRun,
             Err(_) => Outcome::Ran {
-                start: StartSeen::Unknown,
+                start: None,
                 duration: upstream,
                 init: None,
                 billed_gb_s: None,
@@ -290,12 +313,12 @@ impl Gateway {
 
     /// Asks the function's driver where the request goes; when it holds the request, waits
     /// for a freed environment or the end of the wait, while the burst ping it asked for
-    /// starts an environment.
+    /// starts an environment. `Err(retry_after)` when every target's breaker is open.
     async fn admit(
         self: &Arc<Self>,
         function: &Arc<FunctionState>,
         pinned: Option<TargetId>,
-    ) -> Send {
+    ) -> Result<Send, Duration> {
         let now = self.now();
         let (waiter, until, burst, released) = {
             let mut orchestration = function.orchestration.lock();
@@ -306,8 +329,9 @@ impl Gateway {
             match admission {
                 Admission::Send(send) => {
                     function.publish_pool(&orchestration.driver, send.attempt.target, now);
-                    return send;
+                    return Ok(send);
                 }
+                Admission::Unavailable { retry_after } => return Err(retry_after),
                 Admission::Hold {
                     waiter,
                     until,
@@ -366,7 +390,7 @@ impl Gateway {
             }
         };
         waiter.released = None;
-        send
+        Ok(send)
     }
 
     /// An attempt ended at the gateway's now: its driver learns it (and may release a held

@@ -27,8 +27,16 @@ pub enum ErrorKind {
     NoRoute,
     InvalidJson,
     PayloadTooLarge,
-    /// A header or parameter is malformed.
+    /// A header or parameter is malformed, or the body could not be read.
     InvalidRequest,
+    /// The body did not arrive within `gateway.body_read_timeout_ms`.
+    BodyTimeout,
+    /// No credentials, or credentials that are not valid.
+    Unauthenticated,
+    /// Valid credentials, not allowed this function.
+    Forbidden,
+    /// The caller's own request rate is over its limit.
+    RateLimited,
     /// Lambda throttled every target it was allowed to try.
     Throttled,
     /// The function's timeout passed.
@@ -45,16 +53,29 @@ pub enum ErrorKind {
 
 /// A failed request: what to answer, and, when Lambda failed it, the invocation error it came
 /// from (its `Execution` says whether the function may have run).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
+#[derive(Debug, Clone)]
 pub struct GatewayError {
     pub kind: ErrorKind,
     pub message: String,
     pub retry_after: Option<Duration>,
     /// The throttle's Reason, when Lambda gave one.
     pub reason: Option<String>,
-    #[source]
-    pub source: Option<InvokeError>,
+    /// Boxed: most errors have none, and every handler's `Result` carries this type.
+    pub source: Option<Box<InvokeError>>,
+}
+
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for GatewayError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl GatewayError {
@@ -68,7 +89,7 @@ impl GatewayError {
         }
     }
 
-    fn retry_after(mut self, after: Duration) -> Self {
+    pub(super) fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
         self
     }
@@ -104,6 +125,20 @@ impl GatewayError {
         Self::new(
             ErrorKind::Internal,
             "the gateway failed while serving this request; it was logged and counted",
+        )
+    }
+
+    pub fn body_timeout(limit: Duration) -> Self {
+        Self::new(
+            ErrorKind::BodyTimeout,
+            format!("the request body did not arrive within {limit:?}"),
+        )
+    }
+
+    pub fn unreadable_body(reason: impl std::fmt::Display) -> Self {
+        Self::new(
+            ErrorKind::InvalidRequest,
+            format!("the request body could not be read: {reason}"),
         )
     }
 
@@ -145,7 +180,7 @@ impl GatewayError {
             message: format!("function {function:?}: {error}"),
             retry_after,
             reason,
-            source: Some(error.clone()),
+            source: Some(Box::new(error.clone())),
         }
     }
 
@@ -157,7 +192,10 @@ impl GatewayError {
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::InvalidJson | ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::Throttled | ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
             ErrorKind::NotReady | ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -175,6 +213,10 @@ impl GatewayError {
             ErrorKind::InvalidJson => "invalid_json",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::BodyTimeout => "body_timeout",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::RateLimited => "rate_limited",
             ErrorKind::Throttled => "throttled",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Upstream => "upstream_error",
@@ -192,7 +234,10 @@ impl GatewayError {
             ErrorKind::MethodNotAllowed
             | ErrorKind::InvalidJson
             | ErrorKind::PayloadTooLarge
-            | ErrorKind::InvalidRequest => Outcome::BadRequest,
+            | ErrorKind::InvalidRequest
+            | ErrorKind::BodyTimeout => Outcome::BadRequest,
+            ErrorKind::Unauthenticated | ErrorKind::Forbidden => Outcome::Denied,
+            ErrorKind::RateLimited => Outcome::RateLimited,
             ErrorKind::Throttled => Outcome::Throttled,
             ErrorKind::Timeout => Outcome::Timeout,
             ErrorKind::Upstream => Outcome::UpstreamError,
@@ -215,10 +260,13 @@ impl GatewayError {
             }
             ErrorKind::PayloadTooLarge => "RequestTooLargeException",
             ErrorKind::InvalidJson => "InvalidRequestContentException",
-            ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed => {
+            ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed | ErrorKind::BodyTimeout => {
                 "InvalidParameterValueException"
             }
-            ErrorKind::Throttled => "TooManyRequestsException",
+            // As AWS answers a missing or bad signature, and a principal without the right.
+            ErrorKind::Unauthenticated => "UnrecognizedClientException",
+            ErrorKind::Forbidden => "AccessDeniedException",
+            ErrorKind::Throttled | ErrorKind::RateLimited => "TooManyRequestsException",
             ErrorKind::Timeout | ErrorKind::Upstream => "ServiceException",
             ErrorKind::NotReady | ErrorKind::Overloaded | ErrorKind::Internal => "ServiceException",
         };

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
+use axum::extract::{Path, Request};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -16,7 +18,7 @@ use tower::ServiceBuilder;
 
 use super::error::GatewayError;
 use super::Gateway;
-use crate::telemetry;
+use crate::telemetry::{self, RequestCompleted};
 
 /// The shape an ingress answers errors in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,26 +67,76 @@ where
 {
     let limit = gateway.config().gateway.max_in_flight;
     let timeout = request_timeout(gateway);
-    let fail = move |error: BoxError| async move {
-        if error.is::<tower::load_shed::error::Overloaded>() {
-            telemetry::request_shed("max_in_flight");
-            shape.answer(GatewayError::overloaded(limit))
-        } else if error.is::<tower::timeout::error::Elapsed>() {
-            shape.answer(GatewayError::request_timeout(timeout))
-        } else {
-            tracing::error!(%error, "unexpected error from the invoke layers");
-            shape.answer(GatewayError::internal())
+    let known = gateway.clone();
+    let fail = move |Path(name): Path<String>, error: BoxError| {
+        let known = known.clone();
+        async move {
+            let (answer, elapsed) = if error.is::<tower::load_shed::error::Overloaded>() {
+                telemetry::request_shed("max_in_flight");
+                (GatewayError::overloaded(limit), Duration::ZERO)
+            } else if error.is::<tower::timeout::error::Elapsed>() {
+                (GatewayError::request_timeout(timeout), timeout)
+            } else {
+                tracing::error!(%error, "unexpected error from the invoke layers");
+                (GatewayError::internal(), Duration::ZERO)
+            };
+            // The handler never ran (shed) or was dropped (timed out).
+            unserved(&known, &name, shape, answer, elapsed)
         }
     };
-    route.route_layer(
-        ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(fail))
-            .load_shed()
-            .layer(GlobalConcurrencyLimitLayer::with_semaphore(
-                gateway.admission.clone(),
-            ))
-            .timeout(timeout),
-    )
+    let gate = gateway.clone();
+    let authorize = move |Path(name): Path<String>, mut request: Request, next: Next| {
+        let gateway = gate.clone();
+        async move {
+            match gateway.access.check(request.headers(), &name) {
+                Ok(caller) => {
+                    if let Some(caller) = caller {
+                        request.extensions_mut().insert(caller);
+                    }
+                    next.run(request).await
+                }
+                Err(refused) => {
+                    telemetry::access_refused(refused.code());
+                    unserved(&gateway, &name, shape, refused, Duration::ZERO)
+                }
+            }
+        }
+    };
+    route
+        .route_layer(middleware::from_fn(authorize))
+        .route_layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(fail))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::with_semaphore(
+                    gateway.admission.clone(),
+                ))
+                .timeout(timeout),
+        )
+}
+
+/// Answers a request the handler did not serve, counted so that `warmgate_requests_total`
+/// holds every request.
+fn unserved(
+    gateway: &Gateway,
+    name: &str,
+    shape: Shape,
+    answer: GatewayError,
+    elapsed: Duration,
+) -> Response {
+    let function = gateway.function(name).map(|f| f.config.name.as_str());
+    RequestCompleted {
+        function: function.unwrap_or(telemetry::UNKNOWN_FUNCTION),
+        target: "",
+        outcome: answer.outcome(),
+        elapsed,
+        lambda: None,
+        cold_start: None,
+        restore: None,
+        added: None,
+    }
+    .emit();
+    shape.answer(answer)
 }
 
 /// The answer to a handler that panicked: 500, counted and logged (invariant 7: every request

@@ -8,9 +8,11 @@
 //! [`error`]; telemetry in `telemetry`. Every background task (warmer, prober, refresher,
 //! pings) is tracked, and [`RunningGateway::shutdown`] returns once they are done.
 
+pub mod access;
 mod dispatch;
 pub mod error;
 mod layers;
+mod listener;
 mod routes;
 pub mod targets;
 pub mod warmer;
@@ -36,6 +38,7 @@ use crate::policy::pool::PoolView;
 use crate::policy::TargetId;
 use crate::telemetry;
 pub use dispatch::{Dispatch, Dispatched};
+pub use listener::ConnectionLimits;
 use targets::{check_equivalence, TargetSet};
 
 /// A configured function and what is known of its targets.
@@ -59,6 +62,8 @@ impl FunctionState {
             probe: config.probe,
             ping_budget: Some(config.ping_budget),
             idempotent: config.idempotent,
+            breaker: config.breaker,
+            retry_budget: config.retry_budget,
         };
         Self {
             config: config.clone(),
@@ -138,6 +143,8 @@ pub struct Gateway {
     /// ([`layers`]); background pings skip their round while clients hold every permit.
     admission: Arc<Semaphore>,
     draining: AtomicBool,
+    /// Who may call which function ([`access`]).
+    access: access::Access,
     config: Config,
     clock: SharedClock,
     warmer: Option<warmer::Executor>,
@@ -184,6 +191,7 @@ impl Gateway {
             control,
             admission: Arc::new(Semaphore::new(config.gateway.max_in_flight)),
             draining: AtomicBool::new(false),
+            access: access::Access::new(&config.access, &config.backend, None),
             config,
             clock,
             tasks: TaskTracker::new(),
@@ -207,6 +215,21 @@ impl Gateway {
         routes::router(self.clone())
     }
 
+    /// Reads the JWT key set again (at start, then every `access.jwt.jwks_refresh_s`); a
+    /// failed read keeps the set in use.
+    pub async fn reload_jwks(&self) {
+        let Some(jwt) = &self.config.access.jwt else {
+            return;
+        };
+        match access::read_jwks(jwt).await {
+            Ok(set) => {
+                tracing::info!(keys = set.keys.len(), "JWT key set read");
+                self.access.set_jwks(set);
+            }
+            Err(error) => tracing::warn!(error = format!("{error:#}"), "JWT key set not read"),
+        }
+    }
+
     /// The gateway's current time, as its policies see it.
     pub fn now(&self) -> Time {
         self.clock.now()
@@ -219,6 +242,10 @@ impl Gateway {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.gateway.body_read_timeout_ms)
     }
 
     pub fn function(&self, name: &str) -> Option<&Arc<FunctionState>> {
@@ -347,25 +374,35 @@ impl Gateway {
                 gateway.clock.sleep(every).await;
             }
         });
+        if let Some(jwt) = &self.config.access.jwt {
+            let gateway = self.clone();
+            let every = Duration::from_secs(jwt.jwks_refresh_s.max(1));
+            self.spawn(async move {
+                loop {
+                    gateway.reload_jwks().await;
+                    tokio::time::sleep(every).await;
+                }
+            });
+        }
         self.spawn(self.clone().supervise_warmer());
         self.spawn(self.clone().run_prober());
         let metrics = {
             let stopped = stop_accepting.clone().cancelled_owned();
-            tokio::spawn(telemetry::serve_metrics(
-                metrics_listener,
-                telemetry::prometheus(),
-                stopped,
-            ))
-        };
-        let app = routes::router(self.clone());
-        let server = {
-            let stopped = stop_accepting.clone().cancelled_owned();
+            let admin = routes::admin_router(self.clone())
+                .merge(telemetry::metrics_router(telemetry::prometheus()));
             tokio::spawn(async move {
-                axum::serve(listener, app)
+                axum::serve(metrics_listener, admin)
                     .with_graceful_shutdown(stopped)
                     .await
             })
         };
+        let app = routes::router(self.clone());
+        let server = tokio::spawn(listener::serve(
+            listener,
+            app,
+            self.config.gateway.connection_limits(),
+            stop_accepting.clone(),
+        ));
         telemetry::metrics_ready(metrics_addr);
         Ok(RunningGateway {
             gateway: self.clone(),

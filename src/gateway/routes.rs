@@ -21,7 +21,7 @@ use tower_http::trace::TraceLayer;
 use super::error::{ErrorKind, GatewayError};
 use super::layers::{invoke_route, panic_answer, Shape};
 use super::{Dispatch, Dispatched, FunctionState, Gateway};
-use crate::lambda::InvocationType;
+use crate::lambda::{InvocationType, TraceContext};
 use crate::telemetry::{Outcome, RequestCompleted, UNKNOWN_FUNCTION};
 
 pub(super) fn router(gateway: Arc<Gateway>) -> Router {
@@ -34,7 +34,6 @@ pub(super) fn router(gateway: Arc<Gateway>) -> Router {
             "/2015-03-31/functions/{name}/invocations",
             invoke_route(post(invoke_lambda_api), &gateway, Shape::LambdaApi),
         )
-        .route("/v1/pools", get(pools))
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
@@ -52,7 +51,33 @@ pub(super) fn router(gateway: Arc<Gateway>) -> Router {
         // Payload limits are per function, enforced while reading the body.
         .layer(DefaultBodyLimit::disable())
         .layer(CatchPanicLayer::custom(panic_answer))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .with_state(gateway)
+}
+
+/// The span of one request: method, path, and the caller's trace ids, so that every log line
+/// of the request carries them. Never the payload (its size is in the request's log line).
+fn request_span(request: &http::Request<Body>) -> tracing::Span {
+    let trace = TraceContext::from_headers(request.headers());
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        amzn_trace_id = trace.amzn_trace_id.as_deref(),
+        traceparent = trace.traceparent.as_deref(),
+    )
+}
+
+/// The admin listener's routes, away from client traffic (and its access control): the live
+/// estimates, and health for the operator. `/metrics` joins them.
+pub(super) fn admin_router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/pools", get(pools))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(readyz))
         .with_state(gateway)
 }
 
@@ -97,11 +122,24 @@ async fn pools(State(gateway): State<Arc<Gateway>>) -> Json<serde_json::Value> {
 
 /// Reads a body within the function's limit and checks it is JSON (an empty body is `{}`'s
 /// stand-in, as Lambda accepts it).
-async fn read_payload(function: &FunctionState, body: Body) -> Result<Bytes, GatewayError> {
+async fn read_payload(
+    function: &FunctionState,
+    body: Body,
+    within: Duration,
+) -> Result<Bytes, GatewayError> {
     let limit = function.config.max_payload_bytes;
-    let payload = axum::body::to_bytes(body, limit)
+    let payload = tokio::time::timeout(within, axum::body::to_bytes(body, limit))
         .await
-        .map_err(|_| GatewayError::payload_too_large(limit))?;
+        .map_err(|_| GatewayError::body_timeout(within))?
+        .map_err(|error| {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                GatewayError::payload_too_large(limit)
+            } else {
+                GatewayError::unreadable_body(error)
+            }
+        })?;
     if !payload.is_empty() {
         serde_json::from_slice::<serde::de::IgnoredAny>(&payload)
             .map_err(GatewayError::invalid_json)?;
@@ -202,6 +240,7 @@ struct Ingress {
     client_context: Option<String>,
     invocation_type: InvocationType,
     pinned: Option<String>,
+    trace: TraceContext,
 }
 
 /// The part both ingress paths share: find the configured function, read and check the
@@ -221,17 +260,24 @@ async fn invoke(
     };
     let fname = function.config.name.as_str();
     let prepared = match ingress {
-        Ok(ingress) => read_payload(&function, body)
+        Ok(ingress) => read_payload(&function, body, gateway.body_read_timeout())
             .await
             .map(|payload| (ingress, payload)),
         Err(error) => Err(error),
     };
     let (ingress, payload) = prepared.inspect_err(|error| failed(fname, None, error, started))?;
+    // Payloads are never logged: their size, and at debug level a digest to match repeats.
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        use sha2::Digest as _;
+        let digest = crate::gateway::access::hex(&sha2::Sha256::digest(&payload)[..8]);
+        tracing::debug!(function = fname, payload_bytes = payload.len(), payload_sha256_64 = %digest, "request read");
+    }
     let request = Dispatch {
         payload,
         client_context: ingress.client_context,
         invocation_type: ingress.invocation_type,
         pinned: ingress.pinned,
+        trace: ingress.trace,
     };
     match gateway.dispatch(&function, request).await {
         Ok(dispatched) => Ok((function, dispatched)),
@@ -245,6 +291,7 @@ async fn invoke(
 async fn invoke_v1(
     State(gateway): State<Arc<Gateway>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
     let started = Instant::now();
@@ -252,6 +299,7 @@ async fn invoke_v1(
         client_context: None,
         invocation_type: InvocationType::RequestResponse,
         pinned: None,
+        trace: TraceContext::from_headers(&headers),
     });
     match invoke(&gateway, &name, body, ingress, started).await {
         Err(error) => error.into_response(),
@@ -330,6 +378,7 @@ async fn invoke_lambda_api(
         client_context: header("x-amz-client-context").map(str::to_string),
         invocation_type,
         pinned: query.qualifier,
+        trace: TraceContext::from_headers(&headers),
     });
     match invoke(&gateway, &name, body, ingress, started).await {
         Err(error) => error.into_lambda_response(),

@@ -24,9 +24,9 @@ use tokio::sync::Notify;
 
 use super::dispatch::InFlight;
 use super::{FunctionState, Gateway};
-use crate::lambda::InvocationType;
+use crate::lambda::{InvocationType, TraceContext};
 use crate::policy::driver::{Attempt, Outcome, PingReason, PROBE_CHECK};
-use crate::policy::{Action, FunctionInfo, Observation, Policy, ROUND_HOLD};
+use crate::policy::{Action, FunctionInfo, Observation, Policy, Start, ROUND_HOLD};
 use crate::telemetry;
 
 /// How long a warmer whose policy panicked pauses before it starts again.
@@ -98,10 +98,11 @@ impl Gateway {
                 Bytes::from(config.ping_payload.clone()),
                 Some(ping_client_context(hold)),
                 InvocationType::RequestResponse,
+                &TraceContext::default(),
             )
             .await;
         let met = match outcome {
-            Outcome::Ran { start, .. } => start.as_str(),
+            Outcome::Ran { start, .. } => Start::label(start),
             Outcome::NotRun => "refused",
         };
         if let Outcome::Ran {

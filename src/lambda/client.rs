@@ -14,7 +14,7 @@ use bytes::Bytes;
 use super::error::{classify_invoke_error, from_sdk_error};
 use super::{
     decode_log_result, parse_log_tail, Execution, InvocationType, InvokeError, InvokeErrorKind,
-    InvokeRequest, InvokeResponse, Invoker, TargetConfig,
+    InvokeRequest, InvokeResponse, Invoker, TargetConfig, TraceContext,
 };
 
 /// How long the client waits for a TCP (and TLS) connection to the Lambda endpoint. The SDK's
@@ -196,9 +196,10 @@ impl Invoker for LambdaClient {
             client_context,
             invocation_type,
             timeout,
+            trace,
         } = req;
         let payload = (!payload.is_empty()).then(|| Blob::new(payload.to_vec()));
-        let send = self
+        let invoke = self
             .client
             .invoke()
             .function_name(function_name.as_str())
@@ -207,8 +208,25 @@ impl Invoker for LambdaClient {
             .invocation_type(invocation_type.to_sdk())
             // Lambda ignores it for Event and DryRun, and answers those without a tail.
             .log_type(LogType::Tail)
-            .set_payload(payload)
-            .send();
+            .set_payload(payload);
+        let send: futures::future::BoxFuture<'_, _> = if trace.is_empty() {
+            Box::pin(invoke.send())
+        } else {
+            Box::pin(
+                invoke
+                    .customize()
+                    .mutate_request(move |request| {
+                        let headers = request.headers_mut();
+                        if let Some(id) = &trace.amzn_trace_id {
+                            headers.insert(TraceContext::AMZN_TRACE_ID, id.clone());
+                        }
+                        if let Some(parent) = &trace.traceparent {
+                            headers.insert(TraceContext::TRACEPARENT, parent.clone());
+                        }
+                    })
+                    .send(),
+            )
+        };
         match tokio::time::timeout(timeout, send).await {
             Err(_elapsed) => {
                 tracing::debug!(function = %function_name, ?timeout, "lambda invoke timed out");

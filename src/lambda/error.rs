@@ -3,6 +3,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_lambda::config::http::HttpResponse;
@@ -76,7 +77,7 @@ impl fmt::Display for InvokeErrorKind {
 }
 
 /// A failed invocation (or control-plane call). Read the fields; do not match the message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct InvokeError {
     /// What went wrong.
@@ -87,7 +88,22 @@ pub struct InvokeError {
     pub retry_after: Option<Duration>,
     /// Whether the function may have run.
     pub executed: Execution,
+    /// The underlying error (the SDK's, with its HTTP response), where there is one.
+    #[source]
+    pub source: Option<Arc<dyn StdError + Send + Sync>>,
 }
+
+/// Two errors are equal when they say the same: the source is not compared.
+impl PartialEq for InvokeError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.message == other.message
+            && self.retry_after == other.retry_after
+            && self.executed == other.executed
+    }
+}
+
+impl Eq for InvokeError {}
 
 impl InvokeError {
     /// Builds an error by hand (for other [`Invoker`] implementations and tests).
@@ -99,7 +115,13 @@ impl InvokeError {
             message: message.into(),
             retry_after: None,
             executed,
+            source: None,
         }
+    }
+
+    fn caused_by(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// Whether the same request may be sent to another (equivalent) target. ARCHITECTURE.md invariant 4:
@@ -201,7 +223,7 @@ pub(super) fn from_sdk_error<E>(
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
-    match &err {
+    let error = match &err {
         SdkError::ServiceError(service) => {
             let raw = service.raw();
             let status = raw.status().as_u16();
@@ -220,10 +242,8 @@ where
                 (None, None) => format!("HTTP {status}: {}", DisplayErrorContext(e)),
             };
             InvokeError {
-                kind,
-                message,
                 retry_after,
-                executed,
+                ..InvokeError::new(kind, executed, message)
             }
         }
         SdkError::DispatchFailure(failure) => {
@@ -255,7 +275,8 @@ where
             Execution::MayHaveExecuted,
             DisplayErrorContext(&err).to_string(),
         ),
-    }
+    };
+    error.caused_by(err)
 }
 
 /// A service error by its code, else by HTTP status. The SDK takes the code from

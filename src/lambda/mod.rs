@@ -30,10 +30,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::platform::Start;
+
 pub use client::{LambdaClient, CONNECT_TIMEOUT};
 pub use control::ControlPlane;
 pub use error::{Execution, InvokeError, InvokeErrorKind};
-pub use report::{decode_log_result, parse_log_tail, Report, StartKind};
+pub use report::{decode_log_result, parse_log_tail, Report};
 
 /// `X-Amz-Invocation-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -63,6 +65,41 @@ pub struct InvokeRequest {
     /// The whole call, from sending to the last byte of the answer, must fit in this; past it
     /// the call fails with [`InvokeErrorKind::Timeout`].
     pub timeout: Duration,
+    /// The client's trace context, passed on to Lambda.
+    pub trace: TraceContext,
+}
+
+/// A caller's trace context, as it came: Lambda continues an X-Ray trace from
+/// `X-Amzn-Trace-Id` (the function sees it as `_X_AMZN_TRACE_ID`); W3C `traceparent` travels
+/// along for tracers that read it. Both appear in the gateway's logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceContext {
+    pub amzn_trace_id: Option<String>,
+    pub traceparent: Option<String>,
+}
+
+impl TraceContext {
+    pub const AMZN_TRACE_ID: &'static str = "x-amzn-trace-id";
+    pub const TRACEPARENT: &'static str = "traceparent";
+
+    /// From a request's headers (values that are not visible ASCII are ignored).
+    pub fn from_headers(headers: &http::HeaderMap) -> Self {
+        let value = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty() && v.len() <= 256)
+                .map(str::to_string)
+        };
+        Self {
+            amzn_trace_id: value(Self::AMZN_TRACE_ID),
+            traceparent: value(Self::TRACEPARENT),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.amzn_trace_id.is_none() && self.traceparent.is_none()
+    }
 }
 
 impl InvokeRequest {
@@ -79,6 +116,7 @@ impl InvokeRequest {
             client_context: None,
             invocation_type: InvocationType::RequestResponse,
             timeout,
+            trace: TraceContext::default(),
         }
     }
 }
@@ -103,15 +141,19 @@ pub struct InvokeResponse {
 }
 
 impl InvokeResponse {
-    /// Whether the invocation met a new environment (a cold start or a SnapStart restore).
+    /// How the invocation met its environment, from its REPORT line.
     ///
-    /// None when the backend sent no log tail: then the cold start is unknown, never "warm".
+    /// None when the backend sent no log tail: then the start is unknown, never "warm".
     /// Also `None` when the tail holds no readable REPORT line.
-    pub fn cold_start(&self) -> Option<bool> {
+    pub fn start(&self) -> Option<Start> {
         self.log_tail.as_ref()?;
-        self.report
-            .as_ref()
-            .map(|report| report.start() != StartKind::Warm)
+        self.report.as_ref().map(Report::start)
+    }
+
+    /// Whether the invocation met a new environment (a cold start or a SnapStart restore);
+    /// `None` where [`InvokeResponse::start`] cannot tell.
+    pub fn cold_start(&self) -> Option<bool> {
+        self.start().map(|start| start == Start::Cold)
     }
 }
 

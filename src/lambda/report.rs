@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
+use crate::platform::Start;
+
 /// The prefix of the platform's report line.
 const PREFIX: &str = "REPORT RequestId:";
 
@@ -48,29 +50,21 @@ pub struct Report {
     pub billed_restore_duration: Option<Duration>,
 }
 
-/// What kind of execution environment served the invocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StartKind {
-    /// An environment that was already initialized.
-    Warm,
-    /// A new environment: the report carries `Init Duration`.
-    Cold,
-    /// A new environment restored from a SnapStart snapshot: the report carries
-    /// `Restore Duration`.
-    Restored,
-}
-
 impl Report {
-    /// How the environment that served this invocation started. A report without
-    /// `Init Duration` (and without `Restore Duration`) is warm.
-    pub fn start(&self) -> StartKind {
-        if self.restore_duration.is_some() || self.billed_restore_duration.is_some() {
-            StartKind::Restored
-        } else if self.init_duration.is_some() {
-            StartKind::Cold
+    /// How the environment that served this invocation started: cold when the report carries
+    /// `Init Duration` or `Restore Duration` (a new environment either way), else warm. A REPORT
+    /// line cannot tell a provisioned environment from a warm one.
+    pub fn start(&self) -> Start {
+        if self.restored() || self.init_duration.is_some() {
+            Start::Cold
         } else {
-            StartKind::Warm
+            Start::Warm
         }
+    }
+
+    /// Whether a new environment was restored from a SnapStart snapshot.
+    pub fn restored(&self) -> bool {
+        self.restore_duration.is_some() || self.billed_restore_duration.is_some()
     }
 
     /// The REPORT line in the platform's format, tab-separated with the trailing tab and
@@ -235,7 +229,7 @@ fn fmt_ms(d: Duration) -> String {
 /// Whole milliseconds when the duration is whole (Lambda bills by the millisecond), else as
 /// [`fmt_ms`].
 fn fmt_billed_ms(d: Duration) -> String {
-    if d.as_nanos() % u128::from(NANOS_PER_MS) == 0 {
+    if d.as_nanos().is_multiple_of(u128::from(NANOS_PER_MS)) {
         (d.as_nanos() / u128::from(NANOS_PER_MS)).to_string()
     } else {
         fmt_ms(d)
@@ -266,7 +260,7 @@ mod tests {
         assert_eq!(r.max_memory_used_mb, 180);
         assert_eq!(r.init_duration, Some(ms(148_022)));
         assert_eq!(r.restore_duration, None);
-        assert_eq!(r.start(), StartKind::Cold);
+        assert_eq!(r.start(), Start::Cold);
     }
 
     #[test]
@@ -275,7 +269,7 @@ mod tests {
         let r = parse_log_tail(tail).expect("report");
         assert_eq!(r.duration, ms(179));
         assert_eq!(r.init_duration, None);
-        assert_eq!(r.start(), StartKind::Warm);
+        assert_eq!(r.start(), Start::Warm);
     }
 
     #[test]
@@ -284,7 +278,8 @@ mod tests {
         let r = parse_log_tail(tail).expect("report");
         assert_eq!(r.restore_duration, Some(ms(47_416)));
         assert_eq!(r.billed_restore_duration, Some(Duration::from_millis(300)));
-        assert_eq!(r.start(), StartKind::Restored);
+        assert_eq!(r.start(), Start::Cold);
+        assert!(r.restored());
     }
 
     #[test]
@@ -297,7 +292,7 @@ mod tests {
         assert_eq!(r.request_id, "new");
         assert_eq!(r.billed_duration, Duration::from_millis(3000));
         assert_eq!(r.init_duration, Some(ms(20_050)));
-        assert_eq!(r.start(), StartKind::Cold);
+        assert_eq!(r.start(), Start::Cold);
     }
 
     #[test]
@@ -456,7 +451,7 @@ mod tests {
                 ..r
             };
             let parsed = parse_log_tail(&warm.render()).unwrap();
-            prop_assert_eq!(parsed.start(), StartKind::Warm);
+            prop_assert_eq!(parsed.start(), Start::Warm);
             prop_assert!(!parsed.render().contains("Init Duration"));
         }
     }

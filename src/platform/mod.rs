@@ -61,16 +61,30 @@ impl ThrottleReason {
     }
 }
 
-/// How a request met its environment.
+/// How an invocation met its environment: the platform's ground truth, what a REPORT line
+/// tells the gateway, and what the policies learn (as `Option<Start>`, `None` where the gateway
+/// could not tell) are this one enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Start {
     /// An idle on-demand environment.
     Warm,
-    /// A new on-demand environment: the request waited for init.
+    /// A new on-demand environment: the request waited for its init (or its SnapStart restore).
     Cold,
     /// An environment of a provisioned-concurrency pool.
     Provisioned,
+}
+
+impl Start {
+    /// The label in metrics and logs; `unknown` where the gateway could not tell.
+    pub fn label(start: Option<Start>) -> &'static str {
+        match start {
+            Some(Start::Warm) => "warm",
+            Some(Start::Cold) => "cold",
+            Some(Start::Provisioned) => "provisioned",
+            None => "unknown",
+        }
+    }
 }
 
 /// An invocation as the platform sees it.
@@ -267,10 +281,6 @@ pub struct Platform {
     unreserved_usage: u32,
     unreserved_limit: u32,
     not_found: u64,
-}
-
-fn gb(memory_mb: u32) -> f64 {
-    f64::from(memory_mb) / 1024.0
 }
 
 fn ms(d: f64) -> Duration {
@@ -493,7 +503,7 @@ impl Platform {
     fn remove_env(&mut self, at: Time, id: EnvId) {
         let env = self.envs.remove(&id).expect("removing a live environment");
         let function = &mut self.functions[env.function];
-        let gb = gb(function.spec.memory_mb);
+        let gb = stats::gigabytes(function.spec.memory_mb);
         match env.pool {
             Some(c) => {
                 let config = &mut function.provisioned[c];
@@ -710,7 +720,7 @@ impl Platform {
         // lets the rest of a pool age out, as measurements of idle reclaim suggest.
         if let Some(id) = self.functions[f].versions[v].idle.pop() {
             let env = self.envs.get_mut(&id).expect("idle environments are live");
-            let gb = gb(self.functions[f].spec.memory_mb);
+            let gb = stats::gigabytes(self.functions[f].spec.memory_mb);
             self.functions[f].versions[v].stats.idle_gb_s +=
                 now.saturating_sub(env.busy_until).as_secs_f64() * gb;
             self.change_on_demand(f, 1);
@@ -833,7 +843,7 @@ impl Platform {
             .unwrap_or(memory_mb / 2)
             .min(memory_mb);
         let executed_version = version.name.clone();
-        let gb = gb(memory_mb);
+        let gb = stats::gigabytes(memory_mb);
 
         let stats = &mut self.functions[f].versions[v].stats;
         match start {
@@ -931,7 +941,7 @@ impl Platform {
             })
             .collect();
         for env in self.envs.values() {
-            let gb = gb(self.functions[env.function].spec.memory_mb);
+            let gb = stats::gigabytes(self.functions[env.function].spec.memory_mb);
             let version = &mut functions[env.function].versions[env.version];
             let counts = &mut version.environments;
             if env.busy && now < env.ready_at {

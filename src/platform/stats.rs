@@ -2,10 +2,22 @@
 //! the emulator serves and the simulator reads.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::ThrottleReason;
+
+/// Gigabytes of `memory_mb`, as Lambda bills memory (1 GB = 1,024 MB).
+pub fn gigabytes(memory_mb: u32) -> f64 {
+    f64::from(memory_mb) / 1024.0
+}
+
+/// GB-s of `time` at `memory_mb`: the unit of Lambda's duration and provisioned charges. Every
+/// GB-s figure (the platform's counters, the bill, the ping budget) is computed here.
+pub fn gb_s(time: Duration, memory_mb: u32) -> f64 {
+    time.as_secs_f64() * gigabytes(memory_mb)
+}
 
 /// Counts and resource use of one version, since the platform started.
 ///

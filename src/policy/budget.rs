@@ -19,8 +19,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 #[serde(deny_unknown_fields, default)]
 pub struct PingBudget {
     /// A rate guard. Default 1,200: a round of 100 every 5 minutes, room for the warmer's
-    /// own plan (on the Azure sample, a cap of 120 cost the warmer about 190 more cold
-    /// starts; 1,200 costs none). The GB-s budget below is the money guard.
+    /// own plan (docs/warmer.md, "Tuning notes"). The GB-s budget below is the money guard.
     pub pings_per_hour: u32,
     /// Billed GB-s of pings per day (memory × billed duration, init included).
     pub gb_s_per_day: f64,

@@ -59,14 +59,12 @@ pub fn bill(usage: &Usage, prices: &Prices) -> f64 {
         + usage.provisioned_duration_gb_s * prices.provisioned_duration_gb_s
 }
 
-/// GB-s of `billed_ms` at `memory_mb`.
-pub fn gb_s(billed_ms: f64, memory_mb: u32) -> f64 {
-    billed_ms / 1000.0 * f64::from(memory_mb) / 1024.0
-}
+pub use crate::platform::stats::gb_s;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn provisioned_breaks_even_near_sixty_percent_utilisation() {
@@ -107,6 +105,6 @@ mod tests {
             &p,
         );
         assert!((dollars - 0.20).abs() < 1e-12);
-        assert!((gb_s(1000.0, 2048) - 2.0).abs() < 1e-12);
+        assert!((gb_s(Duration::from_secs(1), 2048) - 2.0).abs() < 1e-12);
     }
 }

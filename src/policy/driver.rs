@@ -12,11 +12,12 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use super::breaker::{Breaker, BreakerPolicy, BreakerState, RetryBudget, RetryBudgetPolicy};
 use super::budget::{Budget, PingBudget, PING_ESTIMATE};
 use super::cost;
 use super::pool::{Pool, PoolView, Probe, ProbePolicy, Started};
 use super::router::{self, Expectation, WaitDecision, WaitPolicy};
-use super::{FunctionId, Observation, StartSeen, TargetId};
+use super::{FunctionId, Observation, Start, TargetId};
 use crate::clock::Time;
 
 /// How often the gateway looks for a target to probe: well within the narrowest stretch a
@@ -111,6 +112,10 @@ pub enum Admission {
         /// (one at a time per function).
         burst: Option<Attempt>,
     },
+    /// Every routable target's breaker is open: fail fast rather than add to the failures.
+    Unavailable {
+        retry_after: Duration,
+    },
 }
 
 /// A probe to send now: the ping, and what the pool wants to learn from it.
@@ -126,7 +131,7 @@ pub enum Outcome {
     /// It ran (or may have): how it met its environment, its handler and init durations, and
     /// what it billed in GB-s (pings spend it from the budget).
     Ran {
-        start: StartSeen,
+        start: Option<Start>,
         duration: Duration,
         init: Option<Duration>,
         billed_gb_s: Option<f64>,
@@ -164,6 +169,8 @@ pub struct FunctionSettings {
     pub ping_budget: Option<PingBudget>,
     /// Only then may a call that may have run be sent again (invariant 4).
     pub idempotent: bool,
+    pub breaker: BreakerPolicy,
+    pub retry_budget: RetryBudgetPolicy,
 }
 
 impl Default for FunctionSettings {
@@ -173,6 +180,8 @@ impl Default for FunctionSettings {
             probe: ProbePolicy::default(),
             ping_budget: Some(PingBudget::default()),
             idempotent: false,
+            breaker: BreakerPolicy::default(),
+            retry_budget: RetryBudgetPolicy::default(),
         }
     }
 }
@@ -198,8 +207,12 @@ pub struct FunctionDriver {
     /// The burst ping on its way, by target and pool id: one at a time.
     burst: Option<(TargetId, u64)>,
     budget: Option<Budget>,
+    /// Per target: whether it is failing (skipped while open).
+    breakers: Vec<Breaker>,
+    retries: RetryBudget,
     /// Reused for the router's input.
     views: Vec<PoolView>,
+    candidates: Vec<TargetId>,
     /// Whether the pools are kept: see [`FunctionDriver::without_estimate`].
     estimate: bool,
 }
@@ -217,7 +230,10 @@ impl FunctionDriver {
             next_waiter: 0,
             burst: None,
             budget: settings.ping_budget.map(Budget::new),
+            breakers: vec![Breaker::new(settings.breaker); targets],
+            retries: RetryBudget::new(settings.retry_budget),
             views: Vec::with_capacity(targets),
+            candidates: Vec::with_capacity(targets),
             estimate: true,
         }
     }
@@ -268,7 +284,12 @@ impl FunctionDriver {
     /// # Panics
     /// If no target is routable: callers answer "not ready" before that.
     pub fn arrive(&mut self, now: Time) -> Admission {
-        let (chosen, view) = self.choose(now);
+        self.retries.request(now);
+        let Some((chosen, view)) = self.choose(now) else {
+            return Admission::Unavailable {
+                retry_after: self.soonest_trial(now),
+            };
+        };
         if chosen.expect == Expectation::Cold {
             let position = self.held.len();
             let soonest = self
@@ -334,27 +355,69 @@ impl FunctionDriver {
     }
 
     fn send_held(&mut self, now: Time, held: Held) -> Send {
-        let (chosen, _) = self.choose(now);
+        // A held request goes out even if every breaker opened meanwhile: it was admitted.
+        let (target, expect) = match self.choose(now) {
+            Some((chosen, _)) => (chosen.target, chosen.expect),
+            None => (self.routable[0], Expectation::Cold),
+        };
         Send {
-            attempt: self.start(chosen.target, now, false),
-            route: Route::expected(chosen.expect),
+            attempt: self.start(target, now, false),
+            route: Route::expected(expect),
             waited: Some(now.saturating_sub(held.arrived)),
         }
     }
 
+    /// How long until the first open breaker lets a trial through.
+    fn soonest_trial(&self, now: Time) -> Duration {
+        self.routable
+            .iter()
+            .filter_map(|&t| match self.breakers[t].state() {
+                BreakerState::Open { until } => Some(until.saturating_sub(now)),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(Duration::from_secs(1))
+            .max(Duration::from_secs(1))
+    }
+
+    /// An attempt on `target` was answered: the function ran there (whatever it said).
+    /// Returns whether that closed a breaker that was open (its trial succeeded).
+    pub fn answered(&mut self, target: TargetId) -> bool {
+        let was_open = !matches!(self.breakers[target].state(), BreakerState::Closed { .. });
+        self.breakers[target].succeeded();
+        was_open
+    }
+
+    /// Where `target`'s breaker stands.
+    pub fn breaker(&self, target: TargetId) -> BreakerState {
+        self.breakers[target].state()
+    }
+
     /// `attempt` failed at `now` with `failure`: the next target to try, if any. A request that
     /// was refused before it ran may go to another equivalent target; one that may have run
-    /// only when the function is idempotent (invariant 4). `tried` lists the targets tried
-    /// already, this one included; each target is tried once, in order of preference.
+    /// only when the function is idempotent (invariant 4); either only within the retry
+    /// budget, and never to a target whose breaker is open. `tried` lists the targets tried
+    /// already, the failed one last; each target is tried once, in order of preference. The
+    /// failed target's breaker counts the failure unless the request itself was at fault.
     pub fn failover(&mut self, now: Time, failure: Failure, tried: &[TargetId]) -> Option<Send> {
-        let may = match failure {
-            Failure::NotRun { elsewhere } => elsewhere,
-            Failure::MayHaveRun => self.settings.idempotent,
+        let (target_failed, may) = match failure {
+            Failure::NotRun { elsewhere } => (elsewhere, elsewhere),
+            Failure::MayHaveRun => (true, self.settings.idempotent),
         };
+        if let (true, Some(&failed)) = (target_failed, tried.last()) {
+            self.breakers[failed].failed(now);
+        }
         if !may {
             return None;
         }
-        let next = self.routable.iter().copied().find(|t| !tried.contains(t))?;
+        let next = self
+            .routable
+            .iter()
+            .copied()
+            .find(|&t| !tried.contains(&t) && self.breakers[t].admits(now))?;
+        if !self.retries.try_retry(now) {
+            return None;
+        }
         Some(Send {
             attempt: self.start(next, now, false),
             route: Route::Failover,
@@ -405,7 +468,7 @@ impl FunctionDriver {
                     arrived: started.at,
                     duration: Duration::ZERO,
                     init: None,
-                    start: StartSeen::Unknown,
+                    start: None,
                     ping: started.ping,
                     throttled: true,
                 }
@@ -438,7 +501,7 @@ impl FunctionDriver {
         if clients_first {
             return 0;
         }
-        let each = cost::gb_s(PING_ESTIMATE.as_secs_f64() * 1000.0, memory_mb);
+        let each = cost::gb_s(PING_ESTIMATE, memory_mb);
         match &mut self.budget {
             Some(budget) => budget.grant(now, count, each),
             None => count,
@@ -479,20 +542,36 @@ impl FunctionDriver {
 
     /// The router's choice over the routable targets' pools, as a target of the function;
     /// the views it chose over stay in `self.views`, the chosen one at `self.views[i]`.
-    fn choose(&mut self, now: Time) -> (router::Route, usize) {
+    /// The router's choice among the routable targets whose breakers admit a request;
+    /// `None` when every one is open.
+    fn choose(&mut self, now: Time) -> Option<(router::Route, usize)> {
         assert!(!self.routable.is_empty(), "no routable target");
+        let breakers = &self.breakers;
+        self.candidates.clear();
+        self.candidates.extend(
+            self.routable
+                .iter()
+                .copied()
+                .filter(|&t| breakers[t].admits(now)),
+        );
+        if self.candidates.is_empty() {
+            return None;
+        }
         self.views.clear();
         self.views
-            .extend(self.routable.iter().map(|&t| self.pools[t].view(now)));
+            .extend(self.candidates.iter().map(|&t| self.pools[t].view(now)));
         let chosen = router::choose(&self.views);
         let route = router::Route {
-            target: self.routable[chosen.target],
+            target: self.candidates[chosen.target],
             expect: chosen.expect,
         };
-        (route, chosen.target)
+        Some((route, chosen.target))
     }
 
     fn start(&mut self, target: TargetId, now: Time, ping: bool) -> Attempt {
+        if !ping {
+            self.breakers[target].sent(now);
+        }
         let pool = &mut self.pools[target];
         let started = if !self.estimate {
             Started {
@@ -520,7 +599,7 @@ mod tests {
 
     fn warm(duration: Duration) -> Outcome {
         Outcome::Ran {
-            start: StartSeen::Warm,
+            start: Some(Start::Warm),
             duration,
             init: None,
             billed_gb_s: None,
@@ -529,7 +608,7 @@ mod tests {
 
     fn cold(duration: Duration, init: Duration) -> Outcome {
         Outcome::Ran {
-            start: StartSeen::Cold,
+            start: Some(Start::Cold),
             duration,
             init: Some(init),
             billed_gb_s: Some(0.1),
@@ -669,9 +748,9 @@ mod tests {
         assert!((before - driver.budget_left(3 * S).unwrap().1 - 0.1).abs() < 1e-9);
         let o = finished.observation;
         assert_eq!((o.function, o.target, o.arrived), (3, 0, S));
-        assert!(o.ping && !o.throttled && o.start == StartSeen::Cold);
+        assert!(o.ping && !o.throttled && o.start == Some(Start::Cold));
         let refused = driver.start_ping(4 * S, 0);
         let o = driver.finish(4 * S, &refused, Outcome::NotRun).observation;
-        assert!(o.throttled && o.start == StartSeen::Unknown);
+        assert!(o.throttled && o.start.is_none());
     }
 }

@@ -11,6 +11,7 @@
 //! [`Action`]s it returns (pings, provisioned-concurrency changes).
 
 pub mod baselines;
+pub mod breaker;
 pub mod budget;
 pub mod cost;
 pub mod driver;
@@ -40,26 +41,7 @@ pub struct FunctionInfo {
     pub targets: Vec<String>,
 }
 
-/// How an invocation met its environment, as far as the driver could tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartSeen {
-    Warm,
-    Cold,
-    Provisioned,
-    /// No log tail: the driver cannot tell (never assume warm).
-    Unknown,
-}
-
-impl StartSeen {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StartSeen::Warm => "warm",
-            StartSeen::Cold => "cold",
-            StartSeen::Provisioned => "provisioned",
-            StartSeen::Unknown => "unknown",
-        }
-    }
-}
+pub use crate::platform::Start;
 
 /// One invocation the driver saw, real or ping, reported when it completes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,7 +54,9 @@ pub struct Observation {
     pub duration: Duration,
     /// Init duration, on a cold start.
     pub init: Option<Duration>,
-    pub start: StartSeen,
+    /// How it met its environment; `None` without a log tail: the driver cannot tell (never
+    /// assume warm).
+    pub start: Option<Start>,
     pub ping: bool,
     /// Refused with 429: it did not run.
     pub throttled: bool,

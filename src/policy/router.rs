@@ -102,9 +102,7 @@ pub struct WaitPolicy {
     pub max_queue: usize,
     /// Wait only when the expected wait is below this share of the expected cold start.
     /// 1 by default: a wait expected shorter than the init is the better bet for the caller,
-    /// and pays no init. (It was 0.5 while the expected wait took no account of long
-    /// requests; on the Azure sample 1 turns 41 more of the warmer's cold starts into holds,
-    /// and callers' total start delay falls too.)
+    /// and pays no init (docs/routing.md, "Tuning notes").
     pub wait_below_cold_share: f64,
 }
 

@@ -50,7 +50,7 @@ use std::time::Duration;
 use crate::clock::Time;
 use crate::policy::forecast::{ForecastConfig, FunctionForecast};
 use crate::policy::pool::Lifetime;
-use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy, StartSeen, ROUND_HOLD};
+use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy, Start, ROUND_HOLD};
 
 const HOUR: Duration = Duration::from_secs(3600);
 /// A function's kept environment is rotated (see [`WarmerConfig::rotate_after`]) only when a
@@ -579,7 +579,7 @@ impl Policy for Warmer {
     }
 
     fn observe(&mut self, o: &Observation) {
-        if o.ping && o.start == StartSeen::Cold {
+        if o.ping && o.start == Some(Start::Cold) {
             if let Some(f) = self.functions.get_mut(o.function) {
                 f.envs.cold_ping(o.arrived);
             }
@@ -592,7 +592,7 @@ impl Policy for Warmer {
             return;
         };
         let end = o.arrived + o.init.unwrap_or_default() + o.duration;
-        let cold = o.start == StartSeen::Cold;
+        let cold = o.start == Some(Start::Cold);
         let concurrency = f.envs.start(o.arrived, end, cold);
         f.forecast.record(o.arrived, end, concurrency);
         // Real traffic refreshed its environments: plan again no later than when they age.
@@ -644,7 +644,7 @@ mod tests {
         }
     }
 
-    fn call(arrived: Time, duration: Duration, start: StartSeen) -> Observation {
+    fn call(arrived: Time, duration: Duration, start: Option<Start>) -> Observation {
         Observation {
             function: 0,
             target: 0,
@@ -695,7 +695,7 @@ mod tests {
         w.start(&[info()], Duration::ZERO);
         let t0 = 10 * S;
         for _ in 0..6 {
-            w.observe(&call(t0, S, StartSeen::Cold));
+            w.observe(&call(t0, S, Some(Start::Cold)));
         }
         (w, t0)
     }
@@ -741,7 +741,7 @@ mod tests {
         let period = 15 * MIN;
         for k in 0..10u32 {
             let t = period * k;
-            w.observe(&call(t, S, StartSeen::Warm));
+            w.observe(&call(t, S, Some(Start::Warm)));
             let pings = run_until(&mut w, t + period - S);
             if k < 4 {
                 continue; // learning the gaps
@@ -764,7 +764,7 @@ mod tests {
         let mut longest = Duration::ZERO;
         for k in 0..10u32 {
             let t = period * k;
-            w.observe(&call(t, S, StartSeen::Warm));
+            w.observe(&call(t, S, Some(Start::Warm)));
             let pings = run_until(&mut w, t + period - S);
             if k >= 4 {
                 let first = pings.first().map_or(t + period, |p| p.0);
@@ -810,7 +810,7 @@ mod tests {
         w.start(&[info()], Duration::ZERO);
         let mut t = Duration::ZERO;
         for _ in 0..8 {
-            w.observe(&call(t, S, StartSeen::Warm));
+            w.observe(&call(t, S, Some(Start::Warm)));
             run_until(&mut w, t + 12 * MIN);
             t += 12 * MIN;
         }
@@ -829,7 +829,7 @@ mod tests {
         });
         w.start(&[info()], Duration::ZERO);
         for _ in 0..4 {
-            w.observe(&call(S, S, StartSeen::Cold));
+            w.observe(&call(S, S, Some(Start::Cold)));
         }
         let pings = run_until(&mut w, 3 * 60 * MIN);
         for (t, _) in &pings {
@@ -853,9 +853,9 @@ mod tests {
             for i in 0..100u32 {
                 let t = 10 * S + 3 * MIN * i;
                 let start = if i == 0 {
-                    StartSeen::Cold
+                    Some(Start::Cold)
                 } else {
-                    StartSeen::Warm
+                    Some(Start::Warm)
                 };
                 w.observe(&call(t, S, start));
                 pings.extend(run_until(&mut w, t + 3 * MIN - S));

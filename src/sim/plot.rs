@@ -175,6 +175,7 @@ mod tests {
             pings: 0,
             ping_throttles: 0,
             pings_refused: 0,
+            unavailable: 0,
             provisioned_gb_s: 0.0,
             provisioning_refused: 0,
             on_demand_gb_s: 0.0,

@@ -73,6 +73,9 @@ max_in_flight = 64
 kind = "endpoint"
 url = "http://placeholder"
 
+[access]
+open = true
+
 [[function]]
 name = "sentiment"
 targets = ["live", "standby"]

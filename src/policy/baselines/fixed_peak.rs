@@ -62,7 +62,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::policy::StartSeen;
+    use crate::policy::Start;
 
     fn info(targets: &[&str]) -> FunctionInfo {
         FunctionInfo {
@@ -108,7 +108,7 @@ mod tests {
             arrived: Duration::from_secs(6),
             duration: Duration::from_secs(1),
             init: None,
-            start: StartSeen::Provisioned,
+            start: Some(Start::Provisioned),
             ping: false,
             throttled: false,
         });

@@ -563,7 +563,7 @@ impl IdleHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::StartSeen;
+    use crate::policy::Start;
 
     const MIN: Duration = Duration::from_secs(60);
     const CALL: Duration = Duration::from_millis(100);
@@ -584,7 +584,7 @@ mod tests {
             arrived,
             duration,
             init: None,
-            start: StartSeen::Warm,
+            start: Some(Start::Warm),
             ping: false,
             throttled: false,
         }
@@ -849,7 +849,7 @@ mod tests {
                 now - back,
                 Duration::from_millis(lcg(&mut seed) % 1_200_000),
             );
-            if lcg(&mut seed) % 5 == 0 {
+            if lcg(&mut seed).is_multiple_of(5) {
                 o.init = Some(Duration::from_millis(lcg(&mut seed) % 10_000));
             }
             p.observe(&o);

@@ -8,7 +8,7 @@
 //! number of executions running on provisioned environments during the minute over the
 //! allocated provisioned concurrency. The policy computes it from observations: a real
 //! invocation occupies an environment from its arrival for `init + duration`; only
-//! [`StartSeen::Provisioned`] invocations run on provisioned environments. Spillover (a warm or
+//! [`Some(Start::Provisioned)`] invocations run on provisioned environments. Spillover (a warm or
 //! cold start on a target with provisioned concurrency) runs on demand and is not counted, so,
 //! as Lambda reports it, the metric never exceeds 1.0 however far demand exceeds capacity: with
 //! 1 provisioned environment and 5 concurrent requests the datapoint is 1.0 and AAS asks for
@@ -58,7 +58,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use crate::clock::Time;
-use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy, StartSeen};
+use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy, Start};
 
 /// The judged baseline's target (AWS's example for provisioned concurrency).
 pub const DEFAULT_TARGET_UTILIZATION: f64 = 0.7;
@@ -235,7 +235,7 @@ impl Policy for TargetTracking {
         let Some(f) = self.functions.get_mut(o.function).filter(|f| f.managed) else {
             return;
         };
-        let provisioned = o.start == StartSeen::Provisioned;
+        let provisioned = o.start == Some(Start::Provisioned);
         if provisioned {
             f.first_provisioned = Some(f.first_provisioned.map_or(o.arrived, |p| p.min(o.arrived)));
         }
@@ -427,7 +427,7 @@ mod tests {
         }
     }
 
-    fn call(arrived: Time, duration: Duration, start: StartSeen) -> Observation {
+    fn call(arrived: Time, duration: Duration, start: Option<Start>) -> Observation {
         Observation {
             function: 0,
             target: 0,
@@ -484,9 +484,9 @@ mod tests {
                 .map_or(0, |a| a.1);
             for i in 0..count {
                 let start = if provisioned && i < ready {
-                    StartSeen::Provisioned
+                    Some(Start::Provisioned)
                 } else {
-                    StartSeen::Warm
+                    Some(Start::Warm)
                 };
                 let o = call(at, lasting, start);
                 // Everything that completes before the minute ends is reported before the
@@ -623,22 +623,18 @@ mod tests {
         let mut ping = call(
             Duration::from_secs(40),
             Duration::from_secs(10),
-            StartSeen::Provisioned,
+            Some(Start::Provisioned),
         );
         ping.ping = true;
         p.observe(&ping);
         let mut other = call(
             Duration::from_secs(40),
             Duration::from_secs(10),
-            StartSeen::Provisioned,
+            Some(Start::Provisioned),
         );
         other.target = 1;
         p.observe(&other);
-        let mut refused = call(
-            Duration::from_secs(40),
-            Duration::from_secs(10),
-            StartSeen::Unknown,
-        );
+        let mut refused = call(Duration::from_secs(40), Duration::from_secs(10), None);
         refused.throttled = true;
         p.observe(&refused);
         assert!(p.act(2 * MIN - Duration::from_nanos(1)).is_empty());
@@ -653,7 +649,7 @@ mod tests {
         let mut p = TargetTracking::new(0.7);
         p.start(&[info()], Duration::ZERO);
         // Arrives at 0:45 cold, 30 s init, 60 s handler: busy 0:45 to 2:15.
-        let mut o = call(Duration::from_secs(45), MIN, StartSeen::Cold);
+        let mut o = call(Duration::from_secs(45), MIN, Some(Start::Cold));
         o.init = Some(Duration::from_secs(30));
         p.observe(&o);
         p.act(4 * MIN);

@@ -31,7 +31,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::clock::Time;
-use crate::policy::StartSeen;
+use crate::policy::Start;
 use wait::{Ewma, RECENT_DURATIONS};
 
 /// Below this survival probability an idle environment is dropped from the estimate (kept
@@ -267,13 +267,13 @@ impl Pool {
         &mut self,
         now: Time,
         started: &Started,
-        met: StartSeen,
+        met: Option<Start>,
         duration: Duration,
         init: Option<Duration>,
     ) {
         // A provisioned environment was warm; an unknown start teaches nothing of reclaim.
         let met = match met {
-            StartSeen::Provisioned => StartSeen::Warm,
+            Some(Start::Provisioned) => Some(Start::Warm),
             other => other,
         };
         let Some(pos) = self.in_flight.iter().position(|s| s.id == started.id) else {
@@ -307,15 +307,15 @@ impl Pool {
 
     /// What the way `started` met its environment says of the reclaim; returns when the
     /// environment that served it was created.
-    fn learn(&mut self, started: &Started, met: StartSeen) -> Time {
+    fn learn(&mut self, started: &Started, met: Option<Start>) -> Time {
         let arrived = started.at;
         match (met, started.expected) {
-            (StartSeen::Warm, Some(env)) => {
+            (Some(Start::Warm), Some(env)) => {
                 self.reclaim
                     .observe(arrived.saturating_sub(env.idle_since), true);
                 env.created
             }
-            (StartSeen::Cold, expected) if !started.provisioned => {
+            (Some(Start::Cold), expected) if !started.provisioned => {
                 // Lambda reuses any idle environment: a cold start means none was left, the
                 // one expected, every other thought idle then, and every ghost. (The ghosts
                 // matter most: they are the environments past the curve's end, and without
@@ -330,7 +330,7 @@ impl Pool {
                 }
                 arrived
             }
-            (StartSeen::Warm, None) if !started.provisioned => {
+            (Some(Start::Warm), None) if !started.provisioned => {
                 // Warm where none was expected: the youngest ghost was still there.
                 match self.ghosts.pop() {
                     Some(env) => {
@@ -363,7 +363,7 @@ impl Pool {
     /// youngest expectation still outstanding, a cold one the oldest. The request at `pos`
     /// takes that expectation (swapping with its holder), so the evidence does not depend on
     /// the order of the answers.
-    fn attribute(&mut self, pos: usize, met: StartSeen) -> Started {
+    fn attribute(&mut self, pos: usize, met: Option<Start>) -> Started {
         let holders = self
             .in_flight
             .iter()
@@ -371,9 +371,9 @@ impl Pool {
             .filter_map(|(i, s)| s.expected.map(|env| (i, env.idle_since)));
         let holder = match met {
             // Youngest environment: the latest idle-since time.
-            StartSeen::Warm => holders.max_by_key(|&(_, since)| since),
-            StartSeen::Cold => holders.min_by_key(|&(_, since)| since),
-            StartSeen::Unknown | StartSeen::Provisioned => None,
+            Some(Start::Warm) => holders.max_by_key(|&(_, since)| since),
+            Some(Start::Cold) => holders.min_by_key(|&(_, since)| since),
+            None | Some(Start::Provisioned) => None,
         };
         if let Some((h, _)) = holder {
             let theirs = self.in_flight[h].expected;
@@ -416,14 +416,14 @@ mod tests {
         pool.complete(
             2 * S,
             &a,
-            StartSeen::Cold,
+            Some(Start::Cold),
             Duration::from_millis(50),
             Some(S),
         );
         pool.complete(
             2 * S,
             &b,
-            StartSeen::Cold,
+            Some(Start::Cold),
             Duration::from_millis(50),
             Some(S),
         );
@@ -439,7 +439,7 @@ mod tests {
         let mut now = Duration::ZERO;
         for _ in 0..40 {
             let s = pool.start(now);
-            pool.complete(now + S, &s, StartSeen::Cold, S, Some(S));
+            pool.complete(now + S, &s, Some(Start::Cold), S, Some(S));
             now += 3 * MIN; // every call after 3 minutes of idle meets a cold start
         }
         assert!(pool.reclaim().survival(3 * MIN) < 0.3);
@@ -452,7 +452,7 @@ mod tests {
         let mut now = Duration::ZERO;
         for _ in 0..40 {
             let s = pool.start(now);
-            pool.complete(now + S, &s, StartSeen::Warm, S, None);
+            pool.complete(now + S, &s, Some(Start::Warm), S, None);
             now += 15 * MIN; // beyond the prior's 5 minutes, yet warm every time
         }
         assert!(
@@ -469,13 +469,13 @@ mod tests {
         let mut pool = Pool::default();
         let burst: Vec<Started> = (0..5).map(|_| pool.start(Duration::ZERO)).collect();
         for s in &burst {
-            pool.complete(2 * S, s, StartSeen::Cold, S, Some(S));
+            pool.complete(2 * S, s, Some(Start::Cold), S, Some(S));
         }
         let at = 2 * S + 7 * MIN;
         assert_eq!(pool.view(at).warm_idle, 0.0);
         let s = pool.start(at);
         assert_eq!(s.expected, None, "dropped as probably reclaimed");
-        pool.complete(at + 3 * S, &s, StartSeen::Cold, S, Some(S));
+        pool.complete(at + 3 * S, &s, Some(Start::Cold), S, Some(S));
         let mut m = pool.reclaim().clone();
         assert_eq!(m.survival(7 * MIN), 0.0);
         // A ghost warm start at 6 minutes then brackets the reclaim between the two.
@@ -491,13 +491,13 @@ mod tests {
     /// up to `until`; returns the time of the last completion.
     fn kept_busy(pool: &mut Pool, n: usize, until: Duration) -> Duration {
         let mut now = Duration::ZERO;
-        let mut met = StartSeen::Cold;
+        let mut met = Some(Start::Cold);
         loop {
             let burst: Vec<Started> = (0..n).map(|_| pool.start(now)).collect();
             for s in &burst {
                 pool.complete(now + S, s, met, S, None);
             }
-            met = StartSeen::Warm;
+            met = Some(Start::Warm);
             if now + 3 * MIN > until {
                 return now + S;
             }
@@ -536,7 +536,7 @@ mod tests {
             let idle = kept_busy(pool, 5, until);
             let burst: Vec<Started> = (0..5).map(|_| pool.start(idle + 4 * MIN)).collect();
             for s in &burst {
-                pool.complete(idle + 4 * MIN + 2 * S, s, StartSeen::Cold, S, Some(S));
+                pool.complete(idle + 4 * MIN + 2 * S, s, Some(Start::Cold), S, Some(S));
             }
         };
         // At almost four hours old: their lifetime cap, not their idle reclaim.
@@ -561,7 +561,7 @@ mod tests {
         let a = pool.start(Duration::ZERO);
         assert!(a.provisioned);
         assert_eq!(pool.view(Duration::ZERO).provisioned_free, 1);
-        pool.complete(S, &a, StartSeen::Warm, S, None);
+        pool.complete(S, &a, Some(Start::Warm), S, None);
         assert_eq!(pool.view(S).warm_idle, 0.0);
         assert_eq!(pool.view(S).provisioned_free, 2);
     }

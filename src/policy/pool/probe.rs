@@ -99,7 +99,7 @@ mod tests {
     use super::*;
     use crate::policy::pool::reclaim::BIN;
     use crate::policy::pool::{ReclaimModel, Started};
-    use crate::policy::StartSeen;
+    use crate::policy::Start;
 
     const S: Duration = Duration::from_secs(1);
     const MIN: Duration = Duration::from_secs(60);
@@ -119,7 +119,7 @@ mod tests {
     fn idle_from(pool: &mut Pool, at: Duration, n: usize) {
         let burst: Vec<Started> = (0..n).map(|_| pool.start(at)).collect();
         for s in &burst {
-            pool.complete(at, s, StartSeen::Unknown, S, None);
+            pool.complete(at, s, None, S, None);
         }
     }
 
@@ -216,8 +216,8 @@ mod tests {
     #[test]
     fn a_probe_halves_the_stretch_through_the_usual_completion() {
         for (met, stretch) in [
-            (StartSeen::Cold, (6 * MIN, 8 * MIN)),
-            (StartSeen::Warm, (8 * MIN, 10 * MIN)),
+            (Some(Start::Cold), (6 * MIN, 8 * MIN)),
+            (Some(Start::Warm), (8 * MIN, 10 * MIN)),
         ] {
             let mut pool = uncertain(6 * MIN, 10 * MIN, 3);
             assert!(pool.probe_due(8 * MIN, &PROBES).is_some());

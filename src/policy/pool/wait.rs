@@ -89,7 +89,7 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::StartSeen;
+    use crate::policy::Start;
 
     const S: Duration = Duration::from_secs(1);
 
@@ -100,7 +100,7 @@ mod tests {
         pool.complete(
             Duration::from_millis(100),
             &s,
-            StartSeen::Cold,
+            Some(Start::Cold),
             Duration::from_millis(100),
             Some(S),
         );
@@ -122,11 +122,11 @@ mod tests {
             let s = pool.start(now);
             now += d;
             let met = if s.expected.is_some() {
-                StartSeen::Warm
+                Some(Start::Warm)
             } else {
-                StartSeen::Cold
+                Some(Start::Cold)
             };
-            pool.complete(now, &s, met, d, (met == StartSeen::Cold).then_some(2 * S));
+            pool.complete(now, &s, met, d, (met == Some(Start::Cold)).then_some(2 * S));
             now += S;
         }
         pool
@@ -195,7 +195,7 @@ mod tests {
         for _ in 0..40 {
             let ping = pool.start_ping(now);
             assert!(ping.ping);
-            pool.complete(now + MS, &ping, StartSeen::Warm, MS, None);
+            pool.complete(now + MS, &ping, Some(Start::Warm), MS, None);
             now += 10 * S;
         }
         let smoothed = pool.view(now).expected_duration;
@@ -207,7 +207,7 @@ mod tests {
         // A ping in flight frees its environment after a ping's time.
         let mut pinged = pool_after(&[S; 4]);
         let ping = pinged.start_ping(now);
-        pinged.complete(now + MS, &ping, StartSeen::Warm, MS, None);
+        pinged.complete(now + MS, &ping, Some(Start::Warm), MS, None);
         let _ping = pinged.start_ping(now + S);
         let wait = pinged.expected_wait(now + S, 0).unwrap();
         assert!(wait < 100 * MS, "{wait:?}");

@@ -13,14 +13,14 @@ use rand_chacha::ChaCha8Rng;
 use rand::Rng;
 
 use crate::clock::Time;
-use crate::platform::{ControlError, Invocation, Platform, Rejection, Request, Snapshot, Start};
+use crate::platform::{ControlError, Invocation, Platform, Rejection, Request, Snapshot};
 use crate::policy::cost::{self};
 use crate::policy::driver::{
     Admission, Attempt, Failure, FunctionDriver, FunctionSettings, Outcome, Send, PROBE_CHECK,
 };
 use crate::policy::pool::ProbePolicy;
 use crate::policy::router::WaitPolicy;
-use crate::policy::{Action, FunctionId, Policy, StartSeen};
+use crate::policy::{Action, FunctionId, Policy};
 use crate::sim::trace::{Arrival, Trace, TraceFunction};
 
 use super::settings::*;
@@ -261,6 +261,7 @@ impl<'t> Replay<'t> {
             },
             ping_budget: settings.ping_budget,
             idempotent: false,
+            ..FunctionSettings::default()
         };
         let drivers = (0..n)
             .map(|f| {
@@ -377,7 +378,7 @@ impl<'t> Replay<'t> {
                 self.invoke(f, arrival);
                 self.wake_stale = false;
                 replayed += 1;
-                if replayed % PROGRESS_EVERY == 0 {
+                if replayed.is_multiple_of(PROGRESS_EVERY) {
                     progress(PROGRESS_EVERY);
                 }
             }
@@ -451,7 +452,7 @@ impl<'t> Replay<'t> {
         let clients_first = self.clients_first();
         for f in 0..self.drivers.len() {
             for order in self.drivers[f].probes_due(t, clients_first) {
-                self.send(f, order.attempt, Sent::Ping { held: false }, true, None);
+                let _ = self.send(f, order.attempt, Sent::Ping { held: false }, true, None);
             }
         }
     }
@@ -490,7 +491,7 @@ impl<'t> Replay<'t> {
         // Clients that call Lambda directly choose the target and never fail over.
         let direct = |replay: &mut Self, target| {
             let send = replay.drivers[f].pinned(at, target);
-            replay.send(f, send.attempt, Sent::Real(duration), true, None);
+            let _ = replay.send(f, send.attempt, Sent::Real(duration), true, None);
         };
         let send = match self.traffic {
             Traffic::First => return direct(self, 0),
@@ -507,13 +508,20 @@ impl<'t> Replay<'t> {
             }
             Traffic::Routed | Traffic::Waiting => match self.drivers[f].arrive(at) {
                 Admission::Send(send) => send,
+                // Every breaker open: the gateway answers 503 at once; nothing reaches Lambda.
+                Admission::Unavailable { .. } => {
+                    if self.counted(at) {
+                        self.tally.unavailable += 1;
+                    }
+                    return;
+                }
                 Admission::Hold {
                     waiter,
                     until,
                     burst,
                 } => {
                     if let Some(burst) = burst {
-                        self.send(f, burst, Sent::Ping { held: false }, true, None);
+                        let _ = self.send(f, burst, Sent::Ping { held: false }, true, None);
                     }
                     self.held.insert((f, waiter), duration);
                     self.next_held += 1;
@@ -536,16 +544,25 @@ impl<'t> Replay<'t> {
         loop {
             tried.push(attempt.target);
             let last = tried.len() >= self.drivers[f].routable().len();
-            if self
-                .send(f, attempt, Sent::Real(duration), last, waited)
-                .is_some()
-            {
-                return;
-            }
+            let refused = match self.send(f, attempt, Sent::Real(duration), last, waited) {
+                Ok(_) => {
+                    let _ = self.drivers[f].answered(attempt.target);
+                    return;
+                }
+                Err(refused) => refused,
+            };
             let throttled = Failure::NotRun { elsewhere: true };
             match self.drivers[f].failover(attempt.started.at, throttled, &tried) {
                 Some(next) => attempt = next.attempt,
-                None => return,
+                None => {
+                    // Refused, and no failover allowed (an open breaker, a spent retry budget)
+                    // before the last target: the request ends here, and counts so.
+                    let at = attempt.started.at;
+                    if !last && self.counted(at - waited.unwrap_or_default()) {
+                        self.tally.record(f, false, waited, &Err(refused));
+                    }
+                    return;
+                }
             }
         }
     }
@@ -553,7 +570,8 @@ impl<'t> Replay<'t> {
     /// Sends one attempt of function `f` to the platform, a real request (with its handler
     /// duration) or a ping; its driver took the pool's environment when it decided. It is
     /// counted (when `count`, or whenever it ran; by its arrival, `waited` before it) and its
-    /// end is queued for [`Replay::finish`]. Returns when it completes, if it ran.
+    /// end is queued for [`Replay::finish`]. Returns when it completes if it ran, else why the
+    /// platform refused it.
     fn send(
         &mut self,
         f: FunctionId,
@@ -561,7 +579,7 @@ impl<'t> Replay<'t> {
         sent: Sent,
         count: bool,
         waited: Option<Duration>,
-    ) -> Option<Time> {
+    ) -> Result<Time, Rejection> {
         let at = attempt.started.at;
         let request = Request {
             function: &self.names[f],
@@ -597,7 +615,7 @@ impl<'t> Replay<'t> {
             Err(_) => (at, Outcome::NotRun),
         };
         self.completions.push(done, f, attempt, outcome);
-        ran.then_some(done)
+        result.map(|_| done)
     }
 
     fn carry_out(&mut self, actions: Vec<Action>) {
@@ -644,7 +662,7 @@ impl<'t> Replay<'t> {
         let held = granted > 1;
         for _ in 0..granted {
             let attempt = self.drivers[f].start_ping(self.now, target);
-            self.send(f, attempt, Sent::Ping { held }, true, None);
+            let _ = self.send(f, attempt, Sent::Ping { held }, true, None);
         }
     }
 
@@ -672,17 +690,10 @@ impl<'t> Replay<'t> {
 /// What the gateway would learn of an invocation the platform made.
 fn outcome(invocation: &Invocation) -> Outcome {
     Outcome::Ran {
-        start: match invocation.start {
-            Start::Warm => StartSeen::Warm,
-            Start::Cold => StartSeen::Cold,
-            Start::Provisioned => StartSeen::Provisioned,
-        },
+        start: Some(invocation.start),
         duration: invocation.duration,
         init: invocation.init,
-        billed_gb_s: Some(cost::gb_s(
-            invocation.billed.as_millis() as f64,
-            invocation.memory_mb,
-        )),
+        billed_gb_s: Some(cost::gb_s(invocation.billed, invocation.memory_mb)),
     }
 }
 

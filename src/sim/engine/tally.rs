@@ -40,6 +40,8 @@ pub(super) struct Tally {
     ping_throttles: u64,
     /// Keep-alive pings the budget refused.
     pub(super) pings_refused: u64,
+    /// Requests answered 503 at once: every target's breaker was open.
+    pub(super) unavailable: u64,
     pub(super) provisioning_refused: u64,
     pub(super) estimator: EstimatorTally,
     /// Real requests held for a busy environment, and those of them that met a cold one all
@@ -59,6 +61,7 @@ impl Tally {
             pings: 0,
             ping_throttles: 0,
             pings_refused: 0,
+            unavailable: 0,
             provisioning_refused: 0,
             estimator: EstimatorTally::default(),
             waits: 0,
@@ -102,7 +105,7 @@ impl Tally {
         }
         if let Ok(invocation) = outcome {
             // A throttled request is not billed; an admitted one is, init included on demand.
-            let gb_s = cost::gb_s(invocation.billed.as_millis() as f64, invocation.memory_mb);
+            let gb_s = cost::gb_s(invocation.billed, invocation.memory_mb);
             tally.usage.requests += 1;
             match invocation.start {
                 Start::Provisioned => tally.usage.provisioned_duration_gb_s += gb_s,
@@ -233,6 +236,8 @@ pub struct Figures {
     pub ping_throttles: u64,
     /// Keep-alive pings the policy asked for that the ping budget refused.
     pub pings_refused: u64,
+    /// Requests the gateway answered 503 at once because every target's breaker was open.
+    pub unavailable: u64,
     /// GB-s of provisioned concurrency allocated after the warm-up.
     pub provisioned_gb_s: f64,
     /// Provisioned-concurrency changes the platform refused (over the whole replay).
@@ -365,6 +370,7 @@ impl Figures {
             pings: tally.pings,
             ping_throttles: tally.ping_throttles,
             pings_refused: tally.pings_refused,
+            unavailable: tally.unavailable,
             provisioned_gb_s: usage.provisioned_gb_s,
             provisioning_refused: tally.provisioning_refused,
             on_demand_gb_s: usage.on_demand_gb_s,
