@@ -76,7 +76,10 @@ need_binary() {
   else
     say "building warmgate (debug; nothing to do after cargo test)"
     cargo build --locked --bin warmgate || die "cargo build failed"
-    binary=$target_dir/debug/warmgate
+    # A copy: a build started meanwhile (another worktree sharing the target directory, an
+    # edit-and-build) must not swap the binary under the checks.
+    cp "$target_dir/debug/warmgate" "$tools/warmgate" || die "cannot copy the binary to $tools"
+    binary=$tools/warmgate
   fi
   [ -x "$binary" ] || die "no warmgate binary at $binary"
 }
