@@ -2,6 +2,8 @@
 //! socket, no emulator. Each test scripts what Lambda answers, target by target, and checks
 //! what the gateway sent and what it answered.
 
+mod common;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,15 +109,7 @@ impl ControlPlane for Scripted {
         function: &str,
         qualifier: Option<&str>,
     ) -> Result<TargetConfig, InvokeError> {
-        Ok(TargetConfig {
-            function_name: function.into(),
-            qualifier: qualifier.map(str::to_string),
-            version: "1".into(),
-            code_sha256: "same-code".into(),
-            memory_mb: 128,
-            timeout: Duration::from_secs(3),
-            function_arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{function}"),
-        })
+        Ok(common::same_code_target(function, qualifier))
     }
 
     async fn allocated_provisioned(&self, _: &str, _: &str) -> Result<u32, InvokeError> {
