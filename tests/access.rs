@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -272,4 +273,42 @@ async fn tokens_are_checked_for_signer_issuer_audience_expiry_and_subject() {
 fn base64_url(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+#[tokio::test]
+async fn a_key_set_served_at_a_url_is_read_and_read_again() {
+    // A JWKS endpoint whose document can be changed, as an identity provider rotates keys.
+    let document = Arc::new(parking_lot::Mutex::new(r#"{"keys": []}"#.to_string()));
+    let served = document.clone();
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let served = served.clone();
+            async move { served.lock().clone() }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let config = closed_gateway().replace(
+        &format!("jwks_file = \"{}\"", fixture("jwks-test.json").display()),
+        &format!("jwks_url = \"{url}\""),
+    );
+    let stack = common::start_with(&config, true).await;
+    let good = token(
+        "jwt-test-ed25519.pem",
+        claims("svc-embed", "warmgate", now_s() + 600),
+    );
+    stack.gateway.gateway().reload_jwks().await;
+    assert_eq!(
+        call(&stack, "sentiment", bearer(&good)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the key set is empty"
+    );
+    *document.lock() = std::fs::read_to_string(fixture("jwks-test.json")).unwrap();
+    stack.gateway.gateway().reload_jwks().await;
+    assert_eq!(
+        call(&stack, "sentiment", bearer(&good)).await.0,
+        StatusCode::OK
+    );
 }

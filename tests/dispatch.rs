@@ -2,6 +2,8 @@
 //! socket, no emulator. Each test scripts what Lambda answers, target by target, and checks
 //! what the gateway sent and what it answered.
 
+mod common;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,15 +109,7 @@ impl ControlPlane for Scripted {
         function: &str,
         qualifier: Option<&str>,
     ) -> Result<TargetConfig, InvokeError> {
-        Ok(TargetConfig {
-            function_name: function.into(),
-            qualifier: qualifier.map(str::to_string),
-            version: "1".into(),
-            code_sha256: "same-code".into(),
-            memory_mb: 128,
-            timeout: Duration::from_secs(3),
-            function_arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{function}"),
-        })
+        Ok(common::same_code_target(function, qualifier))
     }
 
     async fn allocated_provisioned(&self, _: &str, _: &str) -> Result<u32, InvokeError> {
@@ -431,4 +425,58 @@ async fn the_callers_trace_context_is_passed_to_lambda_on_every_attempt() {
             Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
         );
     }
+}
+
+/// The OpenAPI document lists every client route, each route it lists exists, and the
+/// gateway's error answers read into its error schema.
+#[tokio::test(start_paused = true)]
+async fn the_openapi_document_matches_the_routes_and_the_error_shape() {
+    let scripted = Arc::new(Scripted::default());
+    let gateway = gateway(&scripted).await;
+    let request = Request::get("/v1/openapi.json")
+        .body(Body::empty())
+        .unwrap();
+    let response = gateway.app().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let paths = doc["paths"].as_object().expect("paths");
+    for route in [
+        "/v1/functions/{name}/invoke",
+        "/2015-03-31/functions/{name}/invocations",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(paths.contains_key(route), "{route} is not documented");
+    }
+    for (path, methods) in paths {
+        for method in methods.as_object().unwrap().keys() {
+            let uri = path.replace("{name}", "model");
+            let request = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(&uri)
+                .body(Body::from("{}"))
+                .unwrap();
+            let response = gateway.app().oneshot(request).await.unwrap();
+            assert!(
+                ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED]
+                    .contains(&response.status()),
+                "{method} {path} is documented but not served"
+            );
+        }
+    }
+    // Error answers have the documented shape.
+    let (status, _, body) = call(&gateway, "nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let error: warmgate::gateway::openapi::ErrorBody = serde_json::from_value(body).unwrap();
+    assert_eq!(error.error.code, "unknown_function");
+    scripted.script("live", [Answer::FunctionError]);
+    scripted.script("standby", [Answer::FunctionError]);
+    let (status, _, body) = call(&gateway, "model").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let error: warmgate::gateway::openapi::ErrorBody = serde_json::from_value(body).unwrap();
+    assert_eq!(error.error.code, "function_error");
+    assert!(error.error.payload.is_some());
 }

@@ -5,8 +5,9 @@
 //! properties beside it (src/lambda/report.rs). Cases proptest finds are kept under
 //! proptest-regressions/ and replayed first on every run.
 
+mod common;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -180,15 +181,7 @@ impl ControlPlane for Echo {
         function: &str,
         qualifier: Option<&str>,
     ) -> Result<TargetConfig, InvokeError> {
-        Ok(TargetConfig {
-            function_name: function.into(),
-            qualifier: qualifier.map(str::to_string),
-            version: "1".into(),
-            code_sha256: "same-code".into(),
-            memory_mb: 128,
-            timeout: Duration::from_secs(3),
-            function_arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{function}"),
-        })
+        Ok(common::same_code_target(function, qualifier))
     }
 
     async fn allocated_provisioned(&self, _: &str, _: &str) -> Result<u32, InvokeError> {

@@ -13,6 +13,7 @@ mod dispatch;
 pub mod error;
 mod layers;
 mod listener;
+pub mod openapi;
 mod routes;
 pub mod targets;
 pub mod warmer;

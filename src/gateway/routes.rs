@@ -20,6 +20,7 @@ use tower_http::trace::TraceLayer;
 
 use super::error::{ErrorKind, GatewayError};
 use super::layers::{invoke_route, panic_answer, Shape};
+use super::openapi;
 use super::{Dispatch, Dispatched, FunctionState, Gateway};
 use crate::lambda::{InvocationType, TraceContext};
 use crate::telemetry::{Outcome, RequestCompleted, UNKNOWN_FUNCTION};
@@ -34,11 +35,12 @@ pub(super) fn router(gateway: Arc<Gateway>) -> Router {
             "/2015-03-31/functions/{name}/invocations",
             invoke_route(post(invoke_lambda_api), &gateway, Shape::LambdaApi),
         )
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { Json(openapi::document()) }),
+        )
         .fallback(|| async {
             GatewayError::new(ErrorKind::NoRoute, "no such route; see README for the API")
         })
@@ -68,20 +70,31 @@ fn request_span(request: &http::Request<Body>) -> tracing::Span {
     )
 }
 
+/// Alive.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "alive", body = openapi::Status)))]
+pub(super) async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
 /// The admin listener's routes, away from client traffic (and its access control): the live
 /// estimates, and health for the operator. `/metrics` joins them.
 pub(super) fn admin_router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/pools", get(pools))
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(gateway)
 }
 
-async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
+/// Ready to serve: every function's targets resolved and checked; 503 while not, and from
+/// the moment a shutdown begins.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "ready", body = openapi::Status),
+        (status = 503, description = "not ready, with the problems", body = openapi::Status),
+    ))]
+pub(super) async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
     match gateway.readiness() {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
         Err(problems) => (
@@ -288,7 +301,37 @@ async fn invoke(
     }
 }
 
-async fn invoke_v1(
+/// Invokes a configured function with a JSON payload and answers with the function's JSON.
+#[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "invoke",
+    params(
+        ("name" = String, Path, description = "the function's public name, from the configuration"),
+        ("x-api-key" = Option<String>, Header, description = "an API key (or `Authorization: Bearer`)"),
+        ("x-amzn-trace-id" = Option<String>, Header, description = "passed to Lambda"),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context, passed along"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "the function's input"),
+    responses(
+        (status = 200, description = "the function's answer", body = Object, headers(
+            ("x-warmgate-target" = String, description = "the alias or version that served"),
+            ("x-warmgate-cold-start" = String, description = "true, false or unknown"),
+            ("x-warmgate-route" = String, description = "provisioned, warm, cold, pinned or failover"),
+            ("x-warmgate-waited-ms" = Option<String>, description = "time held for a busy environment"),
+            ("server-timing" = String, description = "gateway, upstream, lambda, init"),
+        )),
+        (status = 400, description = "invalid_json, invalid_request", body = openapi::ErrorBody),
+        (status = 401, description = "unauthenticated", body = openapi::ErrorBody),
+        (status = 403, description = "forbidden", body = openapi::ErrorBody),
+        (status = 404, description = "unknown_function", body = openapi::ErrorBody),
+        (status = 408, description = "body_timeout", body = openapi::ErrorBody),
+        (status = 413, description = "payload_too_large", body = openapi::ErrorBody),
+        (status = 429, description = "throttled (by Lambda, with its reason) or rate_limited (the caller's own rate); with Retry-After", body = openapi::ErrorBody),
+        (status = 500, description = "internal", body = openapi::ErrorBody),
+        (status = 502, description = "function_error (with the function's error payload) or upstream_error", body = openapi::ErrorBody),
+        (status = 503, description = "not_ready or overloaded; with Retry-After", body = openapi::ErrorBody),
+        (status = 504, description = "timeout", body = openapi::ErrorBody),
+    ),
+    security((), ("api_key" = []), ("bearer" = [])))]
+pub(super) async fn invoke_v1(
     State(gateway): State<Arc<Gateway>>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -347,7 +390,7 @@ async fn invoke_v1(
 }
 
 #[derive(Debug, Deserialize)]
-struct LambdaQuery {
+pub(super) struct LambdaQuery {
     #[serde(rename = "Qualifier")]
     qualifier: Option<String>,
 }
@@ -355,7 +398,34 @@ struct LambdaQuery {
 /// The Lambda Invoke API: an application that uses an AWS SDK points its endpoint here and
 /// changes nothing else. The name must be a configured public name, never an ARN
 /// (ARCHITECTURE.md invariant 5); a `Qualifier` pins one of the function's targets.
-async fn invoke_lambda_api(
+/// Lambda's own Invoke API: an AWS SDK pointed at warmgate works unchanged. Errors are in
+/// Lambda's shape (`X-Amzn-ErrorType`, `{"Type", "message"}`).
+#[utoipa::path(post, path = "/2015-03-31/functions/{name}/invocations", tag = "invoke",
+    params(
+        ("name" = String, Path, description = "the function's public name (never an ARN)"),
+        ("Qualifier" = Option<String>, Query, description = "one of the function's configured targets"),
+        ("x-amz-invocation-type" = Option<String>, Header, description = "RequestResponse (default), Event or DryRun"),
+        ("x-amz-client-context" = Option<String>, Header, description = "base64 JSON, passed to the function"),
+        ("x-amz-log-type" = Option<String>, Header, description = "Tail: the answer carries the log tail"),
+    ),
+    request_body(content = Object, content_type = "application/json"),
+    responses(
+        (status = 200, description = "the function's answer (a function error too, with X-Amz-Function-Error)", body = Object),
+        (status = 202, description = "an Event was accepted"),
+        (status = 204, description = "a DryRun succeeded"),
+        (status = 400, description = "InvalidParameterValueException, InvalidRequestContentException"),
+        (status = 401, description = "UnrecognizedClientException"),
+        (status = 403, description = "AccessDeniedException"),
+        (status = 404, description = "ResourceNotFoundException"),
+        (status = 413, description = "RequestTooLargeException"),
+        (status = 429, description = "TooManyRequestsException"),
+        (status = 500, description = "ServiceException"),
+        (status = 502, description = "ServiceException"),
+        (status = 503, description = "ServiceException"),
+        (status = 504, description = "ServiceException"),
+    ),
+    security((), ("api_key" = []), ("bearer" = [])))]
+pub(super) async fn invoke_lambda_api(
     State(gateway): State<Arc<Gateway>>,
     Path(name): Path<String>,
     Query(query): Query<LambdaQuery>,

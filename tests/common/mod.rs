@@ -170,3 +170,16 @@ pub fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
         .to_str()
         .unwrap()
 }
+
+/// What a scripted Lambda says of any target: version 1 of the same code, 128 MB.
+pub fn same_code_target(function: &str, qualifier: Option<&str>) -> warmgate::lambda::TargetConfig {
+    warmgate::lambda::TargetConfig {
+        function_name: function.into(),
+        qualifier: qualifier.map(str::to_string),
+        version: "1".into(),
+        code_sha256: "same-code".into(),
+        memory_mb: 128,
+        timeout: Duration::from_secs(3),
+        function_arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{function}"),
+    }
+}
