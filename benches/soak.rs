@@ -17,24 +17,10 @@ use serde_json::json;
 use warmgate::emulator::faults::Faults;
 use warmgate::stack::LocalStack;
 
-const SPEC: &str = r#"
-[settings]
-seed = 7
-idle_reclaim_s = 300
+/// Two functions alike, each on two aliases of one version.
+const FUNCTION: &str = r#"
 [[function]]
-name = "once"
-timeout_s = 2
-init_ms = 300
-duration_ms = 20
-[[function.version]]
-[[function.alias]]
-name = "live"
-version = "1"
-[[function.alias]]
-name = "standby"
-version = "1"
-[[function]]
-name = "again"
+name = "NAME"
 timeout_s = 2
 init_ms = 300
 duration_ms = 20
@@ -46,6 +32,15 @@ version = "1"
 name = "standby"
 version = "1"
 "#;
+
+fn spec() -> String {
+    let settings = "[settings]\nseed = 7\nidle_reclaim_s = 300\n";
+    format!(
+        "{settings}{}{}",
+        FUNCTION.replace("NAME", "once"),
+        FUNCTION.replace("NAME", "again")
+    )
+}
 
 const GATEWAY: &str = r#"
 [gateway]
@@ -88,7 +83,7 @@ async fn main() {
         .collect();
     let seconds: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(600);
     let rate: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200);
-    let stack = LocalStack::start(SPEC, GATEWAY, Duration::from_secs(30)).await;
+    let stack = LocalStack::start(&spec(), GATEWAY, Duration::from_secs(30)).await;
     let faults: Faults = serde_json::from_value(json!({
         "throttle": { "ConcurrentInvocationLimitExceeded": 0.03 },
         "service_error": 0.01, "service_error_after": 0.01,

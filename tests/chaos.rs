@@ -9,13 +9,10 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 use warmgate::emulator::faults::Faults;
 
-const EMULATOR: &str = r#"
-[settings]
-seed = 11
-idle_reclaim_s = 600
-
+/// Two functions alike, each on two aliases of one version.
+const FUNCTION: &str = r#"
 [[function]]
-name = "once"
+name = "NAME"
 timeout_s = 1
 init_ms = 50
 duration_ms = 20
@@ -27,19 +24,16 @@ version = "1"
 name = "standby"
 version = "1"
 
-[[function]]
-name = "again"
-timeout_s = 1
-init_ms = 50
-duration_ms = 20
-[[function.version]]
-[[function.alias]]
-name = "live"
-version = "1"
-[[function.alias]]
-name = "standby"
-version = "1"
 "#;
+
+fn emulator() -> String {
+    let settings = "[settings]\nseed = 11\nidle_reclaim_s = 600\n";
+    format!(
+        "{settings}{}{}",
+        FUNCTION.replace("NAME", "once"),
+        FUNCTION.replace("NAME", "again")
+    )
+}
 
 const GATEWAY: &str = r#"
 [gateway]
@@ -94,7 +88,7 @@ fn faults(json: Value) -> Faults {
 
 #[tokio::test]
 async fn under_every_fault_each_request_gets_one_answer_and_nothing_runs_twice_unless_idempotent() {
-    let stack = common::start_on(EMULATOR, GATEWAY, true).await;
+    let stack = common::start_on(&emulator(), GATEWAY, true).await;
     let emulator = stack.emulator.emulator();
     // Each fault alone at a high rate, then all of them mixed; with the answers each allows.
     let cases: Vec<(&str, Value, &[u16])> = vec![

@@ -115,6 +115,11 @@ impl Access {
         }
     }
 
+    /// Whether callers are served without credentials.
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
     /// Replaces the token key set (the refresher reads it again every `jwks_refresh_s`).
     pub fn set_jwks(&self, jwks: JwkSet) {
         if let Some(tokens) = &self.tokens {

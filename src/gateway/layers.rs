@@ -102,17 +102,21 @@ where
             }
         }
     };
-    route
-        .route_layer(middleware::from_fn(authorize))
-        .route_layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(fail))
-                .load_shed()
-                .layer(GlobalConcurrencyLimitLayer::with_semaphore(
-                    gateway.admission.clone(),
-                ))
-                .timeout(timeout),
-        )
+    // Open access (local use) checks nothing: no layer, nothing on the hot path.
+    let route = if gateway.access.is_open() {
+        route
+    } else {
+        route.route_layer(middleware::from_fn(authorize))
+    };
+    route.route_layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(fail))
+            .load_shed()
+            .layer(GlobalConcurrencyLimitLayer::with_semaphore(
+                gateway.admission.clone(),
+            ))
+            .timeout(timeout),
+    )
 }
 
 /// Answers a request the handler did not serve, counted so that `warmgate_requests_total`
