@@ -18,8 +18,7 @@ use warmgate::clock::TokioClock;
 use warmgate::config::Config;
 use warmgate::gateway::Gateway;
 use warmgate::lambda::{
-    ControlPlane, Execution, InvokeError, InvokeErrorKind, InvokeRequest, InvokeResponse, Invoker,
-    TargetConfig, TraceContext,
+    Execution, InvokeError, InvokeErrorKind, InvokeRequest, InvokeResponse, Invoker, TraceContext,
 };
 
 /// What a scripted target answers next.
@@ -102,21 +101,6 @@ impl Invoker for Scripted {
     }
 }
 
-#[async_trait::async_trait]
-impl ControlPlane for Scripted {
-    async fn target_config(
-        &self,
-        function: &str,
-        qualifier: Option<&str>,
-    ) -> Result<TargetConfig, InvokeError> {
-        Ok(common::same_code_target(function, qualifier))
-    }
-
-    async fn allocated_provisioned(&self, _: &str, _: &str) -> Result<u32, InvokeError> {
-        Ok(0)
-    }
-}
-
 const CONFIG: &str = r#"
 [backend]
 kind = "endpoint"
@@ -151,7 +135,7 @@ async fn gateway_of(config: &str, scripted: &Arc<Scripted>) -> Arc<Gateway> {
     let gateway = Gateway::new(
         config,
         scripted.clone(),
-        scripted.clone(),
+        Arc::new(common::SameCode),
         Arc::new(TokioClock::new()),
     );
     gateway.refresh_targets().await;

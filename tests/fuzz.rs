@@ -16,9 +16,7 @@ use tower::ServiceExt;
 use warmgate::clock::TokioClock;
 use warmgate::config::Config;
 use warmgate::gateway::Gateway;
-use warmgate::lambda::{
-    ControlPlane, InvokeError, InvokeRequest, InvokeResponse, Invoker, TargetConfig,
-};
+use warmgate::lambda::{InvokeError, InvokeRequest, InvokeResponse, Invoker};
 use warmgate::sim::trace::{read_azure_2021, read_azure_llm_2023, Azure2021Options, LlmOptions};
 
 const CONFIG: &str = r#"
@@ -174,27 +172,12 @@ impl Invoker for Echo {
     }
 }
 
-#[async_trait::async_trait]
-impl ControlPlane for Echo {
-    async fn target_config(
-        &self,
-        function: &str,
-        qualifier: Option<&str>,
-    ) -> Result<TargetConfig, InvokeError> {
-        Ok(common::same_code_target(function, qualifier))
-    }
-
-    async fn allocated_provisioned(&self, _: &str, _: &str) -> Result<u32, InvokeError> {
-        Ok(0)
-    }
-}
-
 async fn gateway() -> Arc<Gateway> {
     let config = Config::parse(CONFIG, [], "fuzz").unwrap();
     let gateway = Gateway::new(
         config,
         Arc::new(Echo),
-        Arc::new(Echo),
+        Arc::new(common::SameCode),
         Arc::new(TokioClock::new()),
     );
     gateway.refresh_targets().await;

@@ -171,15 +171,33 @@ pub fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
         .unwrap()
 }
 
-/// What a scripted Lambda says of any target: version 1 of the same code, 128 MB.
-pub fn same_code_target(function: &str, qualifier: Option<&str>) -> warmgate::lambda::TargetConfig {
-    warmgate::lambda::TargetConfig {
-        function_name: function.into(),
-        qualifier: qualifier.map(str::to_string),
-        version: "1".into(),
-        code_sha256: "same-code".into(),
-        memory_mb: 128,
-        timeout: Duration::from_secs(3),
-        function_arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{function}"),
+/// A control plane for in-process tests: every target is version 1 of the same code, 128 MB,
+/// without provisioned concurrency.
+pub struct SameCode;
+
+#[async_trait::async_trait]
+impl warmgate::lambda::ControlPlane for SameCode {
+    async fn target_config(
+        &self,
+        function: &str,
+        qualifier: Option<&str>,
+    ) -> Result<warmgate::lambda::TargetConfig, warmgate::lambda::InvokeError> {
+        Ok(warmgate::lambda::TargetConfig {
+            function_name: function.into(),
+            qualifier: qualifier.map(str::to_string),
+            version: "1".into(),
+            code_sha256: "same-code".into(),
+            memory_mb: 128,
+            timeout: Duration::from_secs(3),
+            function_arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{function}"),
+        })
+    }
+
+    async fn allocated_provisioned(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<u32, warmgate::lambda::InvokeError> {
+        Ok(0)
     }
 }
