@@ -215,6 +215,11 @@ pub enum Backend {
         url: String,
         #[serde(default = "default_region")]
         region: String,
+        /// How much faster than real time the endpoint's clock runs: an emulator started with
+        /// `--time-scale N` for a replay. The gateway's clock runs at the same speed, so its
+        /// pool estimates and pings agree with the emulator's time. 1 for anything real.
+        #[serde(default = "one")]
+        time_scale: f64,
     },
     /// The emulator, started in-process from its own file.
     Embedded {
@@ -224,6 +229,18 @@ pub enum Backend {
         #[serde(default = "one")]
         time_scale: f64,
     },
+}
+
+impl Backend {
+    /// How much faster than real time the backend's clock runs, and so the gateway's.
+    pub fn time_scale(&self) -> f64 {
+        match self {
+            Backend::Aws { .. } => 1.0,
+            Backend::Endpoint { time_scale, .. } | Backend::Embedded { time_scale, .. } => {
+                *time_scale
+            }
+        }
+    }
 }
 
 fn default_region() -> String {
@@ -404,7 +421,7 @@ impl Config {
                     format!("must be an http(s) URL, got {url:?}"),
                 );
             }
-            Backend::Embedded { time_scale, .. }
+            Backend::Endpoint { time_scale, .. } | Backend::Embedded { time_scale, .. }
                 if !(time_scale.is_finite() && *time_scale > 0.0) =>
             {
                 return invalid("backend.time_scale", "must be a positive number");
@@ -664,6 +681,18 @@ targets = ["live", "1"]
         );
         let c = parse(BASE, &[("WARMGATE_BACKEND__KIND", "aws")]);
         assert!(c.is_err(), "kind aws rejects the endpoint's url key");
+    }
+
+    #[test]
+    fn an_endpoint_runs_the_gateway_clock_at_its_time_scale() {
+        let c = parse(BASE, &[]).unwrap();
+        assert_eq!(c.backend.time_scale(), 1.0);
+        let c = parse(BASE, &[("WARMGATE_BACKEND__TIME_SCALE", "60")]).unwrap();
+        assert_eq!(c.backend.time_scale(), 60.0);
+        let error = parse(BASE, &[("WARMGATE_BACKEND__TIME_SCALE", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("backend.time_scale"), "{error}");
     }
 
     #[test]

@@ -169,7 +169,7 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let mut emulator = None;
     let lambda = match &config.backend {
         Backend::Aws { region } => LambdaClient::for_aws(region.clone()).await,
-        Backend::Endpoint { url, region } => LambdaClient::for_endpoint(url, region),
+        Backend::Endpoint { url, region, .. } => LambdaClient::for_endpoint(url, region),
         Backend::Embedded {
             config: file,
             time_scale,

@@ -200,13 +200,15 @@ impl Gateway {
         })
     }
 
-    /// A gateway in front of Lambda (or the emulator) through aws-sdk-lambda, on tokio's clock.
+    /// A gateway in front of Lambda (or the emulator) through aws-sdk-lambda, on tokio's clock
+    /// at the backend's time scale.
     pub fn over_lambda(config: Config, lambda: LambdaClient) -> Arc<Self> {
+        let clock = TokioClock::scaled(config.backend.time_scale());
         Self::new(
             config,
             Arc::new(lambda.clone()),
             Arc::new(lambda),
-            Arc::new(TokioClock::new()),
+            Arc::new(clock),
         )
     }
 
