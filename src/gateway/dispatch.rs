@@ -153,7 +153,7 @@ impl Gateway {
         request: Dispatch,
     ) -> Result<Dispatched, (GatewayError, Option<String>)> {
         let config = &function.config;
-        let set = function.targets.read().clone();
+        let set = function.targets.load();
         if !set.is_ready() {
             let why = set
                 .problems

@@ -24,7 +24,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
@@ -45,7 +46,8 @@ use targets::{check_equivalence, TargetSet};
 /// A configured function and what is known of its targets.
 pub struct FunctionState {
     pub config: FunctionConfig,
-    targets: RwLock<TargetSet>,
+    /// Read on every request, written on a refresh: swapped whole, read without a lock.
+    targets: ArcSwap<TargetSet>,
     orchestration: Mutex<Orchestration>,
 }
 
@@ -68,7 +70,7 @@ impl FunctionState {
         };
         Self {
             config: config.clone(),
-            targets: RwLock::new(TargetSet::default()),
+            targets: ArcSwap::from_pointee(TargetSet::default()),
             orchestration: Mutex::new(Orchestration {
                 driver: FunctionDriver::new(index, config.targets.len(), settings),
                 waiters: HashMap::new(),
@@ -77,8 +79,8 @@ impl FunctionState {
     }
 
     /// The targets as last resolved.
-    pub fn targets(&self) -> TargetSet {
-        self.targets.read().clone()
+    pub fn targets(&self) -> Arc<TargetSet> {
+        self.targets.load_full()
     }
 
     /// The position of a configured target: its `TargetId`.
@@ -104,7 +106,7 @@ impl FunctionState {
 
     /// Memory of a target as Lambda reported it (128 MB, Lambda's least, until resolved).
     pub fn memory_mb(&self, target: &str) -> u32 {
-        let set = self.targets.read();
+        let set = self.targets.load();
         set.routable
             .iter()
             .find(|t| t.qualifier == target)
@@ -269,7 +271,7 @@ impl Gateway {
             .functions
             .iter()
             .filter_map(|f| {
-                let set = f.targets.read();
+                let set = f.targets.load();
                 (!set.is_ready()).then(|| match set.problems.first() {
                     Some(p) => p.clone(),
                     None => format!("{}: targets not resolved yet", f.config.name),
@@ -331,7 +333,7 @@ impl Gateway {
                 }
             }
             telemetry::function_ready(&config.name, set.is_ready());
-            *function.targets.write() = set;
+            function.targets.store(Arc::new(set));
         }
     }
 

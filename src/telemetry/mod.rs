@@ -16,6 +16,8 @@ use std::time::Duration;
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
 };
+
+mod series;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Requests by function, target and outcome.
@@ -302,7 +304,7 @@ pub fn function_configured(function: &crate::config::FunctionConfig) {
         ] {
             gauge!(series, &labels).increment(0.0);
         }
-        for expect in ["provisioned", "warm", "cold", "pinned", "failover"] {
+        for expect in series::ROUTE_EXPECTS {
             counter!(ROUTES, "function" => name.to_string(), "target" => target.to_string(), "expect" => expect)
                 .increment(0);
         }
@@ -318,6 +320,7 @@ pub fn function_configured(function: &crate::config::FunctionConfig) {
         }
     }
     let _ = histogram!(ADDED_LATENCY, "function" => name.to_string());
+    series::register(name, &function.targets);
 }
 
 /// Whether a function is ready (its targets resolved and checked), as a 0/1 gauge.
@@ -428,36 +431,34 @@ pub struct RequestCompleted<'a> {
 
 impl RequestCompleted<'_> {
     pub fn emit(&self) {
-        let labels = [
-            ("function", self.function.to_string()),
-            ("target", self.target.to_string()),
-        ];
-        counter!(REQUESTS, "function" => self.function.to_string(), "target" => self.target.to_string(), "outcome" => self.outcome.as_str())
-            .increment(1);
-        histogram!(REQUEST_DURATION, &labels).record(self.elapsed.as_secs_f64());
-        if let Some(lambda) = self.lambda {
-            histogram!(LAMBDA_DURATION, &labels).record(lambda.as_secs_f64());
-        }
-        if let Some(added) = self.added {
-            histogram!(ADDED_LATENCY, "function" => self.function.to_string())
-                .record(added.as_secs_f64());
-        }
-        if let Some(restore) = self.restore {
-            histogram!(RESTORE_DURATION, &labels).record(restore.as_secs_f64());
-        }
-        match self.cold_start {
-            Some(Some(init)) => {
-                counter!(COLD_STARTS, &labels).increment(1);
-                if self.restore.is_none() {
-                    histogram!(INIT_DURATION, &labels).record(init.as_secs_f64());
+        series::with(self.function, self.target, |function, target| {
+            let request = target.map_or(&function.unrouted, |t| &t.request);
+            request.requests(self.outcome).increment(1);
+            request.duration.record(self.elapsed.as_secs_f64());
+            if let Some(added) = self.added {
+                function.added_latency.record(added.as_secs_f64());
+            }
+            let Some(target) = target else { return };
+            if let Some(lambda) = self.lambda {
+                target.lambda_duration.record(lambda.as_secs_f64());
+            }
+            if let Some(restore) = self.restore {
+                target.restore_duration.record(restore.as_secs_f64());
+            }
+            match self.cold_start {
+                Some(Some(init)) => {
+                    target.cold_starts.increment(1);
+                    if self.restore.is_none() {
+                        target.init_duration.record(init.as_secs_f64());
+                    }
                 }
+                Some(None) => {}
+                None if self.outcome == Outcome::Ok || self.outcome == Outcome::FunctionError => {
+                    target.unknown_starts.increment(1);
+                }
+                None => {}
             }
-            Some(None) => {}
-            None if self.outcome == Outcome::Ok || self.outcome == Outcome::FunctionError => {
-                counter!(UNKNOWN_STARTS, &labels).increment(1);
-            }
-            None => {}
-        }
+        });
         tracing::info!(
             function = self.function,
             target = self.target,
@@ -506,7 +507,7 @@ pub fn task_panicked(task: &'static str, message: &str) {
 
 /// Moves a function's in-flight gauge.
 pub fn in_flight(function: &str, delta: f64) {
-    gauge!(IN_FLIGHT, "function" => function.to_string()).increment(delta);
+    series::with(function, "", |f, _| f.in_flight.increment(delta));
 }
 
 /// Where the metrics listener is, for the startup log.
@@ -531,26 +532,33 @@ pub const PINGS: &str = "warmgate_pings_total";
 
 /// Publishes one target's pool estimate.
 pub fn pool_estimate(function: &str, target: &str, view: &crate::policy::pool::PoolView) {
-    let labels = [
-        ("function", function.to_string()),
-        ("target", target.to_string()),
-    ];
-    gauge!(POOL_WARM_IDLE, &labels).set(view.warm_idle);
-    gauge!(POOL_BUSY, &labels).set(f64::from(view.in_flight));
-    gauge!(POOL_PROVISIONED, &labels).set(f64::from(view.provisioned));
-    gauge!(POOL_PROVISIONED_FREE, &labels).set(f64::from(view.provisioned_free));
+    series::with(function, target, |_, t| {
+        let Some(t) = t else { return };
+        let [warm_idle, busy, provisioned, provisioned_free] = &t.pool;
+        warm_idle.set(view.warm_idle);
+        busy.set(f64::from(view.in_flight));
+        provisioned.set(f64::from(view.provisioned));
+        provisioned_free.set(f64::from(view.provisioned_free));
+    });
 }
 
 /// A routing decision.
 pub fn routed(function: &str, target: &str, expect: &'static str) {
-    counter!(ROUTES, "function" => function.to_string(), "target" => target.to_string(), "expect" => expect)
-        .increment(1);
+    let counted = series::with(function, target, |_, t| {
+        t.and_then(|t| t.route(expect)).map(|c| c.increment(1))
+    });
+    if counted.is_none() {
+        counter!(ROUTES, "function" => function.to_string(), "target" => target.to_string(), "expect" => expect)
+            .increment(1);
+    }
 }
 
 /// A request waited for a busy environment; `freed` when one freed before the limit.
 pub fn waited(function: &str, freed: bool) {
     let outcome = if freed { "freed" } else { "timed_out" };
-    counter!(WAITS, "function" => function.to_string(), "outcome" => outcome).increment(1);
+    series::with(function, "", |f, _| {
+        f.waits[usize::from(!freed)].increment(1)
+    });
     tracing::debug!(function, outcome, "request waited for a busy environment");
 }
 
