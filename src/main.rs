@@ -10,11 +10,6 @@ use clap::{Parser, Subcommand};
 use warmgate::clock::TokioClock;
 use warmgate::config::{Backend, Config};
 use warmgate::emulator::{Emulator, RunningEmulator};
-
-/// mimalloc rather than glibc's malloc: under load the AWS SDK's per-request allocations made
-/// malloc and free a sixth of the gateway's CPU (see docs/loadtest.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use warmgate::gateway::Gateway;
 use warmgate::lambda::LambdaClient;
 use warmgate::platform::PlatformSpec;
