@@ -102,7 +102,7 @@ targets = ["live", "blue"]
         "bench",
     )
     .expect("valid configuration");
-    telemetry::function_configured(&config.functions[0]);
+    telemetry::functions_configured(&config.functions);
     let event = RequestCompleted {
         function: "sentiment",
         target: "live",

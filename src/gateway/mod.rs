@@ -165,14 +165,12 @@ impl Gateway {
         control: Arc<dyn ControlPlane>,
         clock: SharedClock,
     ) -> Arc<Self> {
+        telemetry::functions_configured(&config.functions);
         let functions = config
             .functions
             .iter()
             .enumerate()
-            .map(|(index, f)| {
-                telemetry::function_configured(f);
-                Arc::new(FunctionState::new(index, f))
-            })
+            .map(|(index, f)| Arc::new(FunctionState::new(index, f)))
             .collect();
         let by_name = config
             .functions

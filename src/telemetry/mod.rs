@@ -333,7 +333,19 @@ pub fn function_configured(function: &crate::config::FunctionConfig) {
         }
     }
     let _ = histogram!(ADDED_LATENCY, "function" => name.to_string());
-    series::register(name, &function.targets);
+}
+
+/// [`function_configured`] for every function of a configuration, and their metric handles
+/// registered in one step (one registry copy, not one per function).
+pub fn functions_configured(functions: &[crate::config::FunctionConfig]) {
+    for function in functions {
+        function_configured(function);
+    }
+    series::register(
+        functions
+            .iter()
+            .map(|f| (f.name.as_str(), f.targets.as_slice())),
+    );
 }
 
 /// Whether a function is ready (its targets resolved and checked), as a 0/1 gauge.

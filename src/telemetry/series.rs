@@ -133,18 +133,24 @@ fn registry() -> &'static Registry {
     REGISTRY.get_or_init(Default::default)
 }
 
-/// Registers a configured function's handles (again if it was registered before: a handle
-/// of the same labels is the same series). The recorder must be installed first.
-pub(super) fn register(function: &str, targets: &[String]) {
-    let mut series = FunctionSeries::new(function);
-    series.targets = targets
-        .iter()
-        .map(|t| (t.clone(), TargetSeries::new(function, t)))
+/// Registers configured functions' handles, by name and targets (again for a function
+/// registered before: a handle of the same labels is the same series). The recorder must be
+/// installed first.
+pub(super) fn register<'a>(functions: impl IntoIterator<Item = (&'a str, &'a [String])>) {
+    let added: Vec<(String, Arc<FunctionSeries>)> = functions
+        .into_iter()
+        .map(|(function, targets)| {
+            let mut series = FunctionSeries::new(function);
+            series.targets = targets
+                .iter()
+                .map(|t| (t.clone(), TargetSeries::new(function, t)))
+                .collect();
+            (function.to_string(), Arc::new(series))
+        })
         .collect();
-    let series = Arc::new(series);
     registry().rcu(|current| {
         let mut next = HashMap::clone(current);
-        next.insert(function.to_string(), series.clone());
+        next.extend(added.iter().cloned());
         next
     });
 }
