@@ -459,7 +459,7 @@ impl RequestCompleted<'_> {
         series::with(self.function, self.target, |function, target| {
             let request = target.map_or(&function.unrouted, |t| &t.request);
             request.requests(self.outcome).increment(1);
-            request.duration.record(self.elapsed.as_secs_f64());
+            request.duration().record(self.elapsed.as_secs_f64());
             if let Some(added) = self.added {
                 function.added_latency.record(added.as_secs_f64());
             }

@@ -54,22 +54,35 @@ impl FunctionSeries {
 /// A function and target's requests: by outcome, and their time in the gateway.
 #[derive(Clone)]
 pub(crate) struct RequestSeries {
+    function: String,
+    target: String,
     /// [`REQUESTS`] by outcome, in [`Outcome::ALL`]'s order.
     requests: Vec<Counter>,
-    pub duration: Histogram,
+    /// Made at the first request: a histogram is a score of series in every scrape, and most
+    /// functions never have a request end without a target.
+    duration: OnceLock<Histogram>,
 }
 
 impl RequestSeries {
     fn new(function: &str, target: &str) -> Self {
         RequestSeries {
+            function: function.to_string(),
+            target: target.to_string(),
             requests: Outcome::ALL
                 .iter()
                 .map(|o| {
                     counter!(REQUESTS, "function" => function.to_string(), "target" => target.to_string(), "outcome" => o.as_str())
                 })
                 .collect(),
-            duration: histogram!(REQUEST_DURATION, "function" => function.to_string(), "target" => target.to_string()),
+            duration: OnceLock::new(),
         }
+    }
+
+    /// The histogram of their time in the gateway.
+    pub fn duration(&self) -> &Histogram {
+        self.duration.get_or_init(|| {
+            histogram!(REQUEST_DURATION, "function" => self.function.clone(), "target" => self.target.clone())
+        })
     }
 
     /// The requests counter of `outcome`.
