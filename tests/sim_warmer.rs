@@ -96,13 +96,14 @@ fn a_burst_of_six_every_15_minutes_finds_six_warm_environments() {
     // environment's init (billed since 2025), and three rounds of six per burst at most.
     assert_eq!(warmed.functions[0].cold_pings, 0, "{:?}", warmed.functions);
     assert!(warmed.pings <= 6 * 3 * 20, "{}", warmed.pings);
-    // Letting them go and pre-warming six new ones before each burst saves the same cold
-    // starts, but every round starts six environments.
+    // Letting them go (no floor either) and pre-warming six new ones before each burst
+    // saves the same cold starts, but every round starts six environments.
     let prewarmed = run(
         &trace,
         &s,
         Box::new(Warmer::new(WarmerConfig {
             bridge: Duration::ZERO,
+            floor_memory: None,
             ..WarmerConfig::default()
         })),
     );

@@ -59,6 +59,10 @@ pub struct ForecastConfig {
     /// minutes with a start that the forecast keeps (2 hours for a busy function; a longer
     /// memory measured worse on the Azure sample: 1,249 cold starts against 1,215).
     pub quantile_window_minutes: u64,
+    /// The quantile never sizes for a peak fewer than this many of those windows reached: a
+    /// spike seen once or twice in four hours is not paid for with hours of pings (with few
+    /// active windows, or a quantile near 1, it otherwise would be).
+    pub min_peak_windows: usize,
 }
 
 impl Default for ForecastConfig {
@@ -74,6 +78,7 @@ impl Default for ForecastConfig {
             trend_min_active_tenths: 8,
             peak_quantile: Some(0.95),
             quantile_window_minutes: 240,
+            min_peak_windows: 3,
         }
     }
 }
@@ -351,7 +356,8 @@ impl ConcurrencyForecast {
         }
         peaks.sort_unstable();
         let n = peaks.len();
-        let pos = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
+        let pos = (((q * n as f64).ceil() as usize).clamp(1, n) - 1)
+            .min(n.saturating_sub(cfg.min_peak_windows.max(1)));
         f64::from(peaks[pos]).max(current)
     }
 
@@ -567,6 +573,34 @@ mod tests {
         }
         // 44 minutes after the last burst: outside the 30-minute window, still remembered.
         assert_eq!(c.environments(134 * MIN, 5 * MIN, &cfg), 6);
+    }
+
+    #[test]
+    fn a_peak_reached_in_fewer_than_three_windows_is_not_sized_for() {
+        // Near 1, the quantile would be the largest peak, whatever the count of windows.
+        let cfg = ForecastConfig {
+            peak_quantile: Some(0.999),
+            ..ForecastConfig::default()
+        };
+        let mut c = ConcurrencyForecast::default();
+        for w in 0..40u32 {
+            c.record_start(5 * MIN * w + S, if w == 10 || w == 20 { 9 } else { 2 }, S);
+        }
+        let now = 200 * MIN + 30 * S;
+        assert_eq!(c.environments(now, 5 * MIN, &cfg), 2);
+        c.record_start(5 * MIN * 30 + 2 * S, 9, S);
+        assert_eq!(c.environments(now, 5 * MIN, &cfg), 9);
+        // `warmer-peak` asks for the largest peak, seen once or not.
+        let largest = ForecastConfig {
+            peak_quantile: Some(1.0),
+            min_peak_windows: 1,
+            ..ForecastConfig::default()
+        };
+        let mut once = ConcurrencyForecast::default();
+        for w in 0..40u32 {
+            once.record_start(5 * MIN * w + S, if w == 10 { 9 } else { 2 }, S);
+        }
+        assert_eq!(once.environments(now, 5 * MIN, &largest), 9);
     }
 
     #[test]

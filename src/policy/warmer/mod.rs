@@ -21,7 +21,14 @@
 //!   recently need nothing. When the `K`-th one reaches the refresh age, or fewer than `K`
 //!   exist, one `Ping { count }` reaches them all at once (`count` = the idle ones to refresh
 //!   or create, less the executions expected in flight, which occupy the busiest ones).
-//! - `K = 0`: let the environments go; wake again `lead` before the idle-time histogram says
+//! - The floor: while a function's last call is at most `floor_memory` old, `K` is at least
+//!   1, as a 5-minute ping would keep it; a lone ping costs about a request charge, far less
+//!   than the second or more a rare function's caller waits on a cold start.
+//! - Depth: the pool is sized by a quantile of recent window peaks chosen per function by
+//!   [`worth`]: the `j`-th environment is kept while it is needed in a large enough share of
+//!   windows for the cold starts it spares (its init, as billed, times `cold_start_worth`) to
+//!   pay its pings; a model-loading function keeps deeper pools than a small one.
+//! - `K = 0` (past the floor's memory): let the environments go; wake again `lead` before the idle-time histogram says
 //!   an arrival becomes likely (a pre-warm), or never until the next call. But when an
 //!   arrival becomes likely within `bridge` and an environment is still surely warm, keep it
 //!   through the gap instead: a few refreshes of a warm environment cost less than the init
@@ -50,7 +57,13 @@ use std::time::Duration;
 use crate::clock::Time;
 use crate::policy::forecast::{ForecastConfig, FunctionForecast};
 use crate::policy::pool::Lifetime;
-use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy, Start, ROUND_HOLD};
+use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy, Start};
+
+mod replica;
+mod worth;
+
+use replica::Envs;
+pub use worth::FunctionWorth;
 
 const HOUR: Duration = Duration::from_secs(3600);
 /// A function's kept environment is rotated (see [`WarmerConfig::rotate_after`]) only when a
@@ -113,6 +126,17 @@ pub struct WarmerConfig {
     /// environments in an order the planner cannot steer, so the one let go is not the
     /// oldest).
     pub rotate_after: Option<Duration>,
+    /// Keep at least one environment of a function warm while its last call is at most this
+    /// old (`None`: no floor), as a 5-minute ping would, but only where traffic has not
+    /// refreshed it. A lone ping costs about a request charge ($0.0000002): a day of them
+    /// costs less than a few small inits, while each cold start it spares costs a caller a
+    /// second or more. Without it, a function called a few times a day was let go an hour
+    /// after each call and met most of its calls cold.
+    pub floor_memory: Option<Duration>,
+    /// What a cold start is worth to the user, in multiples of the init it bills: sizes each
+    /// function's pool by [`FunctionWorth::sizing_quantile`] rather than the forecast's fixed
+    /// `peak_quantile` (`None`: the fixed one).
+    pub cold_start_worth: Option<f64>,
     pub forecast: ForecastConfig,
 }
 
@@ -133,6 +157,8 @@ impl Default for WarmerConfig {
             bridge: ForecastConfig::default().range,
             max_environments: None,
             rotate_after: Some(Lifetime::FEW_HOURS.min - Duration::from_secs(300)),
+            floor_memory: Some(Duration::from_secs(24 * 3600)),
+            cold_start_worth: Some(3.0),
             forecast: ForecastConfig::default(),
         }
     }
@@ -146,8 +172,10 @@ impl WarmerConfig {
             forecast: ForecastConfig {
                 peak_quantile: Some(1.0),
                 quantile_window_minutes: 480,
+                min_peak_windows: 1,
                 ..ForecastConfig::default()
             },
+            cold_start_worth: None,
             ..WarmerConfig::default()
         }
     }
@@ -185,172 +213,13 @@ impl WarmerConfig {
 }
 
 /// An environment the replica thinks idle.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Idle {
-    since: Time,
-    /// When it was created (its init began), as far as the planner saw.
-    born: Time,
-}
-
-/// An environment the replica thinks busy.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Busy {
-    until: Time,
-    /// With a real execution rather than a ping.
-    real: bool,
-    born: Time,
-}
-
-/// The planner's replica of one function's environments.
-#[derive(Debug, Clone, Default)]
-struct Envs {
-    /// Environments thought idle, by idle-since time ascending (the last is reused first).
-    idle: Vec<Idle>,
-    busy: Vec<Busy>,
-    /// Pings of the latest round sent to start new environments, whose cold starts are not
-    /// yet seen.
-    expected_cold_pings: u32,
-}
-
-impl Envs {
-    /// Environments whose work ended by `t` are idle from then.
-    fn release(&mut self, t: Time) {
-        let mut freed = false;
-        self.busy.retain(|b| {
-            let done = b.until <= t;
-            if done {
-                self.idle.push(Idle {
-                    since: b.until,
-                    born: b.born,
-                });
-                freed = true;
-            }
-            !done
-        });
-        if freed {
-            self.idle.sort_unstable_by_key(|e| e.since);
-        }
-    }
-
-    fn forget(&mut self, now: Time, max_idle: Duration) {
-        self.idle.retain(|e| e.since + max_idle > now);
-    }
-
-    /// A real execution from `at` to `until`; returns the real executions running at `at`,
-    /// itself included (pings are not demand).
-    fn start(&mut self, at: Time, until: Time, cold: bool) -> u32 {
-        self.release(at);
-        let born = if cold {
-            // Lambda reuses any idle environment: none was left.
-            self.idle.retain(|e| e.since > at);
-            at
-        } else {
-            // One the replica never saw made (it predates the planner) counts as new.
-            self.idle.pop().map_or(at, |e| e.born)
-        };
-        self.busy.push(Busy {
-            until,
-            real: true,
-            born,
-        });
-        self.busy.iter().filter(|b| b.real && b.until > at).count() as u32
-    }
-
-    /// The idle environments a round of `count` pings reaches while about `in_flight` real
-    /// executions run. The replica learns of executions only as they complete, so those in
-    /// flight hold the most recently used environments, which it lists as idle: the pings
-    /// pass them by and reach the ones below.
-    fn reached(&self, count: u32, in_flight: u32) -> std::ops::Range<usize> {
-        let below = self.idle.len().saturating_sub(in_flight as usize);
-        below - (count as usize).min(below)..below
-    }
-
-    /// `count` concurrent pings at `now`, while about `in_flight` real executions run (see
-    /// [`Envs::reached`]); pings beyond the environments reached start new ones.
-    fn ping(&mut self, now: Time, count: u32, in_flight: u32) {
-        self.release(now);
-        let reached = self.reached(count, in_flight);
-        let fresh = count as usize - reached.len();
-        // Rounds are minutes apart and a ping's cold start is seen within seconds: the count
-        // is the latest round's, so that a miscount cannot outlive it.
-        self.expected_cold_pings = fresh as u32;
-        // Each is counted busy for a round's hold (a lone ping returns sooner; the replica
-        // sees its environment idle 0.1 s late).
-        let until = now + ROUND_HOLD;
-        self.busy.extend(self.idle.drain(reached).map(|e| Busy {
-            until,
-            real: false,
-            born: e.born,
-        }));
-        self.busy.extend(std::iter::repeat_n(
-            Busy {
-                until,
-                real: false,
-                born: now,
-            },
-            fresh,
-        ));
-    }
-
-    /// The creation time of the oldest of the `keep` most recently used environments (busy
-    /// ones first).
-    fn oldest_kept(&self, keep: usize) -> Option<Time> {
-        let idle = keep.saturating_sub(self.busy.len()).min(self.idle.len());
-        self.busy
-            .iter()
-            .map(|b| b.born)
-            .chain(self.idle[self.idle.len() - idle..].iter().map(|e| e.born))
-            .min()
-    }
-
-    /// Forgets the oldest of the `keep` most recently used environments, once a round has
-    /// started its successor. Busy, it ends at its lifetime cap when it next goes idle; idle,
-    /// the successor (whose ping ends last, after its init) is reused before it, so it falls
-    /// out of the environments the next rounds reach and idles out.
-    fn retire_oldest(&mut self, keep: usize) {
-        let idle = keep.saturating_sub(self.busy.len()).min(self.idle.len());
-        let from = self.idle.len() - idle;
-        let oldest_busy = (0..self.busy.len()).min_by_key(|&i| self.busy[i].born);
-        let oldest_idle = (from..self.idle.len()).min_by_key(|&i| self.idle[i].born);
-        match (oldest_busy, oldest_idle) {
-            (Some(b), Some(i)) if self.idle[i].born < self.busy[b].born => {
-                self.idle.remove(i);
-            }
-            (Some(b), _) => {
-                self.busy.swap_remove(b);
-            }
-            (None, Some(i)) => {
-                self.idle.remove(i);
-            }
-            (None, None) => {}
-        }
-    }
-
-    /// A ping met a cold start. Unless the planner sent it to start a new environment, the
-    /// environment it expected had gone (most likely the oldest, at the end of its
-    /// lifetime), and a new one stands in its place.
-    fn cold_ping(&mut self, at: Time) {
-        if self.expected_cold_pings > 0 {
-            self.expected_cold_pings -= 1;
-            return;
-        }
-        let oldest = self
-            .idle
-            .iter_mut()
-            .map(|e| &mut e.born)
-            .chain(self.busy.iter_mut().map(|b| &mut b.born))
-            .min_by_key(|born| **born);
-        if let Some(born) = oldest {
-            *born = (*born).max(at);
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Function {
     /// No target: never pinged.
     pingable: bool,
     forecast: FunctionForecast,
+    worth: FunctionWorth,
     envs: Envs,
     wake: Option<Time>,
     /// Pings sent in the last hour: (time, count).
@@ -412,21 +281,31 @@ impl Warmer {
         let Some(last_end) = f.forecast.last_end() else {
             return u32::from(cfg.warm_unseen);
         };
+        let floor = u32::from(cfg.floor_memory.is_some_and(|m| now < last_end + m));
         let horizon = cfg.min_lifetime;
-        let now_demand = f.forecast.demand(now, horizon, &cfg.forecast);
-        let likely = match now_demand.probability {
-            None => now < last_end + cfg.fallback_keep_alive,
+        let sizing = match cfg.cold_start_worth {
+            Some(worth) => ForecastConfig {
+                peak_quantile: Some(f.worth.sizing_quantile(worth, self.refresh_age())),
+                ..cfg.forecast.clone()
+            },
+            None => cfg.forecast.clone(),
+        };
+        let now_demand = f.forecast.demand(now, horizon, &sizing);
+        let most = cfg.max_environments.unwrap_or(u32::MAX).max(1);
+        let sized = now_demand.environments.clamp(1, most);
+        match now_demand.probability {
+            None if now < last_end + cfg.fallback_keep_alive => sized,
+            None => floor,
             Some(p) => {
                 let later = f.forecast.demand(now + cfg.lead, horizon, &cfg.forecast);
-                p.max(later.probability.unwrap_or(0.0)) >= cfg.keep_threshold
+                if p.max(later.probability.unwrap_or(0.0)) >= cfg.keep_threshold
                     || self.bridges(f, now)
+                {
+                    sized
+                } else {
+                    floor
+                }
             }
-        };
-        if likely {
-            let most = cfg.max_environments.unwrap_or(u32::MAX);
-            now_demand.environments.clamp(1, most.max(1))
-        } else {
-            0
         }
     }
 
@@ -565,6 +444,7 @@ impl Policy for Warmer {
             .map(|info| Function {
                 pingable: !info.targets.is_empty(),
                 forecast: FunctionForecast::new(&self.config.forecast),
+                worth: FunctionWorth::new(info.memory_mb),
                 envs: Envs::default(),
                 wake: None,
                 pings: VecDeque::new(),
@@ -579,6 +459,9 @@ impl Policy for Warmer {
     }
 
     fn observe(&mut self, o: &Observation) {
+        if let (Some(f), Some(init)) = (self.functions.get_mut(o.function), o.init) {
+            f.worth.record_init(init);
+        }
         if o.ping && o.start == Some(Start::Cold) {
             if let Some(f) = self.functions.get_mut(o.function) {
                 f.envs.cold_ping(o.arrived);
@@ -755,9 +638,11 @@ mod tests {
                 last = at;
             }
         }
-        // Without the bridge it lets go and pre-warms a new environment before each call.
+        // Without the bridge (nor the floor) it lets go and pre-warms a new environment
+        // before each call.
         let mut w = Warmer::new(WarmerConfig {
             bridge: Duration::ZERO,
+            floor_memory: None,
             ..unrotated
         });
         w.start(&[info()], Duration::ZERO);
@@ -774,38 +659,73 @@ mod tests {
         assert!(longest > 5 * MIN, "{longest:?}");
     }
 
-    #[test]
-    fn pings_pass_the_environments_in_flight_and_refresh_the_ones_below() {
-        let now = 10 * MIN;
-        let idle = |since| Idle {
-            since,
-            born: Duration::ZERO,
-        };
-        let mut envs = Envs {
-            idle: vec![idle(now - 290 * S); 3]
-                .into_iter()
-                .chain([idle(now - 60 * S); 2])
-                .chain([idle(now - S); 4])
-                .collect(),
-            ..Envs::default()
-        };
-        // Four executions in flight hold the four most recent; five pings reach the five
-        // below them, the oldest three included.
-        envs.ping(now, 5, 4);
-        assert_eq!(envs.idle, vec![idle(now - S); 4]);
-        assert_eq!(envs.busy.len(), 5);
-        // More pings than idle environments below the busy ones start new environments.
-        let mut fresh = Envs {
-            idle: vec![idle(now - 60 * S); 2],
-            ..Envs::default()
-        };
-        fresh.ping(now, 3, 1);
-        assert_eq!(fresh.idle, vec![idle(now - 60 * S)]);
-        assert_eq!(fresh.busy.len(), 3);
+    /// The longest time between two refreshes of the function's environment (calls count as
+    /// refreshes) over `(from, until]`, and whether every ping was a lone one.
+    fn longest_unrefreshed(
+        pings: &[(Time, u32)],
+        calls: &[Time],
+        from: Time,
+        until: Time,
+    ) -> (Duration, bool) {
+        let mut times: Vec<Time> = pings
+            .iter()
+            .map(|p| p.0)
+            .chain(calls.iter().copied())
+            .collect();
+        times.retain(|&t| t > from && t <= until);
+        times.push(from);
+        times.push(until);
+        times.sort();
+        let longest = times
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default();
+        (longest, pings.iter().all(|p| p.1 == 1))
     }
 
     #[test]
-    fn a_function_that_stops_being_called_stops_being_pinged() {
+    fn the_floor_keeps_a_rare_function_warm_between_its_calls() {
+        // Called three times a day, 8 hours apart: gaps beyond the idle-time histogram's
+        // range, so the forecast never says a call is likely.
+        let calls: Vec<Time> = (0..3u32).map(|k| 8 * 60 * MIN * k + 10 * S).collect();
+        let replay = |config: WarmerConfig| {
+            let mut w = Warmer::new(config);
+            w.start(&[info()], Duration::ZERO);
+            let mut pings = Vec::new();
+            for &t in &calls {
+                pings.extend(run_until(&mut w, t - S));
+                w.observe(&call(t, S, Some(Start::Warm)));
+            }
+            pings.extend(run_until(&mut w, calls[2] + 60 * MIN));
+            pings
+        };
+        let pings = replay(WarmerConfig::default());
+        // Never idle for the shortest reclaim (5 minutes), with lone pings only.
+        let (longest, lone) = longest_unrefreshed(&pings, &calls, calls[0], calls[2]);
+        assert!(longest < 5 * MIN, "{longest:?}");
+        assert!(lone, "{pings:?}");
+        // About one ping per 5 minutes, no more.
+        let between = pings
+            .iter()
+            .filter(|p| p.0 > calls[0] && p.0 < calls[2])
+            .count();
+        assert!(between <= 16 * 60 / 4, "{between}");
+        // Without the floor the function is let go an hour after each call.
+        let (longest, _) = longest_unrefreshed(
+            &replay(WarmerConfig {
+                floor_memory: None,
+                ..WarmerConfig::default()
+            }),
+            &calls,
+            calls[0],
+            calls[2],
+        );
+        assert!(longest > 60 * MIN, "{longest:?}");
+    }
+
+    #[test]
+    fn a_function_that_stops_being_called_is_let_go_after_the_floors_memory() {
         let mut w = Warmer::default();
         w.start(&[info()], Duration::ZERO);
         let mut t = Duration::ZERO;
@@ -814,11 +734,41 @@ mod tests {
             run_until(&mut w, t + 12 * MIN);
             t += 12 * MIN;
         }
-        let quiet = t + 30 * MIN;
+        let memory = WarmerConfig::default().floor_memory.expect("a floor");
+        assert_eq!(w.target(0, t + 10 * 60 * MIN), 1);
+        let quiet = t + memory + 10 * MIN;
         run_until(&mut w, quiet);
         assert!(run_until(&mut w, quiet + 10 * 60 * MIN).is_empty());
         assert_eq!(w.next_wake(), None);
         assert_eq!(w.target(0, quiet), 0);
+    }
+
+    #[test]
+    fn a_dearer_init_keeps_a_rare_peak_warm() {
+        // Two calls every 5 minutes for 4 hours, six at once in 3 of the 48 windows: the
+        // sixth environment is needed in 6% of windows. Worth a ping per window where a cold
+        // start loads a model (6 s), not where it costs a 1-second init.
+        let target_after = |init: Duration| {
+            let mut w = Warmer::default();
+            w.start(&[info()], Duration::ZERO);
+            let mut first = call(Duration::ZERO, S, Some(Start::Cold));
+            first.init = Some(init);
+            w.observe(&first);
+            let mut t = Duration::ZERO;
+            for k in 1..=48u32 {
+                t = 5 * MIN * k;
+                let at_once = if k % 10 == 0 && k < 40 { 6 } else { 2 };
+                for _ in 0..at_once {
+                    w.observe(&call(t, S, Some(Start::Warm)));
+                }
+                run_until(&mut w, t + 5 * MIN - S);
+            }
+            w.target(0, t + 2 * S)
+        };
+        let small = target_after(S);
+        let model = target_after(6 * S);
+        assert!(small <= 3, "{small}");
+        assert_eq!(model, 6);
     }
 
     #[test]
@@ -878,34 +828,6 @@ mod tests {
             ..WarmerConfig::default()
         });
         assert!(unrotated.iter().all(|&(t, _)| t <= 10 * S), "{unrotated:?}");
-    }
-
-    #[test]
-    fn a_ping_that_met_a_cold_start_renews_the_oldest_environment_unless_it_was_meant_to() {
-        let now = 200 * MIN;
-        let mut envs = Envs {
-            idle: vec![
-                Idle {
-                    since: now - 60 * S,
-                    born: Duration::ZERO,
-                },
-                Idle {
-                    since: now - S,
-                    born: 100 * MIN,
-                },
-            ],
-            ..Envs::default()
-        };
-        // A round of three: two reach the idle environments, one is meant to start a new one.
-        envs.ping(now, 3, 0);
-        envs.cold_ping(now);
-        let mut born: Vec<_> = envs.busy.iter().map(|b| b.born).collect();
-        born.sort();
-        assert_eq!(born, vec![Duration::ZERO, 100 * MIN, now]);
-        // A second cold start was not meant: the oldest environment had ended.
-        envs.cold_ping(now);
-        let oldest = envs.busy.iter().map(|b| b.born).min();
-        assert_eq!(oldest, Some(100 * MIN));
     }
 
     #[test]

@@ -1,0 +1,233 @@
+//! The planner's replica of one function's execution environments: which it thinks idle
+//! (in Lambda's most-recently-idle-first reuse order) or busy, and when each was created.
+//! Fed by every real observation and by the planner's own pings.
+
+use std::time::Duration;
+
+use crate::clock::Time;
+use crate::policy::ROUND_HOLD;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Idle {
+    pub(super) since: Time,
+    /// When it was created (its init began), as far as the planner saw.
+    pub(super) born: Time,
+}
+
+/// An environment the replica thinks busy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Busy {
+    pub(super) until: Time,
+    /// With a real execution rather than a ping.
+    pub(super) real: bool,
+    pub(super) born: Time,
+}
+
+/// The planner's replica of one function's environments.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Envs {
+    /// Environments thought idle, by idle-since time ascending (the last is reused first).
+    pub(super) idle: Vec<Idle>,
+    pub(super) busy: Vec<Busy>,
+    /// Pings of the latest round sent to start new environments, whose cold starts are not
+    /// yet seen.
+    pub(super) expected_cold_pings: u32,
+}
+
+impl Envs {
+    /// Environments whose work ended by `t` are idle from then.
+    pub(super) fn release(&mut self, t: Time) {
+        let mut freed = false;
+        self.busy.retain(|b| {
+            let done = b.until <= t;
+            if done {
+                self.idle.push(Idle {
+                    since: b.until,
+                    born: b.born,
+                });
+                freed = true;
+            }
+            !done
+        });
+        if freed {
+            self.idle.sort_unstable_by_key(|e| e.since);
+        }
+    }
+
+    pub(super) fn forget(&mut self, now: Time, max_idle: Duration) {
+        self.idle.retain(|e| e.since + max_idle > now);
+    }
+
+    /// A real execution from `at` to `until`; returns the real executions running at `at`,
+    /// itself included (pings are not demand).
+    pub(super) fn start(&mut self, at: Time, until: Time, cold: bool) -> u32 {
+        self.release(at);
+        let born = if cold {
+            // Lambda reuses any idle environment: none was left.
+            self.idle.retain(|e| e.since > at);
+            at
+        } else {
+            // One the replica never saw made (it predates the planner) counts as new.
+            self.idle.pop().map_or(at, |e| e.born)
+        };
+        self.busy.push(Busy {
+            until,
+            real: true,
+            born,
+        });
+        self.busy.iter().filter(|b| b.real && b.until > at).count() as u32
+    }
+
+    /// The idle environments a round of `count` pings reaches while about `in_flight` real
+    /// executions run. The replica learns of executions only as they complete, so those in
+    /// flight hold the most recently used environments, which it lists as idle: the pings
+    /// pass them by and reach the ones below.
+    pub(super) fn reached(&self, count: u32, in_flight: u32) -> std::ops::Range<usize> {
+        let below = self.idle.len().saturating_sub(in_flight as usize);
+        below - (count as usize).min(below)..below
+    }
+
+    /// `count` concurrent pings at `now`, while about `in_flight` real executions run (see
+    /// [`Envs::reached`]); pings beyond the environments reached start new ones.
+    pub(super) fn ping(&mut self, now: Time, count: u32, in_flight: u32) {
+        self.release(now);
+        let reached = self.reached(count, in_flight);
+        let fresh = count as usize - reached.len();
+        // Rounds are minutes apart and a ping's cold start is seen within seconds: the count
+        // is the latest round's, so that a miscount cannot outlive it.
+        self.expected_cold_pings = fresh as u32;
+        // Each is counted busy for a round's hold (a lone ping returns sooner; the replica
+        // sees its environment idle 0.1 s late).
+        let until = now + ROUND_HOLD;
+        self.busy.extend(self.idle.drain(reached).map(|e| Busy {
+            until,
+            real: false,
+            born: e.born,
+        }));
+        self.busy.extend(std::iter::repeat_n(
+            Busy {
+                until,
+                real: false,
+                born: now,
+            },
+            fresh,
+        ));
+    }
+
+    /// The creation time of the oldest of the `keep` most recently used environments (busy
+    /// ones first).
+    pub(super) fn oldest_kept(&self, keep: usize) -> Option<Time> {
+        let idle = keep.saturating_sub(self.busy.len()).min(self.idle.len());
+        self.busy
+            .iter()
+            .map(|b| b.born)
+            .chain(self.idle[self.idle.len() - idle..].iter().map(|e| e.born))
+            .min()
+    }
+
+    /// Forgets the oldest of the `keep` most recently used environments, once a round has
+    /// started its successor. Busy, it ends at its lifetime cap when it next goes idle; idle,
+    /// the successor (whose ping ends last, after its init) is reused before it, so it falls
+    /// out of the environments the next rounds reach and idles out.
+    pub(super) fn retire_oldest(&mut self, keep: usize) {
+        let idle = keep.saturating_sub(self.busy.len()).min(self.idle.len());
+        let from = self.idle.len() - idle;
+        let oldest_busy = (0..self.busy.len()).min_by_key(|&i| self.busy[i].born);
+        let oldest_idle = (from..self.idle.len()).min_by_key(|&i| self.idle[i].born);
+        match (oldest_busy, oldest_idle) {
+            (Some(b), Some(i)) if self.idle[i].born < self.busy[b].born => {
+                self.idle.remove(i);
+            }
+            (Some(b), _) => {
+                self.busy.swap_remove(b);
+            }
+            (None, Some(i)) => {
+                self.idle.remove(i);
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// A ping met a cold start. Unless the planner sent it to start a new environment, the
+    /// environment it expected had gone (most likely the oldest, at the end of its
+    /// lifetime), and a new one stands in its place.
+    pub(super) fn cold_ping(&mut self, at: Time) {
+        if self.expected_cold_pings > 0 {
+            self.expected_cold_pings -= 1;
+            return;
+        }
+        let oldest = self
+            .idle
+            .iter_mut()
+            .map(|e| &mut e.born)
+            .chain(self.busy.iter_mut().map(|b| &mut b.born))
+            .min_by_key(|born| **born);
+        if let Some(born) = oldest {
+            *born = (*born).max(at);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+    const MIN: Duration = Duration::from_secs(60);
+    #[test]
+    fn pings_pass_the_environments_in_flight_and_refresh_the_ones_below() {
+        let now = 10 * MIN;
+        let idle = |since| Idle {
+            since,
+            born: Duration::ZERO,
+        };
+        let mut envs = Envs {
+            idle: vec![idle(now - 290 * S); 3]
+                .into_iter()
+                .chain([idle(now - 60 * S); 2])
+                .chain([idle(now - S); 4])
+                .collect(),
+            ..Envs::default()
+        };
+        // Four executions in flight hold the four most recent; five pings reach the five
+        // below them, the oldest three included.
+        envs.ping(now, 5, 4);
+        assert_eq!(envs.idle, vec![idle(now - S); 4]);
+        assert_eq!(envs.busy.len(), 5);
+        // More pings than idle environments below the busy ones start new environments.
+        let mut fresh = Envs {
+            idle: vec![idle(now - 60 * S); 2],
+            ..Envs::default()
+        };
+        fresh.ping(now, 3, 1);
+        assert_eq!(fresh.idle, vec![idle(now - 60 * S)]);
+        assert_eq!(fresh.busy.len(), 3);
+    }
+    #[test]
+    fn a_ping_that_met_a_cold_start_renews_the_oldest_environment_unless_it_was_meant_to() {
+        let now = 200 * MIN;
+        let mut envs = Envs {
+            idle: vec![
+                Idle {
+                    since: now - 60 * S,
+                    born: Duration::ZERO,
+                },
+                Idle {
+                    since: now - S,
+                    born: 100 * MIN,
+                },
+            ],
+            ..Envs::default()
+        };
+        // A round of three: two reach the idle environments, one is meant to start a new one.
+        envs.ping(now, 3, 0);
+        envs.cold_ping(now);
+        let mut born: Vec<_> = envs.busy.iter().map(|b| b.born).collect();
+        born.sort();
+        assert_eq!(born, vec![Duration::ZERO, 100 * MIN, now]);
+        // A second cold start was not meant: the oldest environment had ended.
+        envs.cold_ping(now);
+        let oldest = envs.busy.iter().map(|b| b.born).min();
+        assert_eq!(oldest, Some(100 * MIN));
+    }
+}
