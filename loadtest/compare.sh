@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# The same saturation load four ways in one run, with wrk: the emulator directly, nginx as a
-# plain reverse proxy in front of it, warmgate with warming off, and warmgate with routing and
-# warming on. Prints requests per second, latency percentiles, CPU per request (from /proc) and
-# resident memory of the process under test, as a markdown table.
+# The same saturation load on every path in one run, with wrk: the emulator directly, nginx as a
+# plain reverse proxy in front of it, warmgate with warming off, warmgate with routing and
+# warming on, and warmgate with 1,000 configured functions (each request to one at random).
+# Prints a markdown table: requests per second, latency percentiles, the latency added to the
+# direct path, CPU per request (from /proc) and its ratio to nginx's, and resident memory of
+# the process under test.
 #
 # Usage: loadtest/compare.sh [SECONDS] [CONNECTIONS...]   (default 10 s, 16 and 64 connections)
-# Needs a release build (it runs one) and installs nginx and wrk from Debian if they are absent.
-# Every part shares the machine's cores: compare the rows of one run, as ratios.
+# Environment:
+#   WARMGATE_BIN=path   the warmgate binary to measure (default: a release build, made here)
+#   BASELINE_BIN=path   also measure this binary (warming off), for an A/B in the same run
+#   PROFILE=1           record warmgate (warming off, last connection count) with perf and
+#                       print where its CPU goes (loadtest/profile-summary.sh)
+# Installs wrk, nginx (and perf with PROFILE=1) from Debian if they are absent. Every part
+# shares the machine's cores: compare the rows of one run, as ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,9 +31,15 @@ need() {
 }
 need wrk wrk
 need nginx nginx-light
+[ "${PROFILE:-0}" = 1 ] && need perf linux-perf
 
-cargo build --release --locked --quiet
-bin="${CARGO_TARGET_DIR:-target}/release/warmgate"
+if [ -n "${WARMGATE_BIN:-}" ]; then
+  bin="$WARMGATE_BIN"
+else
+  cargo build --release --locked --quiet
+  bin="${CARGO_TARGET_DIR:-target}/release/warmgate"
+fi
+[ -x "$bin" ] || { echo "error: no warmgate binary at $bin" >&2; exit 1; }
 
 work="$(mktemp -d)"
 pids=()
@@ -37,19 +50,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A warm handler of 5 ms, limits high enough never to throttle.
-cat >"$work/emulator.toml" <<'EOF'
+many=1000
+# A warm handler of 5 ms, limits high enough never to throttle; `bench`, and `bench0` to
+# `bench999` for the many-functions row.
+{
+  cat <<'EOF'
 [settings]
-scaling_per_10s = 100000
-account_concurrency = 100000
+scaling_per_10s = 1000000
+account_concurrency = 1000000
 [[function]]
 name = "bench"
 memory_mb = 1024
 init_ms = 0
 duration_ms = 5
 EOF
+  for i in $(seq 0 $((many - 1))); do
+    printf '[[function]]\nname = "bench%d"\nmemory_mb = 1024\ninit_ms = 0\nduration_ms = 5\n' "$i"
+  done
+} >"$work/emulator.toml"
 
-gateway_config() { # $1 port, $2 admin port, $3 warmer on/off
+gateway_config() { # $1 port, $2 admin port, $3 warmer on/off, $4 functions: one or many
   cat <<EOF
 [gateway]
 listen = "127.0.0.1:$1"
@@ -63,12 +83,17 @@ open = true
 [warmer]
 enabled = $3
 policy = "warmer"
-[[function]]
-name = "bench"
 EOF
+  if [ "$4" = one ]; then
+    printf '[[function]]\nname = "bench"\n'
+  else
+    for i in $(seq 0 $((many - 1))); do printf '[[function]]\nname = "bench%d"\n' "$i"; done
+  fi
 }
-gateway_config 9302 9312 false >"$work/warm-off.toml"
-gateway_config 9303 9313 true >"$work/warm-on.toml"
+gateway_config 9302 9312 false one >"$work/warm-off.toml"
+gateway_config 9303 9313 true one >"$work/warm-on.toml"
+gateway_config 9305 9315 true many >"$work/many.toml"
+gateway_config 9306 9316 false one >"$work/baseline.toml"
 
 cat >"$work/nginx.conf" <<EOF
 worker_processes 1;
@@ -95,33 +120,49 @@ EOF
 "$bin" emulator --config "$work/emulator.toml" --listen 127.0.0.1:9301 >"$work/emulator.log" 2>&1 &
 emulator=$!
 pids+=("$emulator")
-RUST_LOG=warn "$bin" serve --config "$work/warm-off.toml" >"$work/warm-off.log" 2>&1 &
-off=$!
-pids+=("$off")
-RUST_LOG=warn "$bin" serve --config "$work/warm-on.toml" >"$work/warm-on.log" 2>&1 &
-on=$!
-pids+=("$on")
+start_gateway() { # $1 binary, $2 config; prints the pid
+  RUST_LOG=warn "$1" serve --config "$2" >"$2.log" 2>&1 &
+  echo $!
+}
+wait_ready() { # $1 port
+  for _ in $(seq 600); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz")" = 200 ] && return
+    sleep 0.1
+  done
+  echo "error: the gateway on port $1 never became ready" >&2
+  exit 1
+}
+for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:9301/ && break; sleep 0.1; done
+off=$(start_gateway "$bin" "$work/warm-off.toml"); pids+=("$off")
+on=$(start_gateway "$bin" "$work/warm-on.toml"); pids+=("$on")
+wait_ready 9302
+wait_ready 9303
+rows=("emulator directly:9301:$emulator:one" "nginx proxy_pass:9304:nginx:one"
+  "warmgate, warming off:9302:$off:one" "warmgate, routing and warming on:9303:$on:one")
+if [ -n "${BASELINE_BIN:-}" ]; then
+  base=$(start_gateway "$BASELINE_BIN" "$work/baseline.toml"); pids+=("$base")
+  wait_ready 9306
+  rows+=("baseline binary, warming off:9306:$base:one")
+fi
+# Started last: its thousand functions resolve and warm while the other rows run.
+many_pid=$(start_gateway "$bin" "$work/many.toml"); pids+=("$many_pid")
 nginx -c "$work/nginx.conf" -p "$work" >/dev/null 2>&1 &
 proxy=$!
 pids+=("$proxy")
-
-for port in 9301 9302 9303 9304; do
-  for _ in $(seq 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$port/" && break
-    sleep 0.1
-  done
-done
-for port in 9302 9303; do
-  for _ in $(seq 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")" = 200 ] && break
-    sleep 0.1
-  done
-done
+for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:9304/ && break; sleep 0.1; done
 
 cat >"$work/post.lua" <<'EOF'
 wrk.method = "POST"
 wrk.body = '{"text":"warm starts are lovely"}'
 wrk.headers["Content-Type"] = "application/json"
+EOF
+cat >"$work/many.lua" <<EOF
+math.randomseed(7)
+local headers = { ["Content-Type"] = "application/json" }
+request = function()
+  local path = "/2015-03-31/functions/bench" .. math.random(0, $((many - 1))) .. "/invocations"
+  return wrk.format("POST", path, headers, '{"text":"warm starts are lovely"}')
+end
 EOF
 
 # CPU ticks (user + system) of a process and, for nginx, its worker.
@@ -135,27 +176,53 @@ ticks() {
 }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 nginx_pids() { echo "$proxy" $(pgrep -P "$proxy" || true); }
+# A wrk latency percentile in ms.
+pct() { awk -v p="$1" '$1 == p {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; printf "%.2f", v}' <<<"$2"; }
 
 hz=$(getconf CLK_TCK)
 path=/2015-03-31/functions/bench/invocations
-echo "| path | connections | req/s | p50 ms | p99 ms | CPU µs per request | resident MB |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| path | connections | req/s | p50 ms | p99 ms | added p50 / p99 ms | CPU µs per request | CPU vs nginx | resident MB |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for c in "${connections[@]}"; do
-  for row in "emulator directly:9301:$emulator" "nginx proxy_pass:9304:nginx" \
-    "warmgate, warming off:9302:$off" "warmgate, routing and warming on:9303:$on"; do
-    IFS=: read -r name port pid <<<"$row"
+  wait_ready 9305
+  direct_p50="" direct_p99="" nginx_cpu=""
+  for row in "${rows[@]}" "warmgate, $many functions, warming on:9305:$many_pid:many"; do
+    IFS=: read -r name port pid functions <<<"$row"
     if [ "$pid" = nginx ]; then watched=$(nginx_pids); rss_of=$(pgrep -P "$proxy" | head -1); else watched=$pid; rss_of=$pid; fi
+    script="$work/post.lua"
+    [ "$functions" = many ] && script="$work/many.lua"
+    profiling=0
+    if [ "${PROFILE:-0}" = 1 ] && [ "$port" = 9302 ] && [ "$c" = "${connections[-1]}" ]; then
+      profiling=1
+      perf record -F 999 -g -p "$pid" -o "$work/perf.data" -- sleep "$seconds" >/dev/null 2>&1 &
+      perf_pid=$!
+    fi
     # shellcheck disable=SC2086
     before=$(ticks $watched)
-    out=$(wrk -t1 -c"$c" -d"${seconds}s" --latency -s "$work/post.lua" "http://127.0.0.1:$port$path")
+    out=$(wrk -t1 -c"$c" -d"${seconds}s" --latency -s "$script" "http://127.0.0.1:$port$path")
     # shellcheck disable=SC2086
     after=$(ticks $watched)
+    [ "$profiling" = 1 ] && wait "$perf_pid"
     requests=$(awk '/requests in/ {print $1}' <<<"$out")
     rps=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
-    pct() { awk -v p="$1" '$1 == p {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; printf "%.2f", v}' <<<"$out"; }
+    p50=$(pct 50% "$out") p99=$(pct 99% "$out")
     non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
     cpu_us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
     rss=$(awk -v k="$(rss_kb "$rss_of")" 'BEGIN {printf "%.1f", k / 1024}')
-    echo "| $name | $c | $rps | $(pct 50%) | $(pct 99%) | $cpu_us | $rss |${non2xx:+ non-2xx: $non2xx}"
+    added="" ratio=""
+    if [ "$port" = 9301 ]; then
+      direct_p50=$p50 direct_p99=$p99
+    elif [ "$functions" = one ]; then
+      added=$(awk -v a="$p50" -v b="$direct_p50" -v c="$p99" -v d="$direct_p99" 'BEGIN {printf "%+.2f / %+.2f", a - b, c - d}')
+    fi
+    if [ "$pid" = nginx ]; then nginx_cpu=$cpu_us; fi
+    if [ -n "$nginx_cpu" ] && [ "$port" != 9301 ]; then
+      ratio=$(awk -v a="$cpu_us" -v b="$nginx_cpu" 'BEGIN {printf "%.1f×", a / b}')
+    fi
+    echo "| $name | $c | $rps | $p50 | $p99 | $added | $cpu_us | $ratio | $rss |${non2xx:+ non-2xx: $non2xx}"
   done
 done
+if [ "${PROFILE:-0}" = 1 ]; then
+  echo
+  loadtest/profile-summary.sh "$work/perf.data"
+fi

@@ -103,6 +103,10 @@ pub struct WarmerSection {
     /// Each round of pings starts after a random delay up to this, so that replicas and
     /// functions do not ping in lockstep.
     pub jitter_ms: u64,
+    /// Pings in flight at once, across functions: a round waits for room rather than open
+    /// a connection per function (a thousand functions pinged at start would otherwise hold
+    /// a thousand connections and their buffers). A round larger than this still goes whole.
+    pub max_pings_in_flight: u32,
 }
 
 impl Default for WarmerSection {
@@ -111,6 +115,7 @@ impl Default for WarmerSection {
             enabled: false,
             policy: "fixed-5min".into(),
             jitter_ms: 250,
+            max_pings_in_flight: 64,
         }
     }
 }
@@ -431,6 +436,9 @@ impl Config {
         self.validate_access()?;
         if let Err(e) = crate::policy::registry::live_policy(&self.warmer.policy) {
             return invalid("warmer.policy", e);
+        }
+        if self.warmer.max_pings_in_flight == 0 {
+            return invalid("warmer.max_pings_in_flight", "must be at least 1");
         }
         if self.functions.is_empty() {
             return invalid(

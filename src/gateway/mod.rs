@@ -184,6 +184,7 @@ impl Gateway {
             warmer::Executor::new(
                 &config.warmer.policy,
                 Duration::from_millis(config.warmer.jitter_ms),
+                config.warmer.max_pings_in_flight,
             )
         });
         Arc::new(Self {

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 use parking_lot::Mutex;
 use rand::Rng;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use super::dispatch::InFlight;
 use super::{FunctionState, Gateway};
@@ -53,16 +53,21 @@ pub(super) struct Executor {
     /// Rung when an observation may change the policy's plans.
     replan: Notify,
     jitter: Duration,
+    /// Room for pings in flight (`warmer.max_pings_in_flight`); a round takes its size's worth.
+    room: Arc<Semaphore>,
+    room_size: u32,
 }
 
 impl Executor {
     /// The warmer for the policy `name` (validated with the configuration).
-    pub(super) fn new(name: &str, jitter: Duration) -> Self {
+    pub(super) fn new(name: &str, jitter: Duration, max_pings_in_flight: u32) -> Self {
         Self {
             name: name.to_string(),
             policy: Mutex::new(Self::fresh(name)),
             replan: Notify::new(),
             jitter,
+            room: Arc::new(Semaphore::new(max_pings_in_flight as usize)),
+            room_size: max_pings_in_flight,
         }
     }
 
@@ -198,8 +203,12 @@ impl Gateway {
                         rand::rng().random_range(Duration::ZERO..warmer.jitter)
                     };
                     let gateway = self.clone();
+                    let room = warmer.room.clone();
+                    // A round larger than the whole room takes all of it.
+                    let room_taken = granted.min(warmer.room_size);
                     self.spawn(async move {
                         gateway.clock.sleep(jitter).await;
+                        let _room = room.acquire_many_owned(room_taken).await;
                         // One round, all at once: each ping holds its environment, so the
                         // round reaches `granted` distinct environments.
                         let hold = (granted > 1).then_some(ROUND_HOLD);

@@ -62,6 +62,9 @@ pub const ADDED_LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
 ];
 
+/// How often histogram samples are folded into their buckets.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
 /// The process's Prometheus recorder (real histograms, not summaries), installed on first
 /// use; the handle renders the exposition.
 pub fn prometheus() -> PrometheusHandle {
@@ -76,6 +79,16 @@ pub fn prometheus() -> PrometheusHandle {
                 .expect("static buckets are valid")
                 .install_recorder()
                 .expect("the only recorder of the process");
+            // Histogram samples wait in the handle until drained; without a scrape they
+            // would pile up, so drain them every few seconds whatever Prometheus does.
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(METRICS_UPKEEP);
+                    upkeep.run_upkeep();
+                })
+                .expect("a thread for the metrics' upkeep");
             describe();
             gauge!(
                 BUILD_INFO,
