@@ -7,15 +7,13 @@
 //! The exposition follows Prometheus's conventions (checked by `promtool check metrics` in
 //! `scripts/deploy-check.sh`): every family has HELP text ([`describe`]), counters end in
 //! `_total`, units are base units named in full (seconds, bytes), and every configured
-//! function's series exist at zero from the start ([`function_configured`]), so that `rate()`
+//! function's series exist at zero from the start ([`functions_configured`]), so that `rate()`
 //! and absence alerts work before a function's first request.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use metrics::{
-    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
-};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Unit};
 
 mod series;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -267,24 +265,11 @@ fn describe() {
     );
 }
 
-/// Creates a configured function's series at zero (or, for a series that exists already,
-/// leaves its value), so that they exist from the start rather
-/// than from the function's first request: `rate()` then sees the first increment, and an
-/// alert can tell "no requests" from "no series". Installs the recorder if it is not yet.
-pub fn function_configured(function: &crate::config::FunctionConfig) {
-    let _ = prometheus();
+/// Creates at zero a configured function's series that have no registered handle (those the
+/// warmer, the breakers and the budget write).
+fn function_configured(function: &crate::config::FunctionConfig) {
     let name = function.name.as_str();
-    for outcome in Outcome::ALL {
-        counter!(REQUESTS, "function" => name.to_string(), "target" => "", "outcome" => outcome.as_str())
-            .increment(0);
-    }
-    counter!(REQUESTS, "function" => UNKNOWN_FUNCTION, "target" => "", "outcome" => Outcome::NotFound.as_str())
-        .increment(0);
-    gauge!(IN_FLIGHT, "function" => name.to_string()).increment(0.0);
     gauge!(FUNCTION_READY, "function" => name.to_string()).increment(0.0);
-    for outcome in ["freed", "timed_out"] {
-        counter!(WAITS, "function" => name.to_string(), "outcome" => outcome).increment(0);
-    }
     counter!(PINGS_REFUSED, "function" => name.to_string()).increment(0);
     let budget = &function.ping_budget;
     ping_budget(name, budget.pings_per_hour, budget.gb_s_per_day);
@@ -293,34 +278,8 @@ pub fn function_configured(function: &crate::config::FunctionConfig) {
             ("function", name.to_string()),
             ("target", target.to_string()),
         ];
-        for outcome in Outcome::ALL {
-            counter!(REQUESTS, "function" => name.to_string(), "target" => target.to_string(), "outcome" => outcome.as_str())
-                .increment(0);
-        }
-        for series in [
-            REQUEST_DURATION,
-            LAMBDA_DURATION,
-            INIT_DURATION,
-            RESTORE_DURATION,
-        ] {
-            let _ = histogram!(series, &labels);
-        }
-        for series in [COLD_STARTS, UNKNOWN_STARTS, PING_COST] {
-            counter!(series, &labels).increment(0);
-        }
-        for series in [
-            POOL_WARM_IDLE,
-            POOL_BUSY,
-            POOL_PROVISIONED,
-            POOL_PROVISIONED_FREE,
-            BREAKER_OPEN,
-        ] {
-            gauge!(series, &labels).increment(0.0);
-        }
-        for expect in series::ROUTE_EXPECTS {
-            counter!(ROUTES, "function" => name.to_string(), "target" => target.to_string(), "expect" => expect)
-                .increment(0);
-        }
+        counter!(PING_COST, &labels).increment(0);
+        gauge!(BREAKER_OPEN, &labels).increment(0.0);
         for reason in ["keep_alive", "burst", "probe"] {
             for met in ["warm", "cold", "provisioned", "unknown", "refused"] {
                 counter!(PINGS, "function" => name.to_string(), "target" => target.to_string(), "reason" => reason, "met" => met)
@@ -332,12 +291,17 @@ pub fn function_configured(function: &crate::config::FunctionConfig) {
                 .increment(0);
         }
     }
-    let _ = histogram!(ADDED_LATENCY, "function" => name.to_string());
 }
 
-/// [`function_configured`] for every function of a configuration, and their metric handles
-/// registered in one step (one registry copy, not one per function).
+/// Creates configured functions' series at zero (or, for a series that exists already,
+/// leaves its value), so that they exist from the start rather than from the function's first
+/// request: `rate()` then sees the first increment, and an alert can tell "no requests" from
+/// "no series". The per-request series are created by registering their handles, in one step
+/// (one registry copy, not one per function). Installs the recorder if it is not yet.
 pub fn functions_configured(functions: &[crate::config::FunctionConfig]) {
+    let _ = prometheus();
+    counter!(REQUESTS, "function" => UNKNOWN_FUNCTION, "target" => "", "outcome" => Outcome::NotFound.as_str())
+        .increment(0);
     for function in functions {
         function_configured(function);
     }

@@ -43,6 +43,27 @@ impl FunctionSeries {
         }
     }
 
+    /// Creates its series at zero, targets' too (a series that exists already keeps its
+    /// value): a configured function's series exist before its first request.
+    fn zero(&self) {
+        self.in_flight.increment(0.0);
+        self.waits.iter().for_each(|c| c.increment(0));
+        self.unrouted.requests.iter().for_each(|c| c.increment(0));
+        for (_, target) in &self.targets {
+            // A real target's request histogram exists from the start, unlike the unrouted one.
+            let _ = target.request.duration();
+            let counters = [&target.cold_starts, &target.unknown_starts];
+            for counter in counters
+                .into_iter()
+                .chain(&target.request.requests)
+                .chain(&target.routes)
+            {
+                counter.increment(0);
+            }
+            target.pool.iter().for_each(|g| g.increment(0.0));
+        }
+    }
+
     fn target(&self, target: &str) -> Option<&TargetSeries> {
         self.targets
             .iter()
@@ -158,6 +179,7 @@ pub(super) fn register<'a>(functions: impl IntoIterator<Item = (&'a str, &'a [St
                 .iter()
                 .map(|t| (t.clone(), TargetSeries::new(function, t)))
                 .collect();
+            series.zero();
             (function.to_string(), Arc::new(series))
         })
         .collect();
