@@ -20,8 +20,12 @@ fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
-cargo build --locked --benches
+# The benches are built (not run) with the test profile, so they share the tests' dependencies:
+# `cargo build --benches` would compile every dependency once more, optimised.
+cargo test --locked --benches --no-run
 cargo test --locked "$@"
 # deploy/ and the metrics exposition, with the real tools (hadolint, cfn-lint, checkov,
-# promtool, Prometheus, podman), which it installs first.
-scripts/deploy-check.sh
+# promtool, Prometheus, podman), which it installs first. It takes the gateway binary that
+# cargo test built: `cargo build` would compile the dependencies again, since the
+# dev-dependencies change their features.
+WARMGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/warmgate" scripts/deploy-check.sh
