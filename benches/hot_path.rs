@@ -112,6 +112,7 @@ targets = ["live", "blue"]
         cold_start: Some(None),
         restore: None,
         added: Some(Duration::from_micros(900)),
+        shared: false,
     };
     c.bench_function("request metrics (RequestCompleted::emit)", |b| {
         b.iter(|| black_box(&event).emit())

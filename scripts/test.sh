@@ -9,12 +9,23 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# cargo test needs nothing beyond Rust: the Lambda emulator is built in. The trace tests
-# read the public traces at ../shared/traces (beside this repository) and fail, naming the
-# path, when they are absent.
+# cargo test needs Rust and redis-server (installed below): the Lambda emulator is built
+# in. The trace tests read the public traces at ../shared/traces (beside this repository)
+# and fail, naming the path, when they are absent.
 traces="$(pwd)/../shared/traces"
 if [ ! -d "$traces" ]; then
   echo "warning: $traces is absent; the trace tests will fail" >&2
+fi
+
+# The cache's tests run a real redis-server (Debian's package); they start and stop their
+# own instances on free ports.
+if ! command -v redis-server >/dev/null 2>&1; then
+  command -v apt-get >/dev/null || { echo "redis-server not found and no apt-get: install Redis 7 yourself" >&2; exit 1; }
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  echo "installing redis-server (apt)" >&2
+  "${sudo[@]}" apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends redis-server >/dev/null
 fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

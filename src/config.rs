@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::cache::{CacheSection, FunctionCacheConfig};
 use crate::platform::spec::valid_function_name;
 use crate::policy::breaker::{BreakerPolicy, RetryBudgetPolicy};
 pub use crate::policy::budget::PingBudget;
@@ -35,6 +36,9 @@ pub struct Config {
     pub warmer: WarmerSection,
     #[serde(default)]
     pub access: AccessSection,
+    /// The cache's shared tier (Redis); what each function caches is in its own section.
+    #[serde(default)]
+    pub cache: CacheSection,
     /// The allow-list: only these functions can be invoked (ARCHITECTURE.md invariant 5).
     #[serde(rename = "function")]
     pub functions: Vec<FunctionConfig>,
@@ -294,6 +298,13 @@ pub struct FunctionConfig {
     /// How much failover may add to the function's load.
     #[serde(default)]
     pub retry_budget: RetryBudgetPolicy,
+    /// Cache the function's answers: only for deterministic inference (off without it).
+    #[serde(default)]
+    pub cache: Option<FunctionCacheConfig>,
+    /// Identical requests in flight at once share one invocation and its answer. On with a
+    /// cache, off without (a function whose answers differ call to call must not share them).
+    #[serde(default)]
+    pub coalesce: Option<bool>,
 }
 
 fn default_ping_payload() -> String {
@@ -317,6 +328,11 @@ impl FunctionConfig {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Whether identical requests in flight share one invocation.
+    pub fn coalesces(&self) -> bool {
+        self.coalesce.unwrap_or(self.cache.is_some())
     }
 }
 
@@ -437,6 +453,9 @@ impl Config {
         if let Err(e) = crate::policy::registry::live_policy(&self.warmer.policy) {
             return invalid("warmer.policy", e);
         }
+        if let Some((field, message)) = self.cache.redis.as_ref().and_then(|r| r.problem()) {
+            return invalid(format!("cache.redis.{field}"), message);
+        }
         if self.warmer.max_pings_in_flight == 0 {
             return invalid("warmer.max_pings_in_flight", "must be at least 1");
         }
@@ -505,6 +524,9 @@ impl Config {
                     key("max_payload_bytes"),
                     format!("must be within 1..={LAMBDA_PAYLOAD_LIMIT} (Lambda's 6 MB)"),
                 );
+            }
+            if let Some((field, message)) = f.cache.as_ref().and_then(|c| c.problem()) {
+                return invalid(key(&format!("cache.{field}")), message);
             }
         }
         Ok(())

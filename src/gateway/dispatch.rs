@@ -30,6 +30,7 @@ pub struct Dispatch {
 }
 
 /// What one invocation through the gateway produced.
+#[derive(Debug, Clone)]
 pub struct Dispatched {
     pub target: String,
     pub response: InvokeResponse,

@@ -138,6 +138,7 @@ fn unserved(
         cold_start: None,
         restore: None,
         added: None,
+        shared: false,
     }
     .emit();
     shape.answer(answer)

@@ -15,6 +15,7 @@ mod layers;
 mod listener;
 pub mod openapi;
 mod routes;
+mod serve;
 pub mod targets;
 pub mod warmer;
 
@@ -41,6 +42,7 @@ use crate::policy::TargetId;
 use crate::telemetry;
 pub use dispatch::{Dispatch, Dispatched};
 pub use listener::ConnectionLimits;
+pub use serve::{Invocation, Served};
 use targets::{check_equivalence, TargetSet};
 
 /// A configured function and what is known of its targets.
@@ -49,6 +51,8 @@ pub struct FunctionState {
     /// Read on every request, written on a refresh: swapped whole, read without a lock.
     targets: ArcSwap<TargetSet>,
     orchestration: Mutex<Orchestration>,
+    /// Its cache and coalescing, if it has either.
+    cache: Option<crate::cache::FunctionCache>,
 }
 
 /// The function's driver, and the requests it holds, each waiting on its channel for the
@@ -75,6 +79,7 @@ impl FunctionState {
                 driver: FunctionDriver::new(index, config.targets.len(), settings),
                 waiters: HashMap::new(),
             }),
+            cache: crate::cache::FunctionCache::new(config),
         }
     }
 
@@ -111,6 +116,17 @@ impl FunctionState {
             .iter()
             .find(|t| t.qualifier == target)
             .map_or(128, |t| t.memory_mb)
+    }
+
+    /// Whether a request now would likely find free provisioned capacity or a warm idle
+    /// environment on one of the function's routable targets.
+    pub fn warm_capacity_likely(&self, now: Time) -> bool {
+        let orchestration = self.orchestration.lock();
+        let driver = &orchestration.driver;
+        driver.routable().iter().any(|&t| {
+            let view = driver.pool(t).view(now);
+            view.provisioned_free > 0 || view.warm_probability >= 0.5
+        })
     }
 
     /// The idle age by which an environment of `target` is gone with probability `p`.
@@ -151,6 +167,10 @@ pub struct Gateway {
     config: Config,
     clock: SharedClock,
     warmer: Option<warmer::Executor>,
+    /// The cache's shared tier, if configured.
+    redis: Option<Arc<crate::cache::redis::RedisTier>>,
+    /// Invocations in flight that identical requests share.
+    flights: Arc<crate::cache::flight::Flights<crate::cache::Key, serve::Flight>>,
     /// Every background task, and the signal that stops them.
     tasks: TaskTracker,
     stop: CancellationToken,
@@ -185,10 +205,22 @@ impl Gateway {
                 config.warmer.max_pings_in_flight,
             )
         });
+        let redis = config.cache.redis.as_ref().and_then(|redis| {
+            match crate::cache::redis::RedisTier::new(redis) {
+                Ok(tier) => Some(Arc::new(tier)),
+                // The URL was checked with the configuration; this is not expected.
+                Err(error) => {
+                    tracing::error!(%error, "Redis cache tier not started");
+                    None
+                }
+            }
+        });
         Arc::new(Self {
             functions,
             by_name,
             warmer,
+            redis,
+            flights: crate::cache::flight::Flights::new(),
             invoker,
             control,
             admission: Arc::new(Semaphore::new(config.gateway.max_in_flight)),

@@ -21,7 +21,8 @@ use tower_http::trace::TraceLayer;
 use super::error::{ErrorKind, GatewayError};
 use super::layers::{invoke_route, panic_answer, Shape};
 use super::openapi;
-use super::{Dispatch, Dispatched, FunctionState, Gateway};
+use super::{Dispatch, FunctionState, Gateway, Served};
+use crate::cache::Directives;
 use crate::lambda::{InvocationType, TraceContext};
 use crate::telemetry::{Outcome, RequestCompleted, UNKNOWN_FUNCTION};
 
@@ -82,6 +83,7 @@ pub(super) async fn healthz() -> Json<serde_json::Value> {
 pub(super) fn admin_router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/pools", get(pools))
+        .route("/v1/cache", get(cache_status))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(gateway)
@@ -133,6 +135,31 @@ async fn pools(State(gateway): State<Arc<Gateway>>) -> Json<serde_json::Value> {
     Json(json!({ "functions": functions }))
 }
 
+/// The cache: the shared tier's state, each caching or coalescing function's local use, and
+/// the invocations in flight that identical requests share.
+async fn cache_status(State(gateway): State<Arc<Gateway>>) -> Json<serde_json::Value> {
+    let functions: Vec<_> = gateway
+        .functions()
+        .filter_map(|f| {
+            let cache = f.cache.as_ref()?;
+            let usage = cache.local_usage();
+            Some(json!({
+                "function": f.config.name,
+                "cached": cache.config().is_some(),
+                "ttl_s": cache.config().map(|c| c.ttl_s),
+                "coalesce": cache.coalesces(),
+                "local_entries": usage.map(|u| u.0),
+                "local_bytes": usage.map(|u| u.1),
+            }))
+        })
+        .collect();
+    Json(json!({
+        "redis": gateway.redis.as_ref().map(|r| json!({ "up": r.is_up() })),
+        "flights": gateway.flights.len(),
+        "functions": functions,
+    }))
+}
+
 /// Reads a body within the function's limit and checks it is JSON (an empty body is `{}`'s
 /// stand-in, as Lambda accepts it).
 async fn read_payload(
@@ -166,32 +193,33 @@ fn record(
     target: &str,
     outcome: Outcome,
     started: Instant,
-    dispatched: Option<&Dispatched>,
+    served: Option<&Served>,
 ) {
-    let report = dispatched.and_then(|d| d.response.report.as_ref());
+    // What this request's own invocation taught; nothing for a stored or shared answer.
+    let own = served.and_then(|s| s.invocation.map(|i| (s, i)));
+    let report = own.and_then(|(s, _)| s.response.report.as_ref());
     RequestCompleted {
         function,
         target,
         outcome,
         elapsed: started.elapsed(),
         lambda: report.map(|r| r.duration),
-        cold_start: dispatched
-            .and_then(|d| d.response.cold_start())
-            .map(|cold| {
-                if cold {
-                    report
-                        .and_then(|r| r.init_duration)
-                        .or(Some(Duration::ZERO))
-                } else {
-                    None
-                }
-            }),
+        cold_start: own.and_then(|(s, _)| s.response.cold_start()).map(|cold| {
+            if cold {
+                report
+                    .and_then(|r| r.init_duration)
+                    .or(Some(Duration::ZERO))
+            } else {
+                None
+            }
+        }),
         restore: report.and_then(|r| r.restore_duration),
-        added: dispatched.map(|d| {
+        added: own.map(|(_, i)| {
             started
                 .elapsed()
-                .saturating_sub(d.upstream + d.waited.unwrap_or_default())
+                .saturating_sub(i.upstream + i.waited.unwrap_or_default())
         }),
+        shared: served.is_some() && own.is_none(),
     }
     .emit();
 }
@@ -206,24 +234,34 @@ fn failed(function: &str, target: Option<&str>, error: &GatewayError, started: I
     );
 }
 
-/// `x-warmgate-*` and `Server-Timing` headers of a dispatched request.
-fn facts_headers(headers: &mut HeaderMap, dispatched: &Dispatched, started: Instant) {
+/// `x-warmgate-*` and `Server-Timing` headers of an answered request.
+fn facts_headers(headers: &mut HeaderMap, served: &Served, started: Instant) {
     let value = |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("invalid"));
     headers.insert(
         HeaderName::from_static("x-warmgate-target"),
-        value(&dispatched.target),
+        value(&served.target),
     );
-    headers.insert(
-        HeaderName::from_static("x-warmgate-route"),
-        HeaderValue::from_static(dispatched.route.as_str()),
-    );
-    if let Some(waited) = dispatched.waited {
+    if let Some(cache) = served.cache {
         headers.insert(
-            HeaderName::from_static("x-warmgate-waited-ms"),
-            value(&format!("{:.1}", waited.as_secs_f64() * 1000.0)),
+            HeaderName::from_static("x-warmgate-cache"),
+            HeaderValue::from_static(cache.as_str()),
         );
     }
-    let cold = match dispatched.response.cold_start() {
+    let invocation = served.invocation;
+    if let Some(invocation) = invocation {
+        headers.insert(
+            HeaderName::from_static("x-warmgate-route"),
+            HeaderValue::from_static(invocation.route.as_str()),
+        );
+        if let Some(waited) = invocation.waited {
+            headers.insert(
+                HeaderName::from_static("x-warmgate-waited-ms"),
+                value(&format!("{:.1}", waited.as_secs_f64() * 1000.0)),
+            );
+        }
+    }
+    // A stored answer met no environment; a shared one met its invocation's.
+    let cold = match served.tier.map(|_| false).or(served.response.cold_start()) {
         Some(true) => "true",
         Some(false) => "false",
         None => "unknown",
@@ -234,12 +272,28 @@ fn facts_headers(headers: &mut HeaderMap, dispatched: &Dispatched, started: Inst
     );
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let total = started.elapsed();
+    let upstream = invocation.map_or(Duration::ZERO, |i| i.upstream);
     let mut timing = format!(
-        "gateway;dur={:.2};desc=\"time in warmgate\", upstream;dur={:.2};desc=\"Lambda round trip\"",
-        ms(total.saturating_sub(dispatched.upstream)),
-        ms(dispatched.upstream)
+        "gateway;dur={:.2};desc=\"time in warmgate\"",
+        ms(total.saturating_sub(upstream))
     );
-    if let Some(report) = &dispatched.response.report {
+    if let Some(lookup) = served.lookup {
+        let found = match served.tier {
+            Some(tier) => tier.as_str(),
+            None => "none",
+        };
+        timing.push_str(&format!(
+            ", cache;dur={:.2};desc=\"lookup: {found}\"",
+            ms(lookup)
+        ));
+    }
+    if invocation.is_some() {
+        timing.push_str(&format!(
+            ", upstream;dur={:.2};desc=\"Lambda round trip\"",
+            ms(upstream)
+        ));
+    }
+    if let Some(report) = &served.response.report {
         timing.push_str(&format!(", lambda;dur={:.2}", ms(report.duration)));
         if let Some(init) = report.init_duration {
             timing.push_str(&format!(", init;dur={:.2}", ms(init)));
@@ -254,6 +308,7 @@ struct Ingress {
     invocation_type: InvocationType,
     pinned: Option<String>,
     trace: TraceContext,
+    directives: Directives,
 }
 
 /// The part both ingress paths share: find the configured function, read and check the
@@ -265,7 +320,7 @@ async fn invoke(
     body: Body,
     ingress: Result<Ingress, GatewayError>,
     started: Instant,
-) -> Result<(Arc<FunctionState>, Dispatched), GatewayError> {
+) -> Result<(Arc<FunctionState>, Served), GatewayError> {
     let Some(function) = gateway.function(name).cloned() else {
         let error = GatewayError::unknown_function(name);
         failed(UNKNOWN_FUNCTION, None, &error, started);
@@ -292,8 +347,8 @@ async fn invoke(
         pinned: ingress.pinned,
         trace: ingress.trace,
     };
-    match gateway.dispatch(&function, request).await {
-        Ok(dispatched) => Ok((function, dispatched)),
+    match gateway.serve(&function, request, ingress.directives).await {
+        Ok(served) => Ok((function, served)),
         Err((error, target)) => {
             failed(fname, target.as_deref(), &error, started);
             Err(error)
@@ -308,13 +363,15 @@ async fn invoke(
         ("x-api-key" = Option<String>, Header, description = "an API key (or `Authorization: Bearer`)"),
         ("x-amzn-trace-id" = Option<String>, Header, description = "passed to Lambda"),
         ("traceparent" = Option<String>, Header, description = "W3C trace context, passed along"),
+        ("cache-control" = Option<String>, Header, description = "no-cache: a fresh answer (then stored); no-store: the cache is neither read nor written"),
     ),
     request_body(content = Object, content_type = "application/json", description = "the function's input"),
     responses(
         (status = 200, description = "the function's answer", body = Object, headers(
             ("x-warmgate-target" = String, description = "the alias or version that served"),
             ("x-warmgate-cold-start" = String, description = "true, false or unknown"),
-            ("x-warmgate-route" = String, description = "provisioned, warm, cold, pinned or failover"),
+            ("x-warmgate-route" = Option<String>, description = "provisioned, warm, cold, pinned or failover; absent when the answer was stored or shared"),
+            ("x-warmgate-cache" = Option<String>, description = "hit, miss, coalesced or bypass, for a function that caches or coalesces"),
             ("x-warmgate-waited-ms" = Option<String>, description = "time held for a busy environment"),
             ("server-timing" = String, description = "gateway, upstream, lambda, init"),
         )),
@@ -343,12 +400,13 @@ pub(super) async fn invoke_v1(
         invocation_type: InvocationType::RequestResponse,
         pinned: None,
         trace: TraceContext::from_headers(&headers),
+        directives: directives(&headers),
     });
     match invoke(&gateway, &name, body, ingress, started).await {
         Err(error) => error.into_response(),
-        Ok((function, dispatched)) => {
+        Ok((function, served)) => {
             let fname = function.config.name.as_str();
-            let response = &dispatched.response;
+            let response = &served.response;
             let (status, body, outcome) = match &response.function_error {
                 None => (StatusCode::OK, response.payload.clone(), Outcome::Ok),
                 Some(kind) => {
@@ -376,17 +434,20 @@ pub(super) async fn invoke_v1(
             let mut http = (status, body).into_response();
             http.headers_mut()
                 .insert("content-type", HeaderValue::from_static("application/json"));
-            facts_headers(http.headers_mut(), &dispatched, started);
-            record(
-                fname,
-                &dispatched.target,
-                outcome,
-                started,
-                Some(&dispatched),
-            );
+            facts_headers(http.headers_mut(), &served, started);
+            record(fname, &served.target, outcome, started, Some(&served));
             http
         }
     }
+}
+
+/// The request's `Cache-Control`.
+fn directives(headers: &HeaderMap) -> Directives {
+    Directives::parse(
+        headers
+            .get(http::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -449,12 +510,13 @@ pub(super) async fn invoke_lambda_api(
         invocation_type,
         pinned: query.qualifier,
         trace: TraceContext::from_headers(&headers),
+        directives: directives(&headers),
     });
     match invoke(&gateway, &name, body, ingress, started).await {
         Err(error) => error.into_lambda_response(),
-        Ok((function, dispatched)) => {
+        Ok((function, served)) => {
             let fname = function.config.name.as_str();
-            let response = &dispatched.response;
+            let response = &served.response;
             let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
             let mut http = (status, response.payload.clone()).into_response();
             let out = http.headers_mut();
@@ -481,19 +543,13 @@ pub(super) async fn invoke_lambda_api(
                     out.insert("x-amz-log-result", v);
                 }
             }
-            facts_headers(out, &dispatched, started);
+            facts_headers(out, &served, started);
             let outcome = if response.function_error.is_some() {
                 Outcome::FunctionError
             } else {
                 Outcome::Ok
             };
-            record(
-                fname,
-                &dispatched.target,
-                outcome,
-                started,
-                Some(&dispatched),
-            );
+            record(fname, &served.target, outcome, started, Some(&served));
             http
         }
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Unit};
 
+pub mod cache;
 mod series;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -72,6 +73,13 @@ pub fn prometheus() -> PrometheusHandle {
             let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(ADDED_LATENCY.into()), ADDED_LATENCY_BUCKETS)
                 .and_then(|b| {
+                    // A Redis round trip takes well under a millisecond.
+                    b.set_buckets_for_metric(
+                        Matcher::Full(cache::CACHE_REDIS_DURATION.into()),
+                        ADDED_LATENCY_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS)
                 })
                 .expect("static buckets are valid")
@@ -113,6 +121,7 @@ pub fn prometheus() -> PrometheusHandle {
 
 /// HELP text and unit of every metric family, given to the recorder once it is installed.
 fn describe() {
+    cache::describe();
     describe_counter!(
         REQUESTS,
         Unit::Count,
@@ -416,6 +425,9 @@ pub struct RequestCompleted<'a> {
     pub restore: Option<Duration>,
     /// Time in warmgate beyond the Lambda round trip and any hold, when a target answered.
     pub added: Option<Duration>,
+    /// Answered by the cache or by another request's invocation: this request met no
+    /// environment of its own, so it counts no start.
+    pub shared: bool,
 }
 
 impl RequestCompleted<'_> {
@@ -427,7 +439,9 @@ impl RequestCompleted<'_> {
             if let Some(added) = self.added {
                 function.added_latency.record(added.as_secs_f64());
             }
-            let Some(target) = target else { return };
+            let Some(target) = target.filter(|_| !self.shared) else {
+                return;
+            };
             if let Some(lambda) = self.lambda {
                 target.lambda_duration.record(lambda.as_secs_f64());
             }

@@ -1,6 +1,9 @@
 //! A gateway in front of an emulator, both on 127.0.0.1:0, for integration tests.
 #![allow(dead_code)]
 
+pub mod cache;
+pub mod redis;
+
 use std::time::Duration;
 
 use warmgate::emulator::RunningEmulator;

@@ -1,0 +1,142 @@
+//! What the cache is configured with: the shared Redis tier (`[cache]`) and, per function,
+//! whether its answers are cached (`[function.cache]`) and whether identical requests in
+//! flight share one invocation (`[function] coalesce`).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The gateway-wide part: where the shared tier lives.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSection {
+    /// The shared tier; without it each replica caches on its own.
+    pub redis: Option<RedisConfig>,
+}
+
+/// The Redis (ElastiCache) tier shared by every replica.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port/db` or `rediss://` for TLS.
+    pub url: String,
+    /// A lookup or a store slower than this counts as failed and the request goes on
+    /// without Redis: the shared tier must never cost a request more than a few
+    /// milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Each (re)connection attempt's bound.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// After a failure Redis is left alone this long before it is tried again, so an
+    /// outage does not add `timeout_ms` to every request.
+    #[serde(default = "default_retry_after_ms")]
+    pub retry_after_ms: u64,
+    /// Keys are `<prefix>:cache:v1:<function>:<digest>`.
+    #[serde(default = "default_prefix")]
+    pub key_prefix: String,
+    /// Values larger than this are compressed (LZ4) when that makes them smaller.
+    #[serde(default = "default_compress_above")]
+    pub compress_above_bytes: usize,
+}
+
+fn default_timeout_ms() -> u64 {
+    5
+}
+fn default_connect_timeout_ms() -> u64 {
+    250
+}
+fn default_retry_after_ms() -> u64 {
+    1_000
+}
+fn default_prefix() -> String {
+    "warmgate".into()
+}
+fn default_compress_above() -> usize {
+    1_024
+}
+
+impl RedisConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// A function's cache. Only for deterministic inference: an answer is served again to
+/// anyone who sends the same payload to the same code within `ttl_s`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionCacheConfig {
+    /// How long an answer is served again.
+    #[serde(default = "default_ttl_s")]
+    pub ttl_s: u64,
+    /// Answers larger than this are not stored.
+    #[serde(default = "default_max_entry_bytes")]
+    pub max_entry_bytes: usize,
+    /// The local tier's bound for this function, in bytes of keys and answers.
+    #[serde(default = "default_local_max_bytes")]
+    pub local_max_bytes: u64,
+    /// JSON pointers (RFC 6901) to members left out of the key: a request id, a timestamp.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+}
+
+fn default_ttl_s() -> u64 {
+    3_600
+}
+fn default_max_entry_bytes() -> usize {
+    256 * 1024
+}
+fn default_local_max_bytes() -> u64 {
+    32 * 1024 * 1024
+}
+
+impl FunctionCacheConfig {
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl_s)
+    }
+
+    /// The first problem, as (key suffix, message).
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        if self.ttl_s == 0 {
+            return Some(("ttl_s", "must be at least 1".into()));
+        }
+        if self.max_entry_bytes == 0 {
+            return Some(("max_entry_bytes", "must be at least 1".into()));
+        }
+        if self.local_max_bytes < self.max_entry_bytes as u64 {
+            return Some((
+                "local_max_bytes",
+                "must be at least max_entry_bytes (else nothing fits)".into(),
+            ));
+        }
+        for pointer in &self.ignore {
+            if !pointer.starts_with('/') {
+                return Some((
+                    "ignore",
+                    format!("{pointer:?} is not a JSON pointer to a member (\"/request_id\")"),
+                ));
+            }
+        }
+        None
+    }
+}
+
+impl RedisConfig {
+    /// The first problem, as (key suffix, message).
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        if let Err(error) = redis::Client::open(self.url.as_str()) {
+            return Some(("url", format!("{:?} is not a Redis URL: {error}", self.url)));
+        }
+        if self.timeout_ms == 0 {
+            return Some(("timeout_ms", "must be at least 1".into()));
+        }
+        if self.connect_timeout_ms == 0 {
+            return Some(("connect_timeout_ms", "must be at least 1".into()));
+        }
+        if self.key_prefix.is_empty() || self.key_prefix.contains(char::is_whitespace) {
+            return Some(("key_prefix", "must be a non-empty word".into()));
+        }
+        None
+    }
+}

@@ -1,0 +1,180 @@
+//! The shared tier: Redis (ElastiCache on AWS) through the `redis` crate's connection
+//! manager, which reconnects by itself. Every operation is bounded by `timeout_ms`; after a
+//! failure the tier is skipped for `retry_after_ms`, so that an outage costs requests
+//! nothing, then tried again. Going down and coming back are logged once each and shown in
+//! `warmgate_cache_redis_up`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::time::Instant;
+
+use super::config::RedisConfig;
+use super::entry::{self, Entry};
+use super::key::Key;
+use crate::telemetry::cache::RedisSeries;
+
+/// What a lookup found.
+pub enum Fetched {
+    /// The entry and how long Redis keeps it still.
+    Found(Entry, Duration),
+    Absent,
+    /// Redis did not answer in time, failed, or is being left alone after a failure.
+    Unavailable,
+}
+
+pub struct RedisTier {
+    connection: ConnectionManager,
+    config: RedisConfig,
+    /// Until when Redis is left alone after a failure.
+    resting_until: Mutex<Option<Instant>>,
+    up: AtomicBool,
+    series: RedisSeries,
+}
+
+impl RedisTier {
+    /// A tier that connects on first use (a gateway starts whether Redis is up or not).
+    pub fn new(config: &RedisConfig) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(config.url.as_str())?;
+        let settings = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(config.retry_after_ms.max(1)));
+        let connection = ConnectionManager::new_lazy_with_config(client, settings)?;
+        let series = RedisSeries::new();
+        series.up.set(1.0);
+        Ok(Self {
+            connection,
+            config: config.clone(),
+            resting_until: Mutex::new(None),
+            up: AtomicBool::new(true),
+            series,
+        })
+    }
+
+    /// Whether the last operation succeeded.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    fn key(&self, function: &str, key: &Key) -> String {
+        format!(
+            "{}:cache:v1:{function}:{}",
+            self.config.key_prefix,
+            key.hex()
+        )
+    }
+
+    /// Whether Redis may be asked now (it is not resting after a failure).
+    fn available(&self) -> bool {
+        let mut resting = self.resting_until.lock();
+        match *resting {
+            Some(until) if Instant::now() < until => false,
+            Some(_) => {
+                *resting = None;
+                true
+            }
+            None => true,
+        }
+    }
+
+    fn failed(&self, op: &'static str, kind: &'static str, error: &dyn std::fmt::Display) {
+        self.series.error(op, kind);
+        *self.resting_until.lock() =
+            Some(Instant::now() + Duration::from_millis(self.config.retry_after_ms));
+        if self.up.swap(false, Ordering::Relaxed) {
+            self.series.up.set(0.0);
+            tracing::warn!(
+                op,
+                kind,
+                error = %error,
+                "Redis cache tier unavailable: serving from the local tier and Lambda"
+            );
+        }
+    }
+
+    fn succeeded(&self) {
+        if !self.up.swap(true, Ordering::Relaxed) {
+            self.series.up.set(1.0);
+            tracing::info!("Redis cache tier reachable again");
+        }
+    }
+
+    /// Looks `key` up, within the timeout.
+    pub async fn get(&self, function: &str, key: &Key) -> Fetched {
+        if !self.available() {
+            return Fetched::Unavailable;
+        }
+        let redis_key = self.key(function, key);
+        let mut connection = self.connection.clone();
+        let started = Instant::now();
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(&redis_key).cmd("PTTL").arg(&redis_key);
+        let query = pipe.query_async::<(Option<Vec<u8>>, i64)>(&mut connection);
+        let answer = tokio::time::timeout(self.config.timeout(), query).await;
+        self.series.get.record(started.elapsed().as_secs_f64());
+        match answer {
+            Err(_) => {
+                self.failed("get", "timeout", &"no answer within timeout_ms");
+                Fetched::Unavailable
+            }
+            Ok(Err(error)) => {
+                self.failed("get", "error", &error);
+                Fetched::Unavailable
+            }
+            Ok(Ok((None, _))) => {
+                self.succeeded();
+                Fetched::Absent
+            }
+            Ok(Ok((Some(bytes), ttl_ms))) => {
+                self.succeeded();
+                match entry::decode(&bytes) {
+                    // PTTL is -1 without an expiry (never set so here) or -2 once gone.
+                    Ok(entry) if ttl_ms > 0 => {
+                        Fetched::Found(entry, Duration::from_millis(ttl_ms as u64))
+                    }
+                    Ok(_) => Fetched::Absent,
+                    Err(error) => {
+                        self.series.error("get", "decode");
+                        tracing::warn!(%error, key = %redis_key, "cached value unreadable: ignored");
+                        Fetched::Absent
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores `entry` under `key` for `ttl`. Returns whether Redis took it.
+    pub async fn set(&self, function: &str, key: &Key, entry: &Entry, ttl: Duration) -> bool {
+        if !self.available() {
+            return false;
+        }
+        let value = entry::encode(entry, self.config.compress_above_bytes);
+        let mut connection = self.connection.clone();
+        let started = Instant::now();
+        let mut set = redis::cmd("SET");
+        set.arg(self.key(function, key))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64);
+        let command = set.exec_async(&mut connection);
+        let answer = tokio::time::timeout(self.config.timeout(), command).await;
+        self.series.set.record(started.elapsed().as_secs_f64());
+        match answer {
+            Err(_) => {
+                self.failed("set", "timeout", &"no answer within timeout_ms");
+                false
+            }
+            Ok(Err(error)) => {
+                self.failed("set", "error", &error);
+                false
+            }
+            Ok(Ok(())) => {
+                self.succeeded();
+                true
+            }
+        }
+    }
+}
