@@ -372,6 +372,22 @@ impl Config {
             }
         }
         if let Some(file) = config
+            .cache
+            .redis
+            .as_mut()
+            .and_then(|redis| redis.ca_file.as_mut())
+        {
+            if file.is_relative() {
+                *file = dir.join(&*file);
+            }
+            if let Err(error) = std::fs::metadata(&*file) {
+                return invalid(
+                    "cache.redis.ca_file",
+                    format!("cannot read {}: {error}", file.display()),
+                );
+            }
+        }
+        if let Some(file) = config
             .access
             .jwt
             .as_mut()
@@ -617,25 +633,33 @@ fn apply_override(table: &mut toml::Table, name: &str, value: &str) -> Result<()
         return Ok(());
     };
     let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
-    if keys.len() != 2 || keys.iter().any(String::is_empty) {
-        // Only `[section] key` pairs can be overridden; other WARMGATE_ variables belong to
-        // the CLI (e.g. WARMGATE_CONFIG).
+    if keys.len() < 2 || keys.iter().any(String::is_empty) {
+        // Only `[section] key` pairs (or `[section.sub] key`) can be overridden; other
+        // WARMGATE_ variables belong to the CLI (e.g. WARMGATE_CONFIG).
         return Ok(());
     }
     let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(value.to_string()));
-    let section = table
-        .entry(keys[0].clone())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    match section {
-        toml::Value::Table(section) => {
-            section.insert(keys[1].clone(), parsed);
-            Ok(())
-        }
-        _ => invalid(name, format!("`{}` is not a section", keys[0])),
+    let (last, sections) = keys.split_last().expect("two keys or more");
+    let mut section = table;
+    for (depth, key) in sections.iter().enumerate() {
+        let entry = section
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        section = match entry {
+            toml::Value::Table(table) => table,
+            _ => {
+                return invalid(
+                    name,
+                    format!("`{}` is not a section", keys[..=depth].join(".")),
+                )
+            }
+        };
     }
+    section.insert(last.clone(), parsed);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -711,6 +735,58 @@ targets = ["live", "1"]
         );
         let c = parse(BASE, &[("WARMGATE_BACKEND__KIND", "aws")]);
         assert!(c.is_err(), "kind aws rejects the endpoint's url key");
+    }
+
+    #[test]
+    fn the_cache_is_configured_per_function_and_redis_from_the_environment() {
+        let cached = format!("{BASE}[function.cache]\nttl_s = 60\nignore = [\"/request_id\"]\n");
+        let c = parse(
+            &cached,
+            &[
+                ("WARMGATE_CACHE__REDIS__URL", "rediss://cache.internal:6379"),
+                ("WARMGATE_CACHE__REDIS__PASSWORD", "s3cret"),
+            ],
+        )
+        .unwrap();
+        let f = &c.functions[0];
+        assert_eq!(f.cache.as_ref().map(|c| c.ttl_s), Some(60));
+        assert!(
+            f.coalesces(),
+            "a cached function coalesces unless told not to"
+        );
+        let redis = c.cache.redis.as_ref().expect("set from the environment");
+        assert_eq!(redis.url, "rediss://cache.internal:6379");
+        assert_eq!(redis.timeout_ms, 5);
+        assert_eq!(redis.password.as_deref(), Some("s3cret"));
+        // Without a cache section, nothing is cached or shared.
+        let plain = parse(BASE, &[]).unwrap();
+        assert!(plain.functions[0].cache.is_none() && !plain.functions[0].coalesces());
+
+        for (text, env, names) in [
+            (
+                cached.replace("ttl_s = 60", "ttl_s = 0"),
+                vec![],
+                "function[0].cache.ttl_s",
+            ),
+            (
+                cached.replace("\"/request_id\"", "\"request_id\""),
+                vec![],
+                "function[0].cache.ignore",
+            ),
+            (
+                cached.clone(),
+                vec![("WARMGATE_CACHE__REDIS__URL", "http://nope")],
+                "cache.redis.url",
+            ),
+            (
+                cached.clone(),
+                vec![("WARMGATE_CACHE__REDIS", "x")],
+                "cache.redis",
+            ),
+        ] {
+            let error = parse(&text, &env).unwrap_err().to_string();
+            assert!(error.contains(names), "{names}: {error}");
+        }
     }
 
     #[test]

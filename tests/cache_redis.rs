@@ -18,8 +18,10 @@ use warmgate::platform::PlatformSpec;
 
 /// Keys in Redis (the cache's, as nothing else writes there).
 fn keys(redis: &RedisServer) -> usize {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut connection = client.get_connection().expect("redis-server answers");
+    let mut connection = redis
+        .client()
+        .get_connection()
+        .expect("redis-server answers");
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("warmgate:cache:v1:*")
         .query(&mut connection)
@@ -266,4 +268,29 @@ async fn a_slow_redis_costs_a_request_its_timeout_only() {
     assert_eq!((answer.status, answer.cache.as_str()), (200, "miss"));
     assert_eq!(cache_status(&stack).await["redis"]["up"], false);
     blocker.join().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_tier_speaks_tls_with_a_password_as_elasticache() {
+    let redis = RedisServer::start_tls("s3cret-token");
+    let toml = gateway_toml("live", Some(&redis.url())).replace(
+        "timeout_ms = 2000",
+        &format!(
+            "timeout_ms = 2000\npassword = \"s3cret-token\"\nca_file = {:?}",
+            redis.ca_file().unwrap()
+        ),
+    );
+    let a = common::start_on(EMULATOR, &toml, true).await;
+    let first = call(&a, "model", r#"{"prompt":"over tls"}"#, None).await;
+    assert_eq!(first.cache, "miss");
+    until_keys(&redis, 1).await;
+    assert_eq!(cache_status(&a).await["redis"]["up"], true);
+    // A second replica with an empty local tier finds the answer through TLS.
+    let b = common::start_on(EMULATOR, &toml, true).await;
+    let hit = call(&b, "model", r#"{"prompt":"over tls"}"#, None).await;
+    assert_eq!(
+        (hit.cache.as_str(), hit.body.as_str()),
+        ("hit", first.body.as_str())
+    );
+    assert!(hit.timing.contains("lookup: redis"), "{}", hit.timing);
 }

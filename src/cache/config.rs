@@ -2,6 +2,7 @@
 //! whether its answers are cached (`[function.cache]`) and whether identical requests in
 //! flight share one invocation (`[function] coalesce`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -20,6 +21,14 @@ pub struct CacheSection {
 pub struct RedisConfig {
     /// `redis://host:port/db` or `rediss://` for TLS.
     pub url: String,
+    /// The AUTH password (ElastiCache's AUTH token), kept out of the URL so that it can come
+    /// from a secret: `WARMGATE_CACHE__REDIS__PASSWORD`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// A PEM file of the CA to trust for `rediss://` instead of the public roots (a private
+    /// CA); relative to the configuration file.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// A lookup or a store slower than this counts as failed and the request goes on
     /// without Redis: the shared tier must never cost a request more than a few
     /// milliseconds.
@@ -59,6 +68,32 @@ fn default_compress_above() -> usize {
 impl RedisConfig {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The client for `url`, with the password if one is set apart.
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        let mut info = redis::IntoConnectionInfo::into_connection_info(self.url.as_str())?;
+        if let Some(password) = &self.password {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        match &self.ca_file {
+            None => redis::Client::open(info),
+            Some(file) => {
+                let root_cert = std::fs::read(file).map_err(|error| {
+                    redis::RedisError::from((
+                        redis::ErrorKind::InvalidClientConfig,
+                        "cannot read ca_file",
+                        format!("{}: {error}", file.display()),
+                    ))
+                })?;
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                };
+                redis::Client::build_with_tls(info, certificates)
+            }
+        }
     }
 }
 
@@ -125,7 +160,9 @@ impl FunctionCacheConfig {
 impl RedisConfig {
     /// The first problem, as (key suffix, message).
     pub fn problem(&self) -> Option<(&'static str, String)> {
-        if let Err(error) = redis::Client::open(self.url.as_str()) {
+        let url = redis::IntoConnectionInfo::into_connection_info(self.url.as_str())
+            .and_then(redis::Client::open);
+        if let Err(error) = url {
             return Some(("url", format!("{:?} is not a Redis URL: {error}", self.url)));
         }
         if self.timeout_ms == 0 {

@@ -37,7 +37,11 @@ pub struct RedisTier {
 impl RedisTier {
     /// A tier that connects on first use (a gateway starts whether Redis is up or not).
     pub fn new(config: &RedisConfig) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(config.url.as_str())?;
+        // rustls needs one process-wide crypto provider for `rediss://`, and more than one is
+        // compiled in (the AWS SDK's aws-lc-rs, reqwest's ring): choose aws-lc-rs. An error
+        // means one was chosen already.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let client = config.client()?;
         let settings = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
             .set_number_of_retries(1)
