@@ -1,9 +1,9 @@
 //! Property-based fuzzing (proptest: cargo-fuzz needs a nightly toolchain, which this project
 //! does not require) of what reads outside input: the configuration loader and its
-//! environment overrides, the trace readers, and the gateway's request path. None may panic;
-//! each either accepts its input or says what is wrong with it. The REPORT parser has its own
-//! properties beside it (src/lambda/report.rs). Cases proptest finds are kept under
-//! proptest-regressions/ and replayed first on every run.
+//! environment overrides, the trace readers, the cache's keys, and the gateway's request
+//! path. None may panic; each either accepts its input or says what is wrong with it. The
+//! REPORT parser has its own properties beside it (src/lambda/report.rs). Cases proptest
+//! finds are kept under proptest-regressions/ and replayed first on every run.
 
 mod common;
 
@@ -50,6 +50,8 @@ fn config_text() -> impl Strategy<Value = String> {
             Just("max_in_flight = 0\n".to_owned()),
             Just("wait = { max_wait_ms = 99999999 }\n".to_owned()),
             Just("breaker = { failures = 0 }\n".to_owned()),
+            Just("[function.cache]\nttl_s = 0\nignore = [\"x\", \"/\"]\n".to_owned()),
+            Just("[cache.redis]\nurl = \"rediss://\"\ntimeout_ms = 0\n".to_owned()),
             "[a-z_]{1,12} = [0-9\"a-z]{0,8}\n",
             any::<String>(),
         ],
@@ -58,8 +60,63 @@ fn config_text() -> impl Strategy<Value = String> {
     .prop_map(|parts| parts.concat())
 }
 
+/// JSON values of a few levels: objects, arrays, strings with escapes, numbers.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        "[ -~\\n\"/é]{0,12}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(3, 32, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map("[a-z/~]{0,6}", inner, 0..5)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// `value` written with each object's members in reverse order and spaces between tokens.
+fn reordered(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Object(map) => {
+            let members: Vec<String> = map
+                .iter()
+                .rev()
+                .map(|(k, v)| format!("{} : {}", serde_json::to_string(k).unwrap(), reordered(v)))
+                .collect();
+            format!("{{ {} }}", members.join(" ,\n "))
+        }
+        serde_json::Value::Array(items) => {
+            format!(
+                "[ {} ]",
+                items.iter().map(reordered).collect::<Vec<_>>().join(" , ")
+            )
+        }
+        scalar => scalar.to_string(),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_cache_key_ignores_member_order_and_whitespace(
+        value in json_value(),
+        ignore in proptest::collection::vec("(/[a-z~01]{0,3}){1,3}", 0..3),
+    ) {
+        use warmgate::cache::Key;
+        let compact = serde_json::to_vec(&value).unwrap();
+        let a = Key::new("f", "code", &compact, None, &ignore).unwrap();
+        let b = Key::new("f", "code", reordered(&value).as_bytes(), None, &ignore).unwrap();
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_cache_key_of_any_bytes_is_a_key_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = warmgate::cache::Key::new("f", "code", &bytes, None, &["/a".to_string()]);
+    }
 
     #[test]
     fn the_configuration_loader_never_panics(

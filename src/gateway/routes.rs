@@ -283,7 +283,7 @@ fn facts_headers(headers: &mut HeaderMap, served: &Served, started: Instant) {
             None => "none",
         };
         timing.push_str(&format!(
-            ", cache;dur={:.2};desc=\"lookup: {found}\"",
+            ", cache;dur={:.3};desc=\"lookup: {found}\"",
             ms(lookup)
         ));
     }
