@@ -10,7 +10,8 @@
 #   podman         the image smoke test: the runtime stage, non-root, read-only (deploy/tests/)
 #
 # It installs what it needs, pinned, and is quick once they are there: Debian packages with
-# apt-get (prometheus with promtool, podman, runc, curl, binutils), and the PyPI tools into a
+# apt-get (prometheus with promtool, podman, runc, curl, binutils, redis-server for the gateway's
+# cache tier in the checks that run one), and the PyPI tools into a
 # virtualenv under the cargo target directory. Each check that fails says what failed; a tool
 # that cannot be installed is a failure, never a skip. The gateway is the debug binary that
 # `cargo test` builds (or WARMGATE_BIN).
@@ -25,7 +26,7 @@ repo=$(pwd)
 HADOLINT_VERSION=2.15.1
 CFN_LINT_VERSION=1.58.0
 CHECKOV_VERSION=3.3.30
-APT_PACKAGES=(prometheus podman runc curl binutils ca-certificates)
+APT_PACKAGES=(prometheus podman runc curl binutils ca-certificates redis-server)
 
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 tools=$target_dir/deploy-tools
@@ -63,7 +64,7 @@ mkdir -p "$tools"
 install_apt
 install_pip
 export PATH=$venv/bin:$PATH
-for tool in hadolint cfn-lint checkov promtool prometheus podman runc curl objcopy; do
+for tool in hadolint cfn-lint checkov promtool prometheus podman runc curl objcopy redis-server; do
   command -v "$tool" >/dev/null || die "$tool is missing after installing the tools"
 done
 

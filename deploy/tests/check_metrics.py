@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """`promtool check metrics` on a live /metrics, before and after traffic; and every configured
-function's series there from the start, at zero.
+function's series there from the start, at zero. The gateway caches one function with a
+real redis-server as its shared tier, so the cache's series are linted too.
 
 Usage: check_metrics.py WARMGATE_BINARY PROMTOOL
 """
@@ -10,8 +11,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
-from harness import CheckFailed, Gateway, configured_functions, get_text
+from harness import CheckFailed, Gateway, Redis, cached_config, configured_functions, get_text
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$")
 
@@ -48,7 +51,9 @@ def promtool_check(promtool: str, text: str, when: str):
 
 def main(binary: str, promtool: str):
     functions = configured_functions()
-    with Gateway(binary) as gateway:
+    directory = tempfile.TemporaryDirectory(prefix="warmgate-config-")
+    config, cached = cached_config(Path(directory.name))
+    with directory, Redis() as redis, Gateway(binary, config, env=redis.env) as gateway:
         before = get_text(gateway.metrics_url())
         promtool_check(promtool, before, "before any request")
         metrics = samples(before)
@@ -65,6 +70,11 @@ def main(binary: str, promtool: str):
                 ok = value(metrics, "warmgate_requests_total", function=function, target=target, outcome="ok")
                 if ok != 0:
                     raise CheckFailed(f"{function}/{target}: requests_total{{outcome=ok}} is {ok} before any request")
+        for name in ("warmgate_cache_requests_total", "warmgate_cache_saved_dollars"):
+            if value(metrics, name, function=cached) != 0:
+                raise CheckFailed(f"{name} of {cached} is not at zero before any request")
+        if metrics.get("warmgate_cache_redis_up") != 1:
+            raise CheckFailed("warmgate_cache_redis_up is not 1 with redis-server running")
         if value(metrics, "warmgate_build_info") != 1:
             raise CheckFailed("warmgate_build_info is not 1")
 

@@ -2,8 +2,8 @@
 """The parameters example matches the template: every key it sets is a parameter of the
 template, every parameter without a default is set, and each value passes the parameter's
 AllowedValues, AllowedPattern and MinValue/MaxValue. And the template itself: its drain times
-agree (deregistration delay, shutdown grace, stop timeout), and the hardening checkov has no
-CloudFormation rule for is there.
+agree (deregistration delay, shutdown grace, stop timeout), the hardening checkov has no
+CloudFormation rule for is there, and the optional Redis reaches the tasks (URL and token).
 
 Usage (with cfn-lint's Python, which reads CloudFormation's YAML tags):
   python check_parameters.py TEMPLATE PARAMETERS_JSON
@@ -43,6 +43,57 @@ def main(template_path: str, parameters_path: str) -> list[str]:
                     problems.append(f"{key}={v} is over {spec['MaxValue']}")
     problems += drain_problems(template)
     problems += hardening_problems(template)
+    problems += redis_problems(template)
+    return problems
+
+
+def redis_problems(template) -> list[str]:
+    """With CreateRedis the tasks are told where the cache's Redis is and its AUTH token: the
+    URL (rediss://, as the group encrypts in transit) in the environment, the token as a
+    secret from RedisAuthToken, which the execution role may read, that secret alone. Each
+    only under WithRedis, so a stack without Redis references nothing that is not there."""
+    resources = template["Resources"]
+    problems = []
+    (container,) = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+
+    def conditional(entries, condition):
+        """The entries given only under `condition` (Fn::If [condition, entry, NoValue])."""
+        out = []
+        for entry in entries:
+            branches = entry.get("Fn::If") if isinstance(entry, dict) else None
+            if branches and branches[0] == condition and branches[2] == {"Ref": "AWS::NoValue"}:
+                out.append(branches[1])
+        return out
+
+    names = lambda entries: [e.get("Name") for e in entries if isinstance(e, dict)]
+    for kind in ("Environment", "Secrets"):
+        for name in ("WARMGATE_CACHE__REDIS__URL", "WARMGATE_CACHE__REDIS__PASSWORD"):
+            if name in names(container.get(kind, [])):
+                problems.append(f"{name} is in the container's {kind} whatever CreateRedis says")
+    urls = [e for e in conditional(container.get("Environment", []), "WithRedis") if e.get("Name") == "WARMGATE_CACHE__REDIS__URL"]
+    want_url = {"Fn::Sub": "rediss://${Redis.PrimaryEndPoint.Address}:${Redis.PrimaryEndPoint.Port}"}
+    if len(urls) != 1 or urls[0].get("Value") != want_url:
+        problems.append(f"with Redis, WARMGATE_CACHE__REDIS__URL is {urls}, not one entry of {want_url}")
+    passwords = [e for e in conditional(container.get("Secrets", []), "WithRedis") if e.get("Name") == "WARMGATE_CACHE__REDIS__PASSWORD"]
+    if len(passwords) != 1 or passwords[0].get("ValueFrom") != {"Ref": "RedisAuthToken"}:
+        problems.append(f"with Redis, WARMGATE_CACHE__REDIS__PASSWORD is {passwords}, not one entry from RedisAuthToken")
+    if not resources["Redis"]["Properties"].get("TransitEncryptionEnabled"):
+        problems.append("Redis does not encrypt in transit, yet the tasks are given rediss://")
+
+    statements = [
+        statement
+        for policy in resources["ExecutionRole"]["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+    reads = [
+        s for s in conditional(statements, "WithRedis") if s.get("Action") == "secretsmanager:GetSecretValue"
+    ]
+    if [s.get("Resource") for s in reads] != [{"Ref": "RedisAuthToken"}]:
+        problems.append(f"with Redis, the execution role reads secrets {reads}, not RedisAuthToken alone")
+    flat = statements + [b for s in statements if isinstance(s, dict) and "Fn::If" in s for b in s["Fn::If"][1:]]
+    for statement in flat:
+        if isinstance(statement, dict) and "secretsmanager" in str(statement.get("Action")) and statement.get("Resource") == "*":
+            problems.append("the execution role may read every secret")
     return problems
 
 
@@ -106,5 +157,5 @@ if __name__ == "__main__":
     for problem in found:
         print(f"FAILED: {problem}", file=sys.stderr)
     if not found:
-        print(f"{sys.argv[2]} sets only the template's parameters, all it must, with allowed values; drain times agree; the container and task role are locked down")
+        print(f"{sys.argv[2]} sets only the template's parameters, all it must, with allowed values; drain times agree; the container and task role are locked down; Redis is wired to the tasks when created")
     sys.exit(1 if found else 0)

@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
+import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -144,6 +147,75 @@ def configured_functions(config: Path = REPO / "config" / "warmgate.toml") -> di
 
     data = tomllib.loads(config.read_text())
     return {f["name"]: f.get("targets", ["$LATEST"]) for f in data["function"]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Redis:
+    """redis-server on a loopback port of its own, without persistence, asking for a password:
+    the cache's shared tier given as the stack gives it, URL and password apart (`env`)."""
+
+    def __init__(self):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise CheckFailed("redis-server not found (Debian: apt-get install redis-server)")
+        self.port = free_port()
+        self.password = secrets.token_hex(16)
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--requirepass", self.password],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for("redis-server to answer PING", self._pong, 30)
+        except BaseException:
+            self.stop()
+            raise
+        self.env = {
+            "WARMGATE_CACHE__REDIS__URL": f"redis://127.0.0.1:{self.port}",
+            "WARMGATE_CACHE__REDIS__PASSWORD": self.password,
+        }
+
+    def _pong(self) -> bool:
+        if self.process.poll() is not None:
+            raise CheckFailed(f"redis-server exited with {self.process.returncode}")
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as connection:
+            connection.sendall(f"AUTH {self.password}\r\nPING\r\n".encode())
+            return connection.recv(64).startswith(b"+OK\r\n+PONG")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def cached_config(directory: Path) -> tuple[Path, str]:
+    """config/warmgate.toml with its last function's answers cached (so the cache's series
+    exist, and its dashboard panels have data), written in `directory` beside a copy of the
+    emulator's configuration it names; and that function's name."""
+    import tomllib
+
+    text = (REPO / "config" / "warmgate.toml").read_text()
+    # A table after the last [[function]] belongs to that function.
+    text += "\n[function.cache]\nttl_s = 600\n"
+    config = directory / "warmgate.toml"
+    config.write_text(text)
+    shutil.copy(REPO / "config" / "emulator.toml", directory / "emulator.toml")
+    cached = [f["name"] for f in tomllib.loads(text)["function"] if "cache" in f]
+    if len(cached) != 1:
+        raise CheckFailed(f"expected one cached function in {config}, found {cached}")
+    return config, cached[0]
 
 
 def dumps(value) -> str:

@@ -2,7 +2,8 @@
 """A real Prometheus server scrapes a running gateway under a little load, with the rules of
 deploy/prometheus/rules; its HTTP API must then show warmgate's series with the counts the
 load caused, the recording rules' results, every rule healthy, and an answer to every query of
-the Grafana dashboard.
+the Grafana dashboard. One function caches, with a real redis-server as its shared tier, so
+the cache's series and panels are checked too.
 
 Usage: prometheus_scrape.py WARMGATE_BINARY PROMETHEUS_BINARY
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,16 +19,20 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from harness import REPO, CheckFailed, Gateway, configured_functions, dumps, get_text, http, wait_for
+from harness import (
+    REPO,
+    CheckFailed,
+    Gateway,
+    Redis,
+    cached_config,
+    configured_functions,
+    free_port,
+    http,
+    wait_for,
+)
 
 RULES = sorted((REPO / "deploy" / "prometheus" / "rules").glob("*.yml"))
 DASHBOARD = REPO / "deploy" / "grafana" / "warmgate.json"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Prometheus:
@@ -133,7 +137,14 @@ def dashboard_queries() -> list[tuple[str, str]]:
 
 def main(binary: str, prometheus_binary: str):
     functions = configured_functions()
-    with Gateway(binary) as gateway, Prometheus(prometheus_binary, gateway.metrics_addr) as prometheus:
+    directory = tempfile.TemporaryDirectory(prefix="warmgate-config-")
+    config, cached = cached_config(Path(directory.name))
+    with (
+        directory,
+        Redis() as redis,
+        Gateway(binary, config, env=redis.env) as gateway,
+        Prometheus(prometheus_binary, gateway.metrics_addr) as prometheus,
+    ):
         wait_for(
             "Prometheus's first scrape of warmgate (up == 1)",
             lambda: prometheus.values('up{job="warmgate"}', "job").get("warmgate") == 1.0,
@@ -148,20 +159,34 @@ def main(binary: str, prometheus_binary: str):
         # A little load: each function called a few times, spread over a few scrapes, and a
         # few bodies that are not JSON.
         sent: dict[str, int] = {f: 0 for f in functions}
+        cache_results: dict[str, int] = {}
         bad = 0
-        for _ in range(5):
+
+        def call(function: str, payload: bytes):
+            status, headers, body = gateway.invoke(function, payload)
+            if status != 200:
+                raise CheckFailed(f"invoke {function} answered {status}: {body[:300]!r}")
+            sent[function] += 1
+            result = {k.lower(): v for k, v in headers.items()}.get("x-warmgate-cache")
+            if (result is not None) != (function == cached):
+                raise CheckFailed(f"{function} answered x-warmgate-cache: {result}; only {cached} caches")
+            if result is not None:
+                cache_results[result] = cache_results.get(result, 0) + 1
+
+        for round in range(5):
             for function in functions:
                 for _ in range(2):
-                    status, _, body = gateway.invoke(function, b'{"text":"warm starts are lovely"}')
-                    if status != 200:
-                        raise CheckFailed(f"invoke {function} answered {status}: {body[:300]!r}")
-                    sent[function] += 1
+                    call(function, b'{"text":"warm starts are lovely"}')
+            # A new payload each round: a miss, so Redis is read and written every round.
+            call(cached, json.dumps({"text": f"round {round}"}).encode())
             status, _, _ = gateway.invoke("sentiment", b"{not json")
             if status != 400:
                 raise CheckFailed(f"a body that is not JSON was answered {status}, not 400")
             bad += 1
             time.sleep(0.5)
-        print(f"sent {sum(sent.values())} requests and {bad} bodies that are not JSON")
+        print(f"sent {sum(sent.values())} requests and {bad} bodies that are not JSON; {cached} answered {cache_results}")
+        if not cache_results.get("hit") or not cache_results.get("miss"):
+            raise CheckFailed(f"{cached} should have hits and misses: {cache_results}")
 
         ok_by_function = 'sum by (function) (warmgate_requests_total{job="warmgate",outcome="ok"})'
         wait_for(
@@ -204,6 +229,30 @@ def main(binary: str, prometheus_binary: str):
             60,
         )
         print(f"recording rules: requests/s {rate}; cold-start share {cold}; sentiment bad_request share {errors}")
+
+        # The cache's series: what the answers' x-warmgate-cache said, the Redis tier up and
+        # written to, the hit ratio recorded.
+        results = f'sum by (result) (warmgate_cache_requests_total{{job="warmgate",function="{cached}"}})'
+        wait_for(
+            f"warmgate_cache_requests_total of {cached} to match x-warmgate-cache {cache_results}",
+            lambda: {r: v for r, v in prometheus.values(results, "result").items() if v}
+            == {r: float(n) for r, n in cache_results.items()},
+            30,
+        )
+        up = prometheus.query('warmgate_cache_redis_up{job="warmgate"}')
+        if [float(r["value"][1]) for r in up] != [1.0]:
+            raise CheckFailed(f"warmgate_cache_redis_up is {up}, not 1 with redis-server running")
+        stored = prometheus.values(f'warmgate_cache_stores_total{{job="warmgate",function="{cached}"}}', "tier")
+        if not stored.get("redis"):
+            raise CheckFailed(f"nothing stored in Redis: {stored}")
+        ratio = wait_for(
+            f"function:warmgate_cache_hits:ratio_rate5m for {cached}",
+            lambda: prometheus.values(f'function:warmgate_cache_hits:ratio_rate5m{{function="{cached}"}}', "function"),
+            60,
+        )
+        if not 0 < ratio[cached] < 1:
+            raise CheckFailed(f"{cached}'s hit ratio is {ratio[cached]}, not in (0, 1)")
+        print(f"cache: {cached}'s hit ratio {ratio[cached]:.2f}; stores {stored}; Redis up")
 
         # Every rule loaded, evaluated, healthy.
         def rules_healthy():
