@@ -1,6 +1,6 @@
 //! Criterion micro-benchmarks of what the gateway does for every request, apart from the
 //! network: the routing decision, the pool's update at an answer, the REPORT line's parse,
-//! an error turned into its HTTP answer, and the request's metrics.
+//! an error turned into its HTTP answer, the request's metrics, and a cache key.
 //!
 //! `cargo bench --bench hot_path` prints each one's time per iteration; the end-to-end figures
 //! (against the emulator directly and nginx) are `loadtest/compare.sh`'s.
@@ -119,5 +119,34 @@ targets = ["live", "blue"]
     });
 }
 
-criterion_group!(hot_path, routing, driver, report, error_answer, metrics);
+/// A cache key of a 4 KB prompt: parse, drop the ignored member, canonical JSON, SHA-256.
+fn cache_key(c: &mut Criterion) {
+    let payload = format!(
+        r#"{{"request_id":"r-1","prompt":"{}","params":{{"temperature":0,"max_tokens":256}}}}"#,
+        "x".repeat(4096)
+    );
+    let ignore = vec!["/request_id".to_string()];
+    c.bench_function("cache key of a 4 KB payload (Key::new)", |b| {
+        b.iter(|| {
+            warmgate::cache::Key::new(
+                "sentiment",
+                "code-sha",
+                black_box(payload.as_bytes()),
+                None,
+                &ignore,
+            )
+            .unwrap()
+        })
+    });
+}
+
+criterion_group!(
+    hot_path,
+    routing,
+    driver,
+    report,
+    error_answer,
+    metrics,
+    cache_key
+);
 criterion_main!(hot_path);

@@ -242,6 +242,21 @@ async fn redis_stopped_mid_run_loses_no_request_and_comes_back() {
     }
     assert!(back, "the gateway never stored in Redis again");
     assert_eq!(cache_status(&stack).await["redis"]["up"], true);
+
+    // Without traffic too, the gateway notices Redis's return (its health check).
+    redis.stop();
+    call(&stack, "model", r#"{"prompt":"while down"}"#, None).await;
+    assert_eq!(cache_status(&stack).await["redis"]["up"], false);
+    redis.restart();
+    let mut up = false;
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if cache_status(&stack).await["redis"]["up"] == true {
+            up = true;
+            break;
+        }
+    }
+    assert!(up, "the health check never saw Redis back");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,6 +106,23 @@ impl RedisTier {
         }
     }
 
+    /// While down, asks Redis whether it answers again (a PING), so that recovery shows
+    /// without waiting for a request (`warmgate_cache_redis_up`, the log, the rest ended).
+    pub async fn check(&self) {
+        if self.is_up() {
+            return;
+        }
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("PING");
+        let ping = command.exec_async(&mut connection);
+        let answered =
+            tokio::time::timeout(Duration::from_millis(self.config.connect_timeout_ms), ping).await;
+        if let Ok(Ok(())) = answered {
+            *self.resting_until.lock() = None;
+            self.succeeded();
+        }
+    }
+
     /// Looks `key` up, within the timeout.
     pub async fn get(&self, function: &str, key: &Key) -> Fetched {
         if !self.available() {

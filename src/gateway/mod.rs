@@ -45,6 +45,9 @@ pub use listener::ConnectionLimits;
 pub use serve::{Invocation, Served};
 use targets::{check_equivalence, TargetSet};
 
+/// How often a Redis tier that is down is asked whether it answers again.
+const REDIS_CHECK: Duration = Duration::from_secs(5);
+
 /// A configured function and what is known of its targets.
 pub struct FunctionState {
     pub config: FunctionConfig,
@@ -417,6 +420,15 @@ impl Gateway {
                 loop {
                     gateway.reload_jwks().await;
                     tokio::time::sleep(every).await;
+                }
+            });
+        }
+        if let Some(redis) = self.redis.clone() {
+            // Redis's return shows even without traffic (the alert on its absence clears).
+            self.spawn(async move {
+                loop {
+                    tokio::time::sleep(REDIS_CHECK).await;
+                    redis.check().await;
                 }
             });
         }
