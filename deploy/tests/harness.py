@@ -201,14 +201,16 @@ class Redis:
 
 
 def cached_config(directory: Path) -> tuple[Path, str]:
-    """config/warmgate.toml with its last function's answers cached (so the cache's series
-    exist, and its dashboard panels have data), written in `directory` beside a copy of the
-    emulator's configuration it names; and that function's name."""
+    """config/warmgate.toml with one function's answers cached (so the cache's series exist,
+    and its dashboard panels have data): the one it caches, or else its last function;
+    written in `directory` beside a copy of the emulator's configuration it names; and that
+    function's name."""
     import tomllib
 
     text = (REPO / "config" / "warmgate.toml").read_text()
-    # A table after the last [[function]] belongs to that function.
-    text += "\n[function.cache]\nttl_s = 600\n"
+    if not any("cache" in f for f in tomllib.loads(text)["function"]):
+        # A table after the last [[function]] belongs to that function.
+        text += "\n[function.cache]\nttl_s = 600\n"
     config = directory / "warmgate.toml"
     config.write_text(text)
     shutil.copy(REPO / "config" / "emulator.toml", directory / "emulator.toml")
