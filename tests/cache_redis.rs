@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::cache::{call, call_at, gateway_toml, invocations, start, EMULATOR};
+use common::process::GatewayProcess;
 use common::redis::RedisServer;
 use common::Stack;
 use warmgate::clock::TokioClock;
@@ -53,51 +52,15 @@ async fn cache_status(stack: &Stack) -> serde_json::Value {
         .unwrap()
 }
 
-/// A gateway process (the real binary) in front of the emulator at `endpoint`.
-struct Process {
-    child: Child,
-    base: String,
-}
-
-impl Process {
-    fn start(name: &str, endpoint: &str, redis: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("warmgate-cache-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = gateway_toml("live", Some(redis)).replace("http://placeholder", endpoint);
-        std::fs::write(dir.join("warmgate.toml"), config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warmgate"))
-            .args(["serve", "--config"])
-            .arg(dir.join("warmgate.toml"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the warmgate binary starts");
-        // The banner names the address: "curl ... http://ADDR/v1/functions/...".
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let mut base = None;
-        while stdout.read_line(&mut line).unwrap() > 0 {
-            if let Some(rest) = line.split("http://").nth(1) {
-                base = Some(format!("http://{}", rest.split('/').next().unwrap()));
-                break;
-            }
-            line.clear();
-        }
-        std::thread::spawn(move || stdout.lines().for_each(drop));
-        Self {
-            child,
-            base: base.expect("the gateway printed its address"),
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A gateway process (the real binary) in front of the emulator at `endpoint`, and its URL.
+fn replica(name: &str, endpoint: &str, redis: &str) -> (GatewayProcess, String) {
+    let dir = std::env::temp_dir().join(format!("warmgate-cache-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = gateway_toml("live", Some(redis)).replace("http://placeholder", endpoint);
+    std::fs::write(dir.join("warmgate.toml"), config).unwrap();
+    let process = GatewayProcess::start(&dir.join("warmgate.toml"));
+    let base = format!("http://{}", process.addr);
+    (process, base)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,8 +73,8 @@ async fn a_repeated_payload_hits_across_two_gateway_processes_and_a_restart() {
         .unwrap();
     let endpoint = emulator.endpoint_url();
     let http = reqwest::Client::new();
-    let a = Process::start("a", &endpoint, &redis.url());
-    let b = Process::start("b", &endpoint, &redis.url());
+    let (a, a_base) = replica("a", &endpoint, &redis.url());
+    let (_b, b_base) = replica("b", &endpoint, &redis.url());
     let model = |e: &Emulator| {
         let truth = e.snapshot();
         let totals = truth.function("model").unwrap().totals();
@@ -120,7 +83,7 @@ async fn a_repeated_payload_hits_across_two_gateway_processes_and_a_restart() {
 
     let first = call_at(
         &http,
-        &a.base,
+        &a_base,
         "model",
         r#"{"prompt":"hi","params":{"k":5}}"#,
         None,
@@ -132,7 +95,7 @@ async fn a_repeated_payload_hits_across_two_gateway_processes_and_a_restart() {
     // The other replica, and the key order changed.
     let there = call_at(
         &http,
-        &b.base,
+        &b_base,
         "model",
         r#"{"params":{"k":5},"prompt":"hi"}"#,
         None,
@@ -149,10 +112,10 @@ async fn a_repeated_payload_hits_across_two_gateway_processes_and_a_restart() {
 
     // A replica restarted with an empty local tier still finds it.
     drop(a);
-    let a = Process::start("a2", &endpoint, &redis.url());
+    let (_a, a_base) = replica("a2", &endpoint, &redis.url());
     let after = call_at(
         &http,
-        &a.base,
+        &a_base,
         "model",
         r#"{"prompt":"hi","params":{"k":5}}"#,
         None,

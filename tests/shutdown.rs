@@ -1,10 +1,12 @@
 //! SIGTERM and SIGINT on the real binary, as ECS stops a task: requests accepted before the
 //! signal are all answered, the process exits 0; a second signal exits at once.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Child, Command};
 use std::time::Duration;
+
+use common::process::GatewayProcess;
 
 const EMULATOR: &str = r#"
 [settings]
@@ -37,42 +39,13 @@ name = "model"
 targets = ["live"]
 "#;
 
-/// The binary serving the configuration above, and the address it listens on.
-struct Served {
-    child: Child,
-    addr: String,
-}
-
-fn serve(name: &str, emulator: &str) -> Served {
+/// The binary serving the configuration above.
+fn serve(name: &str, emulator: &str) -> GatewayProcess {
     let dir = std::env::temp_dir().join(format!("warmgate-shutdown-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("emulator.toml"), emulator).unwrap();
     std::fs::write(dir.join("warmgate.toml"), GATEWAY).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warmgate"))
-        .args(["serve", "--config"])
-        .arg(PathBuf::from(&dir).join("warmgate.toml"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the warmgate binary starts");
-    // The banner names the address: "curl ... http://ADDR/v1/functions/...".
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut addr = None;
-    let mut line = String::new();
-    while stdout.read_line(&mut line).unwrap() > 0 {
-        if let Some(rest) = line.split("http://").nth(1) {
-            addr = Some(rest.split('/').next().unwrap().to_string());
-            break;
-        }
-        line.clear();
-    }
-    // Keep reading, so that the gateway never blocks on a full pipe or writes to a closed one.
-    std::thread::spawn(move || stdout.lines().for_each(drop));
-    Served {
-        child,
-        addr: addr.expect("the gateway printed its address"),
-    }
+    GatewayProcess::start(&dir.join("warmgate.toml"))
 }
 
 fn signal(child: &Child, name: &str) {
