@@ -198,3 +198,36 @@ async fn a_waiter_that_goes_away_cancels_no_one() {
         "hit"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_deployment_between_refreshes_is_never_cached_under_the_old_code() {
+    let stack = start("live", None).await;
+    let before = call(&stack, "model", r#"{"prompt":"hi"}"#, None).await;
+    assert_eq!(before.cache, "miss");
+    // A deployment: `live` now points at version 2 (other code), between two refreshes.
+    stack
+        .emulator
+        .emulator()
+        .with_platform(|platform, _| platform.update_alias("model", "live", "2"))
+        .unwrap();
+    // The gateway still keys by the old code: the old answer may be served until it learns
+    // of the deployment, but nothing new version 2 computes is kept under the old code...
+    let fresh = call(&stack, "model", r#"{"prompt":"other"}"#, None).await;
+    assert_eq!(fresh.cache, "miss");
+    // ...and that answer made it resolve the targets again, at once.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = call(&stack, "model", r#"{"prompt":"hi"}"#, None).await;
+    assert_eq!(after.cache, "miss", "the new code's key");
+    assert_ne!(after.body, before.body, "the new code answers otherwise");
+    let again = call(&stack, "model", r#"{"prompt":"other"}"#, None).await;
+    assert_eq!(
+        again.cache, "miss",
+        "the answer version 2 gave under the old key was not kept"
+    );
+    assert_eq!(
+        call(&stack, "model", r#"{"prompt":"other"}"#, None)
+            .await
+            .cache,
+        "hit"
+    );
+}

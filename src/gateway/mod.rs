@@ -56,6 +56,8 @@ pub struct FunctionState {
     orchestration: Mutex<Orchestration>,
     /// Its cache and coalescing, if it has either.
     cache: Option<crate::cache::FunctionCache>,
+    /// A refresh of its targets out of turn is under way.
+    refreshing: AtomicBool,
 }
 
 /// The function's driver, and the requests it holds, each waiting on its channel for the
@@ -83,6 +85,7 @@ impl FunctionState {
                 waiters: HashMap::new(),
             }),
             cache: crate::cache::FunctionCache::new(config),
+            refreshing: AtomicBool::new(false),
         }
     }
 
@@ -323,52 +326,70 @@ impl Gateway {
     /// provisioned concurrency into the pools.
     pub async fn refresh_targets(&self) {
         for function in &self.functions {
-            let config = &function.config;
-            let mut resolved = Vec::new();
-            for qualifier in &config.targets {
-                let result = self
-                    .control
-                    .target_config(config.lambda_name(), Some(qualifier))
-                    .await
-                    .map_err(|e| e.to_string());
-                resolved.push((qualifier.clone(), result));
-            }
-            let set = check_equivalence(&config.name, resolved);
-            for problem in &set.problems {
-                tracing::error!(function = %config.name, problem, "target not used");
-            }
-            let mut provisioned = Vec::new();
-            for target in &set.routable {
-                match self
-                    .control
-                    .allocated_provisioned(config.lambda_name(), &target.qualifier)
-                    .await
-                {
-                    Ok(allocated) => provisioned.push((target.qualifier.clone(), allocated)),
-                    Err(error) => tracing::warn!(
-                        function = %config.name, target = %target.qualifier, %error,
-                        "cannot read provisioned concurrency"
-                    ),
-                }
-            }
-            {
-                let mut orchestration = function.orchestration.lock();
-                let driver = &mut orchestration.driver;
-                let routable = set
-                    .routable
-                    .iter()
-                    .filter_map(|t| function.target_id(&t.qualifier))
-                    .collect();
-                driver.set_routable(routable);
-                for (qualifier, allocated) in provisioned {
-                    if let Some(t) = function.target_id(&qualifier) {
-                        driver.set_provisioned(t, allocated);
-                    }
-                }
-            }
-            telemetry::function_ready(&config.name, set.is_ready());
-            function.targets.store(Arc::new(set));
+            self.refresh_function(function).await;
         }
+    }
+
+    /// Resolves one function's targets (see [`Gateway::refresh_targets`]).
+    pub async fn refresh_function(&self, function: &FunctionState) {
+        let config = &function.config;
+        let mut resolved = Vec::new();
+        for qualifier in &config.targets {
+            let result = self
+                .control
+                .target_config(config.lambda_name(), Some(qualifier))
+                .await
+                .map_err(|e| e.to_string());
+            resolved.push((qualifier.clone(), result));
+        }
+        let set = check_equivalence(&config.name, resolved);
+        for problem in &set.problems {
+            tracing::error!(function = %config.name, problem, "target not used");
+        }
+        let mut provisioned = Vec::new();
+        for target in &set.routable {
+            match self
+                .control
+                .allocated_provisioned(config.lambda_name(), &target.qualifier)
+                .await
+            {
+                Ok(allocated) => provisioned.push((target.qualifier.clone(), allocated)),
+                Err(error) => tracing::warn!(
+                    function = %config.name, target = %target.qualifier, %error,
+                    "cannot read provisioned concurrency"
+                ),
+            }
+        }
+        {
+            let mut orchestration = function.orchestration.lock();
+            let driver = &mut orchestration.driver;
+            let routable = set
+                .routable
+                .iter()
+                .filter_map(|t| function.target_id(&t.qualifier))
+                .collect();
+            driver.set_routable(routable);
+            for (qualifier, allocated) in provisioned {
+                if let Some(t) = function.target_id(&qualifier) {
+                    driver.set_provisioned(t, allocated);
+                }
+            }
+        }
+        telemetry::function_ready(&config.name, set.is_ready());
+        function.targets.store(Arc::new(set));
+    }
+
+    /// Resolves `function`'s targets again in the background, once at a time.
+    fn refresh_soon(self: &Arc<Self>, function: &Arc<FunctionState>) {
+        if function.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let gateway = self.clone();
+        let function = function.clone();
+        self.spawn(async move {
+            gateway.refresh_function(&function).await;
+            function.refreshing.store(false, Ordering::Release);
+        });
     }
 
     /// Whether background pings (rounds, probes) must wait for clients: while draining, or

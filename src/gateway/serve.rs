@@ -215,6 +215,20 @@ impl Gateway {
             }
             Ok(()) => {}
         }
+        if let Some(ran) = moved_version(function, dispatched) {
+            // The alias moved since the targets were last resolved: the key's code identity
+            // may be the old code's. Keep nothing, and resolve again now rather than at the
+            // next refresh.
+            cache.series.version_changed.increment(1);
+            tracing::info!(
+                function = %function.config.name,
+                target = %dispatched.target,
+                executed_version = ran,
+                "target now runs another version: answer not cached, targets resolved again"
+            );
+            self.refresh_soon(function);
+            return;
+        }
         let ttl = config.ttl();
         let entry = entry_of(function, dispatched);
         cache.local_put(key, entry.clone(), self.now(), ttl);
@@ -229,6 +243,17 @@ impl Gateway {
             });
         }
     }
+}
+
+/// The version that ran, when it is not the one the target resolved to at the last refresh.
+fn moved_version<'a>(function: &FunctionState, dispatched: &'a Dispatched) -> Option<&'a str> {
+    let ran = dispatched.response.executed_version.as_deref()?;
+    let targets = function.targets();
+    let resolved = targets
+        .routable
+        .iter()
+        .find(|t| t.qualifier == dispatched.target)?;
+    (resolved.version != ran).then_some(ran)
 }
 
 /// The key of a request, if the function's code is known (its primary target resolved).

@@ -407,6 +407,32 @@ impl Platform {
         self.by_name.get(name).map(|&i| &self.functions[i])
     }
 
+    /// UpdateAlias: points `alias` of `function` at `version` (a deployment). Weighted
+    /// routing is cleared, as an update without `RoutingConfig` does.
+    pub fn update_alias(
+        &mut self,
+        function: &str,
+        alias: &str,
+        version: &str,
+    ) -> Result<(), String> {
+        let &i = self
+            .by_name
+            .get(function)
+            .ok_or(format!("no function {function:?}"))?;
+        let function = &mut self.functions[i];
+        if function.version_index(version).is_none() {
+            return Err(format!("no version {version:?}"));
+        }
+        let alias = function
+            .aliases
+            .iter_mut()
+            .find(|a| a.name == alias)
+            .ok_or(format!("no alias {alias:?}"))?;
+        alias.version = version.to_string();
+        alias.routing.clear();
+        Ok(())
+    }
+
     /// Ground truth, cheaply: idle on-demand environments of `version` (`$LATEST` or a
     /// published version number) of function `function`, as of the last [`Platform::advance`]
     /// (call it first to count at a given time). Provisioned environments are not counted;

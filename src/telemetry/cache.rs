@@ -12,7 +12,8 @@ pub const CACHE_REQUESTS: &str = "warmgate_cache_requests_total";
 pub const CACHE_HITS: &str = "warmgate_cache_hits_total";
 /// Answers stored, by function and tier.
 pub const CACHE_STORES: &str = "warmgate_cache_stores_total";
-/// Answers not stored though cacheable in kind, by function and reason (`too_large`).
+/// Answers not stored though cacheable in kind, by function and reason (`too_large`,
+/// `version_changed`).
 pub const CACHE_NOT_STORED: &str = "warmgate_cache_not_stored_total";
 /// Bytes held by the local tier, by function.
 pub const CACHE_BYTES: &str = "warmgate_cache_bytes";
@@ -75,6 +76,7 @@ pub struct CacheSeries {
     hits: [Counter; 2],
     stores: [Counter; 2],
     pub too_large: Counter,
+    pub version_changed: Counter,
     pub bytes: Gauge,
     pub evicted_size: Counter,
     pub evicted_expired: Counter,
@@ -93,6 +95,7 @@ impl CacheSeries {
             hits: tiers.map(|t| counter!(CACHE_HITS, "function" => f(), "tier" => t.as_str())),
             stores: tiers.map(|t| counter!(CACHE_STORES, "function" => f(), "tier" => t.as_str())),
             too_large: counter!(CACHE_NOT_STORED, "function" => f(), "reason" => "too_large"),
+            version_changed: counter!(CACHE_NOT_STORED, "function" => f(), "reason" => "version_changed"),
             bytes: gauge!(CACHE_BYTES, "function" => f()),
             evicted_size: counter!(CACHE_EVICTIONS, "function" => f(), "reason" => "size"),
             evicted_expired: counter!(CACHE_EVICTIONS, "function" => f(), "reason" => "expired"),
@@ -109,6 +112,7 @@ impl CacheSeries {
         }
         for c in [
             &series.too_large,
+            &series.version_changed,
             &series.evicted_size,
             &series.evicted_expired,
             &series.saved_cold_starts,
@@ -184,7 +188,7 @@ pub(super) fn describe() {
     describe_counter!(
         CACHE_NOT_STORED,
         Unit::Count,
-        "Successful answers not stored, by function and reason (too_large: above max_entry_bytes)."
+        "Successful answers not stored, by function and reason (too_large: above max_entry_bytes; version_changed: the alias moved since the targets were resolved)."
     );
     describe_gauge!(
         CACHE_BYTES,
