@@ -17,6 +17,7 @@ pub mod cost;
 pub mod driver;
 pub mod forecast;
 pub mod pool;
+pub mod provisioning;
 pub mod registry;
 pub mod router;
 pub mod warmer;

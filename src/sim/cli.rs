@@ -1,5 +1,6 @@
 //! `warmgate simulate`: replay a trace through the baseline policies and compare them.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use crate::platform::dist::Dist;
 use crate::policy::baselines::fixed_peak::FixedPeak;
 use crate::policy::baselines::target_tracking::TargetTracking;
 use crate::policy::budget::PingBudget;
+use crate::policy::provisioning::{Provisioning, ProvisioningConfig, WithKeepAlive};
 use crate::policy::registry;
 
 /// Policies `all` stands for, in the order the table lists them.
@@ -50,8 +52,8 @@ pub struct SimulateArgs {
     pub trace: PathBuf,
     /// Policies to compare, comma-separated: none, fixed-5min (or `fixed-<N>min`,
     /// `fixed-<N>min-x<C>` for C pings), hybrid-histogram, fixed-peak, target-tracking (0.7,
-    /// or `target-tracking-<U>`), never-reclaim; ours: warmer, warmer-peak, `warmer-max<N>`;
-    /// `all` for every baseline and warmer.
+    /// or `target-tracking-<U>`), never-reclaim; ours: warmer, warmer-peak, `warmer-max<N>`,
+    /// pc-planner (provisioned concurrency); `all` for every baseline and warmer.
     #[arg(
         long,
         value_name = "P[,P...]",
@@ -62,6 +64,10 @@ pub struct SimulateArgs {
     /// Keep only the first N functions of the trace.
     #[arg(long, value_name = "N")]
     pub functions: Option<usize>,
+    /// Keep only the functions called at least R times a second in their busiest minute
+    /// (after `--functions`): the heavy, steady traffic provisioned concurrency is for.
+    #[arg(long, value_name = "R")]
+    pub min_peak_rate: Option<f64>,
     /// Seed of every random draw (arrival spreading, durations, the platform's draws).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -191,7 +197,7 @@ impl SimulateArgs {
 /// The policy names the CLI accepts, for error messages.
 fn valid_names() -> String {
     format!(
-        "{}, warmer-peak, warmer-max<N>, fixed-<N>min, fixed-<N>min-x<C>, target-tracking-<U> (0 < U <= 1), or all",
+        "{}, warmer-peak, warmer-max<N>, fixed-<N>min, fixed-<N>min-x<C>, target-tracking-<U> (0 < U <= 1), pc-planner, or all",
         ALL.join(", ")
     )
 }
@@ -240,6 +246,14 @@ pub enum Baseline {
         utilization: f64,
     },
     NeverReclaim,
+    /// The provisioned-concurrency planner (`policy::provisioning`), valuing a cold start at
+    /// `worth` times its init (`pc-planner-w<N>`).
+    Provisioning {
+        worth: f64,
+        min_utilisation: f64,
+    },
+    /// The planner beside a keep-alive policy the gateway runs (`pc-planner-<keep-alive>`).
+    ProvisioningWith(String),
 }
 
 impl Baseline {
@@ -248,8 +262,35 @@ impl Baseline {
         Ok(match name {
             "fixed-peak" => Baseline::FixedPeak,
             "never-reclaim" => Baseline::NeverReclaim,
+            "pc-planner" => Baseline::Provisioning {
+                worth: ProvisioningConfig::default().cold_start_worth,
+                min_utilisation: ProvisioningConfig::default().min_utilisation,
+            },
             _ => {
-                if let Some(utilization) = parse_target_tracking(name) {
+                if let Some(worth) = name
+                    .strip_prefix("pc-planner-w")
+                    .and_then(|w| w.parse::<f64>().ok())
+                    .filter(|w| w.is_finite() && *w >= 0.0)
+                {
+                    Baseline::Provisioning {
+                        worth,
+                        min_utilisation: ProvisioningConfig::default().min_utilisation,
+                    }
+                } else if let Some(min_utilisation) = name
+                    .strip_prefix("pc-planner-u")
+                    .and_then(|u| u.parse::<f64>().ok())
+                    .filter(|u| (0.0..=1.0).contains(u))
+                {
+                    Baseline::Provisioning {
+                        worth: ProvisioningConfig::default().cold_start_worth,
+                        min_utilisation,
+                    }
+                } else if let Some(keep_alive) = name
+                    .strip_prefix("pc-planner-")
+                    .filter(|k| registry::live_policy(k).is_ok())
+                {
+                    Baseline::ProvisioningWith(keep_alive.to_string())
+                } else if let Some(utilization) = parse_target_tracking(name) {
                     Baseline::TargetTracking { utilization }
                 } else if registry::live_policy(name).is_ok() {
                     Baseline::Live(name.to_string())
@@ -271,6 +312,18 @@ impl Baseline {
                 Box::new(FixedPeak::new(engine::peak_concurrency(trace, settings)))
             }
             Baseline::TargetTracking { utilization } => Box::new(TargetTracking::new(*utilization)),
+            Baseline::ProvisioningWith(keep_alive) => Box::new(WithKeepAlive {
+                planner: Provisioning::new(ProvisioningConfig::default()),
+                keep_alive: registry::live_policy(keep_alive).expect("checked when parsed"),
+            }),
+            Baseline::Provisioning {
+                worth,
+                min_utilisation,
+            } => Box::new(Provisioning::new(ProvisioningConfig {
+                cold_start_worth: *worth,
+                min_utilisation: *min_utilisation,
+                ..ProvisioningConfig::default()
+            })),
         };
         Candidate {
             label: label.to_string(),
@@ -333,10 +386,24 @@ fn load_trace(args: &SimulateArgs) -> anyhow::Result<Trace> {
     if let Some(n) = args.functions {
         trace.functions.truncate(n);
     }
+    if let Some(rate) = args.min_peak_rate {
+        trace
+            .functions
+            .retain(|f| peak_minute_calls(f) as f64 >= rate * 60.0);
+    }
     if trace.functions.is_empty() {
         bail!("{}: the trace has no functions", args.trace.display());
     }
     Ok(trace)
+}
+
+/// The most calls a function receives in one minute (minutes counted from the trace's start).
+fn peak_minute_calls(function: &trace::TraceFunction) -> usize {
+    let mut per_minute: HashMap<u64, usize> = HashMap::new();
+    for arrival in &function.arrivals {
+        *per_minute.entry(arrival.at.as_secs() / 60).or_default() += 1;
+    }
+    per_minute.into_values().max().unwrap_or(0)
 }
 
 /// Replays the candidates and returns the report.
@@ -441,6 +508,39 @@ mod tests {
         assert_eq!(parse_target_tracking("target-tracking"), Some(0.7));
         assert_eq!(parse_target_tracking("target-tracking-0.5"), Some(0.5));
         assert_eq!(parse_target_tracking("target-tracking-2"), None);
+    }
+
+    #[test]
+    fn provisioning_names_parse() {
+        let default = ProvisioningConfig::default();
+        assert_eq!(
+            Baseline::parse("pc-planner").unwrap(),
+            Baseline::Provisioning {
+                worth: default.cold_start_worth,
+                min_utilisation: default.min_utilisation
+            }
+        );
+        assert_eq!(
+            Baseline::parse("pc-planner-w10").unwrap(),
+            Baseline::Provisioning {
+                worth: 10.0,
+                min_utilisation: default.min_utilisation
+            }
+        );
+        assert_eq!(
+            Baseline::parse("pc-planner-u0.3").unwrap(),
+            Baseline::Provisioning {
+                worth: default.cold_start_worth,
+                min_utilisation: 0.3
+            }
+        );
+        assert_eq!(
+            Baseline::parse("pc-planner-warmer-max1").unwrap(),
+            Baseline::ProvisioningWith("warmer-max1".into())
+        );
+        for typo in ["pc-planner-u2", "pc-planner-warmest", "pc-planner-w-1"] {
+            assert!(Baseline::parse(typo).is_err(), "{typo}");
+        }
     }
 
     #[test]
