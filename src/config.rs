@@ -35,6 +35,8 @@ pub struct Config {
     #[serde(default)]
     pub warmer: WarmerSection,
     #[serde(default)]
+    pub provisioning: ProvisioningSection,
+    #[serde(default)]
     pub access: AccessSection,
     /// The cache's shared tier (Redis); what each function caches is in its own section.
     #[serde(default)]
@@ -122,6 +124,25 @@ impl Default for WarmerSection {
             max_pings_in_flight: 64,
         }
     }
+}
+
+/// Provisioned concurrency: what the planner (`policy::provisioning`) would set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisioningSection {
+    pub mode: ProvisioningMode,
+}
+
+/// What the gateway does with the planner's levels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProvisioningMode {
+    /// No planner.
+    #[default]
+    Off,
+    /// The planner runs on the gateway's traffic; each function's level is reported
+    /// (`warmgate_provisioned_recommended_environments` and a log line), never applied.
+    Advise,
 }
 
 /// Who may invoke which function. Closed by default, except with the embedded emulator (a

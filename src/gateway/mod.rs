@@ -204,13 +204,27 @@ impl Gateway {
             .enumerate()
             .map(|(i, f)| (f.name.clone(), i))
             .collect();
-        let warmer = config.warmer.enabled.then(|| {
+        let advise = config.provisioning.mode == crate::config::ProvisioningMode::Advise;
+        // The planner rides with the keep-alive policy, seeing the same observations; without
+        // a warmer it rides alone (keep-alive `none`).
+        let warmer = (config.warmer.enabled || advise).then(|| {
+            let keep_alive = if config.warmer.enabled {
+                config.warmer.policy.as_str()
+            } else {
+                "none"
+            };
             warmer::Executor::new(
-                &config.warmer.policy,
+                keep_alive,
+                advise,
                 Duration::from_millis(config.warmer.jitter_ms),
                 config.warmer.max_pings_in_flight,
             )
         });
+        if advise {
+            for f in &config.functions {
+                telemetry::provisioned_recommended(&f.name, &f.targets[0], 0);
+            }
+        }
         let redis = config.cache.redis.as_ref().and_then(|redis| {
             match crate::cache::redis::RedisTier::new(redis) {
                 Ok(tier) => Some(Arc::new(tier)),

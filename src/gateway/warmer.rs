@@ -26,6 +26,7 @@ use super::dispatch::InFlight;
 use super::{FunctionState, Gateway};
 use crate::lambda::{InvocationType, TraceContext};
 use crate::policy::driver::{Attempt, Outcome, PingReason, PROBE_CHECK};
+use crate::policy::provisioning::{Provisioning, ProvisioningConfig, WithKeepAlive};
 use crate::policy::{Action, FunctionInfo, Observation, Policy, Start, ROUND_HOLD};
 use crate::telemetry;
 
@@ -49,6 +50,8 @@ fn ping_client_context(hold: Option<Duration>) -> String {
 /// afresh), the signal to replan, the jitter of rounds.
 pub(super) struct Executor {
     name: String,
+    /// The provisioned-concurrency planner rides along, to advise.
+    advise: bool,
     policy: Mutex<Box<dyn Policy>>,
     /// Rung when an observation may change the policy's plans.
     replan: Notify,
@@ -60,10 +63,16 @@ pub(super) struct Executor {
 
 impl Executor {
     /// The warmer for the policy `name` (validated with the configuration).
-    pub(super) fn new(name: &str, jitter: Duration, max_pings_in_flight: u32) -> Self {
+    pub(super) fn new(
+        name: &str,
+        advise: bool,
+        jitter: Duration,
+        max_pings_in_flight: u32,
+    ) -> Self {
         Self {
             name: name.to_string(),
-            policy: Mutex::new(Self::fresh(name)),
+            advise,
+            policy: Mutex::new(Self::fresh(name, advise)),
             replan: Notify::new(),
             jitter,
             room: Arc::new(Semaphore::new(max_pings_in_flight as usize)),
@@ -71,8 +80,16 @@ impl Executor {
         }
     }
 
-    fn fresh(name: &str) -> Box<dyn Policy> {
-        crate::policy::registry::live_policy(name).expect("validated with the configuration")
+    fn fresh(name: &str, advise: bool) -> Box<dyn Policy> {
+        let keep_alive =
+            crate::policy::registry::live_policy(name).expect("validated with the configuration");
+        if !advise {
+            return keep_alive;
+        }
+        Box::new(WithKeepAlive {
+            planner: Provisioning::new(ProvisioningConfig::default()),
+            keep_alive,
+        })
     }
 
     /// Tells the policy of one finished invocation.
@@ -225,10 +242,24 @@ impl Gateway {
                         join_all(pings).await;
                     });
                 }
-                Action::SetProvisioned { .. } => {
-                    tracing::warn!(
-                        ?action,
-                        "the gateway does not set provisioned concurrency yet; action ignored"
+                Action::SetProvisioned {
+                    function,
+                    target,
+                    concurrency,
+                } => {
+                    // Advice only: the gateway does not change provisioned concurrency.
+                    let Some(state) = self.function_by_id(function) else {
+                        continue;
+                    };
+                    let Some(qualifier) = state.config.targets.get(target) else {
+                        continue;
+                    };
+                    telemetry::provisioned_recommended(&state.config.name, qualifier, concurrency);
+                    tracing::info!(
+                        function = %state.config.name,
+                        target = %qualifier,
+                        environments = concurrency,
+                        "provisioned concurrency recommended (advise mode: not applied)"
                     );
                 }
             }
@@ -246,7 +277,7 @@ impl Gateway {
                 Err(e) if e.is_panic() => {
                     let message = telemetry::panic_message(e.into_panic().as_ref());
                     telemetry::task_panicked("warmer", &message);
-                    *warmer.policy.lock() = Executor::fresh(&warmer.name);
+                    *warmer.policy.lock() = Executor::fresh(&warmer.name, warmer.advise);
                     self.clock.sleep(WARMER_RESTART).await;
                 }
                 Err(_) => return,

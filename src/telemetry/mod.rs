@@ -46,6 +46,8 @@ pub const ADDED_LATENCY: &str = "warmgate_added_latency_seconds";
 pub const RESTORE_DURATION: &str = "warmgate_restore_duration_seconds";
 /// 1 once a function's targets are resolved and checked, 0 before or when they are lost.
 pub const FUNCTION_READY: &str = "warmgate_function_ready";
+/// The provisioned concurrency the planner recommends, by function and target (advise mode).
+pub const PROVISIONED_RECOMMENDED: &str = "warmgate_provisioned_recommended_environments";
 /// The running build: constant 1, its version and revision as labels.
 pub const BUILD_INFO: &str = "warmgate_build_info";
 
@@ -122,6 +124,10 @@ pub fn prometheus() -> PrometheusHandle {
 /// HELP text and unit of every metric family, given to the recorder once it is installed.
 fn describe() {
     cache::describe();
+    describe_gauge!(
+        PROVISIONED_RECOMMENDED,
+        "Provisioned concurrency the planner recommends for a function's target (provisioning.mode = advise: reported, not applied)."
+    );
     describe_counter!(
         REQUESTS,
         Unit::Count,
@@ -472,6 +478,12 @@ impl RequestCompleted<'_> {
             "request"
         );
     }
+}
+
+/// The planner's level for a target (advise mode).
+pub fn provisioned_recommended(function: &str, target: &str, environments: u32) {
+    gauge!(PROVISIONED_RECOMMENDED, "function" => function.to_string(), "target" => target.to_string())
+        .set(f64::from(environments));
 }
 
 /// A request refused before it reached a function, to protect the gateway.
