@@ -811,6 +811,23 @@ targets = ["live", "1"]
     }
 
     #[test]
+    fn provisioning_advises_or_stays_off() {
+        assert_eq!(
+            parse(BASE, &[]).unwrap().provisioning.mode,
+            ProvisioningMode::Off
+        );
+        let c = parse(BASE, &[("WARMGATE_PROVISIONING__MODE", "advise")]).unwrap();
+        assert_eq!(c.provisioning.mode, ProvisioningMode::Advise);
+        let error = parse(BASE, &[("WARMGATE_PROVISIONING__MODE", "apply")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("provisioning.mode") && error.contains("advise"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn an_endpoint_runs_the_gateway_clock_at_its_time_scale() {
         let c = parse(BASE, &[]).unwrap();
         assert_eq!(c.backend.time_scale(), 1.0);

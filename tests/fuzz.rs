@@ -52,6 +52,7 @@ fn config_text() -> impl Strategy<Value = String> {
             Just("breaker = { failures = 0 }\n".to_owned()),
             Just("[function.cache]\nttl_s = 0\nignore = [\"x\", \"/\"]\n".to_owned()),
             Just("[cache.redis]\nurl = \"rediss://\"\ntimeout_ms = 0\n".to_owned()),
+            Just("[provisioning]\nmode = \"apply\"\n".to_owned()),
             "[a-z_]{1,12} = [0-9\"a-z]{0,8}\n",
             any::<String>(),
         ],
