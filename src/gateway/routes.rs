@@ -435,9 +435,25 @@ pub(super) async fn invoke_v1(
             http.headers_mut()
                 .insert("content-type", HeaderValue::from_static("application/json"));
             facts_headers(http.headers_mut(), &served, started);
-            record(fname, &served.target, outcome, started, Some(&served));
+            record(
+                fname,
+                target_label(&function, &served),
+                outcome,
+                started,
+                Some(&served),
+            );
             http
         }
+    }
+}
+
+/// The target a request's metrics are labelled with: the one that served, if configured here.
+/// A stored answer may come from another replica's target (through Redis), which is data, not
+/// configuration (ARCHITECTURE.md invariant 6).
+fn target_label<'a>(function: &FunctionState, served: &'a Served) -> &'a str {
+    match function.target_id(&served.target) {
+        Some(_) => &served.target,
+        None => "",
     }
 }
 
@@ -549,7 +565,13 @@ pub(super) async fn invoke_lambda_api(
             } else {
                 Outcome::Ok
             };
-            record(fname, &served.target, outcome, started, Some(&served));
+            record(
+                fname,
+                target_label(&function, &served),
+                outcome,
+                started,
+                Some(&served),
+            );
             http
         }
     }

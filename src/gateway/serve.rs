@@ -148,7 +148,15 @@ impl Gateway {
             let flight = joined.result().await;
             let dispatched = match &*flight {
                 Ok(dispatched) => dispatched.clone(),
-                Err(error) => return Err(error.clone()),
+                Err(error) => {
+                    let result = if led {
+                        unshared
+                    } else {
+                        CacheResult::Coalesced
+                    };
+                    cache.series.request(result).increment(1);
+                    return Err(error.clone());
+                }
             };
             if led {
                 (dispatched, unshared)
@@ -160,12 +168,16 @@ impl Gateway {
                 (dispatched, CacheResult::Coalesced)
             }
         } else {
-            let dispatched = self.dispatch(function, request).await?;
+            let dispatched = self
+                .dispatch(function, request)
+                .await
+                .inspect_err(|_| cache.series.request(unshared).increment(1))?;
             if plan.store {
                 self.store(function, key, &dispatched);
             }
             (dispatched, unshared)
         };
+        // Failed requests were counted as they failed.
         cache.series.request(result).increment(1);
         let mut served = Served::invoked(dispatched, Some(result));
         if result == CacheResult::Coalesced {
