@@ -214,6 +214,27 @@ async fn the_scaling_rate_throttles_with_its_reason() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn control_plane_writes_over_the_rate_are_throttled_as_lambda_does() {
+    let (_emulator, client) = start(SPEC).await;
+    let put = |n: i32| {
+        client
+            .put_provisioned_concurrency_config()
+            .function_name("classify")
+            .qualifier("live")
+            .provisioned_concurrent_executions(n)
+            .send()
+    };
+    // The default rate is 15 writes a second: the 16th at once is refused.
+    for n in 1..=15 {
+        put(n).await.unwrap();
+    }
+    let error = put(16).await.unwrap_err().into_service_error();
+    assert!(error.is_too_many_requests_exception(), "{error:?}");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    put(16).await.expect("a second later there is room again");
+}
+
+#[tokio::test(start_paused = true)]
 async fn provisioned_concurrency_ready_after_its_delay_then_spillover() {
     let (emulator, client) = start(SPEC).await;
     let put = client

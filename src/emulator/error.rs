@@ -18,6 +18,7 @@ impl From<ControlError> for ApiError {
             ControlError::NotFound(m) => Self::not_found(m),
             ControlError::ProvisionedConfigNotFound(m) => Self::provisioned_config_not_found(m),
             ControlError::InvalidParameter(m) => Self::invalid_parameter(m),
+            ControlError::Throttled => Self::throttled("CallerRateLimitExceeded"),
         }
     }
 }

@@ -150,6 +150,9 @@ pub enum ControlError {
     ProvisionedConfigNotFound(String),
     #[error("{0}")]
     InvalidParameter(String),
+    /// Over the account's control-plane request rate.
+    #[error("Rate exceeded")]
+    Throttled,
 }
 
 /// A function as the control plane reports it.
@@ -281,6 +284,9 @@ pub struct Platform {
     unreserved_usage: u32,
     unreserved_limit: u32,
     not_found: u64,
+    /// The control-plane rate's bucket: tokens, and when it was last refilled.
+    control_tokens: f64,
+    control_refilled: Time,
 }
 
 fn ms(d: f64) -> Duration {
@@ -304,6 +310,7 @@ impl Platform {
         let mut platform = Platform {
             rng: ChaCha8Rng::seed_from_u64(settings.seed),
             unreserved_limit: settings.account_concurrency.saturating_sub(reserved),
+            control_tokens: settings.control_plane_rate_per_s,
             settings,
             functions: Vec::new(),
             by_name: HashMap::new(),
@@ -314,6 +321,7 @@ impl Platform {
             now: Duration::ZERO,
             unreserved_usage: 0,
             not_found: 0,
+            control_refilled: Duration::ZERO,
         };
         for f in spec.functions {
             platform.add_function(f);

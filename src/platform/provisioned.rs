@@ -48,6 +48,7 @@ impl Platform {
         concurrency: u32,
     ) -> Result<ProvisionedView, ControlError> {
         let now = self.advance(now);
+        self.take_control_token(now)?;
         let f = self
             .function_index(name)
             .ok_or_else(|| ControlError::NotFound(self.not_found_message(name, None)))?;
@@ -160,6 +161,20 @@ impl Platform {
         Ok(self.provisioned_view(f, c))
     }
 
+    /// One write of the account's control-plane rate, or `Throttled` (a token bucket of one
+    /// second's worth, refilled continuously).
+    fn take_control_token(&mut self, now: Time) -> Result<(), ControlError> {
+        let rate = self.settings.control_plane_rate_per_s;
+        let elapsed = now.saturating_sub(self.control_refilled).as_secs_f64();
+        self.control_tokens = (self.control_tokens + elapsed * rate).min(rate.max(1.0));
+        self.control_refilled = now;
+        if self.control_tokens < 1.0 {
+            return Err(ControlError::Throttled);
+        }
+        self.control_tokens -= 1.0;
+        Ok(())
+    }
+
     /// The allocation of configuration `c` completes at `at`.
     pub(super) fn provision_ready(
         &mut self,
@@ -251,6 +266,7 @@ impl Platform {
         qualifier: &str,
     ) -> Result<(), ControlError> {
         let now = self.advance(now);
+        self.take_control_token(now)?;
         self.get_provisioned(now, name, qualifier)?;
         let f = self.function_index(name).expect("checked");
         let c = self.functions[f]

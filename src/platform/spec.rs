@@ -48,6 +48,11 @@ pub struct Settings {
     pub provisioned_allocation_s: Dist,
     /// Share of provisioned-concurrency allocations that end FAILED.
     pub provisioned_failure_rate: f64,
+    /// Provisioned-concurrency writes (Put, Delete) the account may make per second; more
+    /// are refused with TooManyRequestsException. Source: Lambda quotas, "control plane API
+    /// request rate: 15 requests per second" (the bucket holds one second's worth; reads
+    /// are not limited here).
+    pub control_plane_rate_per_s: f64,
     /// How a keep-alive ping is recognised and how long it holds its environment.
     pub ping: PingSpec,
 }
@@ -74,6 +79,7 @@ impl Default for Settings {
                 max: 120.0,
             },
             provisioned_failure_rate: 0.0,
+            control_plane_rate_per_s: 15.0,
             ping: PingSpec::default(),
         }
     }
@@ -317,6 +323,12 @@ impl PlatformSpec {
             return invalid(
                 "settings.scaling_per_10s".into(),
                 "must be at least 1".into(),
+            );
+        }
+        if !(s.control_plane_rate_per_s.is_finite() && s.control_plane_rate_per_s > 0.0) {
+            return invalid(
+                "settings.control_plane_rate_per_s".into(),
+                "must be a positive number".into(),
             );
         }
         if !(0.0..=1.0).contains(&s.provisioned_failure_rate) {

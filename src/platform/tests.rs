@@ -259,6 +259,38 @@ fn provisioned_concurrency_rules_of_the_control_plane() {
 }
 
 #[test]
+fn control_plane_writes_are_rate_limited() {
+    let mut p = Platform::new(spec_with(|_| {}, |s| s.control_plane_rate_per_s = 2.0));
+    let at = |ms: u64| Duration::from_millis(ms);
+    p.put_provisioned(at(0), "f", "live", 1).unwrap();
+    p.put_provisioned(at(0), "f", "live", 2).unwrap();
+    // A third write in the same instant is over the rate, a Delete as well as a Put.
+    assert!(matches!(
+        p.put_provisioned(at(0), "f", "live", 3),
+        Err(ControlError::Throttled)
+    ));
+    assert!(matches!(
+        p.delete_provisioned(at(100), "f", "live"),
+        Err(ControlError::Throttled)
+    ));
+    assert_eq!(
+        p.get_provisioned(at(100), "f", "live").unwrap().requested,
+        2,
+        "reads are not"
+    );
+    // Half a second refills one write.
+    p.put_provisioned(at(600), "f", "live", 3).unwrap();
+    assert!(matches!(
+        p.put_provisioned(at(600), "f", "live", 4),
+        Err(ControlError::Throttled)
+    ));
+    assert_eq!(
+        p.get_provisioned(at(600), "f", "live").unwrap().requested,
+        3
+    );
+}
+
+#[test]
 fn provisioned_allocation_can_fail() {
     let mut p = Platform::new(spec_with(|_| {}, |s| s.provisioned_failure_rate = 1.0));
     p.put_provisioned(Duration::ZERO, "f", "live", 1).unwrap();
