@@ -131,6 +131,9 @@ impl Default for WarmerSection {
 #[serde(deny_unknown_fields, default)]
 pub struct ProvisioningSection {
     pub mode: ProvisioningMode,
+    /// Apply mode: the most the applied levels may cost a day together, in dollars of
+    /// allocation (x86 prices); a level that would pass it is lowered to what fits.
+    pub daily_budget_usd: Option<f64>,
 }
 
 /// What the gateway does with the planner's levels.
@@ -143,6 +146,17 @@ pub enum ProvisioningMode {
     /// The planner runs on the gateway's traffic; each function's level is reported
     /// (`warmgate_provisioned_recommended_environments` and a log line), never applied.
     Advise,
+    /// Reported and applied to each function's first target, within its
+    /// `provisioning = { min, max }` and the daily budget.
+    Apply,
+}
+
+/// The levels the gateway may apply to a function (apply mode); `max = 0` leaves it alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisioningBounds {
+    pub min: u32,
+    pub max: u32,
 }
 
 /// Who may invoke which function. Closed by default, except with the embedded emulator (a
@@ -326,6 +340,9 @@ pub struct FunctionConfig {
     /// cache, off without (a function whose answers differ call to call must not share them).
     #[serde(default)]
     pub coalesce: Option<bool>,
+    /// Provisioned concurrency the gateway may set on the first target (apply mode).
+    #[serde(default)]
+    pub provisioning: ProvisioningBounds,
 }
 
 fn default_ping_payload() -> String {
@@ -490,6 +507,14 @@ impl Config {
         if let Err(e) = crate::policy::registry::live_policy(&self.warmer.policy) {
             return invalid("warmer.policy", e);
         }
+        if let Some(budget) = self.provisioning.daily_budget_usd {
+            if !(budget.is_finite() && budget >= 0.0) {
+                return invalid(
+                    "provisioning.daily_budget_usd",
+                    "must be a non-negative number",
+                );
+            }
+        }
         if let Some((field, message)) = self.cache.redis.as_ref().and_then(|r| r.problem()) {
             return invalid(format!("cache.redis.{field}"), message);
         }
@@ -561,6 +586,9 @@ impl Config {
                     key("max_payload_bytes"),
                     format!("must be within 1..={LAMBDA_PAYLOAD_LIMIT} (Lambda's 6 MB)"),
                 );
+            }
+            if f.provisioning.min > f.provisioning.max {
+                return invalid(key("provisioning.min"), "must not exceed provisioning.max");
             }
             if let Some((field, message)) = f.cache.as_ref().and_then(|c| c.problem()) {
                 return invalid(key(&format!("cache.{field}")), message);

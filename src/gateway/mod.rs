@@ -14,6 +14,7 @@ pub mod error;
 mod layers;
 mod listener;
 pub mod openapi;
+mod provisioner;
 mod routes;
 mod serve;
 pub mod targets;
@@ -58,6 +59,8 @@ pub struct FunctionState {
     cache: Option<crate::cache::FunctionCache>,
     /// A refresh of its targets out of turn is under way.
     refreshing: AtomicBool,
+    /// A change of its provisioned concurrency is under way (apply mode).
+    provisioning: AtomicBool,
 }
 
 /// The function's driver, and the requests it holds, each waiting on its channel for the
@@ -86,6 +89,7 @@ impl FunctionState {
             }),
             cache: crate::cache::FunctionCache::new(config),
             refreshing: AtomicBool::new(false),
+            provisioning: AtomicBool::new(false),
         }
     }
 
@@ -175,6 +179,8 @@ pub struct Gateway {
     warmer: Option<warmer::Executor>,
     /// The cache's shared tier, if configured.
     redis: Option<Arc<crate::cache::redis::RedisTier>>,
+    /// Provisioned concurrency applied (apply mode), for the daily budget.
+    applied: provisioner::AppliedLevels,
     /// Invocations in flight that identical requests share.
     flights: Arc<crate::cache::flight::Flights<crate::cache::Key, serve::Flight>>,
     /// Every background task, and the signal that stops them.
@@ -204,7 +210,7 @@ impl Gateway {
             .enumerate()
             .map(|(i, f)| (f.name.clone(), i))
             .collect();
-        let advise = config.provisioning.mode == crate::config::ProvisioningMode::Advise;
+        let advise = config.provisioning.mode != crate::config::ProvisioningMode::Off;
         // The planner rides with the keep-alive policy, seeing the same observations; without
         // a warmer it rides alone (keep-alive `none`).
         let warmer = (config.warmer.enabled || advise).then(|| {
@@ -241,6 +247,7 @@ impl Gateway {
             warmer,
             redis,
             flights: crate::cache::flight::Flights::new(),
+            applied: provisioner::AppliedLevels::default(),
             invoker,
             control,
             admission: Arc::new(Semaphore::new(config.gateway.max_in_flight)),

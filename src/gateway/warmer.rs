@@ -247,7 +247,7 @@ impl Gateway {
                     target,
                     concurrency,
                 } => {
-                    // Advice only: the gateway does not change provisioned concurrency.
+                    // Reported always; applied in apply mode (`provisioner`).
                     let Some(state) = self.function_by_id(function) else {
                         continue;
                     };
@@ -255,12 +255,17 @@ impl Gateway {
                         continue;
                     };
                     telemetry::provisioned_recommended(&state.config.name, qualifier, concurrency);
-                    tracing::info!(
-                        function = %state.config.name,
-                        target = %qualifier,
-                        environments = concurrency,
-                        "provisioned concurrency recommended (advise mode: not applied)"
-                    );
+                    if self.config().provisioning.mode == crate::config::ProvisioningMode::Apply {
+                        let state = state.clone();
+                        self.provision(&state, concurrency);
+                    } else {
+                        tracing::info!(
+                            function = %state.config.name,
+                            target = %qualifier,
+                            environments = concurrency,
+                            "provisioned concurrency recommended (advise mode: not applied)"
+                        );
+                    }
                 }
             }
         }

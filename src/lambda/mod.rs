@@ -33,7 +33,7 @@ use bytes::Bytes;
 use crate::platform::Start;
 
 pub use client::{LambdaClient, CONNECT_TIMEOUT};
-pub use control::ControlPlane;
+pub use control::{ControlPlane, ProvisionedState};
 pub use error::{Execution, InvokeError, InvokeErrorKind};
 pub use report::{decode_log_result, parse_log_tail, Report};
 

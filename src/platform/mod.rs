@@ -310,7 +310,7 @@ impl Platform {
         let mut platform = Platform {
             rng: ChaCha8Rng::seed_from_u64(settings.seed),
             unreserved_limit: settings.account_concurrency.saturating_sub(reserved),
-            control_tokens: settings.control_plane_rate_per_s,
+            control_tokens: settings.control_plane_rate_per_s.max(1.0),
             settings,
             functions: Vec::new(),
             by_name: HashMap::new(),

@@ -125,6 +125,15 @@ pub fn prometheus() -> PrometheusHandle {
 fn describe() {
     cache::describe();
     describe_gauge!(
+        PROVISIONED_APPLIED,
+        "Provisioned concurrency the controller set on a function's target (provisioning.mode = apply)."
+    );
+    describe_counter!(
+        PROVISIONING_PROBLEMS,
+        Unit::Count,
+        "The controller's problems by function: throttled control-plane calls (retried with backoff), allocations that ended FAILED."
+    );
+    describe_gauge!(
         PROVISIONED_RECOMMENDED,
         "Provisioned concurrency the planner recommends for a function's target (provisioning.mode = advise: reported, not applied)."
     );
@@ -478,6 +487,29 @@ impl RequestCompleted<'_> {
             "request"
         );
     }
+}
+
+/// Provisioned concurrency the controller set, by function and target (apply mode).
+pub const PROVISIONED_APPLIED: &str = "warmgate_provisioned_applied_environments";
+/// Control-plane calls of the controller that were throttled, or allocations that FAILED.
+pub const PROVISIONING_PROBLEMS: &str = "warmgate_provisioning_problems_total";
+
+/// The level the controller set (apply mode).
+pub fn provisioned_applied(function: &str, target: &str, environments: u32) {
+    gauge!(PROVISIONED_APPLIED, "function" => function.to_string(), "target" => target.to_string())
+        .set(f64::from(environments));
+}
+
+/// A throttled control-plane call of the controller.
+pub fn provisioning_throttled(function: &str) {
+    counter!(PROVISIONING_PROBLEMS, "function" => function.to_string(), "problem" => "throttled")
+        .increment(1);
+}
+
+/// An allocation the controller asked for ended FAILED.
+pub fn provisioning_failed(function: &str) {
+    counter!(PROVISIONING_PROBLEMS, "function" => function.to_string(), "problem" => "failed")
+        .increment(1);
 }
 
 /// The planner's level for a target (advise mode).
