@@ -839,20 +839,29 @@ targets = ["live", "1"]
     }
 
     #[test]
-    fn provisioning_advises_or_stays_off() {
+    fn provisioning_is_off_advises_or_applies_within_bounds() {
         assert_eq!(
             parse(BASE, &[]).unwrap().provisioning.mode,
             ProvisioningMode::Off
         );
         let c = parse(BASE, &[("WARMGATE_PROVISIONING__MODE", "advise")]).unwrap();
         assert_eq!(c.provisioning.mode, ProvisioningMode::Advise);
-        let error = parse(BASE, &[("WARMGATE_PROVISIONING__MODE", "apply")])
+        let c = parse(BASE, &[("WARMGATE_PROVISIONING__MODE", "apply")]).unwrap();
+        assert_eq!(c.provisioning.mode, ProvisioningMode::Apply);
+        let error = parse(BASE, &[("WARMGATE_PROVISIONING__MODE", "always")])
             .unwrap_err()
             .to_string();
         assert!(
             error.contains("provisioning.mode") && error.contains("advise"),
             "{error}"
         );
+        let bounds = format!("{BASE}provisioning = {{ min = 3, max = 2 }}\n");
+        let error = parse(&bounds, &[]).unwrap_err().to_string();
+        assert!(error.contains("function[0].provisioning.min"), "{error}");
+        let budget = parse(BASE, &[("WARMGATE_PROVISIONING__DAILY_BUDGET_USD", "-1")])
+            .unwrap_err()
+            .to_string();
+        assert!(budget.contains("provisioning.daily_budget_usd"), "{budget}");
     }
 
     #[test]
