@@ -228,3 +228,34 @@ async fn a_level_set_outside_the_bounds_by_someone_else_is_left_alone() {
     tokio::time::sleep(Duration::from_secs(180)).await;
     assert_eq!(truth(&stack).map(|t| t.0), Some(9));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rise_seen_yesterday_finds_its_environments_ready_today() {
+    let stack = Arc::new(applying("{ max = 5 }", "").await);
+    let start = tokio::time::Instant::now();
+    let rise = Duration::from_secs(3600);
+    let day = Duration::from_secs(86_400);
+    // Day one: an hour of load from the first hour on, met cold, then nothing.
+    tokio::time::sleep_until(start + rise).await;
+    steady_load(&stack, 60).await;
+    tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+    assert_eq!(truth(&stack), None, "let go once idle");
+    // Day two, the same time: the load comes back and meets provisioned environments.
+    tokio::time::sleep_until(start + day + rise).await;
+    assert_eq!(
+        truth(&stack),
+        Some((3, "READY".into())),
+        "raised ahead of the rise"
+    );
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let stack = stack.clone();
+            tokio::spawn(async move { stack.invoke("steady", "{}").await })
+        })
+        .collect();
+    for call in calls {
+        let answer = call.await.unwrap();
+        assert_eq!(common::header(&answer, "x-warmgate-cold-start"), "false");
+        assert_eq!(common::header(&answer, "x-warmgate-route"), "provisioned");
+    }
+}

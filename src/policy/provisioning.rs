@@ -15,7 +15,9 @@
 //! reclaimed meanwhile), each worth `cold_start_worth` times the init it bills. A level
 //! above the current one is asked for at once (an allocation takes a minute or two); a level
 //! below it only after it has been below for `lower_after` minutes (PC is billed by the five
-//! minutes, and load comes back), and then to the highest level of that stretch.
+//! minutes, and load comes back), and then to the highest level of that stretch. The
+//! level is also at least what the coming hour called for yesterday, looked at
+//! `lead_minutes` ahead: a rise that comes back daily finds its environments READY.
 //!
 //! Pure (ARCHITECTURE.md invariant 1): observations and `now` in, `SetProvisioned` out, on
 //! each function's first target.
@@ -31,6 +33,7 @@ use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy};
 /// reported by then.
 pub const MINUTE_FINAL: Duration = Duration::from_secs(60);
 const MINUTE: Duration = Duration::from_secs(60);
+const MINUTES_A_DAY: usize = 24 * 60;
 /// Quiet minutes after which an environment a minute needs is taken to start cold on
 /// demand: Lambda reclaims idle environments after 5 to 10 minutes.
 const RECLAIMED_AFTER_MINUTES: usize = 10;
@@ -42,6 +45,10 @@ pub struct ProvisioningConfig {
     pub window_minutes: usize,
     /// Minutes a lower level must hold before provisioned concurrency is lowered.
     pub lower_after_minutes: usize,
+    /// How far ahead the hour that yesterday followed is looked at: an allocation takes a
+    /// minute or two, so a level that yesterday's load called for this many minutes from now
+    /// is asked for now, and is READY when the load comes back.
+    pub lead_minutes: usize,
     /// A cold start spared is worth this many times the init it bills.
     pub cold_start_worth: f64,
     /// The init a cold start bills, before any is seen.
@@ -59,6 +66,7 @@ impl Default for ProvisioningConfig {
         Self {
             window_minutes: 60,
             lower_after_minutes: 15,
+            lead_minutes: 5,
             cold_start_worth: 3.0,
             default_init: Duration::from_secs(1),
             min_utilisation: 1.0,
@@ -94,6 +102,9 @@ pub fn choose_level(
     let duration_saving = gb * (prices.on_demand_gb_s - prices.provisioned_duration_gb_s);
     let cold_start = init.as_secs_f64() * gb * prices.on_demand_gb_s * config.cold_start_worth;
     let top = history.iter().map(|m| m.peak).max().unwrap_or(0);
+    if top == 0 {
+        return 0;
+    }
     let mut level = 0;
     for k in 1..=top {
         let below = f64::from(k - 1);
@@ -135,6 +146,8 @@ struct FunctionLoad {
     /// The first minute not final yet.
     next_minute: u64,
     history: VecDeque<MinuteLoad>,
+    /// The last day's minutes, by minute of the day (empty until a minute is counted).
+    day: Vec<MinuteLoad>,
     /// Inits seen: their sum and count.
     init_sum: Duration,
     inits: u32,
@@ -165,10 +178,15 @@ impl FunctionLoad {
             peak = peak.max(running);
         }
         self.open.retain(|stay| stay.to > end);
-        self.history.push_back(MinuteLoad {
+        let minute = MinuteLoad {
             busy_s: busy.as_secs_f64(),
             peak: peak as u32,
-        });
+        };
+        if self.day.is_empty() {
+            self.day = vec![MinuteLoad::default(); MINUTES_A_DAY];
+        }
+        self.day[m as usize % MINUTES_A_DAY] = minute;
+        self.history.push_back(minute);
         while self.history.len() > window {
             self.history.pop_front();
         }
@@ -265,12 +283,20 @@ impl Policy for Provisioning {
                 load.next_minute += 1;
             }
             let history: Vec<MinuteLoad> = load.history.iter().copied().collect();
-            let chosen = choose_level(
-                &history,
-                load.memory_mb,
-                load.init(config.default_init),
-                config,
-            );
+            let init = load.init(config.default_init);
+            let recent = choose_level(&history, load.memory_mb, init, config);
+            // The hour ahead as it went yesterday (from `lead_minutes` on), so that a daily
+            // rise finds its environments READY.
+            let ahead = if load.day.is_empty() {
+                0
+            } else {
+                let from = (now.as_secs() / 60) as usize + config.lead_minutes;
+                let yesterday: Vec<MinuteLoad> = (from..from + config.window_minutes)
+                    .map(|m| load.day[m % MINUTES_A_DAY])
+                    .collect();
+                choose_level(&yesterday, load.memory_mb, init, config)
+            };
+            let chosen = recent.max(ahead);
             if let Some(level) = next_level(load, chosen, config.lower_after_minutes) {
                 actions.push(Action::SetProvisioned {
                     function: function as FunctionId,
