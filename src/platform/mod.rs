@@ -11,6 +11,7 @@
 //! finishing, an idle environment being reclaimed, an allocation becoming READY) up to `now`,
 //! each at its own time, so the accounting is exact however rarely the model is called.
 
+mod control;
 pub mod dist;
 pub mod handler;
 mod provisioned;
@@ -413,32 +414,6 @@ impl Platform {
     /// A function by name.
     pub fn function(&self, name: &str) -> Option<&Function> {
         self.by_name.get(name).map(|&i| &self.functions[i])
-    }
-
-    /// UpdateAlias: points `alias` of `function` at `version` (a deployment). Weighted
-    /// routing is cleared, as an update without `RoutingConfig` does.
-    pub fn update_alias(
-        &mut self,
-        function: &str,
-        alias: &str,
-        version: &str,
-    ) -> Result<(), String> {
-        let &i = self
-            .by_name
-            .get(function)
-            .ok_or(format!("no function {function:?}"))?;
-        let function = &mut self.functions[i];
-        if function.version_index(version).is_none() {
-            return Err(format!("no version {version:?}"));
-        }
-        let alias = function
-            .aliases
-            .iter_mut()
-            .find(|a| a.name == alias)
-            .ok_or(format!("no alias {alias:?}"))?;
-        alias.version = version.to_string();
-        alias.routing.clear();
-        Ok(())
     }
 
     /// Ground truth, cheaply: idle on-demand environments of `version` (`$LATEST` or a
@@ -928,13 +903,6 @@ impl Platform {
             started_at: now,
             completes_at,
         }
-    }
-
-    /// The function's reserved concurrency (GetFunctionConcurrency).
-    pub fn reserved_concurrency(&self, name: &str) -> Result<Option<u32>, ControlError> {
-        self.function(name)
-            .map(|f| f.spec.reserved_concurrency)
-            .ok_or_else(|| ControlError::NotFound(self.not_found_message(name, None)))
     }
 
     /// Ground truth at `now`: environments by state and the counters, with the GB-s of idle
