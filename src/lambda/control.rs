@@ -96,28 +96,8 @@ impl ControlPlane for LambdaClient {
         function: &str,
         qualifier: &str,
     ) -> Result<u32, InvokeError> {
-        let answer = self
-            .sdk()
-            .get_provisioned_concurrency_config()
-            .function_name(function)
-            .qualifier(qualifier)
-            .send()
-            .await;
-        match answer {
-            Ok(config) => Ok(config
-                .allocated_provisioned_concurrent_executions()
-                .unwrap_or(0)
-                .max(0) as u32),
-            Err(e) => match e.into_service_error() {
-                e if e.is_provisioned_concurrency_config_not_found_exception() => Ok(0),
-                e if e.is_resource_not_found_exception() => Ok(0),
-                e => Err(InvokeError::new(
-                    InvokeErrorKind::Service,
-                    Execution::NotExecuted,
-                    format!("{function}:{qualifier}: GetProvisionedConcurrencyConfig: {e}"),
-                )),
-            },
-        }
+        let state = ControlPlane::provisioned(self, function, qualifier).await?;
+        Ok(state.map_or(0, |state| state.allocated))
     }
 
     async fn provisioned(
@@ -147,6 +127,7 @@ impl ControlPlane for LambdaClient {
             })),
             Err(e) => match e.into_service_error() {
                 e if e.is_provisioned_concurrency_config_not_found_exception() => Ok(None),
+                e if e.is_resource_not_found_exception() => Ok(None),
                 e => Err(control_error(
                     "GetProvisionedConcurrencyConfig",
                     function,
