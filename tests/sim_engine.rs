@@ -24,6 +24,7 @@ const PROVISIONED_DURATION_GB_S: f64 = 0.000_009_722_2;
 /// trace, so that no mode draws it).
 fn function(times: impl IntoIterator<Item = Duration>, duration: Duration) -> TraceFunction {
     TraceFunction {
+        lambda: Default::default(),
         id: "f".into(),
         app: "app".into(),
         trigger: None,

@@ -22,6 +22,7 @@ fn one_function(
         name: "made-up".into(),
         format: TraceFormat::Azure2019,
         functions: vec![TraceFunction {
+            lambda: Default::default(),
             id: "f".into(),
             app: "app".into(),
             trigger: None,
@@ -161,6 +162,7 @@ fn the_estimate_counts_the_environments_a_burst_leaves() {
         name: "burst".into(),
         format: TraceFormat::Azure2019,
         functions: vec![TraceFunction {
+            lambda: Default::default(),
             id: "f".into(),
             app: "app".into(),
             trigger: None,
@@ -195,6 +197,7 @@ fn a_throttled_routed_request_counts_once() {
         name: "throttled".into(),
         format: TraceFormat::Azure2019,
         functions: vec![TraceFunction {
+            lambda: Default::default(),
             id: "f".into(),
             app: "app".into(),
             trigger: None,

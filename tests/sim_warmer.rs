@@ -14,6 +14,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 fn function(times: impl IntoIterator<Item = Duration>, duration: Duration) -> TraceFunction {
     TraceFunction {
+        lambda: Default::default(),
         id: "f".into(),
         app: "app".into(),
         trigger: None,

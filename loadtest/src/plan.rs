@@ -98,6 +98,7 @@ mod tests {
 
     fn trace() -> Trace {
         let f = |id: &str, ms: u64| TraceFunction {
+            lambda: Default::default(),
             id: id.into(),
             app: id.into(),
             trigger: None,

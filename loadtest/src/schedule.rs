@@ -212,6 +212,7 @@ impl RateProfile {
                 .into_iter()
                 .enumerate()
                 .map(|(k, arrivals)| TraceFunction {
+                    lambda: Default::default(),
                     id: format!("rate-{k}"),
                     app: format!("rate-{k}"),
                     trigger: Some("http".into()),
@@ -244,6 +245,7 @@ mod tests {
 
     fn function(id: &str, at_ms: &[u64]) -> TraceFunction {
         TraceFunction {
+            lambda: Default::default(),
             id: id.into(),
             app: id.into(),
             trigger: None,

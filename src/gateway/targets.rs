@@ -86,6 +86,9 @@ mod tests {
                 memory_mb: 1024,
                 timeout: Duration::from_secs(3),
                 function_arn: "arn".into(),
+                architecture: Default::default(),
+                runtime: None,
+                snap_start: false,
             }),
         )
     }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::platform::spec::Architecture;
 use aws_sdk_lambda::config::retry::RetryConfig;
 use aws_sdk_lambda::config::timeout::TimeoutConfig;
 use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region, StalledStreamProtectionConfig};
@@ -137,6 +138,14 @@ impl LambdaClient {
                 format!("{function_name}: GetFunctionConfiguration answered without {field}"),
             )
         };
+        let architecture = match output.architectures().first() {
+            Some(aws_sdk_lambda::types::Architecture::Arm64) => Architecture::Arm64,
+            _ => Architecture::X86_64,
+        };
+        let runtime = output.runtime().map(|r| r.as_str().to_owned());
+        let snap_start = output.snap_start().is_some_and(|s| {
+            s.optimization_status() == Some(&aws_sdk_lambda::types::SnapStartOptimizationStatus::On)
+        });
         Ok(TargetConfig {
             function_name: function_name.to_owned(),
             qualifier: qualifier.map(str::to_owned),
@@ -153,6 +162,9 @@ impl LambdaClient {
                     .unwrap_or(DEFAULT_TIMEOUT_S),
             ),
             function_arn: output.function_arn.ok_or_else(|| missing("FunctionArn"))?,
+            architecture,
+            runtime,
+            snap_start,
         })
     }
 }

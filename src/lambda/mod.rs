@@ -181,4 +181,11 @@ pub struct TargetConfig {
     pub timeout: Duration,
     /// `FunctionArn` as Lambda returned it.
     pub function_arn: String,
+    /// Its architecture (the first of `Architectures`), which sets its prices.
+    pub architecture: crate::platform::spec::Architecture,
+    /// `Runtime`; none for a container image.
+    pub runtime: Option<String>,
+    /// SnapStart is on for this target (`OptimizationStatus` On): a new environment is
+    /// restored from a snapshot instead of initialised.
+    pub snap_start: bool,
 }

@@ -52,8 +52,9 @@ pub struct SimulateArgs {
     pub trace: PathBuf,
     /// Policies to compare, comma-separated: none, fixed-5min (or `fixed-<N>min`,
     /// `fixed-<N>min-x<C>` for C pings), hybrid-histogram, fixed-peak, target-tracking (0.7,
-    /// or `target-tracking-<U>`), never-reclaim; ours: warmer, warmer-peak, `warmer-max<N>`,
-    /// pc-planner (provisioned concurrency); `all` for every baseline and warmer.
+    /// or `target-tracking-<U>`), `pc-fixed-<N>` (N provisioned environments throughout),
+    /// never-reclaim; ours: warmer, warmer-peak, `warmer-max<N>`, pc-planner (provisioned
+    /// concurrency); `all` for every baseline and warmer.
     #[arg(
         long,
         value_name = "P[,P...]",
@@ -64,6 +65,9 @@ pub struct SimulateArgs {
     /// Keep only the first N functions of the trace.
     #[arg(long, value_name = "N")]
     pub functions: Option<usize>,
+    /// Keep only the functions with these ids (comma-separated), in the trace's order.
+    #[arg(long, value_name = "ID[,ID...]", value_delimiter = ',')]
+    pub function_id: Vec<String>,
     /// Keep only the functions called at least R times a second in their busiest minute
     /// (after `--functions`): the heavy, steady traffic provisioned concurrency is for.
     #[arg(long, value_name = "R")]
@@ -197,7 +201,7 @@ impl SimulateArgs {
 /// The policy names the CLI accepts, for error messages.
 fn valid_names() -> String {
     format!(
-        "{}, warmer-peak, warmer-max<N>, fixed-<N>min, fixed-<N>min-x<C>, target-tracking-<U> (0 < U <= 1), pc-planner, or all",
+        "{}, warmer-peak, warmer-max<N>, fixed-<N>min, fixed-<N>min-x<C>, target-tracking-<U> (0 < U <= 1), pc-fixed-<N>, pc-planner, or all",
         ALL.join(", ")
     )
 }
@@ -242,6 +246,9 @@ pub enum Baseline {
     Live(String),
     /// The oracle: each function's peak concurrency over the whole trace, provisioned.
     FixedPeak,
+    /// `pc-fixed-<N>`: N provisioned environments for every function throughout (a level set
+    /// by hand).
+    FixedLevel(u32),
     TargetTracking {
         utilization: f64,
     },
@@ -290,6 +297,11 @@ impl Baseline {
                     .filter(|k| registry::live_policy(k).is_ok())
                 {
                     Baseline::ProvisioningWith(keep_alive.to_string())
+                } else if let Some(level) = name
+                    .strip_prefix("pc-fixed-")
+                    .and_then(|n| n.parse::<u32>().ok())
+                {
+                    Baseline::FixedLevel(level)
                 } else if let Some(utilization) = parse_target_tracking(name) {
                     Baseline::TargetTracking { utilization }
                 } else if registry::live_policy(name).is_ok() {
@@ -310,6 +322,9 @@ impl Baseline {
             // durations the replay will use.
             Baseline::FixedPeak => {
                 Box::new(FixedPeak::new(engine::peak_concurrency(trace, settings)))
+            }
+            Baseline::FixedLevel(level) => {
+                Box::new(FixedPeak::new(vec![*level; trace.functions.len()]))
             }
             Baseline::TargetTracking { utilization } => Box::new(TargetTracking::new(*utilization)),
             Baseline::ProvisioningWith(keep_alive) => Box::new(WithKeepAlive {
@@ -386,6 +401,19 @@ fn load_trace(args: &SimulateArgs) -> anyhow::Result<Trace> {
     if let Some(n) = args.functions {
         trace.functions.truncate(n);
     }
+    if !args.function_id.is_empty() {
+        if let Some(missing) = args
+            .function_id
+            .iter()
+            .find(|id| trace.function(id).is_none())
+        {
+            bail!(
+                "{}: no function {missing:?} in the trace",
+                args.trace.display()
+            );
+        }
+        trace.functions.retain(|f| args.function_id.contains(&f.id));
+    }
     if let Some(rate) = args.min_peak_rate {
         trace
             .functions
@@ -406,12 +434,20 @@ fn peak_minute_calls(function: &trace::TraceFunction) -> usize {
     per_minute.into_values().max().unwrap_or(0)
 }
 
-/// Replays the candidates and returns the report.
-pub fn simulate(args: &SimulateArgs) -> anyhow::Result<Report> {
+/// What a replay the arguments ask for runs on: its settings, its policies and its trace.
+pub fn prepare(
+    args: &SimulateArgs,
+) -> anyhow::Result<(SimSettings, Vec<(String, Baseline)>, Trace)> {
     let settings = args.settings()?;
     let baselines = baselines(&args.policy)?;
-    let loading = Instant::now();
     let trace = load_trace(args)?;
+    Ok((settings, baselines, trace))
+}
+
+/// Replays the candidates and returns the report.
+pub fn simulate(args: &SimulateArgs) -> anyhow::Result<Report> {
+    let loading = Instant::now();
+    let (settings, baselines, trace) = prepare(args)?;
     eprintln!(
         "loaded {} ({} functions, {} invocations) in {:.1} s",
         trace.name,

@@ -280,6 +280,7 @@ impl Report {
                 pings: g.pings,
                 cold_pings: g.cold_pings,
                 bill_usd: g.bill_usd,
+                provisioned_usd: g.provisioned_usd,
             })
         });
         csv_of(rows)
@@ -352,6 +353,7 @@ struct FunctionRow<'a> {
     pings: u64,
     cold_pings: u64,
     bill_usd: f64,
+    provisioned_usd: f64,
 }
 
 /// Rows as CSV, with a header from their field names (quoted where a value needs it).

@@ -194,6 +194,9 @@ impl warmgate::lambda::ControlPlane for SameCode {
             memory_mb: 128,
             timeout: Duration::from_secs(3),
             function_arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{function}"),
+            architecture: Default::default(),
+            runtime: None,
+            snap_start: false,
         })
     }
 

@@ -63,6 +63,7 @@ mod tests {
 
     fn function(arrivals: &[(u64, u64)]) -> TraceFunction {
         TraceFunction {
+            lambda: Default::default(),
             id: "f".into(),
             app: "a".into(),
             trigger: None,

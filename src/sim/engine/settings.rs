@@ -272,7 +272,13 @@ pub fn platform_spec(trace: &Trace, settings: &SimSettings, reclaim: Reclaim) ->
         .map(|(f, tf)| FunctionSpec {
             memory_mb: tf.memory_mb,
             timeout_s: TIMEOUT_S,
-            init_ms,
+            architecture: tf.lambda.architecture,
+            // The init the function was seen to take, where the trace knows it (deterministic
+            // mode keeps its zero init).
+            init_ms: match (settings.mode, tf.lambda.init_ms) {
+                (Mode::Default, Some(seen)) => seen,
+                _ => init_ms,
+            },
             // Unused: the engine hands every invocation its duration.
             duration_ms: Dist::Fixed(tf.durations.average().as_secs_f64() * 1e3),
             versions: vec![VersionSpec::default(); k],

@@ -6,7 +6,6 @@ use serde::Serialize;
 
 use hdrhistogram::Histogram;
 
-use crate::platform::spec::Architecture;
 use crate::platform::{Invocation, Rejection, Snapshot, Start};
 use crate::policy::cost::{self, Prices, Usage};
 use crate::policy::FunctionId;
@@ -197,6 +196,17 @@ pub struct EstimatorError {
 
 /// GB-s the platform settles over time, summed over functions: (provisioned allocated, idle
 /// on-demand).
+/// GB-s of provisioned concurrency allocated to the snapshot's `f`-th function so far.
+fn provisioned_gb_s(snapshot: &Snapshot, f: usize) -> f64 {
+    snapshot.functions.get(f).map_or(0.0, |function| {
+        function
+            .versions
+            .iter()
+            .map(|v| v.stats.provisioned_gb_s)
+            .sum()
+    })
+}
+
 pub(super) fn settled_gb_s(snapshot: &Snapshot) -> (f64, f64) {
     snapshot.functions.iter().flat_map(|f| &f.versions).fold(
         (0.0, 0.0),
@@ -282,8 +292,12 @@ pub struct FunctionFigures {
     /// Pings that started a new environment (and paid its init).
     pub cold_pings: u64,
     /// Its requests, pings included, and their billed duration, in dollars; provisioned
-    /// allocation is left out (it is in the policy's bill).
+    /// allocation is left out (it is `provisioned_usd`).
     pub bill_usd: f64,
+    /// GB-s of provisioned concurrency allocated to it.
+    pub provisioned_gb_s: f64,
+    /// Their price: its whole bill is `bill_usd + provisioned_usd`.
+    pub provisioned_usd: f64,
 }
 
 /// The `q` quantile of sorted values, interpolated linearly between order statistics
@@ -323,36 +337,42 @@ impl Figures {
             .map(|t| share(t.cold_starts, t.invocations))
             .collect();
         shares.sort_by(f64::total_cmp);
-        let (provisioned_end, idle_end) = settled_gb_s(end);
-        let (provisioned_start, idle_start) = settled_gb_s(boundary);
+        let (_, idle_end) = settled_gb_s(end);
+        let (_, idle_start) = settled_gb_s(boundary);
         // Requests and billed duration are counted per function; provisioned allocation is
-        // settled from the platform's snapshots.
-        let usage = tally.functions.iter().fold(
-            Usage {
-                provisioned_gb_s: provisioned_end - provisioned_start,
-                ..Usage::default()
-            },
-            |mut total, t| {
-                total.requests += t.usage.requests;
-                total.on_demand_gb_s += t.usage.on_demand_gb_s;
-                total.provisioned_duration_gb_s += t.usage.provisioned_duration_gb_s;
-                total
-            },
-        );
-        let prices = Prices::us_east_1(Architecture::X86_64);
+        // settled from the platform's snapshots (function `i` of the trace is the platform's
+        // `i`-th); each function is billed at its architecture's prices.
+        let mut usage = Usage::default();
+        let mut bill_usd = 0.0;
         let functions = trace
             .functions
             .iter()
             .zip(&tally.functions)
-            .map(|(f, t)| FunctionFigures {
-                function: f.id.clone(),
-                memory_mb: f.memory_mb,
-                invocations: t.invocations,
-                cold_starts: t.cold_starts,
-                throttles: t.throttles,
-                pings: t.pings,
-                cold_pings: t.cold_pings,
-                bill_usd: cost::bill(&t.usage, &prices),
+            .enumerate()
+            .map(|(i, (f, t))| {
+                let prices = Prices::us_east_1(f.lambda.architecture);
+                let provisioned_gb_s = provisioned_gb_s(end, i) - provisioned_gb_s(boundary, i);
+                let own = Usage {
+                    provisioned_gb_s,
+                    ..t.usage
+                };
+                usage.requests += own.requests;
+                usage.on_demand_gb_s += own.on_demand_gb_s;
+                usage.provisioned_gb_s += own.provisioned_gb_s;
+                usage.provisioned_duration_gb_s += own.provisioned_duration_gb_s;
+                bill_usd += cost::bill(&own, &prices);
+                FunctionFigures {
+                    function: f.id.clone(),
+                    memory_mb: f.memory_mb,
+                    invocations: t.invocations,
+                    cold_starts: t.cold_starts,
+                    throttles: t.throttles,
+                    pings: t.pings,
+                    cold_pings: t.cold_pings,
+                    bill_usd: cost::bill(&t.usage, &prices),
+                    provisioned_gb_s,
+                    provisioned_usd: provisioned_gb_s * prices.provisioned_gb_s,
+                }
             })
             .collect();
         Figures {
@@ -374,7 +394,7 @@ impl Figures {
             provisioned_gb_s: usage.provisioned_gb_s,
             provisioning_refused: tally.provisioning_refused,
             on_demand_gb_s: usage.on_demand_gb_s,
-            bill_usd: cost::bill(&usage, &prices),
+            bill_usd,
             idle_gb_s: idle_end - idle_start,
             estimator: tally.estimator.figures(),
             waits: tally.waits,

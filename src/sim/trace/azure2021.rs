@@ -127,6 +127,7 @@ pub fn read_azure_2021(path: &Path, opts: &Azure2021Options) -> Result<Trace, Tr
             let mut samples: Vec<Duration> = f.arrivals.iter().filter_map(|a| a.duration).collect();
             let shared = by_func.get(&f.func).is_some_and(|v| v.len() > 1);
             TraceFunction {
+                lambda: Default::default(),
                 id: if shared {
                     format!("{}/{}", f.app, f.func)
                 } else {

@@ -152,6 +152,7 @@ pub fn read_azure_llm_2023(path: &Path, opts: &LlmOptions) -> Result<Trace, Trac
             }
             let mut samples: Vec<Duration> = arrivals.iter().filter_map(|a| a.duration).collect();
             TraceFunction {
+                lambda: Default::default(),
                 app: id.clone(),
                 id,
                 trigger: None,

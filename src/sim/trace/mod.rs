@@ -13,6 +13,9 @@
 //!   `app,func,end_timestamp,duration` in seconds.
 //! - **Azure LLM inference 2023** ([`read_azure_llm_2023`]): one record per request,
 //!   `TIMESTAMP,ContextTokens,GeneratedTokens`; each file is one function.
+//! - **warmgate history** ([`read_warmgate_history`]): one record per invocation the gateway
+//!   made, with its REPORT line's figures (`warmgate-history*.csv`, written by the gateway's
+//!   `[history]`); what `warmgate advise` replays.
 //!
 //! [`load`] tells the format of a directory from its file names and calls the right reader.
 //!
@@ -36,10 +39,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::platform::dist::Dist;
+use crate::platform::spec::Architecture;
+
 mod azure2019;
 mod azure2021;
 mod csv_file;
 mod durations;
+mod history;
 mod llm2023;
 #[cfg(test)]
 mod testing;
@@ -47,6 +54,7 @@ mod testing;
 pub use azure2019::{read_azure_2019, AzureOptions, SpreadRule, DEFAULT_DURATION};
 pub use azure2021::{read_azure_2021, Azure2021Options};
 pub use durations::{DurationModel, PERCENTILE_LEVELS};
+pub use history::{init_dist, read_history, read_warmgate_history, Observed, HISTORY_COLUMNS};
 pub use llm2023::{read_azure_llm_2023, LlmOptions};
 
 /// Lambda's smallest memory size, in MB.
@@ -57,7 +65,7 @@ pub const MAX_MEMORY_MB: u32 = 10_240;
 const EXPECT_ANY: &str = "Azure Functions 2019 (invocations_per_function_md.anon.dNN.csv, \
     invocations.csv or NNN_inv.csv with their duration and memory files), Azure Functions 2021 \
     (Azure2021*.csv or AzureFunctionsInvocationTrace*), or Azure LLM inference 2023 \
-    (AzureLLMInferenceTrace_*.csv)";
+    (AzureLLMInferenceTrace_*.csv), or warmgate's history (warmgate-history*.csv)";
 
 // ---------------------------------------------------------------------------------------------
 // The common form
@@ -72,6 +80,8 @@ pub enum TraceFormat {
     Azure2021,
     /// Azure LLM inference 2023: one record per request with its token counts.
     AzureLlm2023,
+    /// warmgate's own history: one record per invocation with its REPORT line's figures.
+    WarmgateHistory,
 }
 
 impl fmt::Display for TraceFormat {
@@ -80,6 +90,7 @@ impl fmt::Display for TraceFormat {
             TraceFormat::Azure2019 => "Azure Functions 2019",
             TraceFormat::Azure2021 => "Azure Functions 2021",
             TraceFormat::AzureLlm2023 => "Azure LLM inference 2023",
+            TraceFormat::WarmgateHistory => "warmgate history",
         })
     }
 }
@@ -127,6 +138,18 @@ pub struct TraceFunction {
     pub durations: DurationModel,
     /// Invocations, sorted by `at`.
     pub arrivals: Vec<Arrival>,
+    /// What is known of it on Lambda beyond its load (only warmgate's history knows).
+    pub lambda: LambdaFacts,
+}
+
+/// What a trace may know of a function on Lambda beyond its load: warmgate's own history
+/// records them; the public traces know neither, and a replay takes its `--init` and x86.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LambdaFacts {
+    /// Its architecture, which sets its prices.
+    pub architecture: Architecture,
+    /// The init its cold starts took, in ms, where some were seen.
+    pub init_ms: Option<Dist>,
 }
 
 /// One invocation of a function.
@@ -269,6 +292,8 @@ pub fn detect(path: &Path) -> Result<TraceFormat, TraceError> {
             Ok(TraceFormat::Azure2021)
         } else if llm2023::is_file_name(&name) {
             Ok(TraceFormat::AzureLlm2023)
+        } else if history::is_file_name(&name) {
+            Ok(TraceFormat::WarmgateHistory)
         } else {
             Err(TraceError::UnknownFormat {
                 dir: path.to_path_buf(),
@@ -286,6 +311,9 @@ pub fn detect(path: &Path) -> Result<TraceFormat, TraceError> {
     }
     if names.iter().any(|n| llm2023::is_file_name(n)) {
         found.push(TraceFormat::AzureLlm2023);
+    }
+    if names.iter().any(|n| history::is_file_name(n)) {
+        found.push(TraceFormat::WarmgateHistory);
     }
     match found.as_slice() {
         [] => Err(TraceError::UnknownFormat {
@@ -313,5 +341,6 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Trace, TraceError> {
         TraceFormat::Azure2019 => read_azure_2019(path, &opts.azure_2019),
         TraceFormat::Azure2021 => read_azure_2021(path, &opts.azure_2021),
         TraceFormat::AzureLlm2023 => read_azure_llm_2023(path, &opts.llm_2023),
+        TraceFormat::WarmgateHistory => read_warmgate_history(path),
     }
 }

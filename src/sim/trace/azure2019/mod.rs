@@ -422,6 +422,7 @@ impl<'o> Reader2019<'o> {
                 f.arrivals.shrink_to_fit();
                 let shared = by_func.get(&f.func).is_some_and(|v| v.len() > 1);
                 TraceFunction {
+                    lambda: Default::default(),
                     id: if shared {
                         format!("{}/{}/{}", f.owner, f.app, f.func)
                     } else {
