@@ -488,3 +488,93 @@ async fn the_ground_truth_endpoint_serves_json() {
     assert_eq!(classify["versions"][0]["stats"]["cold_starts"], 1);
     assert_eq!(classify["versions"][0]["environments"]["idle"], 1);
 }
+
+const SNAP_START_SPEC: &str = r#"
+[settings]
+seed = 7
+
+[[function]]
+name = "snappy"
+init_ms = 1500
+snap_start = true
+restore_ms = 180
+duration_ms = 50
+[[function.version]]
+[[function.alias]]
+name = "live"
+version = "1"
+
+[[function]]
+name = "plain"
+[[function.version]]
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn snap_start_is_reported_and_restores_published_versions_only() {
+    use aws_sdk_lambda::types::{SnapStartApplyOn, SnapStartOptimizationStatus};
+
+    let (emulator, client) = start(SNAP_START_SPEC).await;
+    let snap_start = |function: &'static str, qualifier: Option<&'static str>| {
+        let client = client.clone();
+        async move {
+            let config = client
+                .get_function_configuration()
+                .function_name(function)
+                .set_qualifier(qualifier.map(str::to_string))
+                .send()
+                .await
+                .unwrap();
+            let s = config.snap_start().expect("SnapStart in the configuration");
+            (s.apply_on().cloned(), s.optimization_status().cloned())
+        }
+    };
+    // On for the alias (a published version), off for $LATEST, as AWS reports it.
+    let on = (
+        Some(SnapStartApplyOn::PublishedVersions),
+        Some(SnapStartOptimizationStatus::On),
+    );
+    assert_eq!(snap_start("snappy", Some("live")).await, on);
+    assert_eq!(snap_start("snappy", Some("1")).await, on);
+    assert_eq!(
+        snap_start("snappy", None).await,
+        (
+            Some(SnapStartApplyOn::PublishedVersions),
+            Some(SnapStartOptimizationStatus::Off)
+        )
+    );
+    assert_eq!(
+        snap_start("plain", Some("1")).await,
+        (
+            Some(SnapStartApplyOn::None),
+            Some(SnapStartOptimizationStatus::Off)
+        )
+    );
+
+    // A cold start through the alias is a restore: Restore Duration, no Init Duration, and
+    // the caller waits the restore rather than init.
+    let started = tokio::time::Instant::now();
+    let (out, report) = invoke(&client, "snappy", Some("live")).await;
+    assert_eq!(started.elapsed(), Duration::from_millis(230));
+    assert_eq!(out.executed_version(), Some("1"));
+    assert_eq!(report.init_duration, None);
+    assert_eq!(report.restore_duration, Some(Duration::from_millis(180)));
+    assert_eq!(
+        report.billed_restore_duration,
+        Some(Duration::from_millis(180))
+    );
+    assert_eq!(report.start(), warmgate::platform::Start::Cold);
+    let (_, warm) = invoke(&client, "snappy", Some("live")).await;
+    assert!(!warm.restored() && warm.init_duration.is_none());
+
+    // $LATEST still initialises.
+    let (out, report) = invoke(&client, "snappy", None).await;
+    assert_eq!(out.executed_version(), Some("$LATEST"));
+    assert_eq!(report.init_duration, Some(Duration::from_millis(1500)));
+    assert!(!report.restored());
+
+    let truth = emulator.emulator().snapshot();
+    let snappy = truth.function("snappy").unwrap();
+    assert_eq!(snappy.version("1").unwrap().stats.restores, 1);
+    assert_eq!(snappy.version("$LATEST").unwrap().stats.restores, 0);
+    emulator.shutdown().await.unwrap();
+}

@@ -299,8 +299,8 @@ fn log_tail(invocation: &Invocation) -> String {
         memory_size_mb: invocation.memory_mb,
         max_memory_used_mb: invocation.max_memory_used_mb,
         init_duration: invocation.init.map(round_to_hundredth_ms),
-        restore_duration: None,
-        billed_restore_duration: None,
+        restore_duration: invocation.restore.map(round_to_hundredth_ms),
+        billed_restore_duration: invocation.billed_restore(),
     };
     let id = &invocation.request_id;
     let mut log = format!(
@@ -361,6 +361,11 @@ fn configuration(
         "Architectures": [spec.architecture.as_str()],
         "EphemeralStorage": { "Size": 512 },
         "RevisionId": revision(&version.code_sha256),
+        // As AWS reports it: the function's setting, in effect only on published versions.
+        "SnapStart": {
+            "ApplyOn": if spec.snap_start { "PublishedVersions" } else { "None" },
+            "OptimizationStatus": if spec.restores(&version.name) { "On" } else { "Off" },
+        },
     })
 }
 

@@ -107,6 +107,9 @@ pub struct Invocation {
     pub start: Start,
     /// Init the caller waited for (cold starts only).
     pub init: Option<Duration>,
+    /// SnapStart restore the caller waited for, in place of init (cold starts of a published
+    /// version with SnapStart on).
+    pub restore: Option<Duration>,
     /// Handler duration.
     pub duration: Duration,
     pub billed: Duration,
@@ -119,7 +122,7 @@ pub struct Invocation {
     /// Sent to a qualifier with provisioned concurrency, served on demand.
     pub spillover: bool,
     pub started_at: Time,
-    /// When the caller gets the answer: start + init + duration.
+    /// When the caller gets the answer: start + init (or restore) + duration.
     pub completes_at: Time,
 }
 
@@ -127,6 +130,12 @@ impl Invocation {
     /// Time the caller waits for the platform.
     pub fn latency(&self) -> Duration {
         self.completes_at - self.started_at
+    }
+
+    /// The REPORT line's `Billed Restore Duration`: the restore in whole ms. Lambda bills it
+    /// apart from `Billed Duration` ("Monitoring for Lambda SnapStart").
+    pub fn billed_restore(&self) -> Option<Duration> {
+        self.restore.map(|r| Duration::from_millis(ceil_ms(r)))
     }
 }
 
@@ -796,7 +805,10 @@ impl Platform {
         let spec = &function.spec;
         let memory_mb = spec.memory_mb;
 
-        let init = (start == Start::Cold).then(|| {
+        // A new environment of a SnapStart version resumes from its snapshot: a restore
+        // rather than init ("Improving startup performance with Lambda SnapStart").
+        let restores = start == Start::Cold && spec.restores(&function.versions[v].name);
+        let init = (start == Start::Cold && !restores).then(|| {
             let drawn = ms(spec.init_ms.sample(&mut self.rng));
             let cap = Duration::from_secs_f64(settings.on_demand_init_cap_s);
             // Past the cap, Lambda abandons init and runs it again inside the invoke.
@@ -806,6 +818,7 @@ impl Platform {
                 drawn
             }
         });
+        let restore = restores.then(|| ms(spec.restore_ms.sample(&mut self.rng)));
         let timeout = Duration::from_secs_f64(spec.timeout_s);
         let ping = ping_hold.is_some();
         let mut duration = if let Some(hold) = ping_hold {
@@ -845,8 +858,11 @@ impl Platform {
                 None,
             )
         };
-        let init_time = init.unwrap_or_default();
+        // What the caller waits before the handler: init or restore, never both.
+        let init_time = init.or(restore).unwrap_or_default();
         let billed = Duration::from_millis(ceil_ms(duration) + init.map_or(0, ceil_ms));
+        // The ledger counts the billed restore too, though the REPORT line shows it apart.
+        let billed_total = billed.as_millis() as u64 + restore.map_or(0, ceil_ms);
         let max_memory_used_mb = spec
             .max_memory_used_mb
             .unwrap_or(memory_mb / 2)
@@ -860,14 +876,15 @@ impl Platform {
             Start::Cold => stats.cold_starts += 1,
             Start::Provisioned => stats.provisioned_starts += 1,
         }
+        stats.restores += u64::from(restore.is_some());
         stats.spillovers += u64::from(spillover);
         if ping {
             stats.pings += 1;
-            stats.ping_billed_ms += billed.as_millis() as u64;
+            stats.ping_billed_ms += billed_total;
         }
         stats.function_errors += u64::from(function_error.is_some());
         stats.timeouts += u64::from(timed_out);
-        stats.billed_ms += billed.as_millis() as u64;
+        stats.billed_ms += billed_total;
         stats.init_gb_s += init_time.as_secs_f64() * gb;
         if start == Start::Provisioned {
             stats.provisioned_busy_gb_s += duration.as_secs_f64() * gb;
@@ -892,6 +909,7 @@ impl Platform {
             environment: id,
             start,
             init,
+            restore,
             duration,
             billed,
             memory_mb,

@@ -152,6 +152,16 @@ pub struct FunctionSpec {
     /// Init duration of an on-demand cold start, in ms.
     #[serde(default = "default_init")]
     pub init_ms: Dist,
+    /// Lambda SnapStart, applied on published versions (ApplyOn = PublishedVersions): a new
+    /// on-demand environment of a published version is restored from the snapshot taken at
+    /// publish instead of running init. `$LATEST` and provisioned environments still init.
+    /// Source: "Improving startup performance with Lambda SnapStart" (published versions and
+    /// aliases only, not `$LATEST`).
+    #[serde(default)]
+    pub snap_start: bool,
+    /// Restore duration of a SnapStart cold start, in ms; read only when `snap_start` is on.
+    #[serde(default = "default_restore")]
+    pub restore_ms: Dist,
     /// Handler duration, in ms.
     #[serde(default = "default_duration")]
     pub duration_ms: Dist,
@@ -194,6 +204,13 @@ fn default_init() -> Dist {
         spread: 1.3,
     }
 }
+/// A restore skips the function's own init; sub-second restores are what AWS advertises.
+fn default_restore() -> Dist {
+    Dist::LogNormal {
+        median: 200.0,
+        spread: 1.3,
+    }
+}
 fn default_duration() -> Dist {
     Dist::LogNormal {
         median: 50.0,
@@ -212,6 +229,8 @@ impl FunctionSpec {
             architecture: Architecture::default(),
             code: default_code(),
             init_ms: default_init(),
+            snap_start: false,
+            restore_ms: default_restore(),
             duration_ms: default_duration(),
             error_rate: 0.0,
             max_memory_used_mb: None,
@@ -221,6 +240,14 @@ impl FunctionSpec {
             aliases: Vec::new(),
             provisioned: Vec::new(),
         }
+    }
+
+    /// Whether a new on-demand environment of `version` (`$LATEST` or a version number) is
+    /// restored from a SnapStart snapshot rather than initialised: SnapStart is on and the
+    /// version is published. One rule for the platform's invocations and the API's
+    /// `SnapStart.OptimizationStatus`.
+    pub fn restores(&self, version: &str) -> bool {
+        self.snap_start && version != "$LATEST"
     }
 }
 
@@ -359,7 +386,11 @@ impl PlatformSpec {
             if !(f.timeout_s > 0.0 && f.timeout_s <= 900.0) {
                 return invalid(key("timeout_s"), "must be within (0, 900] seconds".into());
             }
-            for (field, dist) in [("init_ms", &f.init_ms), ("duration_ms", &f.duration_ms)] {
+            for (field, dist) in [
+                ("init_ms", &f.init_ms),
+                ("restore_ms", &f.restore_ms),
+                ("duration_ms", &f.duration_ms),
+            ] {
                 if let Err(m) = dist.validate() {
                     return invalid(key(field), m);
                 }
@@ -437,6 +468,16 @@ mod tests {
         let spec = PlatformSpec::from_toml("[[function]]\nname = \"f\"\n").unwrap();
         assert_eq!(spec.settings.account_concurrency, 1000);
         assert_eq!(spec.functions[0].memory_mb, 128);
+        assert!(!spec.functions[0].snap_start);
+    }
+
+    #[test]
+    fn snap_start_applies_to_published_versions_only() {
+        let text = "[[function]]\nname = \"f\"\nsnap_start = true\nrestore_ms = 150\n";
+        let f = &PlatformSpec::from_toml(text).unwrap().functions[0];
+        assert_eq!(f.restore_ms, Dist::Fixed(150.0));
+        assert!(f.restores("1") && !f.restores("$LATEST"));
+        assert!(!FunctionSpec::named("g").restores("1"), "off by default");
     }
 
     #[test]
@@ -450,6 +491,10 @@ mod tests {
             ("[settings]\nidle_reclaim_s = { min = 5, max = 1 }\n", "settings.idle_reclaim_s"),
             ("[[function]]\nname = \"f\"\n[[function]]\nname = \"f\"\n", "declared twice"),
             ("[[function]]\nname = \"f\"\nbogus = 1\n", "bogus"),
+            (
+                "[[function]]\nname = \"f\"\nsnap_start = true\nrestore_ms = -1\n",
+                "restore_ms",
+            ),
         ];
         for (text, needle) in cases {
             let err = PlatformSpec::from_toml(text).unwrap_err().to_string();

@@ -32,6 +32,8 @@ pub struct VersionStats {
     pub cold_starts: u64,
     /// Requests served by a provisioned environment.
     pub provisioned_starts: u64,
+    /// Of the cold starts, those restored from a SnapStart snapshot instead of initialised.
+    pub restores: u64,
     /// Requests to a qualifier with provisioned concurrency that found none free and went to
     /// an on-demand environment (warm or cold).
     pub spillovers: u64,
@@ -45,11 +47,11 @@ pub struct VersionStats {
     pub environments_created: u64,
     pub environments_reclaimed: u64,
     /// Sum of billed durations, ms (init included for on-demand cold starts, as billed since
-    /// 1 August 2025).
+    /// 1 August 2025; a SnapStart restore's billed restore duration included).
     pub billed_ms: u64,
     /// Billed ms of pings alone.
     pub ping_billed_ms: u64,
-    /// GB-s of on-demand init.
+    /// GB-s of on-demand init, or of SnapStart restore in its place.
     pub init_gb_s: f64,
     /// GB-s of handler time on on-demand environments.
     pub busy_gb_s: f64,
@@ -80,6 +82,7 @@ impl VersionStats {
         self.warm_starts += other.warm_starts;
         self.cold_starts += other.cold_starts;
         self.provisioned_starts += other.provisioned_starts;
+        self.restores += other.restores;
         self.spillovers += other.spillovers;
         for (reason, n) in &other.throttles {
             *self.throttles.entry(*reason).or_default() += n;

@@ -333,6 +333,92 @@ fn alias_weighted_routing_splits_by_weight() {
     );
 }
 
+/// "f" with SnapStart on and a fixed 200 ms restore (against its fixed 1 s init).
+fn snap_start_platform(provisioned: Vec<ProvisionedSpec>) -> Platform {
+    Platform::new(spec_with(
+        |f| {
+            f.snap_start = true;
+            f.restore_ms = Dist::Fixed(200.0);
+            f.provisioned = provisioned;
+        },
+        |_| {},
+    ))
+}
+
+#[test]
+fn snap_start_restores_new_environments_of_published_versions() {
+    let mut p = snap_start_platform(Vec::new());
+    // Through the alias (on version 1): a restore in place of init.
+    let first = call(&mut p, Duration::ZERO, Some("live")).unwrap();
+    assert_eq!(first.start, Start::Cold);
+    assert_eq!(first.init, None);
+    assert_eq!(first.restore, Some(Duration::from_millis(200)));
+    assert_eq!(first.latency(), Duration::from_millis(300));
+    // Billed Duration is the handler's; the restore is billed apart.
+    assert_eq!(first.billed, Duration::from_millis(100));
+    assert_eq!(first.billed_restore(), Some(Duration::from_millis(200)));
+    let snap = p.snapshot(Duration::from_millis(150));
+    let restoring = snap.functions[0].version("1").unwrap().environments;
+    assert_eq!(restoring.initializing, 1, "restoring until 200 ms");
+    // The restored environment then serves warm, by version number as by alias.
+    let again = call(&mut p, S, Some("1")).unwrap();
+    assert_eq!(
+        (again.start, again.environment),
+        (Start::Warm, first.environment)
+    );
+    assert_eq!((again.init, again.restore), (None, None));
+    // Version 2 is published too: its first environment is restored.
+    let v2 = call(&mut p, S, Some("2")).unwrap();
+    assert_eq!((v2.start, v2.init), (Start::Cold, None));
+    assert_eq!(v2.restore, Some(Duration::from_millis(200)));
+    // $LATEST is never restored.
+    let latest = call(&mut p, S, None).unwrap();
+    assert_eq!((latest.init, latest.restore), (Some(S), None));
+    assert_eq!(latest.latency(), Duration::from_millis(1100));
+
+    let snap = p.snapshot(2 * S);
+    let v1 = &snap.functions[0].version("1").unwrap().stats;
+    assert_eq!((v1.cold_starts, v1.restores, v1.warm_starts), (1, 1, 1));
+    // The ledger bills the restore like init: 200 ms + two 100 ms handlers, at 1 GB.
+    assert_eq!(v1.billed_ms, 400);
+    assert!((v1.init_gb_s - 0.2).abs() < 1e-9, "{}", v1.init_gb_s);
+    let latest = &snap.functions[0].version("$LATEST").unwrap().stats;
+    assert_eq!((latest.cold_starts, latest.restores), (1, 0));
+    assert!((latest.init_gb_s - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn snap_start_leaves_provisioned_environments_as_they_are() {
+    let mut p = snap_start_platform(vec![ProvisionedSpec {
+        qualifier: "live".into(),
+        concurrency: 1,
+    }]);
+    let pooled = call(&mut p, Duration::ZERO, Some("live")).unwrap();
+    assert_eq!(pooled.start, Start::Provisioned);
+    assert_eq!((pooled.init, pooled.restore), (None, None));
+    assert_eq!(pooled.latency(), Duration::from_millis(100));
+    // The pool is busy: the spillover starts an on-demand environment, and restores it.
+    let spilled = call(&mut p, Duration::ZERO, Some("live")).unwrap();
+    assert!(spilled.spillover);
+    assert_eq!((spilled.start, spilled.init), (Start::Cold, None));
+    assert_eq!(spilled.restore, Some(Duration::from_millis(200)));
+}
+
+#[test]
+fn without_snap_start_published_versions_init() {
+    let mut p = platform();
+    let i = call(&mut p, Duration::ZERO, Some("live")).unwrap();
+    assert_eq!((i.init, i.restore), (Some(S), None));
+    assert_eq!(
+        p.snapshot(S).functions[0]
+            .version("1")
+            .unwrap()
+            .stats
+            .restores,
+        0
+    );
+}
+
 #[test]
 fn function_errors_and_timeouts() {
     let mut p = Platform::new(spec_with(|f| f.error_rate = 1.0, |_| {}));
@@ -492,6 +578,8 @@ fn small_platform(seed: u64) -> Platform {
         };
         f.error_rate = 0.1;
         f.reserved_concurrency = reserved;
+        // One function restores its published version, so the ledger checks cover restores.
+        f.snap_start = i == 2;
         f.versions = vec![VersionSpec::default()];
         f.aliases = vec![AliasSpec {
             name: "live".into(),
@@ -550,7 +638,10 @@ proptest! {
                         Ok(i) => {
                             admitted += 1;
                             prop_assert!(i.completes_at >= i.started_at);
-                            prop_assert_eq!(i.init.is_some(), i.start == Start::Cold);
+                            // A cold start waited for init or a SnapStart restore, never both.
+                            prop_assert_eq!(i.init.is_some() || i.restore.is_some(), i.start == Start::Cold);
+                            prop_assert!(i.init.is_none() || i.restore.is_none());
+                            prop_assert_eq!(i.restore.is_some(), i.start == Start::Cold && function == 2 && qualifier.is_some());
                         }
                         Err(Rejection::Throttled { .. }) => throttled += 1,
                         Err(Rejection::NotFound { .. }) => not_found += 1,
