@@ -41,6 +41,9 @@ pub struct Config {
     /// The cache's shared tier (Redis); what each function caches is in its own section.
     #[serde(default)]
     pub cache: CacheSection,
+    /// The record of the calls made, for `warmgate advise`.
+    #[serde(default)]
+    pub history: HistorySection,
     /// The allow-list: only these functions can be invoked (ARCHITECTURE.md invariant 5).
     #[serde(rename = "function")]
     pub functions: Vec<FunctionConfig>,
@@ -122,6 +125,30 @@ impl Default for WarmerSection {
             policy: "fixed-5min".into(),
             jitter_ms: 250,
             max_pings_in_flight: 64,
+        }
+    }
+}
+
+/// warmgate's history: one CSV record per invocation it made for a client, with its REPORT
+/// line's figures (`sim::trace::HISTORY_COLUMNS`), appended to `path`. `warmgate advise`
+/// and `warmgate simulate --trace` read it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistorySection {
+    /// The file, named `warmgate-history*.csv` (relative to the working directory, as a log
+    /// file is); none: no history is kept.
+    pub path: Option<PathBuf>,
+    /// Past this size the file is left as it is and further records are dropped (counted in
+    /// `warmgate_history_records_dropped_total`): a history is for a representative day or
+    /// week, not for ever. About 100 bytes a record.
+    pub max_bytes: u64,
+}
+
+impl Default for HistorySection {
+    fn default() -> Self {
+        Self {
+            path: None,
+            max_bytes: 1 << 30,
         }
     }
 }
@@ -463,6 +490,19 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.history.path {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !(name.starts_with("warmgate-history") && name.ends_with(".csv")) {
+                return invalid(
+                    "history.path",
+                    format!(
+                        "{}: name the file warmgate-history*.csv, so that `warmgate simulate \
+                         --trace` knows it",
+                        path.display()
+                    ),
+                );
+            }
+        }
         if self.gateway.max_in_flight == 0 {
             return invalid("gateway.max_in_flight", "must be at least 1");
         }

@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the bird's-eye view and the invariants every module keeps.
 
+pub mod advise;
 pub mod cache;
 pub mod clock;
 pub mod config;

@@ -2,17 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use warmgate::clock::TokioClock;
-use warmgate::config::{Backend, Config};
-use warmgate::emulator::{Emulator, RunningEmulator};
+use warmgate::config::Config;
 use warmgate::gateway::Gateway;
-use warmgate::lambda::LambdaClient;
-use warmgate::platform::PlatformSpec;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +47,9 @@ enum Command {
     },
     /// Replay a public trace through keep-alive and provisioning policies, in virtual time.
     Simulate(warmgate::sim::cli::SimulateArgs),
+    /// Recommend provisioned concurrency, memory, architecture and SnapStart per function,
+    /// from the gateway's history (`[history]`) and each function's settings on Lambda.
+    Advise(warmgate::advise::AdviseArgs),
     /// Make a new API key: prints the key (give it to the caller) and the `[[access.keys]]`
     /// entry to configure (it holds only the key's SHA-256).
     Keygen {
@@ -90,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Advise(args) => warmgate::advise::run(args).await,
         // A replay is CPU-bound and runs its policies on threads of its own.
         Command::Simulate(args) => {
             tokio::task::spawn_blocking(move || warmgate::sim::cli::run(args)).await?
@@ -103,30 +102,13 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn start_emulator(
-    config: &Path,
-    listen: SocketAddr,
-    time_scale: f64,
-) -> anyhow::Result<RunningEmulator> {
-    anyhow::ensure!(
-        time_scale.is_finite() && time_scale > 0.0,
-        "the time scale must be a positive number, got {time_scale}"
-    );
-    let spec = PlatformSpec::from_file(config)?;
-    let emulator = Emulator::new(spec, Arc::new(TokioClock::scaled(time_scale)));
-    emulator
-        .bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))
-}
-
 async fn run_emulator(
     config: &Path,
     listen: SocketAddr,
     time_scale: f64,
     faults: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let running = start_emulator(config, listen, time_scale).await?;
+    let running = warmgate::stack::start_emulator(config, listen, time_scale).await?;
     if let Some(file) = faults {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read faults {}", file.display()))?;
@@ -166,21 +148,7 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         }
         _ => Config::load(path)?,
     };
-    let mut emulator = None;
-    let lambda = match &config.backend {
-        Backend::Aws { region } => LambdaClient::for_aws(region.clone()).await,
-        Backend::Endpoint { url, region, .. } => LambdaClient::for_endpoint(url, region),
-        Backend::Embedded {
-            config: file,
-            time_scale,
-        } => {
-            let running = start_emulator(file, "127.0.0.1:0".parse()?, *time_scale).await?;
-            tracing::info!(endpoint = %running.endpoint_url(), "embedded emulator started");
-            let client = LambdaClient::for_endpoint(&running.endpoint_url(), "us-east-1");
-            emulator = Some(running);
-            client
-        }
-    };
+    let (lambda, emulator) = warmgate::stack::lambda_for(&config.backend).await?;
     let grace = Duration::from_millis(config.gateway.shutdown_grace_ms);
     let first = config.functions[0].name.clone();
     let gateway = Gateway::over_lambda(config, lambda);

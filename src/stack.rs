@@ -8,11 +8,49 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::TokioClock;
-use crate::config::Config;
+use anyhow::Context;
+
+use crate::config::{Backend, Config};
 use crate::emulator::{Emulator, RunningEmulator};
 use crate::gateway::{Gateway, RunningGateway};
 use crate::lambda::LambdaClient;
 use crate::platform::PlatformSpec;
+
+/// The Lambda client a configuration's backend asks for: AWS, an endpoint, or the embedded
+/// emulator, started here from its file on a loopback port (returned, to be shut down).
+pub async fn lambda_for(
+    backend: &Backend,
+) -> anyhow::Result<(LambdaClient, Option<RunningEmulator>)> {
+    Ok(match backend {
+        Backend::Aws { region } => (LambdaClient::for_aws(region.clone()).await, None),
+        Backend::Endpoint { url, region, .. } => (LambdaClient::for_endpoint(url, region), None),
+        Backend::Embedded { config, time_scale } => {
+            let running = start_emulator(config, "127.0.0.1:0".parse()?, *time_scale).await?;
+            tracing::info!(endpoint = %running.endpoint_url(), "embedded emulator started");
+            let client = LambdaClient::for_endpoint(&running.endpoint_url(), "us-east-1");
+            (client, Some(running))
+        }
+    })
+}
+
+/// Starts the emulator from its TOML file on `listen`, its clock `time_scale` times faster
+/// than real time.
+pub async fn start_emulator(
+    config: &std::path::Path,
+    listen: std::net::SocketAddr,
+    time_scale: f64,
+) -> anyhow::Result<RunningEmulator> {
+    anyhow::ensure!(
+        time_scale.is_finite() && time_scale > 0.0,
+        "the time scale must be a positive number, got {time_scale}"
+    );
+    let spec = PlatformSpec::from_file(config)?;
+    let emulator = Emulator::new(spec, Arc::new(TokioClock::scaled(time_scale)));
+    emulator
+        .bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))
+}
 
 /// An emulator and a gateway, serving on ports of their own on 127.0.0.1.
 pub struct LocalStack {

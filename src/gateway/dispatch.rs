@@ -60,9 +60,10 @@ pub(super) fn outcome_of(response: &InvokeResponse, upstream: Duration, memory_m
     Outcome::Ran {
         start: response.start(),
         duration: report.map_or(upstream, |r| r.duration),
-        init: report.and_then(|r| r.init_duration),
+        // A SnapStart restore is what that function's cold start takes.
+        init: report.and_then(|r| r.init_duration.or(r.restore_duration)),
         billed_gb_s: Some(cost::gb_s(
-            report.map_or(crate::policy::budget::PING_ESTIMATE, |r| r.billed_duration),
+            report.map_or(crate::policy::budget::PING_ESTIMATE, |r| r.billed_total()),
             memory_mb,
         )),
     }
@@ -209,6 +210,7 @@ impl Gateway {
         let mut tried: Vec<TargetId> = Vec::new();
         loop {
             let target = send.attempt.target;
+            let sent_at = send.attempt.started.at;
             tried.push(target);
             let attempt = InFlight::new(self, function, send.attempt);
             let qualifier = function.qualifier(target).to_string();
@@ -233,6 +235,7 @@ impl Gateway {
                     }
                     if request.invocation_type == InvocationType::RequestResponse {
                         attempt.finish(outcome, true);
+                        self.keep_history(function, target, sent_at, &response);
                     } else {
                         // A dry run runs nothing, and an event answers 202 while its
                         // environment still works: neither says which environment is idle,
@@ -392,6 +395,35 @@ impl Gateway {
         };
         waiter.released = None;
         Ok(send)
+    }
+
+    /// Queues the invocation for the history file, when one is kept and Lambda reported it.
+    fn keep_history(
+        &self,
+        function: &FunctionState,
+        target: TargetId,
+        sent_at: crate::clock::Time,
+        response: &InvokeResponse,
+    ) {
+        let (Some(history), Some(report)) = (&self.history, &response.report) else {
+            return;
+        };
+        let qualifier = function.qualifier(target);
+        let architecture = function
+            .targets
+            .load()
+            .routable
+            .iter()
+            .find(|t| t.qualifier == qualifier)
+            .map(|t| t.architecture)
+            .unwrap_or_default();
+        history.record(super::history::Record {
+            function: function.config.name.clone(),
+            target: qualifier.to_string(),
+            at: sent_at,
+            report: report.clone(),
+            architecture,
+        });
     }
 
     /// An attempt ended at the gateway's now: its driver learns it (and may release a held

@@ -11,6 +11,7 @@
 pub mod access;
 mod dispatch;
 pub mod error;
+pub mod history;
 mod layers;
 mod listener;
 pub mod openapi;
@@ -183,6 +184,8 @@ pub struct Gateway {
     applied: provisioner::AppliedLevels,
     /// Invocations in flight that identical requests share.
     flights: Arc<crate::cache::flight::Flights<crate::cache::Key, serve::Flight>>,
+    /// The record of the calls made (`[history]`), if kept.
+    history: Option<history::History>,
     /// Every background task, and the signal that stops them.
     tasks: TaskTracker,
     stop: CancellationToken,
@@ -248,6 +251,7 @@ impl Gateway {
             redis,
             flights: crate::cache::flight::Flights::new(),
             applied: provisioner::AppliedLevels::default(),
+            history: history::History::new(&config.history, clock.now()),
             invoker,
             control,
             admission: Arc::new(Semaphore::new(config.gateway.max_in_flight)),
@@ -476,6 +480,9 @@ impl Gateway {
         }
         self.spawn(self.clone().supervise_warmer());
         self.spawn(self.clone().run_prober());
+        if let Some(writer) = self.history.as_ref().and_then(|h| h.writer()) {
+            self.spawn(writer);
+        }
         let metrics = {
             let stopped = stop_accepting.clone().cancelled_owned();
             let admin = routes::admin_router(self.clone())

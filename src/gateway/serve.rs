@@ -290,7 +290,7 @@ fn entry_of(function: &FunctionState, dispatched: &Dispatched) -> Entry {
         .response
         .report
         .as_ref()
-        .map_or(dispatched.upstream, |r| r.billed_duration);
+        .map_or(dispatched.upstream, |r| r.billed_total());
     Entry {
         payload: dispatched.response.payload.clone(),
         target: dispatched.target.clone(),

@@ -10,6 +10,7 @@ pub struct ResolvedTarget {
     pub version: String,
     pub code_sha256: String,
     pub memory_mb: u32,
+    pub architecture: crate::platform::spec::Architecture,
 }
 
 /// The outcome of resolving a function's targets.
@@ -53,6 +54,7 @@ pub fn check_equivalence(
                         version: t.version,
                         code_sha256: t.code_sha256,
                         memory_mb: t.memory_mb,
+                        architecture: t.architecture,
                     });
                 } else {
                     set.problems.push(format!(

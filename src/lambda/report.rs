@@ -62,6 +62,11 @@ impl Report {
         }
     }
 
+    /// Everything billed: the billed duration and a SnapStart restore's billed duration.
+    pub fn billed_total(&self) -> Duration {
+        self.billed_duration + self.billed_restore_duration.unwrap_or_default()
+    }
+
     /// Whether a new environment was restored from a SnapStart snapshot.
     pub fn restored(&self) -> bool {
         self.restore_duration.is_some() || self.billed_restore_duration.is_some()

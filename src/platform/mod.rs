@@ -137,6 +137,17 @@ impl Invocation {
     pub fn billed_restore(&self) -> Option<Duration> {
         self.restore.map(|r| Duration::from_millis(ceil_ms(r)))
     }
+
+    /// Everything billed for it: its billed duration and, after a SnapStart restore, the
+    /// restore's.
+    pub fn billed_total(&self) -> Duration {
+        self.billed + self.billed_restore().unwrap_or_default()
+    }
+
+    /// What its cold start took before the handler ran: the init, or a SnapStart restore.
+    pub fn start_delay(&self) -> Option<Duration> {
+        self.init.or(self.restore)
+    }
 }
 
 /// An invocation the platform refused before running it.

@@ -133,6 +133,16 @@ fn describe() {
         Unit::Count,
         "The controller's problems by function: throttled control-plane calls (retried with backoff), allocations that ended FAILED."
     );
+    describe_counter!(
+        HISTORY_RECORDS,
+        Unit::Count,
+        "Records written to the history file ([history]), one per invocation made for a client."
+    );
+    describe_counter!(
+        HISTORY_DROPPED,
+        Unit::Count,
+        "History records not written, by reason: full (the file reached max_bytes), behind (the writer fell behind), error (the file could not be written)."
+    );
     describe_gauge!(
         PROVISIONED_RECOMMENDED,
         "Provisioned concurrency the planner recommends for a function's target (provisioning.mode = advise: reported, not applied)."
@@ -493,6 +503,19 @@ impl RequestCompleted<'_> {
 pub const PROVISIONED_APPLIED: &str = "warmgate_provisioned_applied_environments";
 /// Control-plane calls of the controller that were throttled, or allocations that FAILED.
 pub const PROVISIONING_PROBLEMS: &str = "warmgate_provisioning_problems_total";
+
+pub const HISTORY_RECORDS: &str = "warmgate_history_records_total";
+pub const HISTORY_DROPPED: &str = "warmgate_history_records_dropped_total";
+
+/// `n` history records written.
+pub fn history_written(n: u64) {
+    counter!(HISTORY_RECORDS).increment(n);
+}
+
+/// A history record not written, and why (`full`, `behind`, `error`).
+pub fn history_dropped(reason: &'static str) {
+    counter!(HISTORY_DROPPED, "reason" => reason).increment(1);
+}
 
 /// The level the controller set (apply mode).
 pub fn provisioned_applied(function: &str, target: &str, environments: u32) {

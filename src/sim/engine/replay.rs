@@ -692,8 +692,8 @@ fn outcome(invocation: &Invocation) -> Outcome {
     Outcome::Ran {
         start: Some(invocation.start),
         duration: invocation.duration,
-        init: invocation.init,
-        billed_gb_s: Some(cost::gb_s(invocation.billed, invocation.memory_mb)),
+        init: invocation.start_delay(),
+        billed_gb_s: Some(cost::gb_s(invocation.billed_total(), invocation.memory_mb)),
     }
 }
 

@@ -96,7 +96,8 @@ impl Tally {
                 self.waits_then_cold += u64::from(cold);
             }
             if let Ok(invocation) = outcome {
-                let delay = waited.unwrap_or_default() + invocation.init.unwrap_or_default();
+                let delay =
+                    waited.unwrap_or_default() + invocation.start_delay().unwrap_or_default();
                 self.start_delay += delay;
                 // Auto-resizing: recording cannot fail.
                 let _ = self.start_delay_ms.record(delay.as_millis() as u64);
@@ -104,7 +105,7 @@ impl Tally {
         }
         if let Ok(invocation) = outcome {
             // A throttled request is not billed; an admitted one is, init included on demand.
-            let gb_s = cost::gb_s(invocation.billed, invocation.memory_mb);
+            let gb_s = cost::gb_s(invocation.billed_total(), invocation.memory_mb);
             tally.usage.requests += 1;
             match invocation.start {
                 Start::Provisioned => tally.usage.provisioned_duration_gb_s += gb_s,

@@ -61,14 +61,23 @@ pub struct Observed {
     pub restores_ms: Vec<f64>,
 }
 
-/// Reads a history file (or a directory holding exactly one) as a trace.
-pub fn read_warmgate_history(path: &Path) -> Result<Trace, TraceError> {
-    read_history(path).map(|(trace, _)| trace)
+/// A history read: the trace, and what each function's records said beyond its load.
+#[derive(Debug, Clone)]
+pub struct HistoryTrace {
+    pub trace: Trace,
+    /// `observed[i]` is `trace.functions[i]`'s.
+    pub observed: Vec<Observed>,
+    /// The Unix time of the trace's time zero, in ms.
+    pub start_unix_ms: f64,
 }
 
-/// Reads a history file as a trace, with what each function's records said beyond its load
-/// (`observed[i]` is `trace.functions[i]`'s).
-pub fn read_history(path: &Path) -> Result<(Trace, Vec<Observed>), TraceError> {
+/// Reads a history file (or a directory holding exactly one) as a trace.
+pub fn read_warmgate_history(path: &Path) -> Result<Trace, TraceError> {
+    read_history(path).map(|history| history.trace)
+}
+
+/// Reads a history file as a trace, with what each function's records said beyond its load.
+pub fn read_history(path: &Path) -> Result<HistoryTrace, TraceError> {
     let file = if path.is_dir() {
         let names: Vec<String> = file_names(path)?
             .into_iter()
@@ -223,7 +232,11 @@ pub fn read_history(path: &Path) -> Result<(Trace, Vec<Observed>), TraceError> {
         // Whole minutes, as the per-minute traces have.
         duration: Duration::from_secs(end.as_secs().div_ceil(60) * 60),
     };
-    Ok((trace, observed))
+    Ok(HistoryTrace {
+        trace,
+        observed,
+        start_unix_ms: zero_ms,
+    })
 }
 
 /// The init a replay draws for a function whose cold starts took `seen_ms`: log-normal with
@@ -280,7 +293,9 @@ mod tests {
         );
         assert_eq!(detect(&dir).unwrap(), TraceFormat::WarmgateHistory);
         let trace = load(&dir, &LoadOptions::default()).unwrap();
-        let (_, observed) = read_history(&dir).unwrap();
+        let history = read_history(&dir).unwrap();
+        let observed = history.observed;
+        assert_eq!(history.start_unix_ms, 1_764_614_400_000.0);
         let ids: Vec<&str> = trace.functions.iter().map(|f| f.id.as_str()).collect();
         assert_eq!(ids, ["embed", "caption"]);
         let embed = &trace.functions[0];

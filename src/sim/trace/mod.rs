@@ -54,7 +54,9 @@ mod testing;
 pub use azure2019::{read_azure_2019, AzureOptions, SpreadRule, DEFAULT_DURATION};
 pub use azure2021::{read_azure_2021, Azure2021Options};
 pub use durations::{DurationModel, PERCENTILE_LEVELS};
-pub use history::{init_dist, read_history, read_warmgate_history, Observed, HISTORY_COLUMNS};
+pub use history::{
+    init_dist, read_history, read_warmgate_history, HistoryTrace, Observed, HISTORY_COLUMNS,
+};
 pub use llm2023::{read_azure_llm_2023, LlmOptions};
 
 /// Lambda's smallest memory size, in MB.
