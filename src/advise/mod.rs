@@ -313,14 +313,18 @@ pub fn table(advice: &[FunctionAdvice]) -> String {
         let o = &a.observed;
         let p = &a.provisioned;
         out += &format!(
-            "{} (target {}, {} MB, {}, {}): {} calls over {:.1} h, {} cold starts seen\n",
+            "{} (target {}, {} MB, {}, {}): {} calls over {}, {} cold starts seen\n",
             a.function,
             a.target,
             a.memory_mb,
             a.architecture.as_str(),
             a.runtime.as_deref().unwrap_or("container image"),
             o.invocations,
-            o.hours,
+            if o.hours < 1.0 {
+                format!("{:.0} min", o.hours * 60.0)
+            } else {
+                format!("{:.1} h", o.hours)
+            },
             o.cold_starts,
         );
         let row = |name: &str, e: &Expected| {
@@ -329,7 +333,7 @@ pub fn table(advice: &[FunctionAdvice]) -> String {
                 e.usd, e.cold_starts, e.invocations
             )
         };
-        out += "  provisioned concurrency, expected over the history:\n";
+        out += "  provisioned concurrency, replayed over the history (no keep-alive pings):\n";
         out += &row("on demand only", &p.on_demand_only);
         out += &row(&format!("today's level ({})", p.today), &p.today_setting);
         out += &row("the planner's levels", &p.recommended);

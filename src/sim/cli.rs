@@ -434,10 +434,11 @@ fn peak_minute_calls(function: &trace::TraceFunction) -> usize {
     per_minute.into_values().max().unwrap_or(0)
 }
 
+/// What a replay runs: its settings, its policies by label, and its trace.
+pub type Prepared = (SimSettings, Vec<(String, Baseline)>, Trace);
+
 /// What a replay the arguments ask for runs on: its settings, its policies and its trace.
-pub fn prepare(
-    args: &SimulateArgs,
-) -> anyhow::Result<(SimSettings, Vec<(String, Baseline)>, Trace)> {
+pub fn prepare(args: &SimulateArgs) -> anyhow::Result<Prepared> {
     let settings = args.settings()?;
     let baselines = baselines(&args.policy)?;
     let trace = load_trace(args)?;
