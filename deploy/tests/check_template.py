@@ -116,15 +116,27 @@ def hardening_problems(template) -> list[str]:
         problems.append("the container does not drop every capability")
     if resources["TargetGroup"]["Properties"].get("HealthCheckPath") != "/readyz":
         problems.append("the target group does not check /readyz")
-    statements = [
+    listed = [
         statement
         for policy in resources["TaskRole"]["Properties"]["Policies"]
         for statement in policy["PolicyDocument"]["Statement"]
     ]
+    statements = [s for s in listed if "Fn::If" not in s]
     actions = sorted(a for statement in statements for a in statement["Action"])
     wanted = ["lambda:GetFunctionConfiguration", "lambda:GetProvisionedConcurrencyConfig", "lambda:InvokeFunction"]
     if actions != wanted:
         problems.append(f"the task role allows {actions}, not exactly {wanted}")
+    # Setting provisioned concurrency only with AllowProvisioning, and only that.
+    conditional = [s["Fn::If"] for s in listed if "Fn::If" in s]
+    setting = [b[1] for b in conditional if b[0] == "WithProvisioning" and b[2] == {"Ref": "AWS::NoValue"}]
+    if len(conditional) != 1 or len(setting) != 1:
+        problems.append(f"the task role's conditional statements are {conditional}, not one under WithProvisioning")
+    else:
+        actions = sorted(setting[0]["Action"])
+        wanted = ["lambda:DeleteProvisionedConcurrencyConfig", "lambda:PutProvisionedConcurrencyConfig"]
+        if actions != wanted:
+            problems.append(f"with AllowProvisioning the task role allows {actions}, not exactly {wanted}")
+        statements.append(setting[0])
     if any(statement["Resource"] == "*" for statement in statements):
         problems.append("the task role allows a resource *")
     return problems
