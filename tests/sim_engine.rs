@@ -240,6 +240,44 @@ impl Policy for ProvisionAtStart {
     }
 }
 
+/// Provisions one environment at start and notes the allocation times it hears of.
+struct ProvisionAndListen(std::sync::Arc<std::sync::Mutex<Vec<(usize, Duration)>>>);
+
+impl Policy for ProvisionAndListen {
+    fn name(&self) -> String {
+        "provision-and-listen".into()
+    }
+    fn start(&mut self, functions: &[FunctionInfo], now: Time) -> Vec<Action> {
+        ProvisionAtStart(1).start(functions, now)
+    }
+    fn observe(&mut self, _observation: &Observation) {}
+    fn act(&mut self, _now: Time) -> Vec<Action> {
+        Vec::new()
+    }
+    fn next_wake(&self) -> Option<Time> {
+        None
+    }
+    fn provisioned_ready(&mut self, function: usize, after: Duration) {
+        self.0.lock().unwrap().push((function, after));
+    }
+}
+
+#[test]
+fn the_policy_hears_how_long_its_allocation_took() {
+    let trace = trace(vec![function([5 * MIN], Duration::from_millis(100))], HOUR);
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    run(
+        &trace,
+        &deterministic(Duration::ZERO),
+        Box::new(ProvisionAndListen(heard.clone())),
+    );
+    assert_eq!(
+        *heard.lock().unwrap(),
+        [(0, 90 * SEC)],
+        "deterministic mode allocates in 90 s; heard once"
+    );
+}
+
 #[test]
 fn provisioned_concurrency_is_billed_from_ready_and_after_the_warmup() {
     // Six 100 ms calls at 5, 15, ..., 55 min: after the 90 s allocation of deterministic mode.

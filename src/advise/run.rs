@@ -249,6 +249,13 @@ impl Policy for Recorded {
     fn next_wake(&self) -> Option<Time> {
         self.inner.next_wake()
     }
+    fn provisioned_ready(
+        &mut self,
+        function: crate::policy::FunctionId,
+        after: std::time::Duration,
+    ) {
+        self.inner.provisioned_ready(function, after);
+    }
 }
 
 /// A replay's figures for its one function: the whole bill, provisioned allocation included.

@@ -169,6 +169,13 @@ impl Gateway {
             match self.control.provisioned(name, qualifier).await {
                 Ok(Some(state)) if state.status == "READY" => {
                     self.set_pool_provisioned(function, qualifier, state.allocated);
+                    // The planner plans daily rises ahead by the allocation times it sees
+                    // (to the status check's resolution).
+                    if let (Some(warmer), Some(&index)) =
+                        (&self.warmer, self.by_name.get(&config.name))
+                    {
+                        warmer.provisioned_ready(index, waited);
+                    }
                     return Applied::Done;
                 }
                 Ok(Some(state)) if state.status == "FAILED" => {

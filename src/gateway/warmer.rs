@@ -92,6 +92,11 @@ impl Executor {
         })
     }
 
+    /// Tells the policy that provisioned concurrency it asked for became READY `after`.
+    pub(super) fn provisioned_ready(&self, function: crate::policy::FunctionId, after: Duration) {
+        self.policy.lock().provisioned_ready(function, after);
+    }
+
     /// Tells the policy of one finished invocation.
     pub(super) fn observe(&self, observation: Observation) {
         self.policy.lock().observe(&observation);

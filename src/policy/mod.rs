@@ -106,4 +106,10 @@ pub trait Policy: Send {
 
     /// When the policy next wants [`Policy::act`] to be called, if ever.
     fn next_wake(&self) -> Option<Time>;
+
+    /// Provisioned concurrency this policy asked for on `function` became READY `after` it
+    /// was asked for (Lambda's allocation time, which the policy may plan ahead by).
+    fn provisioned_ready(&mut self, function: FunctionId, after: Duration) {
+        let _ = (function, after);
+    }
 }

@@ -37,6 +37,8 @@ const MINUTES_A_DAY: usize = 24 * 60;
 /// Quiet minutes after which an environment a minute needs is taken to start cold on
 /// demand: Lambda reclaims idle environments after 5 to 10 minutes.
 const RECLAIMED_AFTER_MINUTES: usize = 10;
+/// Allocation times kept per function: the lead is the longest of these.
+const ALLOCATIONS_KEPT: usize = 5;
 
 /// What the planner is set with.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,9 +47,10 @@ pub struct ProvisioningConfig {
     pub window_minutes: usize,
     /// Minutes a lower level must hold before provisioned concurrency is lowered.
     pub lower_after_minutes: usize,
-    /// How far ahead the hour that yesterday followed is looked at: an allocation takes a
-    /// minute or two, so a level that yesterday's load called for this many minutes from now
-    /// is asked for now, and is READY when the load comes back.
+    /// How far ahead the hour that yesterday followed is looked at, before any allocation is
+    /// seen: an allocation takes a minute or two, so a level that yesterday's load called for
+    /// this many minutes from now is asked for now, and is READY when the load comes back.
+    /// Once allocations are seen, the longest of the last few, in whole minutes, plus one.
     pub lead_minutes: usize,
     /// A cold start spared is worth this many times the init it bills.
     pub cold_start_worth: f64,
@@ -154,6 +157,8 @@ struct FunctionLoad {
     /// The level asked for, and the levels chosen while below it (for the lowering).
     level: u32,
     below: Vec<u32>,
+    /// The allocation times seen (IN_PROGRESS to READY), the latest last.
+    allocations: VecDeque<Duration>,
 }
 
 impl FunctionLoad {
@@ -189,6 +194,16 @@ impl FunctionLoad {
         self.history.push_back(minute);
         while self.history.len() > window {
             self.history.pop_front();
+        }
+    }
+
+    /// Minutes ahead a daily rise is looked for: the longest of the recent allocations, in
+    /// whole minutes, and one more for the minute a level waits to be asked for; the
+    /// configured lead before any allocation is seen.
+    fn lead_minutes(&self, configured: usize) -> usize {
+        match self.allocations.iter().max() {
+            Some(longest) => longest.as_secs().div_ceil(60) as usize + 1,
+            None => configured,
         }
     }
 
@@ -290,7 +305,7 @@ impl Policy for Provisioning {
             let ahead = if load.day.is_empty() {
                 0
             } else {
-                let from = (now.as_secs() / 60) as usize + config.lead_minutes;
+                let from = (now.as_secs() / 60) as usize + load.lead_minutes(config.lead_minutes);
                 let yesterday: Vec<MinuteLoad> = (from..from + config.window_minutes)
                     .map(|m| load.day[m % MINUTES_A_DAY])
                     .collect();
@@ -311,6 +326,15 @@ impl Policy for Provisioning {
 
     fn next_wake(&self) -> Option<Time> {
         self.next_wake
+    }
+
+    fn provisioned_ready(&mut self, function: FunctionId, after: Duration) {
+        if let Some(load) = self.functions.get_mut(function) {
+            load.allocations.push_back(after);
+            while load.allocations.len() > ALLOCATIONS_KEPT {
+                load.allocations.pop_front();
+            }
+        }
     }
 }
 
@@ -349,6 +373,10 @@ impl Policy for WithKeepAlive {
             (a, b) => a.or(b),
         }
     }
+
+    fn provisioned_ready(&mut self, function: FunctionId, after: Duration) {
+        self.planner.provisioned_ready(function, after);
+    }
 }
 
 /// The level to ask for now, if it changes: up at once, down after `lower_after` minutes
@@ -377,6 +405,37 @@ fn next_level(load: &mut FunctionLoad, chosen: u32, lower_after: usize) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lead_is_the_longest_allocation_seen_in_whole_minutes_and_one() {
+        let mut planner = Provisioning::new(ProvisioningConfig::default());
+        let info = FunctionInfo {
+            name: "f".into(),
+            app: "a".into(),
+            memory_mb: 1024,
+            targets: vec!["live".into()],
+        };
+        planner.start(&[info], Duration::ZERO);
+        let lead = |p: &Provisioning| p.functions[0].lead_minutes(5);
+        assert_eq!(
+            lead(&planner),
+            5,
+            "the configured lead before any allocation"
+        );
+        planner.provisioned_ready(0, Duration::from_secs(90));
+        assert_eq!(lead(&planner), 3, "90 s: two minutes, and one");
+        planner.provisioned_ready(0, Duration::from_secs(8 * 60));
+        assert_eq!(lead(&planner), 9);
+        for _ in 0..ALLOCATIONS_KEPT {
+            planner.provisioned_ready(0, Duration::from_secs(60));
+        }
+        assert_eq!(
+            lead(&planner),
+            2,
+            "the long one is forgotten after five others"
+        );
+        planner.provisioned_ready(7, Duration::from_secs(60));
+    }
 
     fn steady(concurrency: f64, minutes: usize) -> Vec<MinuteLoad> {
         vec![

@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rand::Rng;
 
 use crate::clock::Time;
+use crate::platform::ProvisionedStatus;
 use crate::platform::{ControlError, Invocation, Platform, Rejection, Request, Snapshot};
 use crate::policy::cost::{self};
 use crate::policy::driver::{
@@ -199,6 +200,9 @@ struct Replay<'t> {
     drivers: Vec<FunctionDriver>,
     /// Targets the policy ever gave provisioned concurrency: read into their pools each tick.
     provisioned: Vec<(FunctionId, usize)>,
+    /// When a level not yet READY was asked for, per target: the policy hears how long its
+    /// allocation took.
+    allocating: HashMap<(FunctionId, usize), Time>,
     /// The handler duration of each held request, by function and waiter.
     held: HashMap<(FunctionId, u64), Duration>,
     /// When each held request's wait ends: (time, its function, its waiter). A request sent
@@ -206,7 +210,11 @@ struct Replay<'t> {
     wait_ends: BinaryHeap<Reverse<(Time, u64, FunctionId, u64)>>,
     /// Orders wait ends of the same time by when the requests were held.
     next_held: u64,
-    /// The next minute tick, and the next look for probes; none without pools.
+    /// Pools are kept (routing, or the estimator measured): the tick reads provisioned
+    /// capacity into them.
+    keep_pools: bool,
+    /// The next minute tick (with pools, or while an allocation is awaited), and the next look
+    /// for probes.
     next_tick: Option<Time>,
     next_probe_check: Option<Time>,
     /// Real requests in flight, against the gateway's admission limit: while clients hold
@@ -285,9 +293,11 @@ impl<'t> Replay<'t> {
             turn: vec![0; n],
             drivers,
             provisioned: Vec::new(),
+            allocating: HashMap::new(),
             held: HashMap::new(),
             wait_ends: BinaryHeap::new(),
             next_held: 0,
+            keep_pools,
             next_tick: keep_pools.then_some(TICK),
             next_probe_check: (gateway && settings.probes).then_some(PROBE_CHECK),
             in_flight: 0,
@@ -357,7 +367,8 @@ impl<'t> Replay<'t> {
                 self.finish(done);
             } else if next_tick == Some(t) {
                 self.tick(t);
-                self.next_tick = Some(t + TICK);
+                self.next_tick =
+                    (self.keep_pools || !self.allocating.is_empty()).then_some(t + TICK);
             } else if next_wake == Some(t) {
                 let actions = self.policy.act(self.now);
                 self.carry_out(actions);
@@ -426,6 +437,27 @@ impl<'t> Replay<'t> {
     /// already in both.
     fn tick(&mut self, t: Time) {
         self.platform.advance(t);
+        // Allocations that became READY: the policy hears how long each took.
+        let mut ready = Vec::new();
+        for (&(f, target), &asked) in &self.allocating {
+            if let Ok(view) =
+                self.platform
+                    .get_provisioned(t, &self.names[f], &self.targets[target])
+            {
+                if view.status == ProvisionedStatus::Ready {
+                    ready.push((f, target, view.last_modified.saturating_sub(asked)));
+                }
+            }
+        }
+        // In a stable order: the map's is not.
+        ready.sort_unstable();
+        for (f, target, after) in ready {
+            self.allocating.remove(&(f, target));
+            self.policy.provisioned_ready(f, after);
+        }
+        if !self.keep_pools {
+            return;
+        }
         for &(f, target) in &self.provisioned {
             let allocated = self
                 .platform
@@ -681,6 +713,15 @@ impl<'t> Replay<'t> {
                 .map(|_| ())
         };
         self.tally.provisioning_refused += u64::from(result.is_err());
+        if result.is_ok() && concurrency > 0 {
+            self.allocating.insert((f, target), self.now);
+            if self.next_tick.is_none() {
+                let minutes = self.now.as_secs() / 60 + 1;
+                self.next_tick = Some(Duration::from_secs(minutes * 60));
+            }
+        } else {
+            self.allocating.remove(&(f, target));
+        }
         if !self.provisioned.contains(&(f, target)) {
             self.provisioned.push((f, target));
         }
