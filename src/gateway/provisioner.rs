@@ -167,7 +167,7 @@ impl Gateway {
     }
 
     /// Applies the planner's `planned` level to `function`'s first target, in the background;
-    /// one change at a time per function (a newer plan waits for the next minute's).
+    /// one change at a time per function (a newer plan waits for it to end).
     pub(super) fn provision(self: &Arc<Self>, function: &Arc<FunctionState>, planned: u32) {
         let bounds = function.config.provisioning;
         if bounds.max == 0 || function.provisioning.swap(true, Ordering::AcqRel) {
@@ -183,6 +183,13 @@ impl Gateway {
                 gateway.clock.sleep(FAILED_RETRY).await;
             }
             function.provisioning.store(false, Ordering::Release);
+            // A level planned meanwhile found this change under way, and the planner says a
+            // level only when it changes: applied now. (Read after the flag is down: a later
+            // plan starts its own change.)
+            let latest = *function.recommended.lock();
+            if let Some(latest) = latest.filter(|&l| l != planned) {
+                gateway.provision(&function, latest);
+            }
         });
     }
 
