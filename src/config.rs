@@ -154,13 +154,27 @@ impl Default for HistorySection {
 }
 
 /// Provisioned concurrency: what the planner (`policy::provisioning`) would set.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProvisioningSection {
     pub mode: ProvisioningMode,
     /// Apply mode: the most the applied levels may cost a day together, in dollars of
     /// allocation (x86 prices); a level that would pass it is lowered to what fits.
     pub daily_budget_usd: Option<f64>,
+    /// Apply mode with `[cache.redis]`: how long the lease among replicas lasts unrenewed
+    /// (`gateway::lease`). A holder that cannot reach Redis stops applying within it; a
+    /// replica that takes the lease applies a TTL later.
+    pub lease_ttl_ms: u64,
+}
+
+impl Default for ProvisioningSection {
+    fn default() -> Self {
+        Self {
+            mode: ProvisioningMode::Off,
+            daily_budget_usd: None,
+            lease_ttl_ms: 30_000,
+        }
+    }
 }
 
 /// What the gateway does with the planner's levels.
@@ -555,6 +569,9 @@ impl Config {
                 );
             }
         }
+        if self.provisioning.lease_ttl_ms == 0 {
+            return invalid("provisioning.lease_ttl_ms", "must be at least 1");
+        }
         if let Some((field, message)) = self.cache.redis.as_ref().and_then(|r| r.problem()) {
             return invalid(format!("cache.redis.{field}"), message);
         }
@@ -902,6 +919,11 @@ targets = ["live", "1"]
             .unwrap_err()
             .to_string();
         assert!(budget.contains("provisioning.daily_budget_usd"), "{budget}");
+        assert_eq!(parse(BASE, &[]).unwrap().provisioning.lease_ttl_ms, 30_000);
+        let ttl = parse(BASE, &[("WARMGATE_PROVISIONING__LEASE_TTL_MS", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(ttl.contains("provisioning.lease_ttl_ms"), "{ttl}");
     }
 
     #[test]

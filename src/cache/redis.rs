@@ -16,6 +16,22 @@ use super::entry::{self, Entry};
 use super::key::Key;
 use crate::telemetry::cache::RedisSeries;
 
+/// What a lease command found (`gateway::lease`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseAnswer {
+    /// The lease is ours: taken, renewed or released.
+    Ours,
+    /// Another replica holds it (or, on a renewal or release, it is not ours any more).
+    NotOurs,
+    /// Redis did not answer in time, or failed.
+    Unavailable,
+}
+
+/// Renews the lease only if `id` still holds it: a replica never extends another's.
+const RENEW: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+/// Releases the lease only if `id` still holds it.
+const RELEASE: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
 /// What a lookup found.
 pub enum Fetched {
     /// The entry and how long Redis keeps it still.
@@ -69,6 +85,77 @@ impl RedisTier {
             self.config.key_prefix,
             key.hex()
         )
+    }
+
+    /// The provisioning lease's key, beside the cache's keys.
+    fn lease_key(&self) -> String {
+        format!("{}:provisioning:lease", self.config.key_prefix)
+    }
+
+    /// Takes the provisioning lease for `id` if nobody holds it (`SET NX PX`).
+    pub async fn lease_take(&self, id: &str, ttl: Duration, bound: Duration) -> LeaseAnswer {
+        let mut set = redis::cmd("SET");
+        set.arg(self.lease_key())
+            .arg(id)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64);
+        // `OK` when set, nil when the key exists.
+        self.lease_command("lease_take", set, bound).await
+    }
+
+    /// Extends the lease to `ttl` from now if `id` holds it.
+    pub async fn lease_renew(&self, id: &str, ttl: Duration, bound: Duration) -> LeaseAnswer {
+        let mut script = redis::cmd("EVAL");
+        script
+            .arg(RENEW)
+            .arg(1)
+            .arg(self.lease_key())
+            .arg(id)
+            .arg(ttl.as_millis().max(1) as u64);
+        self.lease_command("lease_renew", script, bound).await
+    }
+
+    /// Lets the lease go if `id` holds it, so another replica need not wait for it to expire.
+    pub async fn lease_release(&self, id: &str, bound: Duration) -> LeaseAnswer {
+        let mut script = redis::cmd("EVAL");
+        script.arg(RELEASE).arg(1).arg(self.lease_key()).arg(id);
+        self.lease_command("lease_release", script, bound).await
+    }
+
+    /// Runs a lease command within `bound`. Not skipped while the tier rests after a
+    /// failure: a missed renewal costs the lease, a skipped lookup only a hit. Its outcome
+    /// still counts for the tier's state (it is the same Redis).
+    async fn lease_command(
+        &self,
+        op: &'static str,
+        command: redis::Cmd,
+        bound: Duration,
+    ) -> LeaseAnswer {
+        let mut connection = self.connection.clone();
+        let query = command.query_async::<redis::Value>(&mut connection);
+        match tokio::time::timeout(bound, query).await {
+            Err(_) => {
+                self.failed(op, "timeout", &"no answer within timeout_ms");
+                LeaseAnswer::Unavailable
+            }
+            Ok(Err(error)) => {
+                self.failed(op, "error", &error);
+                LeaseAnswer::Unavailable
+            }
+            Ok(Ok(redis::Value::ServerError(error))) => {
+                self.failed(op, "error", &format!("{error:?}"));
+                LeaseAnswer::Unavailable
+            }
+            Ok(Ok(value)) => {
+                self.succeeded();
+                // SET NX answers OK when set and nil when held; the scripts 1 or 0.
+                match value {
+                    redis::Value::Okay | redis::Value::Int(1) => LeaseAnswer::Ours,
+                    _ => LeaseAnswer::NotOurs,
+                }
+            }
+        }
     }
 
     /// Whether Redis may be asked now (it is not resting after a failure).

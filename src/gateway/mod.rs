@@ -13,6 +13,7 @@ mod dispatch;
 pub mod error;
 pub mod history;
 mod layers;
+mod lease;
 mod listener;
 pub mod openapi;
 mod provisioner;
@@ -62,6 +63,9 @@ pub struct FunctionState {
     refreshing: AtomicBool,
     /// A change of its provisioned concurrency is under way (apply mode).
     provisioning: AtomicBool,
+    /// The planner's last level, applied when this replica takes the provisioning lease
+    /// (the planner speaks only when its level changes).
+    recommended: Mutex<Option<u32>>,
 }
 
 /// The function's driver, and the requests it holds, each waiting on its channel for the
@@ -91,6 +95,7 @@ impl FunctionState {
             cache: crate::cache::FunctionCache::new(config),
             refreshing: AtomicBool::new(false),
             provisioning: AtomicBool::new(false),
+            recommended: Mutex::new(None),
         }
     }
 
@@ -182,6 +187,8 @@ pub struct Gateway {
     redis: Option<Arc<crate::cache::redis::RedisTier>>,
     /// Provisioned concurrency applied (apply mode), for the daily budget.
     applied: provisioner::AppliedLevels,
+    /// Apply mode with Redis: only the lease's holder applies.
+    lease: Option<lease::Lease>,
     /// Invocations in flight that identical requests share.
     flights: Arc<crate::cache::flight::Flights<crate::cache::Key, serve::Flight>>,
     /// The record of the calls made (`[history]`), if kept.
@@ -244,11 +251,13 @@ impl Gateway {
                 }
             }
         });
+        let lease = provisioner::lease_for(&config, redis.as_ref());
         Arc::new(Self {
             functions,
             by_name,
             warmer,
             redis,
+            lease,
             flights: crate::cache::flight::Flights::new(),
             applied: provisioner::AppliedLevels::default(),
             history: history::History::new(&config.history, clock.now()),
@@ -478,6 +487,9 @@ impl Gateway {
                 }
             });
         }
+        if self.lease.is_some() {
+            self.spawn(self.clone().run_lease());
+        }
         self.spawn(self.clone().supervise_warmer());
         self.spawn(self.clone().run_prober());
         if let Some(writer) = self.history.as_ref().and_then(|h| h.writer()) {
@@ -559,6 +571,11 @@ impl RunningGateway {
         let _ = self.metrics.await;
         gateway.tasks.close();
         gateway.tasks.wait().await;
+        // Nothing applies any more: another replica may take over without waiting for the
+        // lease to expire.
+        if let Some(lease) = &gateway.lease {
+            lease.release().await;
+        }
         match server {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => Err(std::io::Error::other(e)),

@@ -2,14 +2,19 @@
 //! function's first target to Lambda, within the function's bounds and the daily budget;
 //! backs off when the control plane throttles; watches the configuration until READY or
 //! FAILED and tells the pool what is allocated; leaves alone a level a person set outside
-//! the bounds. The level itself is the planner's (`policy::provisioning`).
+//! the bounds. The level itself is the planner's (`policy::provisioning`). With replicas
+//! sharing `[cache.redis]`, only the holder of the provisioning lease applies (`lease`);
+//! the others advise.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::lease::Lease;
 use super::{FunctionState, Gateway};
+use crate::cache::redis::RedisTier;
+use crate::config::{Config, ProvisioningMode};
 use crate::lambda::InvokeErrorKind;
 use crate::policy::cost::Prices;
 use crate::telemetry;
@@ -77,9 +82,92 @@ pub(super) fn bounded_level(
     level
 }
 
+/// The provisioning lease apply mode needs with Redis; none in the other modes, or without
+/// Redis (one replica applies alone: said once, here).
+pub(super) fn lease_for(config: &Config, redis: Option<&Arc<RedisTier>>) -> Option<Lease> {
+    if config.provisioning.mode != ProvisioningMode::Apply {
+        return None;
+    }
+    let Some(redis) = redis else {
+        tracing::info!(
+            "provisioning.mode = apply without [cache.redis]: this replica applies provisioned concurrency on its own; with several replicas, configure [cache.redis] so that they hold a lease and only one applies"
+        );
+        telemetry::provisioning_lease_held(true);
+        return None;
+    };
+    let timeout = config
+        .cache
+        .redis
+        .as_ref()
+        .map_or(Duration::ZERO, |r| r.timeout());
+    let lease = Lease::new(
+        redis.clone(),
+        Duration::from_millis(config.provisioning.lease_ttl_ms),
+        timeout,
+    );
+    tracing::info!(id = lease.id(), "provisioning.mode = apply: this replica applies provisioned concurrency while it holds the lease in Redis");
+    telemetry::provisioning_lease_held(false);
+    Some(lease)
+}
+
 impl Gateway {
+    /// Whether this replica sets provisioned concurrency now: apply mode, and the lease held
+    /// (or no Redis, hence no other replica to agree with).
+    pub(super) fn may_apply(&self) -> bool {
+        self.config.provisioning.mode == ProvisioningMode::Apply
+            && self.lease.as_ref().is_none_or(Lease::holds)
+    }
+
+    /// Whether this replica applies provisioned concurrency now, as
+    /// `warmgate_provisioning_lease_held` says (that gauge is the process's; this is the
+    /// gateway's own, for tests that run several in one process).
+    pub fn provisioning_lease_held(&self) -> bool {
+        self.may_apply()
+    }
+
+    /// Takes, renews and watches the lease until stopped; a change is logged once and shown
+    /// in the gauge; taking it applies each function's last recommended level.
+    pub(super) async fn run_lease(self: Arc<Self>) {
+        let Some(lease) = &self.lease else { return };
+        let mut held = false;
+        loop {
+            let next = lease.tick().await;
+            self.lease_changed(lease, &mut held);
+            tokio::time::sleep_until(next).await;
+            self.lease_changed(lease, &mut held);
+        }
+    }
+
+    fn lease_changed(self: &Arc<Self>, lease: &Lease, held: &mut bool) {
+        let now = lease.holds();
+        if now == *held {
+            return;
+        }
+        *held = now;
+        telemetry::provisioning_lease_held(now);
+        if now {
+            tracing::info!(
+                id = lease.id(),
+                "provisioning lease held: this replica applies provisioned concurrency"
+            );
+            for function in &self.functions {
+                let recommended = *function.recommended.lock();
+                if let Some(level) = recommended {
+                    self.provision(function, level);
+                }
+            }
+        } else if self.redis.as_ref().is_some_and(|r| !r.is_up()) {
+            tracing::warn!(id = lease.id(), "provisioning lease lost: Redis does not answer, so it cannot be renewed; advising only until it is taken again");
+        } else {
+            tracing::info!(
+                id = lease.id(),
+                "provisioning lease lost to another replica: advising only"
+            );
+        }
+    }
+
     /// Applies the planner's `planned` level to `function`'s first target, in the background;
-    /// one change at a time per function (a newer plan waits for the next minute's).
+    /// one change at a time per function (a newer plan waits for it to end).
     pub(super) fn provision(self: &Arc<Self>, function: &Arc<FunctionState>, planned: u32) {
         let bounds = function.config.provisioning;
         if bounds.max == 0 || function.provisioning.swap(true, Ordering::AcqRel) {
@@ -95,11 +183,22 @@ impl Gateway {
                 gateway.clock.sleep(FAILED_RETRY).await;
             }
             function.provisioning.store(false, Ordering::Release);
+            // A level planned meanwhile found this change under way, and the planner says a
+            // level only when it changes: applied now. (Read after the flag is down: a later
+            // plan starts its own change.)
+            let latest = *function.recommended.lock();
+            if let Some(latest) = latest.filter(|&l| l != planned) {
+                gateway.provision(&function, latest);
+            }
         });
     }
 
     async fn apply_level(&self, function: &FunctionState, planned: u32) -> Applied {
         let config = &function.config;
+        if !self.may_apply() {
+            tracing::debug!(function = %config.name, planned, "provisioning lease not held: not applied");
+            return Applied::NotSet;
+        }
         let (name, qualifier) = (config.lambda_name(), config.targets[0].as_str());
         let bounds = config.provisioning;
         let memory_mb = function.memory_mb(qualifier);
@@ -136,6 +235,11 @@ impl Gateway {
         }
         let mut wait = Duration::from_secs(1);
         for attempt in 1..=THROTTLE_TRIES {
+            // The lease may have gone during the read or a backoff: the new holder sets it.
+            if !self.may_apply() {
+                tracing::info!(function = %config.name, target = qualifier, level, "provisioning lease lost before setting: left to its holder");
+                return Applied::NotSet;
+            }
             match self.control.set_provisioned(name, qualifier, level).await {
                 Ok(()) => break,
                 Err(error)

@@ -260,9 +260,19 @@ impl Gateway {
                         continue;
                     };
                     telemetry::provisioned_recommended(&state.config.name, qualifier, concurrency);
-                    if self.config().provisioning.mode == crate::config::ProvisioningMode::Apply {
+                    *state.recommended.lock() = Some(concurrency);
+                    if self.may_apply() {
                         let state = state.clone();
                         self.provision(&state, concurrency);
+                    } else if self.config().provisioning.mode
+                        == crate::config::ProvisioningMode::Apply
+                    {
+                        tracing::info!(
+                            function = %state.config.name,
+                            target = %qualifier,
+                            environments = concurrency,
+                            "provisioned concurrency recommended (another replica holds the provisioning lease: not applied here)"
+                        );
                     } else {
                         tracing::info!(
                             function = %state.config.name,

@@ -128,6 +128,10 @@ fn describe() {
         PROVISIONED_APPLIED,
         "Provisioned concurrency the controller set on a function's target (provisioning.mode = apply)."
     );
+    describe_gauge!(
+        PROVISIONING_LEASE_HELD,
+        "1 while this replica applies provisioned concurrency (provisioning.mode = apply): it holds the lease among the replicas sharing [cache.redis], or runs without Redis; 0 while it advises only."
+    );
     describe_counter!(
         PROVISIONING_PROBLEMS,
         Unit::Count,
@@ -503,6 +507,9 @@ impl RequestCompleted<'_> {
 pub const PROVISIONED_APPLIED: &str = "warmgate_provisioned_applied_environments";
 /// Control-plane calls of the controller that were throttled, or allocations that FAILED.
 pub const PROVISIONING_PROBLEMS: &str = "warmgate_provisioning_problems_total";
+/// 1 while this replica applies provisioned concurrency (it holds the lease among replicas,
+/// or applies alone without Redis), 0 while it only advises (apply mode).
+pub const PROVISIONING_LEASE_HELD: &str = "warmgate_provisioning_lease_held";
 
 pub const HISTORY_RECORDS: &str = "warmgate_history_records_total";
 pub const HISTORY_DROPPED: &str = "warmgate_history_records_dropped_total";
@@ -521,6 +528,11 @@ pub fn history_dropped(reason: &'static str) {
 pub fn provisioned_applied(function: &str, target: &str, environments: u32) {
     gauge!(PROVISIONED_APPLIED, "function" => function.to_string(), "target" => target.to_string())
         .set(f64::from(environments));
+}
+
+/// Whether this replica applies provisioned concurrency now (apply mode).
+pub fn provisioning_lease_held(held: bool) {
+    gauge!(PROVISIONING_LEASE_HELD).set(if held { 1.0 } else { 0.0 });
 }
 
 /// A throttled control-plane call of the controller.
