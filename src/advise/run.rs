@@ -256,6 +256,23 @@ impl Policy for Recorded {
     ) {
         self.inner.provisioned_ready(function, after);
     }
+    fn finished_minutes(
+        &mut self,
+    ) -> Vec<(
+        crate::policy::FunctionId,
+        u64,
+        crate::policy::provisioning::MinuteLoad,
+    )> {
+        self.inner.finished_minutes()
+    }
+    fn fleet_minute(
+        &mut self,
+        function: crate::policy::FunctionId,
+        minute: u64,
+        total: crate::policy::provisioning::MinuteLoad,
+    ) {
+        self.inner.fleet_minute(function, minute, total);
+    }
 }
 
 /// A replay's figures for its one function: the whole bill, provisioned allocation included.

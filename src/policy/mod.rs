@@ -112,4 +112,17 @@ pub trait Policy: Send {
     fn provisioned_ready(&mut self, function: FunctionId, after: Duration) {
         let _ = (function, after);
     }
+
+    /// Sharing load among replicas (the provisioning planner; none for other policies): each
+    /// minute of a function's load this policy finished since last asked, by its minute
+    /// index on the policy clock, for the shell to add up across replicas.
+    fn finished_minutes(&mut self) -> Vec<(FunctionId, u64, provisioning::MinuteLoad)> {
+        Vec::new()
+    }
+
+    /// The fleet's total load for `function` in `minute` (an index as
+    /// [`Policy::finished_minutes`] gives), to plan from instead of this replica's own.
+    fn fleet_minute(&mut self, function: FunctionId, minute: u64, total: provisioning::MinuteLoad) {
+        let _ = (function, minute, total);
+    }
 }

@@ -19,6 +19,13 @@
 //! level is also at least what the coming hour called for yesterday, looked at
 //! `lead_minutes` ahead: a rise that comes back daily finds its environments READY.
 //!
+//! Several replicas behind a load balancer each see a share of the load: each hands out the
+//! minutes it finished ([`Provisioning::finished_minutes`], once sharing is on), the shell
+//! adds them up across replicas (Redis), and gives each planner the fleet's totals
+//! ([`Provisioning::fleet_minute`]), which replace its own for that minute. Minutes start at
+//! a phase the shell sets ([`Provisioning::with_minute_phase`]) so that every replica's
+//! minutes are the same wall-clock minutes; the simulator's phase is zero.
+//!
 //! Pure (ARCHITECTURE.md invariant 1): observations and `now` in, `SetProvisioned` out, on
 //! each function's first target.
 
@@ -161,10 +168,20 @@ struct FunctionLoad {
     allocations: VecDeque<Duration>,
 }
 
+/// Where minute `m` starts on the policy clock: minutes start at `phase`.
+fn minute_start(phase: Duration, m: u64) -> Time {
+    phase + Duration::from_secs(60 * m)
+}
+
+/// The minute `t` falls in (minute 0 before the phase).
+fn minute_of(phase: Duration, t: Time) -> u64 {
+    t.saturating_sub(phase).as_secs() / 60
+}
+
 impl FunctionLoad {
-    /// Folds minute `m` into the history.
-    fn finish_minute(&mut self, m: u64, window: usize) {
-        let (start, end) = (MINUTE * m as u32, MINUTE * (m as u32 + 1));
+    /// Folds minute `m` into the history; returns its load.
+    fn finish_minute(&mut self, m: u64, phase: Duration, window: usize) -> MinuteLoad {
+        let (start, end) = (minute_start(phase, m), minute_start(phase, m + 1));
         let mut edges: Vec<(Time, i32)> = Vec::new();
         let mut busy = Duration::ZERO;
         for stay in &self.open {
@@ -194,6 +211,29 @@ impl FunctionLoad {
         self.history.push_back(minute);
         while self.history.len() > window {
             self.history.pop_front();
+        }
+        minute
+    }
+
+    /// Replaces finished minute `m` with the fleet's `total` where this planner still holds
+    /// it (the window, the last day). Never below what it held: the total includes this
+    /// replica's own load (published before the totals are read), and totals only grow as
+    /// the other replicas' arrive, so a smaller one is incomplete.
+    fn fleet_minute(&mut self, m: u64, total: MinuteLoad) {
+        if m >= self.next_minute {
+            // Not finished here yet: its totals are asked for again once it is.
+            return;
+        }
+        let merge = |held: &mut MinuteLoad| {
+            held.busy_s = held.busy_s.max(total.busy_s);
+            held.peak = held.peak.max(total.peak);
+        };
+        let age = (self.next_minute - m) as usize;
+        if let Some(i) = self.history.len().checked_sub(age) {
+            merge(&mut self.history[i]);
+        }
+        if !self.day.is_empty() && age <= MINUTES_A_DAY {
+            merge(&mut self.day[m as usize % MINUTES_A_DAY]);
         }
     }
 
@@ -225,6 +265,13 @@ pub struct Provisioning {
     managed: Vec<bool>,
     /// The next minute boundary at which minutes become final.
     next_wake: Option<Time>,
+    /// Where minutes start on the policy clock (under a minute).
+    phase: Duration,
+    /// Whether finished minutes are kept for [`Provisioning::finished_minutes`]: off unless
+    /// asked for, so that a replay, which never collects them, does not pile them up.
+    sharing: bool,
+    /// Minutes finished since last collected: function, minute, load.
+    finished: Vec<(FunctionId, u64, MinuteLoad)>,
 }
 
 impl Provisioning {
@@ -234,6 +281,26 @@ impl Provisioning {
             ..Self::default()
         }
     }
+
+    /// Minutes start at `phase` (modulo a minute) on the policy clock rather than at its
+    /// origin: the shell aligns them with wall-clock minutes, so that replicas whose clocks
+    /// started at different times count the same minutes.
+    pub fn with_minute_phase(mut self, phase: Duration) -> Self {
+        self.phase = Duration::from_nanos((phase.as_nanos() % MINUTE.as_nanos()) as u64);
+        self
+    }
+
+    /// Keeps each minute finished for [`Provisioning::finished_minutes`].
+    pub fn sharing(mut self) -> Self {
+        self.sharing = true;
+        self
+    }
+
+    /// Minute `m` (of this planner's minutes, see [`Provisioning::with_minute_phase`])
+    /// starts here on the policy clock.
+    pub fn minute_start(&self, m: u64) -> Time {
+        minute_start(self.phase, m)
+    }
 }
 
 impl Policy for Provisioning {
@@ -242,7 +309,7 @@ impl Policy for Provisioning {
     }
 
     fn start(&mut self, functions: &[FunctionInfo], now: Time) -> Vec<Action> {
-        let first = now.as_secs() / 60;
+        let first = minute_of(self.phase, now);
         self.functions = functions
             .iter()
             .map(|info| FunctionLoad {
@@ -252,7 +319,8 @@ impl Policy for Provisioning {
             })
             .collect();
         self.managed = functions.iter().map(|f| !f.targets.is_empty()).collect();
-        self.next_wake = Some(MINUTE * (first as u32 + 1) + MINUTE_FINAL);
+        self.finished.clear();
+        self.next_wake = Some(minute_start(self.phase, first + 1) + MINUTE_FINAL);
         Vec::new()
     }
 
@@ -270,7 +338,9 @@ impl Policy for Provisioning {
         let stay = observation.init.unwrap_or_default() + observation.duration;
         // A minute already counted cannot take it any more; it is lost to that minute, as
         // late data is to a metric.
-        let from = observation.arrived.max(MINUTE * load.next_minute as u32);
+        let from = observation
+            .arrived
+            .max(minute_start(self.phase, load.next_minute));
         let to = observation.arrived + stay;
         if from < to {
             load.open.push(Stay { from, to });
@@ -286,16 +356,20 @@ impl Policy for Provisioning {
             return actions;
         }
         // Minutes ending at or before now - MINUTE_FINAL are final.
-        let final_before = now.saturating_sub(MINUTE_FINAL).as_secs() / 60;
+        let final_before = minute_of(self.phase, now.saturating_sub(MINUTE_FINAL));
         let config = &self.config;
+        let phase = self.phase;
         for (function, load) in self.functions.iter_mut().enumerate() {
             if !self.managed[function] {
                 continue;
             }
             while load.next_minute < final_before {
                 let m = load.next_minute;
-                load.finish_minute(m, config.window_minutes);
+                let minute = load.finish_minute(m, phase, config.window_minutes);
                 load.next_minute += 1;
+                if self.sharing {
+                    self.finished.push((function, m, minute));
+                }
             }
             let history: Vec<MinuteLoad> = load.history.iter().copied().collect();
             let init = load.init(config.default_init);
@@ -305,7 +379,7 @@ impl Policy for Provisioning {
             let ahead = if load.day.is_empty() {
                 0
             } else {
-                let from = (now.as_secs() / 60) as usize + load.lead_minutes(config.lead_minutes);
+                let from = minute_of(phase, now) as usize + load.lead_minutes(config.lead_minutes);
                 let yesterday: Vec<MinuteLoad> = (from..from + config.window_minutes)
                     .map(|m| load.day[m % MINUTES_A_DAY])
                     .collect();
@@ -320,7 +394,7 @@ impl Policy for Provisioning {
                 });
             }
         }
-        self.next_wake = Some(MINUTE * (final_before as u32 + 1) + MINUTE_FINAL);
+        self.next_wake = Some(minute_start(phase, final_before + 1) + MINUTE_FINAL);
         actions
     }
 
@@ -334,6 +408,18 @@ impl Policy for Provisioning {
             while load.allocations.len() > ALLOCATIONS_KEPT {
                 load.allocations.pop_front();
             }
+        }
+    }
+
+    fn finished_minutes(&mut self) -> Vec<(FunctionId, u64, MinuteLoad)> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Busy seconds add up exactly across replicas; peaks are added too, an upper bound of
+    /// the fleet's peak (the replicas' peaks need not fall at the same instant).
+    fn fleet_minute(&mut self, function: FunctionId, minute: u64, total: MinuteLoad) {
+        if let Some(load) = self.functions.get_mut(function) {
+            load.fleet_minute(minute, total);
         }
     }
 }
@@ -376,6 +462,14 @@ impl Policy for WithKeepAlive {
 
     fn provisioned_ready(&mut self, function: FunctionId, after: Duration) {
         self.planner.provisioned_ready(function, after);
+    }
+
+    fn finished_minutes(&mut self) -> Vec<(FunctionId, u64, MinuteLoad)> {
+        self.planner.finished_minutes()
+    }
+
+    fn fleet_minute(&mut self, function: FunctionId, minute: u64, total: MinuteLoad) {
+        self.planner.fleet_minute(function, minute, total);
     }
 }
 
@@ -547,6 +641,195 @@ mod tests {
         assert!(
             minute >= 31 + 15,
             "not before 15 minutes below: minute {minute}"
+        );
+    }
+
+    fn one_function() -> FunctionInfo {
+        FunctionInfo {
+            name: "f".into(),
+            app: "a".into(),
+            memory_mb: 1024,
+            targets: vec!["live".into()],
+        }
+    }
+
+    /// Acts at each wake up to `until`; the levels set, by the minute they were set.
+    fn run_until(planner: &mut Provisioning, until: Duration) -> Vec<(u64, u32)> {
+        let mut levels = Vec::new();
+        while let Some(now) = planner.next_wake().filter(|&w| w <= until) {
+            for action in planner.act(now) {
+                let Action::SetProvisioned { concurrency, .. } = action else {
+                    panic!("{action:?}")
+                };
+                levels.push((now.as_secs() / 60, concurrency));
+            }
+        }
+        levels
+    }
+
+    #[test]
+    fn finished_minutes_are_handed_out_once_and_only_when_sharing() {
+        let mut quiet = Provisioning::new(ProvisioningConfig::default());
+        quiet.start(&[one_function()], Duration::ZERO);
+        quiet.observe(&observation(0, 0, 30));
+        run_until(&mut quiet, Duration::from_secs(10 * 60));
+        assert!(
+            quiet.finished_minutes().is_empty(),
+            "a replay never collects them: none kept"
+        );
+
+        let mut planner = Provisioning::new(ProvisioningConfig::default()).sharing();
+        planner.start(&[one_function()], Duration::ZERO);
+        // Two executions at once for the first 30 s of minute 0, one the whole of minute 1.
+        planner.observe(&observation(0, 0, 30));
+        planner.observe(&observation(0, 0, 30));
+        planner.observe(&observation(0, 60, 60));
+        run_until(&mut planner, Duration::from_secs(3 * 60));
+        assert_eq!(
+            planner.finished_minutes(),
+            vec![
+                (
+                    0,
+                    0,
+                    MinuteLoad {
+                        busy_s: 60.0,
+                        peak: 2
+                    }
+                ),
+                (
+                    0,
+                    1,
+                    MinuteLoad {
+                        busy_s: 60.0,
+                        peak: 1
+                    }
+                ),
+            ]
+        );
+        assert!(planner.finished_minutes().is_empty(), "handed out once");
+    }
+
+    #[test]
+    fn minutes_start_at_the_phase() {
+        let phase = Duration::from_secs(25);
+        let mut planner = Provisioning::new(ProvisioningConfig::default())
+            .with_minute_phase(phase + Duration::from_secs(120))
+            .sharing();
+        planner.start(&[one_function()], Duration::from_secs(10));
+        assert_eq!(
+            planner.minute_start(1),
+            Duration::from_secs(85),
+            "modulo a minute"
+        );
+        // Minute 0 is [25 s, 85 s): it is final at 85 + 60 s.
+        assert_eq!(planner.next_wake(), Some(Duration::from_secs(145)));
+        // 20 s in minute 0 (from 65 s), 40 s in minute 1.
+        planner.observe(&observation(0, 65, 60));
+        run_until(&mut planner, Duration::from_secs(205));
+        let busy: Vec<(u64, f64)> = planner
+            .finished_minutes()
+            .into_iter()
+            .map(|(_, m, load)| (m, load.busy_s))
+            .collect();
+        assert_eq!(busy, vec![(0, 20.0), (1, 40.0)]);
+    }
+
+    #[test]
+    fn fleet_totals_replace_a_minute_where_it_is_held_and_never_lower_it() {
+        let mut planner = Provisioning::new(ProvisioningConfig::default()).sharing();
+        planner.start(&[one_function()], Duration::ZERO);
+        for minute in 0..3 {
+            planner.observe(&observation(0, minute * 60, 60));
+        }
+        run_until(&mut planner, Duration::from_secs(4 * 60));
+        let load = |busy_s: f64, peak: u32| MinuteLoad { busy_s, peak };
+        let held = |p: &Provisioning| -> Vec<MinuteLoad> {
+            p.functions[0].history.iter().copied().collect()
+        };
+        assert_eq!(held(&planner), vec![load(60.0, 1); 3]);
+
+        planner.fleet_minute(0, 1, load(150.0, 3));
+        // Read again once the other replicas' share arrived: totals only grow.
+        planner.fleet_minute(0, 2, load(100.0, 2));
+        planner.fleet_minute(0, 2, load(180.0, 3));
+        // A total below this replica's own is incomplete: kept at its own.
+        planner.fleet_minute(0, 0, load(30.0, 1));
+        assert_eq!(
+            held(&planner),
+            vec![load(60.0, 1), load(150.0, 3), load(180.0, 3)]
+        );
+        assert_eq!(
+            planner.functions[0].day[1],
+            load(150.0, 3),
+            "yesterday's look-ahead sees the fleet's minute too"
+        );
+        // A minute not finished here, a function unknown: nothing changes.
+        planner.fleet_minute(0, 3, load(600.0, 10));
+        planner.fleet_minute(7, 1, load(600.0, 10));
+        assert_eq!(
+            held(&planner),
+            vec![load(60.0, 1), load(150.0, 3), load(180.0, 3)]
+        );
+        assert_eq!(planner.functions[0].day[3], MinuteLoad::default());
+    }
+
+    #[test]
+    fn replicas_that_share_their_minutes_plan_for_the_whole_load() {
+        // Four executions always busy, behind a balancer over two replicas: two each.
+        let replicas: Vec<Provisioning> = (0..2)
+            .map(|_| {
+                let mut p = Provisioning::new(ProvisioningConfig::default()).sharing();
+                p.start(&[one_function()], Duration::ZERO);
+                for minute in 0..40 {
+                    for _ in 0..2 {
+                        p.observe(&observation(0, minute * 60, 60));
+                    }
+                }
+                p
+            })
+            .collect();
+        let [mut holder, mut other]: [Provisioning; 2] = replicas.try_into().ok().unwrap();
+        let mut alone = Provisioning::new(ProvisioningConfig::default());
+        alone.start(&[one_function()], Duration::ZERO);
+        for minute in 0..40 {
+            for _ in 0..2 {
+                alone.observe(&observation(0, minute * 60, 60));
+            }
+        }
+        let until = Duration::from_secs(40 * 60);
+        let mut levels = Vec::new();
+        while let Some(now) = holder.next_wake().filter(|&w| w <= until) {
+            // Both decide at the same minute boundary; the totals of the minutes they
+            // finished then arrive after the holder's decision, as through Redis.
+            for action in holder.act(now) {
+                if let Action::SetProvisioned { concurrency, .. } = action {
+                    levels.push(concurrency);
+                }
+            }
+            other.act(now);
+            let mut totals: std::collections::BTreeMap<u64, MinuteLoad> = Default::default();
+            for (_, m, load) in holder
+                .finished_minutes()
+                .into_iter()
+                .chain(other.finished_minutes())
+            {
+                let total = totals.entry(m).or_default();
+                total.busy_s += load.busy_s;
+                total.peak += load.peak;
+            }
+            for (m, total) in totals {
+                holder.fleet_minute(0, m, total);
+            }
+        }
+        assert_eq!(
+            run_until(&mut alone, until),
+            vec![(2, 2)],
+            "alone, a replica plans for its half"
+        );
+        assert_eq!(
+            levels,
+            vec![2, 4],
+            "its own half first, the whole once the fleet's first minute arrives"
         );
     }
 }
