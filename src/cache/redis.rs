@@ -3,7 +3,11 @@
 //! failure the tier is skipped for `retry_after_ms`, so that an outage costs requests
 //! nothing, then tried again. Going down and coming back are logged once each and shown in
 //! `warmgate_cache_redis_up`.
+//!
+//! The same connection carries the provisioning lease's commands and the planner's shared
+//! per-minute loads (`gateway::lease`, `gateway::fleet`).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -90,6 +94,110 @@ impl RedisTier {
     /// The provisioning lease's key, beside the cache's keys.
     fn lease_key(&self) -> String {
         format!("{}:provisioning:lease", self.config.key_prefix)
+    }
+
+    /// The provisioning planner's loads for one wall-clock minute, every replica's added up:
+    /// fields `<function>:busy` (busy seconds) and `<function>:peak`.
+    fn load_key(&self, minute: u64) -> String {
+        format!("{}:provisioning:load:{minute}", self.config.key_prefix)
+    }
+
+    /// Adds this replica's `loads` (function, busy seconds, peak) to `minute`'s totals, kept
+    /// for `keep` (the planner looks back a day). One transaction: a replica's minute is
+    /// counted whole or not at all. Returns whether Redis took it.
+    pub async fn load_add(&self, minute: u64, loads: &[(&str, f64, u32)], keep: Duration) -> bool {
+        if !self.available() {
+            return false;
+        }
+        let key = self.load_key(minute);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for &(function, busy_s, peak) in loads {
+            pipe.cmd("HINCRBYFLOAT")
+                .arg(&key)
+                .arg(format!("{function}:busy"))
+                .arg(busy_s)
+                .ignore();
+            pipe.cmd("HINCRBY")
+                .arg(&key)
+                .arg(format!("{function}:peak"))
+                .arg(peak)
+                .ignore();
+        }
+        pipe.cmd("PEXPIRE")
+            .arg(&key)
+            .arg(keep.as_millis().max(1) as u64)
+            .ignore();
+        let mut connection = self.connection.clone();
+        let command = pipe.exec_async(&mut connection);
+        match tokio::time::timeout(self.config.timeout(), command).await {
+            Err(_) => {
+                self.failed("load_add", "timeout", &"no answer within timeout_ms");
+                false
+            }
+            Ok(Err(error)) => {
+                self.failed("load_add", "error", &error);
+                false
+            }
+            Ok(Ok(())) => {
+                self.succeeded();
+                true
+            }
+        }
+    }
+
+    /// Each of `minutes`' totals so far: function → (busy seconds, peak); `None` when Redis
+    /// did not answer. A field that does not read as a number is left out.
+    pub async fn load_totals(&self, minutes: &[u64]) -> Option<Vec<HashMap<String, (f64, u32)>>> {
+        if !self.available() {
+            return None;
+        }
+        let mut pipe = redis::pipe();
+        for &minute in minutes {
+            pipe.cmd("HGETALL").arg(self.load_key(minute));
+        }
+        let mut connection = self.connection.clone();
+        let query = pipe.query_async::<Vec<HashMap<String, String>>>(&mut connection);
+        let hashes = match tokio::time::timeout(self.config.timeout(), query).await {
+            Err(_) => {
+                self.failed("load_totals", "timeout", &"no answer within timeout_ms");
+                return None;
+            }
+            Ok(Err(error)) => {
+                self.failed("load_totals", "error", &error);
+                return None;
+            }
+            Ok(Ok(hashes)) => {
+                self.succeeded();
+                hashes
+            }
+        };
+        let totals = hashes
+            .into_iter()
+            .map(|hash| {
+                let mut totals: HashMap<String, (f64, u32)> = HashMap::new();
+                for (field, value) in hash {
+                    let Some((function, what)) = field.rsplit_once(':') else {
+                        continue;
+                    };
+                    match what {
+                        "busy" => {
+                            if let Ok(busy_s) = value.parse::<f64>() {
+                                totals.entry(function.to_string()).or_default().0 = busy_s;
+                            }
+                        }
+                        "peak" => {
+                            if let Ok(peak) = value.parse::<u32>() {
+                                totals.entry(function.to_string()).or_default().1 = peak;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                totals
+            })
+            .collect();
+        Some(totals)
     }
 
     /// Takes the provisioning lease for `id` if nobody holds it (`SET NX PX`).
