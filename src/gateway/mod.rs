@@ -11,6 +11,7 @@
 pub mod access;
 mod dispatch;
 pub mod error;
+mod fleet;
 pub mod history;
 mod layers;
 mod lease;
@@ -189,6 +190,8 @@ pub struct Gateway {
     applied: provisioner::AppliedLevels,
     /// Apply mode with Redis: only the lease's holder applies.
     lease: Option<lease::Lease>,
+    /// Apply mode with Redis: the planner's loads shared among replicas.
+    fleet: Option<fleet::Fleet>,
     /// Invocations in flight that identical requests share.
     flights: Arc<crate::cache::flight::Flights<crate::cache::Key, serve::Flight>>,
     /// The record of the calls made (`[history]`), if kept.
@@ -221,26 +224,6 @@ impl Gateway {
             .map(|(i, f)| (f.name.clone(), i))
             .collect();
         let advise = config.provisioning.mode != crate::config::ProvisioningMode::Off;
-        // The planner rides with the keep-alive policy, seeing the same observations; without
-        // a warmer it rides alone (keep-alive `none`).
-        let warmer = (config.warmer.enabled || advise).then(|| {
-            let keep_alive = if config.warmer.enabled {
-                config.warmer.policy.as_str()
-            } else {
-                "none"
-            };
-            warmer::Executor::new(
-                keep_alive,
-                advise,
-                Duration::from_millis(config.warmer.jitter_ms),
-                config.warmer.max_pings_in_flight,
-            )
-        });
-        if advise {
-            for f in &config.functions {
-                telemetry::provisioned_recommended(&f.name, &f.targets[0], 0);
-            }
-        }
         let redis = config.cache.redis.as_ref().and_then(|redis| {
             match crate::cache::redis::RedisTier::new(redis) {
                 Ok(tier) => Some(Arc::new(tier)),
@@ -252,12 +235,43 @@ impl Gateway {
             }
         });
         let lease = provisioner::lease_for(&config, redis.as_ref());
+        // Replicas that may apply share their loads, so that the holder plans from the
+        // whole load (`fleet`).
+        let scale = config.backend.time_scale();
+        let fleet = lease
+            .is_some()
+            .then(|| fleet::Fleet::new(fleet::MinuteAlign::now(clock.now(), scale), scale));
+        // The planner rides with the keep-alive policy, seeing the same observations; without
+        // a warmer it rides alone (keep-alive `none`).
+        let planner = advise.then(|| warmer::PlannerSetup {
+            phase: fleet.as_ref().map_or(Duration::ZERO, |f| f.align.phase),
+            sharing: fleet.is_some(),
+        });
+        let warmer = (config.warmer.enabled || advise).then(|| {
+            let keep_alive = if config.warmer.enabled {
+                config.warmer.policy.as_str()
+            } else {
+                "none"
+            };
+            warmer::Executor::new(
+                keep_alive,
+                planner,
+                Duration::from_millis(config.warmer.jitter_ms),
+                config.warmer.max_pings_in_flight,
+            )
+        });
+        if advise {
+            for f in &config.functions {
+                telemetry::provisioned_recommended(&f.name, &f.targets[0], 0);
+            }
+        }
         Arc::new(Self {
             functions,
             by_name,
             warmer,
             redis,
             lease,
+            fleet,
             flights: crate::cache::flight::Flights::new(),
             applied: provisioner::AppliedLevels::default(),
             history: history::History::new(&config.history, clock.now()),

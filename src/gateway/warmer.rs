@@ -50,8 +50,8 @@ fn ping_client_context(hold: Option<Duration>) -> String {
 /// afresh), the signal to replan, the jitter of rounds.
 pub(super) struct Executor {
     name: String,
-    /// The provisioned-concurrency planner rides along, to advise.
-    advise: bool,
+    /// The provisioned-concurrency planner rides along, to advise, set so.
+    planner: Option<PlannerSetup>,
     policy: Mutex<Box<dyn Policy>>,
     /// Rung when an observation may change the policy's plans.
     replan: Notify,
@@ -61,18 +61,28 @@ pub(super) struct Executor {
     room_size: u32,
 }
 
+/// How the provisioned-concurrency planner is set up in the gateway.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct PlannerSetup {
+    /// Where its minutes start on the gateway's clock (`fleet::MinuteAlign`).
+    pub phase: Duration,
+    /// Whether it hands out its finished minutes to share with the other replicas.
+    pub sharing: bool,
+}
+
 impl Executor {
-    /// The warmer for the policy `name` (validated with the configuration).
+    /// The warmer for the policy `name` (validated with the configuration), with the
+    /// planner if it is to advise.
     pub(super) fn new(
         name: &str,
-        advise: bool,
+        planner: Option<PlannerSetup>,
         jitter: Duration,
         max_pings_in_flight: u32,
     ) -> Self {
         Self {
             name: name.to_string(),
-            advise,
-            policy: Mutex::new(Self::fresh(name, advise)),
+            planner,
+            policy: Mutex::new(Self::fresh(name, planner)),
             replan: Notify::new(),
             jitter,
             room: Arc::new(Semaphore::new(max_pings_in_flight as usize)),
@@ -80,16 +90,31 @@ impl Executor {
         }
     }
 
-    fn fresh(name: &str, advise: bool) -> Box<dyn Policy> {
+    fn fresh(name: &str, planner: Option<PlannerSetup>) -> Box<dyn Policy> {
         let keep_alive =
             crate::policy::registry::live_policy(name).expect("validated with the configuration");
-        if !advise {
+        let Some(setup) = planner else {
             return keep_alive;
+        };
+        let mut planner =
+            Provisioning::new(ProvisioningConfig::default()).with_minute_phase(setup.phase);
+        if setup.sharing {
+            planner = planner.sharing();
         }
         Box::new(WithKeepAlive {
-            planner: Provisioning::new(ProvisioningConfig::default()),
+            planner,
             keep_alive,
         })
+    }
+
+    /// The fleet's total load of `function` in the planner's `minute` (`fleet`).
+    pub(super) fn fleet_minute(
+        &self,
+        function: crate::policy::FunctionId,
+        minute: u64,
+        total: crate::policy::provisioning::MinuteLoad,
+    ) {
+        self.policy.lock().fleet_minute(function, minute, total);
     }
 
     /// Tells the policy that provisioned concurrency it asked for became READY `after`.
@@ -297,7 +322,7 @@ impl Gateway {
                 Err(e) if e.is_panic() => {
                     let message = telemetry::panic_message(e.into_panic().as_ref());
                     telemetry::task_panicked("warmer", &message);
-                    *warmer.policy.lock() = Executor::fresh(&warmer.name, warmer.advise);
+                    *warmer.policy.lock() = Executor::fresh(&warmer.name, warmer.planner);
                     self.clock.sleep(WARMER_RESTART).await;
                 }
                 Err(_) => return,
@@ -332,8 +357,15 @@ impl Gateway {
             };
             tokio::select! {
                 _ = wait => {
-                    let actions = warmer.policy.lock().act(self.now());
+                    let (actions, finished) = {
+                        let mut policy = warmer.policy.lock();
+                        (policy.act(self.now()), policy.finished_minutes())
+                    };
                     self.execute(warmer, actions);
+                    // Empty unless the planner shares (apply mode with Redis).
+                    if !finished.is_empty() {
+                        self.spawn(self.clone().share_minutes(finished));
+                    }
                 }
                 _ = warmer.replan.notified() => {}
             }
