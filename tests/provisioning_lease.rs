@@ -42,9 +42,10 @@ name = "live"
 version = "1"
 "#;
 
-/// A replica: its public function name is its own (`steady_<replica>`), so that the
-/// process-wide metrics tell the two planners' levels apart; both set `steady:live`.
-fn gateway_toml(replica: &str, endpoint: &str, redis: &str) -> String {
+/// A replica serving `steady:live` as `function`. The lease tests give each replica a name of
+/// its own (`steady_<replica>`), so that the process-wide metrics tell the two planners'
+/// levels apart (and their loads are not shared, which is by public name).
+fn gateway_toml(function: &str, endpoint: &str, redis: &str) -> String {
     format!(
         r#"
 [backend]
@@ -65,7 +66,7 @@ timeout_ms = 100
 retry_after_ms = 50
 
 [[function]]
-name = "steady_{replica}"
+name = "{function}"
 lambda_name = "steady"
 targets = ["live"]
 timeout_ms = 60000
@@ -120,14 +121,26 @@ impl ControlPlane for Counting {
 
 struct Replica {
     name: &'static str,
+    /// The public name it serves `steady:live` as.
+    function: String,
     running: RunningGateway,
     control: Arc<Counting>,
 }
 
 impl Replica {
     async fn start(name: &'static str, emulator: &RunningEmulator, redis: &RedisServer) -> Self {
+        Self::serving(name, &format!("steady_{name}"), emulator, redis).await
+    }
+
+    /// A replica serving `steady:live` as `function`.
+    async fn serving(
+        name: &'static str,
+        function: &str,
+        emulator: &RunningEmulator,
+        redis: &RedisServer,
+    ) -> Self {
         let endpoint = emulator.endpoint_url();
-        let config = Config::parse(&gateway_toml(name, &endpoint, &redis.url()), [], "test")
+        let config = Config::parse(&gateway_toml(function, &endpoint, &redis.url()), [], "test")
             .expect("a valid configuration");
         let lambda = LambdaClient::for_endpoint(&endpoint, "us-east-1");
         let control = Arc::new(Counting {
@@ -150,6 +163,7 @@ impl Replica {
             .expect("targets resolve");
         Self {
             name,
+            function: function.to_string(),
             running,
             control,
         }
@@ -260,9 +274,9 @@ impl Load {
 fn load(replica: &Replica, clients: usize) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let url = format!(
-        "http://{}/v1/functions/steady_{}/invoke",
+        "http://{}/v1/functions/{}/invoke",
         replica.running.addr(),
-        replica.name
+        replica.function
     );
     let clients = (0..clients)
         .map(|_| {
@@ -288,8 +302,8 @@ async fn recommended(replica: &Replica) -> Option<u32> {
         .await
         .unwrap();
     let series = format!(
-        "warmgate_provisioned_recommended_environments{{function=\"steady_{}\",target=\"live\"}} ",
-        replica.name
+        "warmgate_provisioned_recommended_environments{{function=\"{}\",target=\"live\"}} ",
+        replica.function
     );
     metrics
         .lines()
@@ -423,5 +437,109 @@ async fn a_holder_cut_off_from_redis_stops_applying_within_the_ttl() {
     .await;
     tokio::time::sleep(TTL).await;
     assert!(a.holds() != b.holds(), "exactly one holds it");
+    assert!(!watcher.both_held(), "two replicas applied at once");
+}
+
+/// Every minute's shared load in Redis: (minute, busy seconds of `function`, its summed
+/// peak, the key's time to live in ms).
+fn shared_loads(redis: &RedisServer, function: &str) -> Vec<(u64, f64, u32, i64)> {
+    let mut connection = redis.client().get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("warmgate:provisioning:load:*")
+        .query(&mut connection)
+        .unwrap();
+    let mut loads: Vec<(u64, f64, u32, i64)> = keys
+        .iter()
+        .map(|key| {
+            let minute = key.rsplit(':').next().unwrap().parse().unwrap();
+            let (busy, peak, ttl): (Option<f64>, Option<u32>, i64) = redis::pipe()
+                .cmd("HGET")
+                .arg(key)
+                .arg(format!("{function}:busy"))
+                .cmd("HGET")
+                .arg(key)
+                .arg(format!("{function}:peak"))
+                .cmd("PTTL")
+                .arg(key)
+                .query(&mut connection)
+                .unwrap();
+            (minute, busy.unwrap_or(0.0), peak.unwrap_or(0), ttl)
+        })
+        .collect();
+    loads.sort_by_key(|l| l.0);
+    loads
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_holder_plans_from_the_whole_load_the_replicas_share() {
+    let redis = RedisServer::start();
+    let emulator = emulator().await;
+    // One configuration on both, as replicas behind a load balancer: the same public name.
+    let a = Replica::serving("e", "steady", &emulator, &redis).await;
+    let b = Replica::serving("f", "steady", &emulator, &redis).await;
+    let watcher = Watcher::start(&a, &b);
+    until(
+        Duration::from_secs(5),
+        "one replica holds the lease",
+        || a.holds() || b.holds(),
+    )
+    .await;
+
+    // Four executions always busy, two through each replica: alone, each replica's planner
+    // would ask for about 2; the fleet's load calls for 4.
+    let (load_a, load_b) = (load(&a, 2), load(&b, 2));
+    let limit = Duration::from_secs(40);
+    let start = Instant::now();
+    let mut levels = Vec::new();
+    while requested(&emulator) != Some(4) {
+        if let Some(level) = requested(&emulator) {
+            if levels.last() != Some(&level) {
+                levels.push(level);
+            }
+        }
+        assert!(
+            start.elapsed() < limit,
+            "the level covering the whole load (4) not set within {limit:?}: levels set {levels:?}; shared loads {:?}",
+            shared_loads(&redis, "steady")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "levels set {levels:?}, then 4, {:?} after the load started",
+        start.elapsed()
+    );
+
+    // Redis holds the fleet's minutes: a whole minute of the load is about 4 x 60 busy
+    // seconds from both replicas' shares, with a peak of 4 (2 + 2); each key expires.
+    let loads = shared_loads(&redis, "steady");
+    assert!(
+        loads
+            .iter()
+            .any(|&(_, busy, peak, _)| busy > 200.0 && busy <= 240.5 && peak == 4),
+        "no whole minute of both replicas' load in Redis: {loads:?}"
+    );
+    assert!(
+        loads.iter().all(|&(_, _, _, ttl)| ttl > 0),
+        "a shared minute without an expiry: {loads:?}"
+    );
+    // Held a while, it stays (the planner does not fall back to half the load).
+    let (holder, other) = if a.holds() { (&a, &b) } else { (&b, &a) };
+    let held_from = Instant::now();
+    while held_from.elapsed() < Duration::from_secs(5) {
+        assert_eq!(
+            requested(&emulator),
+            Some(4),
+            "the level left the whole load's"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(holder.sets() >= 1);
+    assert_eq!(
+        other.sets(),
+        0,
+        "the replica without the lease only advises"
+    );
+    load_a.stop().await;
+    load_b.stop().await;
     assert!(!watcher.both_held(), "two replicas applied at once");
 }
