@@ -29,12 +29,16 @@
 //! Pure (ARCHITECTURE.md invariant 1): observations and `now` in, `SetProvisioned` out, on
 //! each function's first target.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::clock::Time;
 use crate::policy::cost::Prices;
 use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy};
+
+mod load;
+
+pub use load::{choose_level, MinuteLoad};
+use load::{minute_of, minute_start, FunctionLoad, Stay};
 
 /// A minute's executions are counted once the minute is this old: most have ended and been
 /// reported by then.
@@ -81,177 +85,6 @@ impl Default for ProvisioningConfig {
             default_init: Duration::from_secs(1),
             min_utilisation: 1.0,
             prices: Prices::us_east_1(crate::platform::spec::Architecture::X86_64),
-        }
-    }
-}
-
-/// One minute of a function's load.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct MinuteLoad {
-    /// Busy environment-seconds: the mean concurrency times 60.
-    pub busy_s: f64,
-    /// The most executions running at once.
-    pub peak: u32,
-}
-
-/// The cheapest level for `history` (oldest first) at `memory_mb`, a cold start billing
-/// `init` (see the module's documentation).
-pub fn choose_level(
-    history: &[MinuteLoad],
-    memory_mb: u32,
-    init: Duration,
-    config: &ProvisioningConfig,
-) -> u32 {
-    if history.is_empty() {
-        return 0;
-    }
-    let gb = f64::from(memory_mb) / 1024.0;
-    let minutes = history.len() as f64;
-    let prices = &config.prices;
-    let cost_per_minute = 60.0 * gb * prices.provisioned_gb_s;
-    let duration_saving = gb * (prices.on_demand_gb_s - prices.provisioned_duration_gb_s);
-    let cold_start = init.as_secs_f64() * gb * prices.on_demand_gb_s * config.cold_start_worth;
-    let top = history.iter().map(|m| m.peak).max().unwrap_or(0);
-    if top == 0 {
-        return 0;
-    }
-    let mut level = 0;
-    for k in 1..=top {
-        let below = f64::from(k - 1);
-        let busy_s: f64 = history
-            .iter()
-            .map(|m| (m.busy_s - 60.0 * below).clamp(0.0, 60.0))
-            .sum();
-        let cold_starts = history
-            .iter()
-            .enumerate()
-            .filter(|&(i, m)| {
-                m.peak >= k
-                    && history[i.saturating_sub(RECLAIMED_AFTER_MINUTES)..i]
-                        .iter()
-                        .all(|earlier| earlier.peak < k)
-            })
-            .count() as f64;
-        let saving = (busy_s * duration_saving + cold_starts * cold_start) / minutes;
-        let utilisation = busy_s / (60.0 * minutes);
-        if saving >= cost_per_minute || utilisation >= config.min_utilisation {
-            level = k;
-        }
-    }
-    level
-}
-
-/// An execution's stay on an environment.
-#[derive(Debug, Clone, Copy)]
-struct Stay {
-    from: Time,
-    to: Time,
-}
-
-#[derive(Debug, Default)]
-struct FunctionLoad {
-    memory_mb: u32,
-    /// Stays not yet folded into a final minute.
-    open: Vec<Stay>,
-    /// The first minute not final yet.
-    next_minute: u64,
-    history: VecDeque<MinuteLoad>,
-    /// The last day's minutes, by minute of the day (empty until a minute is counted).
-    day: Vec<MinuteLoad>,
-    /// Inits seen: their sum and count.
-    init_sum: Duration,
-    inits: u32,
-    /// The level asked for, and the levels chosen while below it (for the lowering).
-    level: u32,
-    below: Vec<u32>,
-    /// The allocation times seen (IN_PROGRESS to READY), the latest last.
-    allocations: VecDeque<Duration>,
-}
-
-/// Where minute `m` starts on the policy clock: minutes start at `phase`.
-fn minute_start(phase: Duration, m: u64) -> Time {
-    phase + Duration::from_secs(60 * m)
-}
-
-/// The minute `t` falls in (minute 0 before the phase).
-fn minute_of(phase: Duration, t: Time) -> u64 {
-    t.saturating_sub(phase).as_secs() / 60
-}
-
-impl FunctionLoad {
-    /// Folds minute `m` into the history; returns its load.
-    fn finish_minute(&mut self, m: u64, phase: Duration, window: usize) -> MinuteLoad {
-        let (start, end) = (minute_start(phase, m), minute_start(phase, m + 1));
-        let mut edges: Vec<(Time, i32)> = Vec::new();
-        let mut busy = Duration::ZERO;
-        for stay in &self.open {
-            let (from, to) = (stay.from.max(start), stay.to.min(end));
-            if from < to {
-                busy += to - from;
-                edges.push((from, 1));
-                edges.push((to, -1));
-            }
-        }
-        // Ends before starts at the same instant: back-to-back stays share an environment.
-        edges.sort_unstable();
-        let (mut running, mut peak) = (0i32, 0i32);
-        for (_, step) in edges {
-            running += step;
-            peak = peak.max(running);
-        }
-        self.open.retain(|stay| stay.to > end);
-        let minute = MinuteLoad {
-            busy_s: busy.as_secs_f64(),
-            peak: peak as u32,
-        };
-        if self.day.is_empty() {
-            self.day = vec![MinuteLoad::default(); MINUTES_A_DAY];
-        }
-        self.day[m as usize % MINUTES_A_DAY] = minute;
-        self.history.push_back(minute);
-        while self.history.len() > window {
-            self.history.pop_front();
-        }
-        minute
-    }
-
-    /// Replaces finished minute `m` with the fleet's `total` where this planner still holds
-    /// it (the window, the last day). Never below what it held: the total includes this
-    /// replica's own load (published before the totals are read), and totals only grow as
-    /// the other replicas' arrive, so a smaller one is incomplete.
-    fn fleet_minute(&mut self, m: u64, total: MinuteLoad) {
-        if m >= self.next_minute {
-            // Not finished here yet: its totals are asked for again once it is.
-            return;
-        }
-        let merge = |held: &mut MinuteLoad| {
-            held.busy_s = held.busy_s.max(total.busy_s);
-            held.peak = held.peak.max(total.peak);
-        };
-        let age = (self.next_minute - m) as usize;
-        if let Some(i) = self.history.len().checked_sub(age) {
-            merge(&mut self.history[i]);
-        }
-        if !self.day.is_empty() && age <= MINUTES_A_DAY {
-            merge(&mut self.day[m as usize % MINUTES_A_DAY]);
-        }
-    }
-
-    /// Minutes ahead a daily rise is looked for: the longest of the recent allocations, in
-    /// whole minutes, and one more for the minute a level waits to be asked for; the
-    /// configured lead before any allocation is seen.
-    fn lead_minutes(&self, configured: usize) -> usize {
-        match self.allocations.iter().max() {
-            Some(longest) => longest.as_secs().div_ceil(60) as usize + 1,
-            None => configured,
-        }
-    }
-
-    fn init(&self, default: Duration) -> Duration {
-        if self.inits == 0 {
-            default
-        } else {
-            self.init_sum / self.inits
         }
     }
 }
