@@ -278,6 +278,60 @@ fn the_policy_hears_how_long_its_allocation_took() {
     );
 }
 
+/// One environment provisioned at start, deleted at `until`.
+struct ProvisionUntil(Duration, bool);
+
+impl Policy for ProvisionUntil {
+    fn name(&self) -> String {
+        "provision-until".into()
+    }
+    fn start(&mut self, functions: &[FunctionInfo], now: Time) -> Vec<Action> {
+        ProvisionAtStart(1).start(functions, now)
+    }
+    fn observe(&mut self, _observation: &Observation) {}
+    fn act(&mut self, now: Time) -> Vec<Action> {
+        if self.1 || now < self.0 {
+            return Vec::new();
+        }
+        self.1 = true;
+        vec![Action::SetProvisioned {
+            function: 0,
+            target: 0,
+            concurrency: 0,
+        }]
+    }
+    fn next_wake(&self) -> Option<Time> {
+        (!self.1).then_some(self.0)
+    }
+}
+
+#[test]
+fn provisioned_concurrency_is_billed_by_the_five_minutes() {
+    let trace = trace(vec![function([50 * MIN], Duration::from_millis(100))], HOUR);
+    // READY at 90 s, deleted at 8 min 30 s: 7 minutes held, 10 billed.
+    let seven = run(
+        &trace,
+        &deterministic(Duration::ZERO),
+        Box::new(ProvisionUntil(8 * MIN + 30 * SEC, false)),
+    );
+    assert!(
+        close(seven.provisioned_gb_s, 600.0),
+        "{}",
+        seven.provisioned_gb_s
+    );
+    // Deleted at 6 min 30 s: 5 minutes held, 5 billed.
+    let five = run(
+        &trace,
+        &deterministic(Duration::ZERO),
+        Box::new(ProvisionUntil(6 * MIN + 30 * SEC, false)),
+    );
+    assert!(
+        close(five.provisioned_gb_s, 300.0),
+        "{}",
+        five.provisioned_gb_s
+    );
+}
+
 #[test]
 fn provisioned_concurrency_is_billed_from_ready_and_after_the_warmup() {
     // Six 100 ms calls at 5, 15, ..., 55 min: after the 90 s allocation of deterministic mode.

@@ -318,6 +318,14 @@ fn ceil_ms(d: Duration) -> u64 {
     d.as_nanos().div_ceil(1_000_000) as u64
 }
 
+/// Lambda bills provisioned concurrency from enabling to disabling, rounded up to 5 minutes:
+/// the seconds billed for an environment provisioned for `held`. Settled when it is released;
+/// a snapshot counts one still provisioned to the second.
+pub fn provisioned_billed_s(held: Duration) -> f64 {
+    const STEP_S: f64 = 300.0;
+    (held.as_secs_f64() / STEP_S).ceil() * STEP_S
+}
+
 impl Platform {
     /// A platform running `spec`, at time zero. The spec is assumed valid
     /// ([`PlatformSpec::validate`]).
@@ -528,7 +536,8 @@ impl Platform {
         }
     }
 
-    /// Removes an idle (or just finished) environment at `at`, settling its GB-s.
+    /// Removes an idle (or just finished) environment at `at`, settling its GB-s (a
+    /// provisioned one's billed time rounded up, [`provisioned_billed_s`]).
     fn remove_env(&mut self, at: Time, id: EnvId) {
         let env = self.envs.remove(&id).expect("removing a live environment");
         let function = &mut self.functions[env.function];
@@ -540,7 +549,7 @@ impl Platform {
                 function.provisioned_allocated -= 1;
                 let unreserved = function.spec.reserved_concurrency.is_none();
                 let stats = &mut function.versions[env.version].stats;
-                stats.provisioned_gb_s += (at - env.pooled_since).as_secs_f64() * gb;
+                stats.provisioned_gb_s += provisioned_billed_s(at - env.pooled_since) * gb;
                 if unreserved {
                     self.unreserved_usage -= 1;
                 }
