@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use crate::clock::Time;
 
-/// What a ping is expected to bill before its report says: a round's hold, 100 ms.
-pub const PING_ESTIMATE: Duration = Duration::from_millis(100);
+/// What a ping is expected to bill before its report says: a round's hold.
+pub const PING_ESTIMATE: Duration = crate::policy::ROUND_HOLD;
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 

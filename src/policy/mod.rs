@@ -68,7 +68,13 @@ pub struct Observation {
 /// way. A lone ping asks for no hold and returns at once: it costs a fraction of a held one
 /// and frees the environment for real traffic sooner. Both drivers, the gateway's warmer and
 /// the simulator, send rounds so.
-pub const ROUND_HOLD: std::time::Duration = std::time::Duration::from_millis(100);
+///
+/// Short, because a held environment is busy for real traffic too: a call that meets a
+/// round's hold starts cold. The gateway sends a round's pings at once on pooled
+/// connections, so they reach Lambda within a few milliseconds of each other; 25 ms rather
+/// than 100 gave a fifth fewer cold starts and a lower bill on the tuning sample
+/// (docs/warmer.md, "Round hold").
+pub const ROUND_HOLD: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// What a policy asks the driver to do, now.
 #[derive(Debug, Clone, PartialEq)]

@@ -746,10 +746,14 @@ mod tests {
     #[test]
     fn a_dearer_init_keeps_a_rare_peak_warm() {
         // Two calls every 5 minutes for 4 hours, six at once in 3 of the 48 windows: the
-        // sixth environment is needed in 6% of windows. Worth a ping per window where a cold
-        // start loads a model (6 s), not where it costs a 1-second init.
+        // sixth environment is needed in 6% of windows. With a cold start worth its init,
+        // worth a ping per window where a cold start loads a model (6 s), not where it
+        // costs a 1-second init.
         let target_after = |init: Duration| {
-            let mut w = Warmer::default();
+            let mut w = Warmer::new(WarmerConfig {
+                cold_start_worth: Some(1.0),
+                ..WarmerConfig::default()
+            });
             w.start(&[info()], Duration::ZERO);
             let mut first = call(Duration::ZERO, S, Some(Start::Cold));
             first.init = Some(init);
