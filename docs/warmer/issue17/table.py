@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Prints docs/warmer.md's issue-17 tables from the replays' CSV files in this directory:
+one table per sample and init (both seeds), then which targets each replay meets."""
+import csv
+import pathlib
+
+HERE = pathlib.Path(__file__).parent
+POLICIES = ["none", "fixed-5min", "hybrid-histogram", "warmer-max1", "warmer", "warmer+wait"]
+TRACES = [("sample500_8h", "tuning"), ("sample1350_fullday", "validation")]
+INITS = ["small", "model-loading"]
+
+
+def rows(trace, init, seed):
+    found = {}
+    for suffix in ("", "_wait"):
+        for r in csv.DictReader(open(HERE / f"{trace}_{init}_s{seed}{suffix}.csv")):
+            found[r["policy"]] = r
+    return found
+
+
+def pct(r, key):
+    return 100 * float(r[key])
+
+
+targets = []
+for trace, role in TRACES:
+    for init in INITS:
+        print(f"\n#### {trace} ({role}), `--init {init}`\n")
+        print("| policy | seed | cold starts | vs none | fn p75 cold % | fn p90 cold % | pings | bill $ |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for seed in (0, 1):
+            r = rows(trace, init, seed)
+            none = int(r["none"]["cold_starts"])
+            for p in POLICIES:
+                x = r[p]
+                cold = int(x["cold_starts"])
+                print(
+                    f"| {p} | {seed} | {cold:,} | {100 * (none - cold) / none:.1f}% fewer "
+                    f"| {pct(x, 'function_cold_share_p75'):.2f} | {pct(x, 'function_cold_share_p90'):.2f} "
+                    f"| {int(x['pings']):,} | {float(x['bill_usd']):.4f} |"
+                )
+            w, d, f = r["warmer+wait"], r["warmer"], r["fixed-5min"]
+            fewer = lambda x: 100 * (none - int(x["cold_starts"])) / none
+            shares = all(
+                float(x[k]) <= float(f[k])
+                for x in (d,)
+                for k in ("function_cold_share_p75", "function_cold_share_p90")
+            )
+            bill = float(d["bill_usd"]) - float(f["bill_usd"])
+            targets.append(
+                f"| {trace} | {init} | {seed} | {fewer(w):.1f}% {'met' if fewer(w) >= 90 else 'not met'} "
+                f"| {fewer(d):.1f}% {'met' if fewer(d) >= 85 else 'not met'} "
+                f"| {'met' if shares else 'not met'} | {bill:+.4f} {'met' if bill <= 0 else 'not met'} |"
+            )
+
+print("\n| sample | init | seed | +wait: fewer than none (≥ 90%) | direct (≥ 85%) | fn p75, p90 ≤ fixed-5min | bill − fixed-5min $ (≤ 0) |")
+print("| --- | --- | ---: | ---: | ---: | --- | ---: |")
+print("\n".join(targets))
