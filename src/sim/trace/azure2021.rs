@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::csv_file::CsvFile;
 use super::durations::from_secs;
 use super::{
-    file_names, lambda_memory_mb, trace_name, Arrival, DurationModel, Trace, TraceError,
+    lambda_memory_mb, single_file, trace_name, Arrival, DurationModel, Trace, TraceError,
     TraceFormat, TraceFunction, MIN_MEMORY_MB,
 };
 
@@ -45,29 +45,13 @@ impl Default for Azure2021Options {
 /// ([`DurationModel::from_samples`]); memory is [`Azure2021Options::memory_mb`]. The trace's
 /// duration is the last `end_timestamp`.
 pub fn read_azure_2021(path: &Path, opts: &Azure2021Options) -> Result<Trace, TraceError> {
-    let file = if path.is_dir() {
-        let names: Vec<String> = file_names(path)?
-            .into_iter()
-            .filter(|n| is_file_name(n))
-            .collect();
-        match names.as_slice() {
-            [one] => path.join(one),
-            [] => {
-                return Err(TraceError::MissingFile {
-                    file: path.join("Azure2021*.csv"),
-                    expected: EXPECT_2021.to_string(),
-                })
-            }
-            several => {
-                return Err(TraceError::Ambiguous {
-                    dir: path.to_path_buf(),
-                    found: format!("several Azure 2021 files ({})", several.join(", ")),
-                })
-            }
-        }
-    } else {
-        path.to_path_buf()
-    };
+    let file = single_file(
+        path,
+        is_file_name,
+        "Azure2021*.csv",
+        "Azure 2021",
+        EXPECT_2021,
+    )?;
     let mut csv = CsvFile::open(&file, EXPECT_2021)?;
     let app = csv.require("app", EXPECT_2021)?;
     let func = csv.require("func", EXPECT_2021)?;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use super::csv_file::CsvFile;
 use super::durations::from_ms;
 use super::{
-    file_names, lambda_memory_mb, trace_name, Arrival, DurationModel, LambdaFacts, Trace,
+    lambda_memory_mb, single_file, trace_name, Arrival, DurationModel, LambdaFacts, Trace,
     TraceError, TraceFormat, TraceFunction,
 };
 use crate::platform::dist::Dist;
@@ -78,29 +78,13 @@ pub fn read_warmgate_history(path: &Path) -> Result<Trace, TraceError> {
 
 /// Reads a history file as a trace, with what each function's records said beyond its load.
 pub fn read_history(path: &Path) -> Result<HistoryTrace, TraceError> {
-    let file = if path.is_dir() {
-        let names: Vec<String> = file_names(path)?
-            .into_iter()
-            .filter(|n| is_file_name(n))
-            .collect();
-        match names.as_slice() {
-            [one] => path.join(one),
-            [] => {
-                return Err(TraceError::MissingFile {
-                    file: path.join("warmgate-history*.csv"),
-                    expected: EXPECT_HISTORY.to_string(),
-                })
-            }
-            several => {
-                return Err(TraceError::Ambiguous {
-                    dir: path.to_path_buf(),
-                    found: format!("several history files ({})", several.join(", ")),
-                })
-            }
-        }
-    } else {
-        path.to_path_buf()
-    };
+    let file = single_file(
+        path,
+        is_file_name,
+        "warmgate-history*.csv",
+        "history",
+        EXPECT_HISTORY,
+    )?;
     let mut csv = CsvFile::open(&file, EXPECT_HISTORY)?;
     let [function, target, at, duration, _billed, memory, max_used, init, restore, arch] =
         HISTORY_COLUMNS.map(|c| csv.require(c, EXPECT_HISTORY));

@@ -285,6 +285,35 @@ fn trace_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
+/// The one file of a single-file format at `path`: the path itself, or the only file in the
+/// directory whose name `is_name` accepts (`pattern` and `what` name it in errors).
+fn single_file(
+    path: &Path,
+    is_name: fn(&str) -> bool,
+    pattern: &str,
+    what: &str,
+    expected: &str,
+) -> Result<PathBuf, TraceError> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let names: Vec<String> = file_names(path)?
+        .into_iter()
+        .filter(|n| is_name(n))
+        .collect();
+    match names.as_slice() {
+        [one] => Ok(path.join(one)),
+        [] => Err(TraceError::MissingFile {
+            file: path.join(pattern),
+            expected: expected.to_string(),
+        }),
+        several => Err(TraceError::Ambiguous {
+            dir: path.to_path_buf(),
+            found: format!("several {what} files ({})", several.join(", ")),
+        }),
+    }
+}
+
 /// Which format `path` holds: a directory, by the names of its files, or a single file, by its
 /// name. Errors when it holds none or several.
 pub fn detect(path: &Path) -> Result<TraceFormat, TraceError> {
