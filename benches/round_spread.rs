@@ -1,0 +1,106 @@
+//! How far apart a warmer round's pings reach Lambda, against the hold each asks for.
+//!
+//! `cargo bench --bench round_spread [-- ROUNDS]`
+//!
+//! A round's pings must overlap at Lambda to reach distinct environments, so each asks its
+//! handler to hold `policy::ROUND_HOLD`. This sends rounds of 8, 32 and 64 invocations the
+//! way the gateway's warmer does (one task, all at once, through `LambdaClient` and
+//! aws-sdk-lambda) to a stand-in for Lambda on loopback that notes when each arrives and
+//! answers after the hold, and prints each round's spread (last arrival less first): on new
+//! connections (the first round of a size) and on pooled ones. Loopback leaves out the
+//! network's own jitter and TLS handshakes; it measures what the gateway's side adds.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use bytes::Bytes;
+use futures::future::join_all;
+use parking_lot::Mutex;
+use warmgate::lambda::{InvocationType, InvokeRequest, Invoker, LambdaClient, TraceContext};
+use warmgate::policy::ROUND_HOLD;
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(5);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(rounds.max(2)));
+}
+
+async fn run(rounds: usize) {
+    let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let noted = arrivals.clone();
+    let app = axum::Router::new().route(
+        "/2015-03-31/functions/{name}/invocations",
+        post(move || {
+            let noted = noted.clone();
+            async move {
+                noted.lock().push(Instant::now());
+                tokio::time::sleep(ROUND_HOLD).await;
+                ([("x-amz-executed-version", "$LATEST")], "{}")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    println!(
+        "round hold {} ms; spread of a round's arrivals (ms)\n",
+        ROUND_HOLD.as_millis()
+    );
+    println!("| pings | new connections | pooled: median | pooled: worst | within the hold |");
+    println!("| ---: | ---: | ---: | ---: | ---: |");
+    for size in [8usize, 32, 64] {
+        // A client of its own per size, so that its first round opens its connections.
+        let client = LambdaClient::for_endpoint(&url, "us-east-1");
+        let mut spreads = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            arrivals.lock().clear();
+            let round = (0..size).map(|_| client.invoke(ping()));
+            for result in join_all(round).await {
+                result.expect("the stand-in answers");
+            }
+            let seen = std::mem::take(&mut *arrivals.lock());
+            assert_eq!(seen.len(), size, "every ping arrived");
+            let first = seen.iter().min().unwrap();
+            let last = seen.iter().max().unwrap();
+            spreads.push(last.duration_since(*first));
+            // Rounds are minutes apart; a pause lets the pool settle.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let cold = spreads[0];
+        let mut pooled: Vec<Duration> = spreads[1..].to_vec();
+        pooled.sort();
+        let within = spreads.iter().filter(|s| **s < ROUND_HOLD).count();
+        println!(
+            "| {size} | {:.2} | {:.2} | {:.2} | {within} of {} |",
+            ms(cold),
+            ms(pooled[pooled.len() / 2]),
+            ms(*pooled.last().unwrap()),
+            spreads.len()
+        );
+    }
+}
+
+fn ping() -> InvokeRequest {
+    InvokeRequest {
+        function_name: "model".into(),
+        qualifier: None,
+        payload: Bytes::from_static(b"{\"warmgate-ping\":true}"),
+        client_context: None,
+        invocation_type: InvocationType::RequestResponse,
+        timeout: Duration::from_secs(10),
+        trace: TraceContext::default(),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
