@@ -64,8 +64,12 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    warmgate::telemetry::init_tracing();
     let cli = Cli::parse();
+    let service = matches!(
+        cli.command,
+        None | Some(Command::Serve { .. }) | Some(Command::Emulator { .. })
+    );
+    warmgate::telemetry::init_tracing(!service);
     let result = match cli.command.unwrap_or(Command::Serve {
         config: std::env::var_os("WARMGATE_CONFIG")
             .map(PathBuf::from)

@@ -93,7 +93,6 @@ fn temp_dir(name: &str) -> PathBuf {
 async fn warmgate(args: &[&str]) -> String {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_warmgate"))
         .args(args)
-        .env("RUST_LOG", "warn")
         .output()
         .await
         .expect("the binary runs");
@@ -266,5 +265,43 @@ async fn advise_reads_the_history_and_its_costs_are_the_simulators() {
         );
     }
     stack.emulator.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs the `warmgate` binary with `args`, expecting it to fail; its stderr.
+async fn warmgate_fails(args: &[&str]) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_warmgate"))
+        .args(args)
+        .output()
+        .await
+        .expect("the binary runs");
+    assert!(!output.status.success(), "warmgate {args:?} succeeded");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn advise_says_what_it_lacks() {
+    let dir = temp_dir("advise-errors");
+    let config = dir.join("warmgate.toml");
+    let without_history = gateway_toml(Path::new("unused"), "http://127.0.0.1:9")
+        .replace("[history]\npath = \"unused\"\n", "");
+    std::fs::write(&config, without_history).unwrap();
+    let config = config.to_str().unwrap();
+    let err = warmgate_fails(&["advise", "--config", config]).await;
+    assert!(err.contains("no [history] path, and no --history"), "{err}");
+
+    let missing = dir.join("warmgate-history.csv");
+    let err = warmgate_fails(&[
+        "advise",
+        "--config",
+        config,
+        "--history",
+        missing.to_str().unwrap(),
+    ])
+    .await;
+    assert!(
+        err.contains("cannot read the history") && err.contains("warmgate-history.csv"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

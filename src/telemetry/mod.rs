@@ -373,15 +373,29 @@ pub fn metrics_router(handle: PrometheusHandle) -> axum::Router {
 
 /// Sets up tracing: JSON lines when stdout is not a terminal (Fargate, CI), human-readable
 /// otherwise. `RUST_LOG` filters; the default is `info`.
-pub fn init_tracing() {
+///
+/// The services (`serve`, `emulator`) log to stdout, where the container's log driver reads
+/// it; the verbs that print a result (`simulate`, `advise`, `keygen`) log to stderr
+/// (`to_stderr`), so that their output stays theirs (`advise --json | jq`).
+pub fn init_tracing(to_stderr: bool) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if std::io::stdout().is_terminal() {
-        builder.try_init()
+    let terminal = if to_stderr {
+        std::io::stderr().is_terminal()
     } else {
-        builder.json().flatten_event(true).try_init()
+        std::io::stdout().is_terminal()
+    };
+    let _ = match (to_stderr, terminal) {
+        (false, true) => builder.try_init(),
+        (false, false) => builder.json().flatten_event(true).try_init(),
+        (true, true) => builder.with_writer(std::io::stderr).try_init(),
+        (true, false) => builder
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .try_init(),
     };
 }
 
