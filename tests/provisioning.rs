@@ -9,24 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::start_on;
-
-const EMULATOR: &str = r#"
-[settings]
-seed = 7
-idle_reclaim_s = 600
-
-[[function]]
-name = "steady"
-memory_mb = 2048
-timeout_s = 120
-init_ms = 500
-duration_ms = 30000
-[[function.version]]
-[[function.alias]]
-name = "live"
-version = "1"
-"#;
+use common::{start_on, STEADY};
 
 const GATEWAY: &str = r#"
 [backend]
@@ -62,7 +45,7 @@ async fn steady_load_is_advised_its_provisioned_level_and_nothing_is_applied() {
         "name = \"steady\"\n",
         "name = \"advised\"\nlambda_name = \"steady\"\n",
     );
-    let stack = Arc::new(start_on(EMULATOR, &gateway, true).await);
+    let stack = Arc::new(start_on(STEADY, &gateway, true).await);
     let metrics_url = format!("http://{}/metrics", stack.gateway.metrics_addr());
     let scrape = || async {
         stack
@@ -111,7 +94,7 @@ async fn steady_load_is_advised_its_provisioned_level_and_nothing_is_applied() {
 
 /// `GATEWAY` in apply mode with `bounds`, and the emulator with `settings` lines added.
 async fn applying(bounds: &str, settings: &str) -> common::Stack {
-    let emulator = EMULATOR.replace(
+    let emulator = STEADY.replace(
         "idle_reclaim_s = 600\n",
         &format!("idle_reclaim_s = 600\n{settings}"),
     );

@@ -25,23 +25,6 @@ use warmgate::platform::PlatformSpec;
 const SCALE: f64 = 60.0;
 const TTL: Duration = Duration::from_millis(300);
 
-const EMULATOR: &str = r#"
-[settings]
-seed = 7
-idle_reclaim_s = 600
-
-[[function]]
-name = "steady"
-memory_mb = 2048
-timeout_s = 120
-init_ms = 500
-duration_ms = 30000
-[[function.version]]
-[[function.alias]]
-name = "live"
-version = "1"
-"#;
-
 /// A replica serving `steady:live` as `function`. The lease tests give each replica a name of
 /// its own (`steady_<replica>`), so that the process-wide metrics tell the two planners'
 /// levels apart (and their loads are not shared, which is by public name).
@@ -223,7 +206,7 @@ async fn until(limit: Duration, what: &str, condition: impl Fn() -> bool) -> Dur
 }
 
 async fn emulator() -> RunningEmulator {
-    let spec = PlatformSpec::from_toml(EMULATOR).unwrap();
+    let spec = PlatformSpec::from_toml(common::STEADY).unwrap();
     Emulator::new(spec, Arc::new(TokioClock::scaled(SCALE)))
         .bind("127.0.0.1:0".parse().unwrap())
         .await

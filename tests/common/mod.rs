@@ -106,6 +106,25 @@ targets = ["live"]
 max_payload_bytes = 64
 "#;
 
+/// One function, `steady:live` (version 1), whose 30 s calls keep an environment busy: the
+/// provisioning tests' emulator.
+pub const STEADY: &str = r#"
+[settings]
+seed = 7
+idle_reclaim_s = 600
+
+[[function]]
+name = "steady"
+memory_mb = 2048
+timeout_s = 120
+init_ms = 500
+duration_ms = 30000
+[[function.version]]
+[[function.alias]]
+name = "live"
+version = "1"
+"#;
+
 pub struct Stack {
     pub emulator: RunningEmulator,
     pub gateway: RunningGateway,
