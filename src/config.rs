@@ -620,7 +620,10 @@ impl Config {
                     "must be within 1..=900000 (Lambda's 15 min)",
                 );
             }
-            if f.wait.max_wait_ms > f.timeout_ms {
+            // The default bound is cut to a shorter timeout (at start); one set longer is an error.
+            if f.wait.max_wait_ms > f.timeout_ms
+                && f.wait.max_wait_ms != crate::policy::router::WaitPolicy::default().max_wait_ms
+            {
                 return invalid(
                     key("wait.max_wait_ms"),
                     "must not exceed the function's timeout_ms",

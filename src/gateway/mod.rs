@@ -79,7 +79,11 @@ struct Orchestration {
 impl FunctionState {
     fn new(index: usize, config: &FunctionConfig) -> Self {
         let settings = FunctionSettings {
-            wait: config.wait,
+            // A wait never outlasts the function's own timeout.
+            wait: crate::policy::router::WaitPolicy {
+                max_wait_ms: config.wait.max_wait_ms.min(config.timeout_ms),
+                ..config.wait
+            },
             probe: config.probe,
             ping_budget: Some(config.ping_budget),
             idempotent: config.idempotent,

@@ -96,7 +96,9 @@ pub fn choose(pools: &[PoolView]) -> Route {
 pub struct WaitPolicy {
     /// Off for functions that would rather start cold at once.
     pub enabled: bool,
-    /// The longest a request waits before going cold anyway.
+    /// The longest a request waits before going cold anyway (and never longer than the
+    /// cold start it would meet is expected to take: `wait_below_cold_share`). 5 s by
+    /// default, for functions that load a model at init.
     pub max_wait_ms: u64,
     /// Requests waiting at once, per function; beyond it they go cold.
     pub max_queue: usize,
@@ -110,7 +112,7 @@ impl Default for WaitPolicy {
     fn default() -> Self {
         Self {
             enabled: true,
-            max_wait_ms: 1000,
+            max_wait_ms: 5000,
             max_queue: 32,
             wait_below_cold_share: 1.0,
         }
@@ -224,8 +226,14 @@ mod tests {
             wait_or_cold(&p, Some(Duration::from_millis(40)), init, 0),
             WaitDecision::Wait(Duration::from_millis(80))
         );
+        // Up to twice the estimate, within the longest wait.
         assert_eq!(
             wait_or_cold(&p, Some(Duration::from_millis(1500)), init, 0),
+            WaitDecision::Wait(Duration::from_millis(3000))
+        );
+        // Longer than the cold start: go cold.
+        assert_eq!(
+            wait_or_cold(&p, Some(Duration::from_millis(2500)), init, 0),
             WaitDecision::GoCold
         );
         assert_eq!(wait_or_cold(&p, None, init, 0), WaitDecision::GoCold);
@@ -233,7 +241,7 @@ mod tests {
         let short_init = Duration::from_millis(900);
         assert_eq!(
             wait_or_cold(&p, Some(Duration::from_millis(600)), short_init, 0),
-            WaitDecision::Wait(Duration::from_millis(1000))
+            WaitDecision::Wait(Duration::from_millis(1200))
         );
         let strict = WaitPolicy {
             wait_below_cold_share: 0.5,

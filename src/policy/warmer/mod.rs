@@ -158,7 +158,7 @@ impl Default for WarmerConfig {
             max_environments: None,
             rotate_after: Some(Lifetime::FEW_HOURS.min - Duration::from_secs(300)),
             floor_memory: Some(Duration::from_secs(24 * 3600)),
-            cold_start_worth: Some(3.0),
+            cold_start_worth: Some(5.0),
             forecast: ForecastConfig::default(),
         }
     }
