@@ -589,7 +589,11 @@ mod tests {
         let now = 200 * MIN + 30 * S;
         assert_eq!(c.environments(now, 5 * MIN, &cfg), 2);
         c.record_start(5 * MIN * 30 + 2 * S, 9, S);
-        assert_eq!(c.environments(now, 5 * MIN, &cfg), 9, "seen twice: sized for");
+        assert_eq!(
+            c.environments(now, 5 * MIN, &cfg),
+            9,
+            "seen twice: sized for"
+        );
         // `warmer-peak` asks for the largest peak, seen once or not.
         let largest = ForecastConfig {
             peak_quantile: Some(1.0),
