@@ -171,6 +171,25 @@ async fn apply_mode_keeps_to_the_bounds() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn apply_mode_keeps_to_the_daily_budget() {
+    // A 2 GB environment's allocation costs about $0.72 a day: $1.50 a day pays for two of
+    // the three the load calls for.
+    let gateway = GATEWAY
+        .replace(
+            "mode = \"advise\"",
+            "mode = \"apply\"\ndaily_budget_usd = 1.5",
+        )
+        .replace(
+            "timeout_ms = 60000\n",
+            "timeout_ms = 60000\nprovisioning = { max = 5 }\n",
+        );
+    let stack = Arc::new(start_on(STEADY, &gateway, true).await);
+    steady_load(&stack, 10).await;
+    tokio::time::sleep(Duration::from_secs(180)).await;
+    assert_eq!(truth(&stack), Some((2, "READY".into())));
+}
+
+#[tokio::test(start_paused = true)]
 async fn apply_mode_backs_off_a_throttled_control_plane() {
     // One write every 100 s, and someone else just took it.
     let stack = Arc::new(applying("{ max = 5 }", "control_plane_rate_per_s = 0.01\n").await);
