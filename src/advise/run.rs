@@ -20,7 +20,7 @@ use crate::policy::cost::Prices;
 use crate::policy::{Action, FunctionInfo, Observation, Policy};
 use crate::sim::cli::SimulateArgs;
 use crate::sim::engine::{self, Figures};
-use crate::sim::trace::{read_history, HistoryTrace};
+use crate::sim::trace::{read_history, HistoryTrace, Trace};
 
 /// Recommend provisioned concurrency, memory, architecture and SnapStart per function, from
 /// the gateway's history and each function's settings on Lambda.
@@ -129,9 +129,16 @@ pub async fn advise(
                 )
             })?
             .map_or(0, |p| p.requested);
+        // The history is read once; each replay gets the one function `--function-id` keeps.
+        let only = Trace {
+            name: read.trace.name.clone(),
+            format: read.trace.format,
+            functions: vec![read.trace.functions[index].clone()],
+            duration: read.trace.duration,
+        };
         let (history_path, name) = (history.to_path_buf(), function.name.clone());
         let replayed =
-            tokio::task::spawn_blocking(move || replay(&history_path, &name, today, seed))
+            tokio::task::spawn_blocking(move || replay(&history_path, only, &name, today, seed))
                 .await??;
         advice.functions.push(function_advice(
             &read, index, &target, &settings, today, replayed,
@@ -174,11 +181,12 @@ fn simulate_command(
     .to_vec()
 }
 
-/// Replays one function's calls as `warmgate simulate` would with [`simulate_command`]'s
-/// arguments (the same parsing, the same trace, the same settings), recording the planner's
-/// levels on the way.
+/// Replays one function's calls (`trace`, read from `history`) as `warmgate simulate` would
+/// with [`simulate_command`]'s arguments (the same parsing, the same selection, the same
+/// settings), recording the planner's levels on the way.
 fn replay(
     history: &std::path::Path,
+    trace: Trace,
     function: &str,
     today: u32,
     seed: u64,
@@ -190,7 +198,7 @@ fn replay(
     }
     let command = simulate_command(history, function, today, seed);
     let args = Simulate::try_parse_from(&command[1..])?.args;
-    let (settings, baselines, trace) = crate::sim::cli::prepare(&args)?;
+    let (settings, baselines, trace) = crate::sim::cli::prepare_loaded(&args, trace)?;
     let levels = Arc::new(Mutex::new(Vec::new()));
     let candidates = baselines
         .iter()

@@ -396,8 +396,14 @@ fn progress_bars(labels: &[String], invocations: usize) -> (MultiProgress, Vec<P
 
 /// Loads the trace the arguments name, keeping the first `--functions` of any format.
 fn load_trace(args: &SimulateArgs) -> anyhow::Result<Trace> {
-    let mut trace = trace::load(&args.trace, &args.load_options())
+    let trace = trace::load(&args.trace, &args.load_options())
         .with_context(|| format!("cannot read the trace at {}", args.trace.display()))?;
+    select(args, trace)
+}
+
+/// The functions of `trace` the arguments keep (`--functions`, `--function-id`,
+/// `--min-peak-rate`).
+fn select(args: &SimulateArgs, mut trace: Trace) -> anyhow::Result<Trace> {
     if let Some(n) = args.functions {
         trace.functions.truncate(n);
     }
@@ -439,10 +445,15 @@ pub type Prepared = (SimSettings, Vec<(String, Baseline)>, Trace);
 
 /// What a replay the arguments ask for runs on: its settings, its policies and its trace.
 pub fn prepare(args: &SimulateArgs) -> anyhow::Result<Prepared> {
+    prepare_loaded(args, load_trace(args)?)
+}
+
+/// [`prepare`] on `trace`, already read from `args.trace` (a caller replaying one file many
+/// ways reads it once).
+pub fn prepare_loaded(args: &SimulateArgs, trace: Trace) -> anyhow::Result<Prepared> {
     let settings = args.settings()?;
     let baselines = baselines(&args.policy)?;
-    let trace = load_trace(args)?;
-    Ok((settings, baselines, trace))
+    Ok((settings, baselines, select(args, trace)?))
 }
 
 /// Replays the candidates and returns the report.
