@@ -195,8 +195,6 @@ pub struct EstimatorError {
     pub mean_truth: f64,
 }
 
-/// GB-s the platform settles over time, summed over functions: (provisioned allocated, idle
-/// on-demand).
 /// GB-s of provisioned concurrency allocated to the snapshot's `f`-th function so far.
 fn provisioned_gb_s(snapshot: &Snapshot, f: usize) -> f64 {
     snapshot.functions.get(f).map_or(0.0, |function| {
@@ -208,16 +206,14 @@ fn provisioned_gb_s(snapshot: &Snapshot, f: usize) -> f64 {
     })
 }
 
-pub(super) fn settled_gb_s(snapshot: &Snapshot) -> (f64, f64) {
-    snapshot.functions.iter().flat_map(|f| &f.versions).fold(
-        (0.0, 0.0),
-        |(provisioned, idle), v| {
-            (
-                provisioned + v.stats.provisioned_gb_s,
-                idle + v.stats.idle_gb_s,
-            )
-        },
-    )
+/// GB-s on-demand environments spent idle so far, over every function.
+fn idle_gb_s(snapshot: &Snapshot) -> f64 {
+    snapshot
+        .functions
+        .iter()
+        .flat_map(|f| &f.versions)
+        .map(|v| v.stats.idle_gb_s)
+        .sum()
 }
 
 /// The figures of one policy on one trace, counted after the warm-up.
@@ -338,8 +334,7 @@ impl Figures {
             .map(|t| share(t.cold_starts, t.invocations))
             .collect();
         shares.sort_by(f64::total_cmp);
-        let (_, idle_end) = settled_gb_s(end);
-        let (_, idle_start) = settled_gb_s(boundary);
+        let (idle_end, idle_start) = (idle_gb_s(end), idle_gb_s(boundary));
         // Requests and billed duration are counted per function; provisioned allocation is
         // settled from the platform's snapshots (function `i` of the trace is the platform's
         // `i`-th); each function is billed at its architecture's prices.
