@@ -59,9 +59,11 @@ pub struct ForecastConfig {
     /// recent minutes with a start that the forecast keeps (2 hours for a busy function): a
     /// function that bursts every hour or two keeps its bursts in view.
     pub quantile_window_minutes: u64,
-    /// The quantile never sizes for a peak fewer than this many of those windows reached: a
-    /// spike seen once is not paid for with hours of pings (with few active windows, or a
-    /// quantile near 1, it otherwise would be); one seen twice is a pattern.
+    /// The quantile never sizes for a peak reached fewer than this many times in those
+    /// windows: a spike seen once is not paid for with hours of pings (with few active
+    /// windows, or a quantile near 1, it otherwise would be); one seen twice is a pattern.
+    /// Adjacent windows count once unless they are three or more (see [`occurrences`]): a
+    /// one-off burst that straddles a window boundary was otherwise kept for hours.
     pub min_peak_windows: usize,
 }
 
@@ -350,15 +352,22 @@ impl ConcurrencyForecast {
         let current = f64::from(peaks[0]);
         // Sized for when the function is called at all: quiet windows say nothing of how many
         // environments a call finds busy.
-        peaks.retain(|&p| p > 0);
-        if peaks.is_empty() {
+        let mut levels: Vec<u32> = peaks.iter().copied().filter(|&p| p > 0).collect();
+        if levels.is_empty() {
             return current;
         }
-        peaks.sort_unstable();
-        let n = peaks.len();
-        let pos = (((q * n as f64).ceil() as usize).clamp(1, n) - 1)
-            .min(n.saturating_sub(cfg.min_peak_windows.max(1)));
-        f64::from(peaks[pos]).max(current)
+        levels.sort_unstable();
+        let n = levels.len();
+        levels.truncate(((q * n as f64).ceil() as usize).clamp(1, n));
+        levels.dedup();
+        // The quantile's level, or the largest below it that recurs.
+        let recurring = levels
+            .iter()
+            .rev()
+            .copied()
+            .find(|&level| occurrences(&peaks, level) >= cfg.min_peak_windows.max(1))
+            .unwrap_or(0);
+        f64::from(recurring).max(current)
     }
 
     /// Least-squares slope of minute peaks (0 for a minute with none) over the trend window,
@@ -513,6 +522,19 @@ impl FunctionForecast {
     }
 }
 
+/// How many times the windows' peaks (newest first) reached `level`: adjacent windows that
+/// reach it are one occurrence (a burst that straddles a window boundary is one burst), unless
+/// they are three or more (a level held that long is sustained, and each window past the first
+/// counts).
+fn occurrences(peaks: &[u32], level: u32) -> usize {
+    let reached = |i: usize| peaks[i] >= level;
+    let runs = (0..peaks.len())
+        .filter(|&i| reached(i) && (i == 0 || !reached(i - 1)))
+        .count();
+    let windows = (0..peaks.len()).filter(|&i| reached(i)).count();
+    runs.max(windows.saturating_sub(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -605,6 +627,36 @@ mod tests {
             once.record_start(5 * MIN * w + S, if w == 10 { 9 } else { 2 }, S);
         }
         assert_eq!(once.environments(now, 5 * MIN, &largest), 9);
+    }
+
+    #[test]
+    fn a_burst_straddling_two_windows_is_seen_once() {
+        let cfg = ForecastConfig {
+            peak_quantile: Some(0.999),
+            ..ForecastConfig::default()
+        };
+        let steady = || {
+            let mut c = ConcurrencyForecast::default();
+            for w in 0..40u32 {
+                c.record_start(5 * MIN * w + S, 2, S);
+            }
+            c
+        };
+        // Windows are counted back from now (minute 200): minutes 49 and 51 fall in two
+        // adjacent ones.
+        let now = 200 * MIN + 30 * S;
+        let mut once = steady();
+        once.record_start(49 * MIN + 2 * S, 9, S);
+        once.record_start(51 * MIN + 2 * S, 9, S);
+        assert_eq!(once.environments(now, 5 * MIN, &cfg), 2);
+        // The same burst again an hour later is a pattern.
+        let mut twice = once.clone();
+        twice.record_start(111 * MIN + 2 * S, 9, S);
+        assert_eq!(twice.environments(now, 5 * MIN, &cfg), 9);
+        // So is a level held over three windows.
+        let mut held = once;
+        held.record_start(56 * MIN + 2 * S, 9, S);
+        assert_eq!(held.environments(now, 5 * MIN, &cfg), 9);
     }
 
     #[test]

@@ -27,7 +27,9 @@
 //! - Depth: the pool is sized by a quantile of recent window peaks chosen per function by
 //!   [`worth`]: the `j`-th environment is kept while it is needed in a large enough share of
 //!   windows for the cold starts it spares (its init, as billed, times `cold_start_worth`) to
-//!   pay its pings; a model-loading function keeps deeper pools than a small one.
+//!   pay its pings; a model-loading function keeps deeper pools than a small one. When the
+//!   target falls, the depth is [held](depth) a few refreshes on the environments that
+//!   exist, so that a wavering target does not start them again at each rise.
 //! - `K = 0` (past the floor's memory): let the environments go; wake again `lead` before the idle-time histogram says
 //!   an arrival becomes likely (a pre-warm), or never until the next call. But when an
 //!   arrival becomes likely within `bridge` and an environment is still surely warm, keep it
@@ -59,9 +61,11 @@ use crate::policy::forecast::{ForecastConfig, FunctionForecast};
 use crate::policy::pool::Lifetime;
 use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy, Start};
 
+mod depth;
 mod replica;
 mod worth;
 
+use depth::DepthHold;
 use replica::Envs;
 pub use worth::FunctionWorth;
 
@@ -133,6 +137,12 @@ pub struct WarmerConfig {
     /// second or more. Without it, a function called a few times a day was let go an hour
     /// after each call and met most of its calls cold.
     pub floor_memory: Option<Duration>,
+    /// A depth the target falls below is held, on the environments that exist, for as many
+    /// refreshes as the pings that keep one cost less than the init that starts it again, and
+    /// at most this many (`None`: the target alone; see [`depth`]). Without it a function
+    /// whose target wavered between one and two environments started its second again at
+    /// each rise.
+    pub depth_hold_rounds: Option<u32>,
     /// What a cold start is worth to the user, in multiples of the init it bills: sizes each
     /// function's pool by [`FunctionWorth::sizing_quantile`] rather than the forecast's fixed
     /// `peak_quantile` (`None`: the fixed one).
@@ -158,6 +168,7 @@ impl Default for WarmerConfig {
             max_environments: None,
             rotate_after: Some(Lifetime::FEW_HOURS.min - Duration::from_secs(300)),
             floor_memory: Some(Duration::from_secs(24 * 3600)),
+            depth_hold_rounds: Some(4),
             cold_start_worth: Some(5.0),
             forecast: ForecastConfig::default(),
         }
@@ -224,6 +235,7 @@ struct Function {
     wake: Option<Time>,
     /// Pings sent in the last hour: (time, count).
     pings: VecDeque<(Time, u32)>,
+    depth: DepthHold,
 }
 
 /// The forecasting warmer. See the module documentation.
@@ -354,13 +366,24 @@ impl Warmer {
     /// Plans `function` at `now`: the pings to send now (0 for none) and the next planning
     /// time.
     fn plan(&mut self, function: FunctionId, now: Time) -> (u32, Option<Time>) {
-        let k = self.target(function, now);
+        let target = self.target(function, now);
         let refresh_age = self.refresh_age();
         let cfg = &self.config;
-        let rotates = k == 1 && self.likely_soon(function, now);
         let f = &mut self.functions[function];
         f.envs.release(now);
         f.envs.forget(now, cfg.max_idle);
+        let k = match cfg.depth_hold_rounds {
+            Some(most) if target > 0 => {
+                let rounds = f.worth.hold_rounds().min(f64::from(most));
+                let existing = (f.envs.idle.len() + f.envs.busy.len()) as u32;
+                f.depth
+                    .depth(target, existing, now, refresh_age.mul_f64(rounds))
+            }
+            _ => target,
+        };
+        let rotates = k == 1 && self.likely_soon(function, now);
+        let cfg = &self.config;
+        let f = &mut self.functions[function];
         if !f.pingable {
             return (0, None);
         }
@@ -448,6 +471,7 @@ impl Policy for Warmer {
                 envs: Envs::default(),
                 wake: None,
                 pings: VecDeque::new(),
+                depth: DepthHold::default(),
             })
             .collect();
         for f in 0..self.functions.len() {
@@ -512,330 +536,4 @@ impl Policy for Warmer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const S: Duration = Duration::from_secs(1);
-    const MIN: Duration = Duration::from_secs(60);
-
-    fn info() -> FunctionInfo {
-        FunctionInfo {
-            name: "f".into(),
-            app: "a".into(),
-            memory_mb: 128,
-            targets: vec!["live".into()],
-        }
-    }
-
-    fn call(arrived: Time, duration: Duration, start: Option<Start>) -> Observation {
-        Observation {
-            function: 0,
-            target: 0,
-            arrived,
-            duration,
-            init: None,
-            start,
-            ping: false,
-            throttled: false,
-        }
-    }
-
-    /// Acts whenever the warmer asks, up to `until`; returns the pings with their times.
-    fn run_until(w: &mut Warmer, until: Time) -> Vec<(Time, u32)> {
-        let mut pings = Vec::new();
-        while let Some(t) = w.next_wake().filter(|&t| t <= until) {
-            for a in w.act(t) {
-                match a {
-                    Action::Ping { count, .. } => pings.push((t, count)),
-                    other => panic!("{other:?}"),
-                }
-            }
-        }
-        pings
-    }
-
-    #[test]
-    fn an_unseen_function_gets_one_environment_from_the_start() {
-        let mut w = Warmer::default();
-        let first = w.start(&[info()], Duration::ZERO);
-        assert_eq!(
-            first,
-            vec![Action::Ping {
-                function: 0,
-                target: 0,
-                count: 1
-            }]
-        );
-        let pings = run_until(&mut w, 20 * MIN);
-        assert!(pings.iter().all(|&(_, c)| c == 1));
-        // Refreshed before 5 minutes of idle, and not much more often.
-        assert!(pings.len() >= 4 && pings.len() <= 5, "{pings:?}");
-    }
-
-    /// A warmer with `config` that has seen six concurrent cold calls at 10 s; and that time.
-    fn after_six_cold_calls(config: WarmerConfig) -> (Warmer, Time) {
-        let mut w = Warmer::new(config);
-        w.start(&[info()], Duration::ZERO);
-        let t0 = 10 * S;
-        for _ in 0..6 {
-            w.observe(&call(t0, S, Some(Start::Cold)));
-        }
-        (w, t0)
-    }
-
-    #[test]
-    fn k_concurrent_calls_are_kept_warm_with_one_ping_of_k() {
-        let (mut w, t0) = after_six_cold_calls(WarmerConfig::default());
-        assert_eq!(w.target(0, t0 + S), 6);
-        let pings = run_until(&mut w, t0 + 5 * MIN);
-        let last = pings.last().copied().expect("a refresh");
-        assert_eq!(last.1, 6, "{pings:?}");
-        assert!(last.0 > t0 + 4 * MIN && last.0 < t0 + 5 * MIN, "{pings:?}");
-    }
-
-    #[test]
-    fn the_frugal_warmer_keeps_at_most_its_cap() {
-        let config = WarmerConfig::from_name("warmer-max2").unwrap();
-        assert_eq!(config.max_environments, Some(2));
-        let (mut w, t0) = after_six_cold_calls(config);
-        assert_eq!(w.name(), "warmer-max2");
-        assert_eq!(w.target(0, t0 + S), 2);
-        let pings = run_until(&mut w, t0 + 5 * MIN);
-        assert!(pings.iter().all(|&(_, count)| count <= 2), "{pings:?}");
-        // Names that are not ours are refused.
-        for bad in ["warmer-max0", "warmer-max", "warmer-x2", "warmers"] {
-            assert_eq!(WarmerConfig::from_name(bad), None, "{bad}");
-        }
-        assert_eq!(
-            WarmerConfig::from_name("warmer"),
-            Some(WarmerConfig::default())
-        );
-    }
-
-    #[test]
-    fn a_short_quiet_gap_is_bridged_with_refreshes_not_a_pre_warm() {
-        // Without rotation: a round of two 115 minutes in is not what this is about.
-        let unrotated = WarmerConfig {
-            rotate_after: None,
-            ..WarmerConfig::default()
-        };
-        let mut w = Warmer::new(unrotated.clone());
-        w.start(&[info()], Duration::ZERO);
-        let period = 15 * MIN;
-        for k in 0..10u32 {
-            let t = period * k;
-            w.observe(&call(t, S, Some(Start::Warm)));
-            let pings = run_until(&mut w, t + period - S);
-            if k < 4 {
-                continue; // learning the gaps
-            }
-            // The environment is never left idle for 5 minutes, the shortest reclaim: every
-            // ping refreshes a warm environment; none pays for a new one.
-            let mut last = t + S;
-            for &(at, count) in pings.iter().chain([(t + period, 1)].iter()) {
-                assert!(at - last < 5 * MIN, "gap {k}: {pings:?}");
-                assert_eq!(count, 1);
-                last = at;
-            }
-        }
-        // Without the bridge (nor the floor) it lets go and pre-warms a new environment
-        // before each call.
-        let mut w = Warmer::new(WarmerConfig {
-            bridge: Duration::ZERO,
-            floor_memory: None,
-            ..unrotated
-        });
-        w.start(&[info()], Duration::ZERO);
-        let mut longest = Duration::ZERO;
-        for k in 0..10u32 {
-            let t = period * k;
-            w.observe(&call(t, S, Some(Start::Warm)));
-            let pings = run_until(&mut w, t + period - S);
-            if k >= 4 {
-                let first = pings.first().map_or(t + period, |p| p.0);
-                longest = longest.max(first - t);
-            }
-        }
-        assert!(longest > 5 * MIN, "{longest:?}");
-    }
-
-    /// The longest time between two refreshes of the function's environment (calls count as
-    /// refreshes) over `(from, until]`, and whether every ping was a lone one.
-    fn longest_unrefreshed(
-        pings: &[(Time, u32)],
-        calls: &[Time],
-        from: Time,
-        until: Time,
-    ) -> (Duration, bool) {
-        let mut times: Vec<Time> = pings
-            .iter()
-            .map(|p| p.0)
-            .chain(calls.iter().copied())
-            .collect();
-        times.retain(|&t| t > from && t <= until);
-        times.push(from);
-        times.push(until);
-        times.sort();
-        let longest = times
-            .windows(2)
-            .map(|w| w[1] - w[0])
-            .max()
-            .unwrap_or_default();
-        (longest, pings.iter().all(|p| p.1 == 1))
-    }
-
-    #[test]
-    fn the_floor_keeps_a_rare_function_warm_between_its_calls() {
-        // Called three times a day, 8 hours apart: gaps beyond the idle-time histogram's
-        // range, so the forecast never says a call is likely.
-        let calls: Vec<Time> = (0..3u32).map(|k| 8 * 60 * MIN * k + 10 * S).collect();
-        let replay = |config: WarmerConfig| {
-            let mut w = Warmer::new(config);
-            w.start(&[info()], Duration::ZERO);
-            let mut pings = Vec::new();
-            for &t in &calls {
-                pings.extend(run_until(&mut w, t - S));
-                w.observe(&call(t, S, Some(Start::Warm)));
-            }
-            pings.extend(run_until(&mut w, calls[2] + 60 * MIN));
-            pings
-        };
-        let pings = replay(WarmerConfig::default());
-        // Never idle for the shortest reclaim (5 minutes), with lone pings only.
-        let (longest, lone) = longest_unrefreshed(&pings, &calls, calls[0], calls[2]);
-        assert!(longest < 5 * MIN, "{longest:?}");
-        assert!(lone, "{pings:?}");
-        // About one ping per 5 minutes, no more.
-        let between = pings
-            .iter()
-            .filter(|p| p.0 > calls[0] && p.0 < calls[2])
-            .count();
-        assert!(between <= 16 * 60 / 4, "{between}");
-        // Without the floor the function is let go an hour after each call.
-        let (longest, _) = longest_unrefreshed(
-            &replay(WarmerConfig {
-                floor_memory: None,
-                ..WarmerConfig::default()
-            }),
-            &calls,
-            calls[0],
-            calls[2],
-        );
-        assert!(longest > 60 * MIN, "{longest:?}");
-    }
-
-    #[test]
-    fn a_function_that_stops_being_called_is_let_go_after_the_floors_memory() {
-        let mut w = Warmer::default();
-        w.start(&[info()], Duration::ZERO);
-        let mut t = Duration::ZERO;
-        for _ in 0..8 {
-            w.observe(&call(t, S, Some(Start::Warm)));
-            run_until(&mut w, t + 12 * MIN);
-            t += 12 * MIN;
-        }
-        let memory = WarmerConfig::default().floor_memory.expect("a floor");
-        assert_eq!(w.target(0, t + 10 * 60 * MIN), 1);
-        let quiet = t + memory + 10 * MIN;
-        run_until(&mut w, quiet);
-        assert!(run_until(&mut w, quiet + 10 * 60 * MIN).is_empty());
-        assert_eq!(w.next_wake(), None);
-        assert_eq!(w.target(0, quiet), 0);
-    }
-
-    #[test]
-    fn a_dearer_init_keeps_a_rare_peak_warm() {
-        // Two calls every 5 minutes for 4 hours, six at once in 3 of the 48 windows: the
-        // sixth environment is needed in 6% of windows. With a cold start worth its init,
-        // worth a ping per window where a cold start loads a model (6 s), not where it
-        // costs a 1-second init.
-        let target_after = |init: Duration| {
-            let mut w = Warmer::new(WarmerConfig {
-                cold_start_worth: Some(1.0),
-                ..WarmerConfig::default()
-            });
-            w.start(&[info()], Duration::ZERO);
-            let mut first = call(Duration::ZERO, S, Some(Start::Cold));
-            first.init = Some(init);
-            w.observe(&first);
-            let mut t = Duration::ZERO;
-            for k in 1..=48u32 {
-                t = 5 * MIN * k;
-                let at_once = if k % 10 == 0 && k < 40 { 6 } else { 2 };
-                for _ in 0..at_once {
-                    w.observe(&call(t, S, Some(Start::Warm)));
-                }
-                run_until(&mut w, t + 5 * MIN - S);
-            }
-            w.target(0, t + 2 * S)
-        };
-        let small = target_after(S);
-        let model = target_after(6 * S);
-        assert!(small <= 3, "{small}");
-        assert_eq!(model, 6);
-    }
-
-    #[test]
-    fn pings_respect_the_hourly_cap() {
-        let mut w = Warmer::new(WarmerConfig {
-            max_pings_per_hour: Some(5),
-            ..WarmerConfig::default()
-        });
-        w.start(&[info()], Duration::ZERO);
-        for _ in 0..4 {
-            w.observe(&call(S, S, Some(Start::Cold)));
-        }
-        let pings = run_until(&mut w, 3 * 60 * MIN);
-        for (t, _) in &pings {
-            let in_hour: u32 = pings
-                .iter()
-                .filter(|(u, _)| *u <= *t && *u + HOUR > *t)
-                .map(|&(_, c)| c)
-                .sum();
-            assert!(in_hour <= 5, "{pings:?}");
-        }
-    }
-
-    #[test]
-    fn a_kept_environment_is_replaced_before_its_lifetime_can_end() {
-        // Called every 3 minutes: real traffic keeps the environment fresh, so no refresh is
-        // ever due; only its lifetime can end it, and that end would meet a call.
-        let calls = |config: WarmerConfig| {
-            let mut w = Warmer::new(config);
-            w.start(&[info()], Duration::ZERO);
-            let mut pings = run_until(&mut w, 10 * S);
-            for i in 0..100u32 {
-                let t = 10 * S + 3 * MIN * i;
-                let start = if i == 0 {
-                    Some(Start::Cold)
-                } else {
-                    Some(Start::Warm)
-                };
-                w.observe(&call(t, S, start));
-                pings.extend(run_until(&mut w, t + 3 * MIN - S));
-            }
-            pings
-        };
-        let pings = calls(WarmerConfig::default());
-        // A round of two at 115 minutes of the environment's life, and again at 230 minutes
-        // of its successor's (created by that round): the first ping refreshes the old
-        // environment, the second starts the successor, which Lambda reuses first.
-        let rounds: Vec<_> = pings.iter().filter(|&&(t, _)| t > 10 * S).collect();
-        assert_eq!(rounds.len(), 2, "{pings:?}");
-        let born = 10 * S;
-        assert_eq!(rounds[0].1, 2);
-        assert!(rounds[0].0 >= born + 115 * MIN && rounds[0].0 < born + 116 * MIN);
-        assert!(rounds[1].0 >= rounds[0].0 + 115 * MIN && rounds[1].0 < rounds[0].0 + 116 * MIN);
-        // Without rotation the warmer never pings such a function.
-        let unrotated = calls(WarmerConfig {
-            rotate_after: None,
-            ..WarmerConfig::default()
-        });
-        assert!(unrotated.iter().all(|&(t, _)| t <= 10 * S), "{unrotated:?}");
-    }
-
-    #[test]
-    fn the_name_is_the_simulators() {
-        assert_eq!(Warmer::default().name(), "warmer");
-    }
-}
+mod tests;

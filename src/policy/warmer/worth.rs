@@ -72,6 +72,12 @@ impl FunctionWorth {
         gb_s(self.mean_init(), self.memory_mb) * Self::prices().on_demand_gb_s
     }
 
+    /// How many refreshes of one environment cost as much as the init that starts it again:
+    /// how long a depth the forecast stops asking for is worth holding (see `depth`).
+    pub fn hold_rounds(&self) -> f64 {
+        self.init_dollars() / self.round_ping_dollars()
+    }
+
     /// Dollars keeping one environment costs per refresh interval `refresh`: a round's ping,
     /// and its share of the init that replaces it when its lifetime ends (a few hours
     /// whatever its use, [`Lifetime::FEW_HOURS`]).
