@@ -363,27 +363,34 @@ impl Warmer {
         }
     }
 
-    /// Plans `function` at `now`: the pings to send now (0 for none) and the next planning
-    /// time.
-    fn plan(&mut self, function: FunctionId, now: Time) -> (u32, Option<Time>) {
+    /// The environments `function` keeps at `now`: its target, or a depth the target fell
+    /// below while that is [held](depth) on the environments the replica knows.
+    fn depth(&mut self, function: FunctionId, now: Time) -> u32 {
         let target = self.target(function, now);
         let refresh_age = self.refresh_age();
         let cfg = &self.config;
+        let Some(most) = cfg.depth_hold_rounds.filter(|_| target > 0) else {
+            return target;
+        };
         let f = &mut self.functions[function];
         f.envs.release(now);
         f.envs.forget(now, cfg.max_idle);
-        let k = match cfg.depth_hold_rounds {
-            Some(most) if target > 0 => {
-                let rounds = f.worth.hold_rounds().min(f64::from(most));
-                let existing = (f.envs.idle.len() + f.envs.busy.len()) as u32;
-                f.depth
-                    .depth(target, existing, now, refresh_age.mul_f64(rounds))
-            }
-            _ => target,
-        };
-        let rotates = k == 1 && self.likely_soon(function, now);
+        let rounds = f.worth.hold_rounds().min(f64::from(most));
+        let existing = (f.envs.idle.len() + f.envs.busy.len()) as u32;
+        f.depth
+            .depth(target, existing, now, refresh_age.mul_f64(rounds))
+    }
+
+    /// Plans `function` at `now`: the pings to send now (0 for none) and the next planning
+    /// time.
+    fn plan(&mut self, function: FunctionId, now: Time) -> (u32, Option<Time>) {
+        let k = self.depth(function, now);
+        let refresh_age = self.refresh_age();
         let cfg = &self.config;
+        let rotates = k == 1 && self.likely_soon(function, now);
         let f = &mut self.functions[function];
+        f.envs.release(now);
+        f.envs.forget(now, cfg.max_idle);
         if !f.pingable {
             return (0, None);
         }
