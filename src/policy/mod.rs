@@ -132,3 +132,33 @@ pub trait Policy: Send {
         let _ = (function, minute, total);
     }
 }
+
+/// Fixtures the policies' unit tests share.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// Function `f` of app `a`, with one target, `live`.
+    pub fn info(memory_mb: u32) -> FunctionInfo {
+        FunctionInfo {
+            name: "f".into(),
+            app: "a".into(),
+            memory_mb,
+            targets: vec!["live".into()],
+        }
+    }
+
+    /// A real call of function 0 on its first target.
+    pub fn call(arrived: Time, duration: Duration, start: Option<Start>) -> Observation {
+        Observation {
+            function: 0,
+            target: 0,
+            arrived,
+            duration,
+            init: None,
+            start,
+            ping: false,
+            throttled: false,
+        }
+    }
+}

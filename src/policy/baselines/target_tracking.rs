@@ -416,28 +416,12 @@ impl Tracked {
 mod tests {
     use super::*;
 
+    use crate::policy::fixtures::call;
+
     const MIN: Duration = Duration::from_secs(60);
 
     fn info() -> FunctionInfo {
-        FunctionInfo {
-            name: "f".into(),
-            app: "a".into(),
-            memory_mb: 1024,
-            targets: vec!["live".into()],
-        }
-    }
-
-    fn call(arrived: Time, duration: Duration, start: Option<Start>) -> Observation {
-        Observation {
-            function: 0,
-            target: 0,
-            arrived,
-            duration,
-            init: None,
-            start,
-            ping: false,
-            throttled: false,
-        }
+        crate::policy::fixtures::info(1024)
     }
 
     /// Replays `minutes` minutes of one function. In minute `m`, `load(m)` gives how many calls

@@ -1,28 +1,11 @@
 use super::*;
+use crate::policy::fixtures::call;
 
 const S: Duration = Duration::from_secs(1);
 const MIN: Duration = Duration::from_secs(60);
 
 fn info() -> FunctionInfo {
-    FunctionInfo {
-        name: "f".into(),
-        app: "a".into(),
-        memory_mb: 128,
-        targets: vec!["live".into()],
-    }
-}
-
-fn call(arrived: Time, duration: Duration, start: Option<Start>) -> Observation {
-    Observation {
-        function: 0,
-        target: 0,
-        arrived,
-        duration,
-        init: None,
-        start,
-        ping: false,
-        throttled: false,
-    }
+    crate::policy::fixtures::info(128)
 }
 
 /// Acts whenever the warmer asks, up to `until`; returns the pings with their times.
