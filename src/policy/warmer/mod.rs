@@ -364,17 +364,18 @@ impl Warmer {
     }
 
     /// The environments `function` keeps at `now`: its target, or a depth the target fell
-    /// below while that is [held](depth) on the environments the replica knows.
+    /// below while that is [held](depth) on the environments the replica knows. Brings the
+    /// replica up to `now` (released executions, forgotten environments) first.
     fn depth(&mut self, function: FunctionId, now: Time) -> u32 {
         let target = self.target(function, now);
         let refresh_age = self.refresh_age();
         let cfg = &self.config;
-        let Some(most) = cfg.depth_hold_rounds.filter(|_| target > 0) else {
-            return target;
-        };
         let f = &mut self.functions[function];
         f.envs.release(now);
         f.envs.forget(now, cfg.max_idle);
+        let Some(most) = cfg.depth_hold_rounds.filter(|_| target > 0) else {
+            return target;
+        };
         let rounds = f.worth.hold_rounds().min(f64::from(most));
         let existing = (f.envs.idle.len() + f.envs.busy.len()) as u32;
         f.depth
@@ -389,8 +390,6 @@ impl Warmer {
         let cfg = &self.config;
         let rotates = k == 1 && self.likely_soon(function, now);
         let f = &mut self.functions[function];
-        f.envs.release(now);
-        f.envs.forget(now, cfg.max_idle);
         if !f.pingable {
             return (0, None);
         }
