@@ -341,6 +341,7 @@ impl Gateway {
                 app: f.config.name.clone(),
                 memory_mb: f.memory_mb(&f.config.targets[0]),
                 targets: f.config.targets.clone(),
+                pings_per_hour: Some(f.config.ping_budget.pings_per_hour),
             })
             .collect();
         let actions = warmer.policy.lock().start(&infos, self.now());

@@ -341,6 +341,7 @@ mod tests {
             app: "a".into(),
             memory_mb: 1024,
             targets: vec!["live".into()],
+            pings_per_hour: None,
         };
         planner.start(&[info], Duration::ZERO);
         let lead = |p: &Provisioning| p.functions[0].lead_minutes(5);
@@ -436,6 +437,7 @@ mod tests {
             app: "a".into(),
             memory_mb: 1024,
             targets: vec!["live".into()],
+            pings_per_hour: None,
         };
         let mut planner = Provisioning::new(ProvisioningConfig::default());
         assert!(planner.start(&[info], Duration::ZERO).is_empty());
@@ -483,6 +485,7 @@ mod tests {
             app: "a".into(),
             memory_mb: 1024,
             targets: vec!["live".into()],
+            pings_per_hour: None,
         }
     }
 

@@ -101,8 +101,9 @@ pub struct WarmerConfig {
     pub max_idle: Duration,
     /// A function with a target is planned again at least this often (its forecast moves).
     pub recheck: Duration,
-    /// At most this many pings per function in any hour (`None`: no cap). The executor
-    /// enforces its own budgets too.
+    /// At most this many pings per function in any hour (`None`: no cap). The driver's ping
+    /// budget ([`FunctionInfo::pings_per_hour`]) caps it too: the planner sizes pools and
+    /// rounds within the lower of the two.
     pub max_pings_per_hour: Option<u32>,
     /// Keep environments alive through a quiet gap rather than let them go and pre-warm,
     /// when an arrival becomes likely within this long. A lone ping to a warm environment
@@ -235,6 +236,8 @@ struct Function {
     wake: Option<Time>,
     /// Pings sent in the last hour: (time, count).
     pings: VecDeque<(Time, u32)>,
+    /// The most pings an hour: the configuration's cap or the driver's budget, the lower.
+    ping_cap: Option<u32>,
     depth: DepthHold,
 }
 
@@ -303,7 +306,11 @@ impl Warmer {
             None => cfg.forecast.clone(),
         };
         let now_demand = f.forecast.demand(now, horizon, &sizing);
-        let most = cfg.max_environments.unwrap_or(u32::MAX).max(1);
+        let most = cfg
+            .max_environments
+            .unwrap_or(u32::MAX)
+            .min(self.sustainable(f))
+            .max(1);
         let sized = now_demand.environments.clamp(1, most);
         match now_demand.probability {
             None if now < last_end + cfg.fallback_keep_alive => sized,
@@ -350,6 +357,17 @@ impl Warmer {
 
     fn refresh_age(&self) -> Duration {
         self.config.min_lifetime - self.config.refresh_margin
+    }
+
+    /// The most environments `f`'s ping cap keeps warm, one ping each per refresh age. A
+    /// deeper pool would have part of each round refused: the environments it missed would
+    /// be reclaimed, unknown to the replica, and the next round would start them again, each
+    /// paying its init (one burst's pool of 190 on the full-day sample started 1,000 that way).
+    fn sustainable(&self, f: &Function) -> u32 {
+        f.ping_cap.map_or(u32::MAX, |cap| {
+            (u64::from(cap) * self.refresh_age().as_millis() as u64 / HOUR.as_millis() as u64)
+                as u32
+        })
     }
 
     fn reschedule(&mut self, function: FunctionId, wake: Option<Time>) {
@@ -442,7 +460,7 @@ impl Warmer {
         if rotate {
             count += 1;
         }
-        if let Some(cap) = cfg.max_pings_per_hour {
+        if let Some(cap) = f.ping_cap {
             let used: u32 = f.pings.iter().map(|&(_, c)| c).sum();
             count = count.min(cap.saturating_sub(used));
             if count == 0 {
@@ -477,6 +495,10 @@ impl Policy for Warmer {
                 envs: Envs::default(),
                 wake: None,
                 pings: VecDeque::new(),
+                ping_cap: match (self.config.max_pings_per_hour, info.pings_per_hour) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                },
                 depth: DepthHold::default(),
             })
             .collect();

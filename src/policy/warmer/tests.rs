@@ -265,6 +265,37 @@ fn pings_respect_the_hourly_cap() {
 }
 
 #[test]
+fn pools_are_sized_within_the_drivers_ping_budget() {
+    // Six at once want six environments; 48 pings an hour refresh at most 3 of them every
+    // 4 min 50 s.
+    let budgeted = FunctionInfo {
+        pings_per_hour: Some(48),
+        ..info()
+    };
+    let mut w = Warmer::default();
+    w.start(&[budgeted], Duration::ZERO);
+    let t0 = 10 * S;
+    for _ in 0..6 {
+        w.observe(&call(t0, S, Some(Start::Cold)));
+    }
+    assert_eq!(w.target(0, t0 + S), 3);
+    let pings = run_until(&mut w, 3 * 60 * MIN);
+    assert!(!pings.is_empty());
+    for (t, count) in &pings {
+        assert!(*count <= 3, "{pings:?}");
+        let in_hour: u32 = pings
+            .iter()
+            .filter(|(u, _)| *u <= *t && *u + HOUR > *t)
+            .map(|&(_, c)| c)
+            .sum();
+        assert!(in_hour <= 48, "{pings:?}");
+    }
+    // Without a budget the same calls keep all six.
+    let (w, t0) = after_six_cold_calls(WarmerConfig::default());
+    assert_eq!(w.target(0, t0 + S), 6);
+}
+
+#[test]
 fn a_kept_environment_is_replaced_before_its_lifetime_can_end() {
     // Called every 3 minutes: real traffic keeps the environment fresh, so no refresh is
     // ever due; only its lifetime can end it, and that end would meet a call.

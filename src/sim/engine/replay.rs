@@ -182,6 +182,8 @@ const TICK: Duration = Duration::from_secs(60);
 /// One replay in progress.
 struct Replay<'t> {
     trace: &'t Trace,
+    /// Every function's ping budget, which its driver enforces; the policy plans within it.
+    ping_budget: Option<crate::policy::budget::PingBudget>,
     warmup: Duration,
     platform: Platform,
     policy: Box<dyn Policy>,
@@ -282,6 +284,7 @@ impl<'t> Replay<'t> {
             .collect();
         Replay {
             trace,
+            ping_budget: settings.ping_budget,
             warmup: settings.warmup,
             platform,
             policy: candidate.policy,
@@ -333,7 +336,7 @@ impl<'t> Replay<'t> {
     /// Runs the replay to the end of the trace; `progress` hears of arrivals replayed.
     fn run(mut self, label: String, progress: &dyn Fn(u64)) -> Figures {
         let end = self.trace.duration;
-        let infos = function_infos(self.trace, self.targets.len());
+        let infos = function_infos(self.trace, self.targets.len(), self.ping_budget);
         let actions = self.policy.start(&infos, Duration::ZERO);
         self.carry_out(actions);
         self.refresh_wake();

@@ -300,8 +300,12 @@ pub fn platform_spec(trace: &Trace, settings: &SimSettings, reclaim: Reclaim) ->
 }
 
 /// What the policies learn of the trace's functions before any traffic: each has the
-/// `targets` aliases of [`target_name`].
-pub fn function_infos(trace: &Trace, targets: usize) -> Vec<FunctionInfo> {
+/// `targets` aliases of [`target_name`] and the replay's ping budget.
+pub fn function_infos(
+    trace: &Trace,
+    targets: usize,
+    ping_budget: Option<PingBudget>,
+) -> Vec<FunctionInfo> {
     let names: Vec<String> = (0..targets.max(1)).map(target_name).collect();
     trace
         .functions
@@ -311,6 +315,7 @@ pub fn function_infos(trace: &Trace, targets: usize) -> Vec<FunctionInfo> {
             app: tf.app.clone(),
             memory_mb: tf.memory_mb,
             targets: names.clone(),
+            pings_per_hour: ping_budget.map(|b| b.pings_per_hour),
         })
         .collect()
 }
