@@ -134,6 +134,53 @@ async fn the_budget_caps_pings_per_hour() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_predictive_warmer_keeps_no_deeper_pool_than_the_budget_refreshes() {
+    // Eight calls at once, three times ten minutes apart: a pattern the warmer sizes a pool
+    // of 8 for. 48 pings an hour refresh only 3 environments every 4 min 50 s, so it keeps
+    // 3. A pool of 8 would have its rounds refused within the hour, unknown to the planner:
+    // the environments they missed would be reclaimed and the next hour's rounds would start
+    // them again.
+    let (emulator, gateway) = start(
+        "enabled = true\npolicy = \"warmer\"\njitter_ms = 0",
+        "ping_budget = { pings_per_hour = 48 }",
+    )
+    .await;
+    let url = format!("http://{}/v1/functions/model/invoke", gateway.addr());
+    let http = reqwest::Client::new();
+    let burst = || async {
+        let calls: Vec<_> = (0..8)
+            .map(|_| tokio::spawn(http.post(&url).body("{}").send()))
+            .collect();
+        for call in calls {
+            assert_eq!(call.await.unwrap().unwrap().status(), 200);
+        }
+    };
+    let totals = |emulator: &RunningEmulator| {
+        let truth = emulator.emulator().snapshot();
+        let totals = truth.function("model").unwrap().totals();
+        (totals.environments_created, totals.pings)
+    };
+    for _ in 0..3 {
+        burst().await;
+        tokio::time::sleep(10 * MIN).await;
+    }
+    let (after_bursts, pings_then) = totals(&emulator);
+    // Under the shortest lifetime (2 hours) since the first burst, so that no environment
+    // ends of age.
+    tokio::time::sleep(80 * MIN).await;
+    let (created, pings) = totals(&emulator);
+    assert_eq!(
+        created,
+        after_bursts,
+        "no ping started an environment ({} pings)",
+        pings - pings_then
+    );
+    // Refreshed all along, within the budget.
+    let sent = pings - pings_then;
+    assert!((80 / 5..=2 * 48).contains(&sent), "{sent} pings");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_function_called_every_twelve_minutes_stays_warm() {
     let (emulator, gateway) = start(
         "enabled = true\npolicy = \"hybrid-histogram\"\njitter_ms = 250",
