@@ -341,7 +341,7 @@ impl Gateway {
                 app: f.config.name.clone(),
                 memory_mb: f.memory_mb(&f.config.targets[0]),
                 targets: f.config.targets.clone(),
-                pings_per_hour: Some(f.config.ping_budget.pings_per_hour),
+                ping_budget: Some(f.config.ping_budget),
             })
             .collect();
         let actions = warmer.policy.lock().start(&infos, self.now());

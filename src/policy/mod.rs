@@ -40,10 +40,10 @@ pub struct FunctionInfo {
     pub memory_mb: u32,
     /// Qualifiers of the targets (aliases or versions) that run the same code.
     pub targets: Vec<String>,
-    /// The most keep-alive pings an hour the driver sends for the function (its ping
-    /// budget's rate guard; `None`: no limit). A planner that asks for more has the rest
-    /// refused without knowing which: it should plan within it.
-    pub pings_per_hour: Option<u32>,
+    /// The ping budget the driver enforces for the function (`None`: none): pings a planner
+    /// asks for beyond it are refused without the planner knowing which, so it should plan
+    /// within it.
+    pub ping_budget: Option<budget::PingBudget>,
 }
 
 pub use crate::platform::Start;
@@ -149,7 +149,7 @@ pub(crate) mod fixtures {
             app: "a".into(),
             memory_mb,
             targets: vec!["live".into()],
-            pings_per_hour: None,
+            ping_budget: None,
         }
     }
 

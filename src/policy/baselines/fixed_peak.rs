@@ -70,7 +70,7 @@ mod tests {
             app: "a".into(),
             memory_mb: 128,
             targets: targets.iter().map(|t| t.to_string()).collect(),
-            pings_per_hour: None,
+            ping_budget: None,
         }
     }
 

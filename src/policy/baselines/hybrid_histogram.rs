@@ -574,7 +574,7 @@ mod tests {
             app: app.into(),
             memory_mb: 128,
             targets: vec!["live".into()],
-            pings_per_hour: None,
+            ping_budget: None,
         }
     }
 

@@ -341,7 +341,7 @@ mod tests {
             app: "a".into(),
             memory_mb: 1024,
             targets: vec!["live".into()],
-            pings_per_hour: None,
+            ping_budget: None,
         };
         planner.start(&[info], Duration::ZERO);
         let lead = |p: &Provisioning| p.functions[0].lead_minutes(5);
@@ -437,7 +437,7 @@ mod tests {
             app: "a".into(),
             memory_mb: 1024,
             targets: vec!["live".into()],
-            pings_per_hour: None,
+            ping_budget: None,
         };
         let mut planner = Provisioning::new(ProvisioningConfig::default());
         assert!(planner.start(&[info], Duration::ZERO).is_empty());
@@ -485,7 +485,7 @@ mod tests {
             app: "a".into(),
             memory_mb: 1024,
             targets: vec!["live".into()],
-            pings_per_hour: None,
+            ping_budget: None,
         }
     }
 

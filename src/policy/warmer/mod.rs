@@ -102,8 +102,8 @@ pub struct WarmerConfig {
     /// A function with a target is planned again at least this often (its forecast moves).
     pub recheck: Duration,
     /// At most this many pings per function in any hour (`None`: no cap). The driver's ping
-    /// budget ([`FunctionInfo::pings_per_hour`]) caps it too: the planner sizes pools and
-    /// rounds within the lower of the two.
+    /// budget ([`FunctionInfo::ping_budget`]) caps it too: the planner sizes pools and
+    /// rounds within the lower of the two, and pools within the budget's GB-s a day.
     pub max_pings_per_hour: Option<u32>,
     /// Keep environments alive through a quiet gap rather than let them go and pre-warm,
     /// when an arrival becomes likely within this long. A lone ping to a warm environment
@@ -238,6 +238,8 @@ struct Function {
     pings: VecDeque<(Time, u32)>,
     /// The most pings an hour: the configuration's cap or the driver's budget, the lower.
     ping_cap: Option<u32>,
+    /// The GB-s a day the driver's budget lets this function's pings bill, inits included.
+    ping_gb_s_per_day: Option<f64>,
     depth: DepthHold,
 }
 
@@ -359,15 +361,20 @@ impl Warmer {
         self.config.min_lifetime - self.config.refresh_margin
     }
 
-    /// The most environments `f`'s ping cap keeps warm, one ping each per refresh age. A
+    /// The most environments `f`'s ping budget keeps warm: one ping each per refresh age
+    /// within its pings an hour, and their holds and lifetime inits within its GB-s a day. A
     /// deeper pool would have part of each round refused: the environments it missed would
     /// be reclaimed, unknown to the replica, and the next round would start them again, each
     /// paying its init (one burst's pool of 190 on the full-day sample started 1,000 that way).
     fn sustainable(&self, f: &Function) -> u32 {
-        f.ping_cap.map_or(u32::MAX, |cap| {
-            (u64::from(cap) * self.refresh_age().as_millis() as u64 / HOUR.as_millis() as u64)
-                as u32
-        })
+        let refresh = self.refresh_age();
+        let by_pings = f.ping_cap.map_or(u32::MAX, |cap| {
+            (u64::from(cap) * refresh.as_millis() as u64 / HOUR.as_millis() as u64) as u32
+        });
+        let by_gb_s = f.ping_gb_s_per_day.map_or(u32::MAX, |budget| {
+            (budget / f.worth.daily_gb_s(refresh)).min(f64::from(u32::MAX)) as u32
+        });
+        by_pings.min(by_gb_s)
     }
 
     fn reschedule(&mut self, function: FunctionId, wake: Option<Time>) {
@@ -495,10 +502,14 @@ impl Policy for Warmer {
                 envs: Envs::default(),
                 wake: None,
                 pings: VecDeque::new(),
-                ping_cap: match (self.config.max_pings_per_hour, info.pings_per_hour) {
+                ping_cap: match (
+                    self.config.max_pings_per_hour,
+                    info.ping_budget.map(|b| b.pings_per_hour),
+                ) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 },
+                ping_gb_s_per_day: info.ping_budget.map(|b| b.gb_s_per_day),
                 depth: DepthHold::default(),
             })
             .collect();

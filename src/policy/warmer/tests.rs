@@ -1,4 +1,5 @@
 use super::*;
+use crate::policy::budget::PingBudget;
 use crate::policy::fixtures::call;
 
 const S: Duration = Duration::from_secs(1);
@@ -269,7 +270,10 @@ fn pools_are_sized_within_the_drivers_ping_budget() {
     // Six at once want six environments; 48 pings an hour refresh at most 3 of them every
     // 4 min 50 s.
     let budgeted = FunctionInfo {
-        pings_per_hour: Some(48),
+        ping_budget: Some(PingBudget {
+            pings_per_hour: 48,
+            ..PingBudget::default()
+        }),
         ..info()
     };
     let mut w = Warmer::default();
@@ -293,6 +297,35 @@ fn pools_are_sized_within_the_drivers_ping_budget() {
     // Without a budget the same calls keep all six.
     let (w, t0) = after_six_cold_calls(WarmerConfig::default());
     assert_eq!(w.target(0, t0 + S), 6);
+}
+
+#[test]
+fn pools_are_sized_within_the_budgets_gb_s_a_day() {
+    // Six at once at 1 GB, each with a 10 s init: a kept environment bills about 87 GB-s a
+    // day (298 holds of 25 ms, and 8 inits, one per lifetime).
+    let target_with = |gb_s_per_day: f64| {
+        let mut w = Warmer::default();
+        let info = FunctionInfo {
+            memory_mb: 1024,
+            ping_budget: Some(PingBudget {
+                gb_s_per_day,
+                ..PingBudget::default()
+            }),
+            ..info()
+        };
+        w.start(&[info], Duration::ZERO);
+        let t0 = 10 * S;
+        for _ in 0..6 {
+            let mut cold = call(t0, S, Some(Start::Cold));
+            cold.init = Some(10 * S);
+            w.observe(&cold);
+        }
+        w.target(0, t0 + 11 * S)
+    };
+    assert_eq!(target_with(300.0), 3);
+    assert_eq!(target_with(450.0), 5);
+    assert_eq!(target_with(600.0), 6);
+    assert_eq!(target_with(2000.0), 6);
 }
 
 #[test]

@@ -24,6 +24,11 @@ pub const INIT_PRIOR: Duration = Duration::from_secs(1);
 /// concurrency is let go; above the upper one single spikes are paid for hours.
 const QUANTILE_BOUNDS: (f64, f64) = (0.5, 0.995);
 
+/// How long an environment lives on average whatever its use ([`Lifetime::FEW_HOURS`]).
+fn mean_lifetime() -> Duration {
+    (Lifetime::FEW_HOURS.min + Lifetime::FEW_HOURS.max) / 2
+}
+
 /// One function's costs, learned from the cold starts seen (real and pings).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FunctionWorth {
@@ -82,9 +87,18 @@ impl FunctionWorth {
     /// and its share of the init that replaces it when its lifetime ends (a few hours
     /// whatever its use, [`Lifetime::FEW_HOURS`]).
     pub fn keep_dollars(&self, refresh: Duration) -> f64 {
-        let lifetime = (Lifetime::FEW_HOURS.min + Lifetime::FEW_HOURS.max) / 2;
+        let lifetime = mean_lifetime();
         self.round_ping_dollars()
             + self.init_dollars() * refresh.as_secs_f64() / lifetime.as_secs_f64()
+    }
+
+    /// GB-s a day one environment kept warm bills: a round's hold every `refresh`, and the
+    /// init that replaces it at the end of each lifetime (see [`Self::keep_dollars`]).
+    pub fn daily_gb_s(&self, refresh: Duration) -> f64 {
+        let day = Duration::from_secs(24 * 3600).as_secs_f64();
+        let lifetime = mean_lifetime().as_secs_f64();
+        day / refresh.as_secs_f64() * gb_s(ROUND_HOLD, self.memory_mb)
+            + day / lifetime * gb_s(self.mean_init(), self.memory_mb)
     }
 
     /// The quantile of recent window peaks to keep warm: the `j`-th environment is worth

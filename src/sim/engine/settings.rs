@@ -315,7 +315,7 @@ pub fn function_infos(
             app: tf.app.clone(),
             memory_mb: tf.memory_mb,
             targets: names.clone(),
-            pings_per_hour: ping_budget.map(|b| b.pings_per_hour),
+            ping_budget,
         })
         .collect()
 }
