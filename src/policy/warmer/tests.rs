@@ -255,14 +255,22 @@ fn pings_respect_the_hourly_cap() {
         w.observe(&call(S, S, Some(Start::Cold)));
     }
     let pings = run_until(&mut w, 3 * 60 * MIN);
-    for (t, _) in &pings {
-        let in_hour: u32 = pings
-            .iter()
-            .filter(|(u, _)| *u <= *t && *u + HOUR > *t)
-            .map(|&(_, c)| c)
-            .sum();
-        assert!(in_hour <= 5, "{pings:?}");
-    }
+    assert!(most_in_an_hour(&pings) <= 5, "{pings:?}");
+}
+
+/// The most pings sent within any hour.
+fn most_in_an_hour(pings: &[(Time, u32)]) -> u32 {
+    pings
+        .iter()
+        .map(|&(t, _)| {
+            pings
+                .iter()
+                .filter(|(u, _)| *u <= t && *u + HOUR > t)
+                .map(|&(_, c)| c)
+                .sum()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 #[test]
@@ -285,15 +293,8 @@ fn pools_are_sized_within_the_drivers_ping_budget() {
     assert_eq!(w.target(0, t0 + S), 3);
     let pings = run_until(&mut w, 3 * 60 * MIN);
     assert!(!pings.is_empty());
-    for (t, count) in &pings {
-        assert!(*count <= 3, "{pings:?}");
-        let in_hour: u32 = pings
-            .iter()
-            .filter(|(u, _)| *u <= *t && *u + HOUR > *t)
-            .map(|&(_, c)| c)
-            .sum();
-        assert!(in_hour <= 48, "{pings:?}");
-    }
+    assert!(pings.iter().all(|&(_, count)| count <= 3), "{pings:?}");
+    assert!(most_in_an_hour(&pings) <= 48, "{pings:?}");
     // Without a budget the same calls keep all six.
     let (w, t0) = after_six_cold_calls(WarmerConfig::default());
     assert_eq!(w.target(0, t0 + S), 6);
