@@ -502,13 +502,13 @@ impl Policy for Warmer {
                 envs: Envs::default(),
                 wake: None,
                 pings: VecDeque::new(),
-                ping_cap: match (
+                ping_cap: [
                     self.config.max_pings_per_hour,
                     info.ping_budget.map(|b| b.pings_per_hour),
-                ) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                },
+                ]
+                .into_iter()
+                .flatten()
+                .min(),
                 ping_gb_s_per_day: info.ping_budget.map(|b| b.gb_s_per_day),
                 depth: DepthHold::default(),
             })
