@@ -180,6 +180,43 @@ async fn the_predictive_warmer_keeps_no_deeper_pool_than_the_budget_refreshes() 
     assert!((80 / 5..=2 * 48).contains(&sent), "{sent} pings");
 }
 
+/// A timer's function: calls of a minute.
+const TIMER: &str = r#"
+[settings]
+seed = 9
+
+[[function]]
+name = "model"
+timeout_s = 120
+init_ms = 1000
+duration_ms = 60000
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn no_ping_meets_a_lone_environment_busy_with_a_call() {
+    // Calls of a minute every 5 minutes: the refresh due 4 min 50 s after one ends falls
+    // within the next. The gateway tells the warmer that call is in flight, so no ping finds
+    // the environment busy and starts a second one; the call's end refreshes it.
+    let (emulator, gateway) = start_on(
+        TIMER,
+        "enabled = true\npolicy = \"warmer\"\njitter_ms = 0",
+        "timeout_ms = 120000",
+    )
+    .await;
+    // The first call comes once the warmer's first ping has started the environment.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let cold = cold_by_call(&gateway, 16, 4 * MIN).await;
+    let truth = emulator.emulator().snapshot();
+    let totals = truth.function("model").unwrap().totals();
+    println!("cold starts by call: {cold:?}; {} pings", totals.pings);
+    assert!(cold.iter().all(|c| !c), "{cold:?}");
+    assert_eq!(
+        totals.environments_created, 1,
+        "one environment all along ({} pings)",
+        totals.pings
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_function_called_every_twelve_minutes_stays_warm() {
     let (emulator, gateway) = start(

@@ -213,6 +213,7 @@ impl Gateway {
             let sent_at = send.attempt.started.at;
             tried.push(target);
             let attempt = InFlight::new(self, function, send.attempt);
+            self.tell_in_flight(function);
             let qualifier = function.qualifier(target).to_string();
             let (result, upstream, outcome) = self
                 .send_attempt(
@@ -436,7 +437,7 @@ impl Gateway {
         observe: bool,
     ) {
         let now = self.now();
-        let observation = {
+        let (observation, running) = {
             let mut orchestration = function.orchestration.lock();
             let mut finished = orchestration.driver.finish(now, attempt, outcome);
             let observation = finished.observation;
@@ -456,11 +457,30 @@ impl Gateway {
                 }
             }
             function.publish_pool(&orchestration.driver, attempt.target, now);
-            observation
+            (observation, orchestration.driver.running())
         };
-        if let (true, Some(warmer)) = (observe, &self.warmer) {
+        let Some(warmer) = &self.warmer else {
+            return;
+        };
+        if !attempt.started.ping {
+            warmer.in_flight(observation.function, running, now);
+        }
+        if observe {
             warmer.observe(observation);
         }
+    }
+
+    /// Tells the warmer's policy how many real requests of `function` are in flight now: it
+    /// learns of calls as they end, and of the ones running only so.
+    fn tell_in_flight(&self, function: &FunctionState) {
+        let Some(warmer) = &self.warmer else {
+            return;
+        };
+        let (id, running) = {
+            let orchestration = function.orchestration.lock();
+            (orchestration.driver.id(), orchestration.driver.running())
+        };
+        warmer.in_flight(id, running, self.now());
     }
 }
 

@@ -122,6 +122,16 @@ impl Executor {
         self.policy.lock().provisioned_ready(function, after);
     }
 
+    /// Tells the policy how many real requests of `function` are in flight at `now`.
+    pub(super) fn in_flight(
+        &self,
+        function: crate::policy::FunctionId,
+        requests: u32,
+        now: crate::clock::Time,
+    ) {
+        self.policy.lock().in_flight(function, requests, now);
+    }
+
     /// Tells the policy of one finished invocation.
     pub(super) fn observe(&self, observation: Observation) {
         self.policy.lock().observe(&observation);

@@ -215,6 +215,8 @@ pub struct FunctionDriver {
     candidates: Vec<TargetId>,
     /// Whether the pools are kept: see [`FunctionDriver::without_estimate`].
     estimate: bool,
+    /// Real attempts started and not yet finished.
+    running: u32,
 }
 
 impl FunctionDriver {
@@ -235,6 +237,7 @@ impl FunctionDriver {
             views: Vec::with_capacity(targets),
             candidates: Vec::with_capacity(targets),
             estimate: true,
+            running: 0,
         }
     }
 
@@ -247,6 +250,11 @@ impl FunctionDriver {
             estimate: false,
             ..Self::new(id, targets, settings)
         }
+    }
+
+    /// The function's index, as its policy knows it.
+    pub fn id(&self) -> FunctionId {
+        self.id
     }
 
     pub fn settings(&self) -> &FunctionSettings {
@@ -270,6 +278,12 @@ impl FunctionDriver {
     /// Allocated provisioned concurrency on `target`, as last read from Lambda.
     pub fn set_provisioned(&mut self, target: TargetId, allocated: u32) {
         self.pools[target].set_provisioned(allocated);
+    }
+
+    /// Real requests sent and not yet finished, on every target: what the warmer's policy
+    /// hears as [`Policy::in_flight`](crate::policy::Policy::in_flight).
+    pub fn running(&self) -> u32 {
+        self.running
     }
 
     /// Requests held now.
@@ -430,6 +444,10 @@ impl FunctionDriver {
     /// onto the environment it freed.
     pub fn finish(&mut self, now: Time, attempt: &Attempt, outcome: Outcome) -> Finished {
         let Attempt { target, started } = *attempt;
+        if !started.ping {
+            debug_assert!(self.running > 0, "an attempt finished twice");
+            self.running = self.running.saturating_sub(1);
+        }
         let estimate = self.estimate;
         let pool = &mut self.pools[target];
         let observation = match outcome {
@@ -571,6 +589,7 @@ impl FunctionDriver {
     fn start(&mut self, target: TargetId, now: Time, ping: bool) -> Attempt {
         if !ping {
             self.breakers[target].sent(now);
+            self.running += 1;
         }
         let pool = &mut self.pools[target];
         let started = if !self.estimate {
@@ -629,6 +648,21 @@ mod tests {
         driver.finish(2 * S + 50 * MS, &first, cold(50 * MS, 2 * S));
         let second = sent(driver.arrive(3 * S)).attempt;
         (driver, second)
+    }
+
+    #[test]
+    fn requests_in_flight_count_real_attempts_until_they_end_and_never_pings() {
+        let mut driver = FunctionDriver::new(0, 1, FunctionSettings::default());
+        let first = sent(driver.arrive(Duration::ZERO)).attempt;
+        let second = driver.pinned(S, 0).attempt;
+        let ping = driver.start_ping(S, 0);
+        assert_eq!(driver.running(), 2);
+        driver.finish(2 * S, &ping, warm(MS));
+        driver.finish(3 * S, &first, cold(S, 2 * S));
+        assert_eq!(driver.running(), 1);
+        // Refused, it did not run: it is no longer in flight either.
+        driver.finish(3 * S, &second, Outcome::NotRun);
+        assert_eq!(driver.running(), 0);
     }
 
     #[test]

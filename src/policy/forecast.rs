@@ -493,6 +493,14 @@ impl FunctionForecast {
             .record_start(arrived, concurrency, end.saturating_sub(arrived));
     }
 
+    /// A real execution started at `now` with `running` executions in flight, itself
+    /// included, as a driver that sees them leave counts them (exact, where the reports of
+    /// calls as they end fall short for calls longer than the overlaps' lookback).
+    pub fn record_running(&mut self, now: Time, running: u32) {
+        self.concurrency
+            .raise_peak(ConcurrencyForecast::minute(now), running);
+    }
+
     /// Demand over `(now, now + horizon]`.
     pub fn demand(&self, now: Time, horizon: Duration, cfg: &ForecastConfig) -> Demand {
         Demand {
@@ -541,6 +549,31 @@ mod tests {
 
     const MIN: Duration = Duration::from_secs(60);
     const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn calls_longer_than_the_lookback_are_counted_by_the_drivers_count() {
+        // Twenty calls of 10 minutes, one every 20 s, all running at 7 min 20 s. Reported
+        // as they end, each overlaps only the few it can still see; the driver counted them.
+        let peak = |counted: bool| {
+            let mut f = FunctionForecast::new(&ForecastConfig::default());
+            let starts: Vec<Time> = (0..20u32).map(|i| MIN + 20 * S * i).collect();
+            if counted {
+                for (i, &at) in starts.iter().enumerate() {
+                    f.record_running(at, i as u32 + 1);
+                }
+            }
+            for &at in &starts {
+                f.record(at, at + 10 * MIN, 1);
+            }
+            let recent_max = ForecastConfig {
+                peak_quantile: None,
+                ..ForecastConfig::default()
+            };
+            f.demand(18 * MIN, 5 * MIN, &recent_max).environments
+        };
+        assert_eq!(peak(true), 20);
+        assert!(peak(false) < 10, "{}", peak(false));
+    }
 
     #[test]
     fn periodic_idle_times_say_when_an_arrival_is_likely() {

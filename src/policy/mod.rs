@@ -110,6 +110,15 @@ pub trait Policy: Send {
     /// already seen by `act`).
     fn observe(&mut self, observation: &Observation);
 
+    /// At `now` the driver has `requests` real requests of `function` in flight: sent to
+    /// Lambda and not yet answered, each holding an environment. A driver that sees requests
+    /// leave (the gateway, and the simulator replaying it) says so at each start and end;
+    /// clients that call Lambda directly are never counted. Unlike observations, which come
+    /// when a call ends, this is exact while calls run.
+    fn in_flight(&mut self, function: FunctionId, requests: u32, now: Time) {
+        let _ = (function, requests, now);
+    }
+
     /// Called at `now`, no earlier than [`Policy::next_wake`] asked (and possibly at other
     /// times); returns what to do now.
     fn act(&mut self, now: Time) -> Vec<Action>;

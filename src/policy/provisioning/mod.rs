@@ -280,6 +280,10 @@ impl Policy for WithKeepAlive {
         self.keep_alive.observe(observation);
     }
 
+    fn in_flight(&mut self, function: FunctionId, requests: u32, now: Time) {
+        self.keep_alive.in_flight(function, requests, now);
+    }
+
     fn act(&mut self, now: Time) -> Vec<Action> {
         let mut actions = self.planner.act(now);
         actions.extend(self.keep_alive.act(now));

@@ -20,7 +20,13 @@
 //!   (`min_lifetime - refresh_margin`). Real traffic comes first: environments it used
 //!   recently need nothing. When the `K`-th one reaches the refresh age, or fewer than `K`
 //!   exist, one `Ping { count }` reaches them all at once (`count` = the idle ones to refresh
-//!   or create, less the executions expected in flight, which occupy the busiest ones).
+//!   or create, less the executions in flight, which occupy the busiest ones).
+//! - Calls in flight: the planner learns of a call when it ends, but a driver that sees calls
+//!   leave (the gateway) also tells it how many run ([`Policy::in_flight`]). That count sizes
+//!   each round past the calls in flight (an estimate from the busy time of the last minute
+//!   stands in where no driver counts), raises the concurrency the forecast saw (calls longer
+//!   than its lookback were undercounted), and skips the refresh of a lone kept environment
+//!   while a call holds it.
 //! - The floor: while a function's last call is at most `floor_memory` old, `K` is at least
 //!   1, as a 5-minute ping would keep it; a lone ping costs about a request charge, far less
 //!   than the second or more a rare function's caller waits on a cold start.
@@ -241,6 +247,9 @@ struct Function {
     /// The GB-s a day the driver's budget lets this function's pings bill, inits included.
     ping_gb_s_per_day: Option<f64>,
     depth: DepthHold,
+    /// Real calls the driver has in flight (see [`Policy::in_flight`]; 0 where it cannot
+    /// see them).
+    running: u32,
 }
 
 /// The forecasting warmer. See the module documentation.
@@ -445,8 +454,11 @@ impl Warmer {
             refresh.map_or(retry, |r| r.min(retry))
         };
         // Executions in flight occupy the most recently idle environments: the pings go past
-        // them, so they need not be counted.
-        let in_flight = f.forecast.concurrency.in_flight(now).floor() as u32;
+        // them, so they need not be counted. The driver's count where it sees them leave,
+        // else the forecast's estimate: a round sized by a low estimate met calls in flight
+        // and started environments nobody asked for.
+        let estimated = f.forecast.concurrency.in_flight(now).floor() as u32;
+        let in_flight = estimated.max(f.running);
         let mut count = (needed as u32).saturating_sub(in_flight).max(1);
         // An environment near the end of its lifetime is replaced by a round with one more
         // ping, which starts its successor, so that the lifetime cap ends an environment
@@ -457,6 +469,12 @@ impl Warmer {
             .filter(|_| rotates)
             .and_then(|age| f.envs.oldest_kept(k as usize).map(|born| born + age));
         let rotate = rotate_due.is_some_and(|at| at <= now);
+        // A lone kept environment busy with a call the driver has in flight: the call's end
+        // refreshes it, and a ping now would find it busy and start a second (a timer whose
+        // calls outlast the refresh margin met each refresh so).
+        if k == 1 && f.running > 0 && !rotate {
+            return (0, Some(recheck));
+        }
         let due = rotate_due.map_or(refresh_due, |r| r.min(refresh_due));
         if due > now {
             return (0, Some(due.min(recheck).max(soon)));
@@ -511,6 +529,7 @@ impl Policy for Warmer {
                 .min(),
                 ping_gb_s_per_day: info.ping_budget.map(|b| b.gb_s_per_day),
                 depth: DepthHold::default(),
+                running: 0,
             })
             .collect();
         for f in 0..self.functions.len() {
@@ -545,6 +564,17 @@ impl Policy for Warmer {
         let due = end + refresh_age;
         if f.pingable && f.wake.is_none_or(|w| w > due) {
             self.reschedule(o.function, Some(due));
+        }
+    }
+
+    fn in_flight(&mut self, function: FunctionId, requests: u32, now: Time) {
+        if let Some(f) = self.functions.get_mut(function) {
+            // A start: the count is the concurrency it met, which the reports that come as
+            // calls end undercount for calls longer than their lookback.
+            if requests > f.running {
+                f.forecast.record_running(now, requests);
+            }
+            f.running = requests;
         }
     }
 

@@ -367,6 +367,59 @@ fn a_kept_environment_is_replaced_before_its_lifetime_can_end() {
     assert!(unrotated.iter().all(|&(t, _)| t <= 10 * S), "{unrotated:?}");
 }
 
+/// A warmer that has seen one call of 1 s at 10 s, and that call's end.
+fn after_one_call() -> (Warmer, Time) {
+    let mut w = Warmer::default();
+    w.start(&[info()], Duration::ZERO);
+    let t0 = 10 * S;
+    w.observe(&call(t0, S, Some(Start::Cold)));
+    (w, t0 + S)
+}
+
+#[test]
+fn a_call_in_flight_refreshes_the_lone_environment_rather_than_a_ping() {
+    // The next call starts at 4 min and runs 3 minutes, through the refresh due at 4 min
+    // 50 s: a ping then would find the environment busy and start a second one.
+    let (start, end) = (4 * MIN, 7 * MIN);
+    let (mut seen, _) = after_one_call();
+    run_until(&mut seen, start);
+    seen.in_flight(0, 1, start);
+    let during = run_until(&mut seen, end);
+    assert_eq!(during, vec![], "no ping while the call runs");
+    seen.in_flight(0, 0, end);
+    seen.observe(&call(start, end - start, Some(Start::Warm)));
+    // Its end refreshed the environment: the next refresh is due 4 min 50 s after it.
+    let after = run_until(&mut seen, end + 6 * MIN);
+    assert_eq!(
+        after.first().map(|&(t, c)| (t, c)),
+        Some((end + 290 * S, 1))
+    );
+    // A driver that cannot see calls leave (clients calling Lambda directly) pings then.
+    let (mut unseen, _) = after_one_call();
+    let blind = run_until(&mut unseen, end);
+    assert!(
+        blind.iter().any(|&(t, _)| t > start && t < end),
+        "{blind:?}"
+    );
+}
+
+#[test]
+fn a_round_passes_the_calls_the_driver_has_in_flight() {
+    // Six environments kept; three calls run when they are due: a round of six would meet
+    // them busy and start three environments nobody asked for.
+    let refresh = |running: u32| {
+        let (mut w, t0) = after_six_cold_calls(WarmerConfig::default());
+        for n in 1..=running {
+            w.in_flight(0, n, t0 + 2 * MIN);
+        }
+        run_until(&mut w, t0 + 5 * MIN)
+            .last()
+            .map(|&(_, count)| count)
+    };
+    assert_eq!(refresh(3), Some(3));
+    assert_eq!(refresh(0), Some(6));
+}
+
 #[test]
 fn the_name_is_the_simulators() {
     assert_eq!(Warmer::default().name(), "warmer");

@@ -425,6 +425,9 @@ impl<'t> Replay<'t> {
             self.in_flight -= 1;
         }
         let finished = self.drivers[f].finish(at, &attempt, outcome);
+        if !attempt.started.ping {
+            self.tell_in_flight(f);
+        }
         self.policy.observe(&finished.observation);
         self.wake_stale = false;
         self.refresh_wake();
@@ -633,6 +636,9 @@ impl<'t> Replay<'t> {
             Sent::Ping { .. } => self.platform.invoke(at, &request),
         };
         let ping = matches!(sent, Sent::Ping { .. });
+        if !ping {
+            self.tell_in_flight(f);
+        }
         let ran = result.is_ok();
         if self.counted(at - waited.unwrap_or_default()) && (count || ran) {
             self.tally.record(f, ping, waited, &result);
@@ -651,6 +657,15 @@ impl<'t> Replay<'t> {
         };
         self.completions.push(done, f, attempt, outcome);
         result.map(|_| done)
+    }
+
+    /// Tells the policy how many real requests of `f` its driver has in flight, as the
+    /// gateway does; clients calling Lambda directly are not seen leaving.
+    fn tell_in_flight(&mut self, f: FunctionId) {
+        if matches!(self.traffic, Traffic::Routed | Traffic::Waiting) {
+            self.policy
+                .in_flight(f, self.drivers[f].running(), self.now);
+        }
     }
 
     fn carry_out(&mut self, actions: Vec<Action>) {
