@@ -52,7 +52,12 @@ pub(super) struct Executor {
     name: String,
     /// The provisioned-concurrency planner rides along, to advise, set so.
     planner: Option<PlannerSetup>,
+    /// Take it with [`Executor::policy`], which hands it the counts queued first.
     policy: Mutex<Box<dyn Policy>>,
+    /// Counts of calls in flight (function, count, when) not yet given to the policy: a
+    /// request on its way to Lambda queues its count here rather than wait for the policy's
+    /// lock, which a plan may hold.
+    counts: Mutex<Vec<(crate::policy::FunctionId, u32, crate::clock::Time)>>,
     /// Rung when an observation may change the policy's plans.
     replan: Notify,
     jitter: Duration,
@@ -83,6 +88,7 @@ impl Executor {
             name: name.to_string(),
             planner,
             policy: Mutex::new(Self::fresh(name, planner)),
+            counts: Mutex::new(Vec::new()),
             replan: Notify::new(),
             jitter,
             room: Arc::new(Semaphore::new(max_pings_in_flight as usize)),
@@ -107,6 +113,16 @@ impl Executor {
         })
     }
 
+    /// The policy, told first the counts of calls in flight queued since it was last taken,
+    /// in their order.
+    fn policy(&self) -> parking_lot::MutexGuard<'_, Box<dyn Policy>> {
+        let mut policy = self.policy.lock();
+        for (function, requests, at) in self.counts.lock().drain(..) {
+            policy.in_flight(function, requests, at);
+        }
+        policy
+    }
+
     /// The fleet's total load of `function` in the planner's `minute` (`fleet`).
     pub(super) fn fleet_minute(
         &self,
@@ -114,27 +130,27 @@ impl Executor {
         minute: u64,
         total: crate::policy::provisioning::MinuteLoad,
     ) {
-        self.policy.lock().fleet_minute(function, minute, total);
+        self.policy().fleet_minute(function, minute, total);
     }
 
     /// Tells the policy that provisioned concurrency it asked for became READY `after`.
     pub(super) fn provisioned_ready(&self, function: crate::policy::FunctionId, after: Duration) {
-        self.policy.lock().provisioned_ready(function, after);
+        self.policy().provisioned_ready(function, after);
     }
 
-    /// Tells the policy how many real requests of `function` are in flight at `now`.
+    /// Queues for the policy how many real requests of `function` are in flight at `now`.
     pub(super) fn in_flight(
         &self,
         function: crate::policy::FunctionId,
         requests: u32,
         now: crate::clock::Time,
     ) {
-        self.policy.lock().in_flight(function, requests, now);
+        self.counts.lock().push((function, requests, now));
     }
 
     /// Tells the policy of one finished invocation.
     pub(super) fn observe(&self, observation: Observation) {
-        self.policy.lock().observe(&observation);
+        self.policy().observe(&observation);
         self.replan.notify_one();
     }
 }
@@ -354,11 +370,11 @@ impl Gateway {
                 ping_budget: Some(f.config.ping_budget),
             })
             .collect();
-        let actions = warmer.policy.lock().start(&infos, self.now());
+        let actions = warmer.policy().start(&infos, self.now());
         self.execute(warmer, actions);
         loop {
             let now = self.now();
-            let next = warmer.policy.lock().next_wake();
+            let next = warmer.policy().next_wake();
             let wait = match next {
                 // Never spin on a policy that asks for the past without moving on.
                 Some(at) => self
@@ -369,7 +385,7 @@ impl Gateway {
             tokio::select! {
                 _ = wait => {
                     let (actions, finished) = {
-                        let mut policy = warmer.policy.lock();
+                        let mut policy = warmer.policy();
                         (policy.act(self.now()), policy.finished_minutes())
                     };
                     self.execute(warmer, actions);
