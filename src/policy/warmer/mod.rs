@@ -22,11 +22,12 @@
 //!   exist, one `Ping { count }` reaches them all at once (`count` = the idle ones to refresh
 //!   or create, less the executions in flight, which occupy the busiest ones).
 //! - Calls in flight: the planner learns of a call when it ends, but a driver that sees calls
-//!   leave (the gateway) also tells it how many run ([`Policy::in_flight`]). That count sizes
-//!   each round past the calls in flight (an estimate from the busy time of the last minute
-//!   stands in where no driver counts), raises the concurrency the forecast saw (calls longer
-//!   than its lookback were undercounted), and skips the refresh of a lone kept environment
-//!   while a call holds it.
+//!   leave (the gateway) also tells it how many run ([`Policy::in_flight`]). Each start then
+//!   takes an environment in the replica, busy until the call's end is reported, so that
+//!   rounds go past the calls in flight (an estimate from the busy time of the last minute
+//!   stands in where no driver counts); the count raises the concurrency the forecast saw
+//!   (calls longer than its lookback were undercounted), and a lone kept environment is
+//!   neither refreshed nor rotated while a call holds it.
 //! - The floor: while a function's last call is at most `floor_memory` old, `K` is at least
 //!   1, as a 5-minute ping would keep it; a lone ping costs about a request charge, far less
 //!   than the second or more a rare function's caller waits on a cold start.
@@ -41,8 +42,9 @@
 //!   arrival becomes likely within `bridge` and an environment is still surely warm, keep it
 //!   through the gap instead: a few refreshes of a warm environment cost less than the init
 //!   a pre-warm pays.
-//! - Short of `K`: one round creates the missing environments; the next round to make up a
-//!   shortfall waits `shortage_gap` (traffic in flight may have absorbed the last one).
+//! - Short of `K`: one round creates the missing environments; where no driver counts the
+//!   calls in flight, the next round to make up a shortfall waits `shortage_gap` (traffic in
+//!   flight may have absorbed the last one).
 //! - Lifetime: the replica also knows when each environment was created. Lambda ends an
 //!   environment after a few hours whatever its use; for a function kept with one
 //!   environment and likely called within the next refresh interval, `rotate_after` its
@@ -119,7 +121,8 @@ pub struct WarmerConfig {
     /// fewer cold starts than 15 minutes (738 against 858) for a lower bill, at more pings.
     pub bridge: Duration,
     /// After a round of pings, the least wait before another to make up a shortfall of
-    /// environments.
+    /// environments, where the driver does not count calls in flight (where it does, the
+    /// replica knows which environments calls hold and a shortfall is made up at once).
     pub shortage_gap: Duration,
     /// The most environments kept warm per function (`None`: as many as the forecast says).
     /// The frugal end of the trade-off: with 1, busy functions (kept warm by their own
@@ -250,6 +253,8 @@ struct Function {
     /// Real calls the driver has in flight (see [`Policy::in_flight`]; 0 where it cannot
     /// see them).
     running: u32,
+    /// The driver counts this function's calls in flight (it has told a count).
+    counted: bool,
 }
 
 /// The forecasting warmer. See the module documentation.
@@ -406,6 +411,9 @@ impl Warmer {
         let cfg = &self.config;
         let f = &mut self.functions[function];
         f.envs.release(now);
+        if f.counted {
+            f.envs.close_unreported(f.running, now);
+        }
         f.envs.forget(now, cfg.max_idle);
         let Some(most) = cfg.depth_hold_rounds.filter(|_| target > 0) else {
             return target;
@@ -450,15 +458,22 @@ impl Warmer {
             // Short of environments: create them, but not at every recheck (traffic in flight
             // may have absorbed the last round); the ones there are still refreshed in time.
             let refresh = idle.first().map(|e| e.since + refresh_age);
-            let retry = f.pings.back().map_or(now, |&(t, _)| t + cfg.shortage_gap);
+            // Where the driver counts calls, the replica holds them: what is short is short.
+            let gap = if f.counted {
+                Duration::ZERO
+            } else {
+                cfg.shortage_gap
+            };
+            let retry = f.pings.back().map_or(now, |&(t, _)| t + gap);
             refresh.map_or(retry, |r| r.min(retry))
         };
         // Executions in flight occupy the most recently idle environments: the pings go past
         // them, so they need not be counted. The driver's count where it sees them leave,
         // else the forecast's estimate: a round sized by a low estimate met calls in flight
-        // and started environments nobody asked for.
+        // and started environments nobody asked for. Calls seen starting are already busy in
+        // the replica.
         let estimated = f.forecast.concurrency.in_flight(now).floor() as u32;
-        let in_flight = estimated.max(f.running);
+        let in_flight = estimated.max(f.running).saturating_sub(f.envs.open_calls());
         let mut count = (needed as u32).saturating_sub(in_flight).max(1);
         // An environment near the end of its lifetime is replaced by a round with one more
         // ping, which starts its successor, so that the lifetime cap ends an environment
@@ -471,8 +486,9 @@ impl Warmer {
         let rotate = rotate_due.is_some_and(|at| at <= now);
         // A lone kept environment busy with a call the driver has in flight: the call's end
         // refreshes it, and a ping now would find it busy and start a second (a timer whose
-        // calls outlast the refresh margin met each refresh so).
-        if k == 1 && f.running > 0 && !rotate {
+        // calls outlast the refresh margin met each refresh so). Its rotation waits too: the
+        // call's end would make the old environment, not the successor, the one reused next.
+        if k == 1 && f.running > 0 {
             return (0, Some(recheck));
         }
         let due = rotate_due.map_or(refresh_due, |r| r.min(refresh_due));
@@ -485,6 +501,7 @@ impl Warmer {
         if rotate {
             count += 1;
         }
+        let wanted = count;
         if let Some(cap) = f.ping_cap {
             let used: u32 = f.pings.iter().map(|&(_, c)| c).sum();
             count = count.min(cap.saturating_sub(used));
@@ -493,8 +510,10 @@ impl Warmer {
                 return (0, Some(freed.max(soon)));
             }
         }
-        // A cap may have taken the successor's ping.
-        let rotate = rotate && count as usize > f.envs.reached(count, in_flight).len();
+        // A cap may have taken the successor's ping. Otherwise the oldest is retired even
+        // when the round reached only environments the replica knew (an earlier successor
+        // among them): kept, it made every later round a rotation (a timer met one a minute).
+        let rotate = rotate && count == wanted;
         f.pings.push_back((now, count));
         f.envs.ping(now, count, in_flight);
         if rotate {
@@ -530,6 +549,7 @@ impl Policy for Warmer {
                 ping_gb_s_per_day: info.ping_budget.map(|b| b.gb_s_per_day),
                 depth: DepthHold::default(),
                 running: 0,
+                counted: false,
             })
             .collect();
         for f in 0..self.functions.len() {
@@ -558,7 +578,7 @@ impl Policy for Warmer {
         };
         let end = o.arrived + o.init.unwrap_or_default() + o.duration;
         let cold = o.start == Some(Start::Cold);
-        let concurrency = f.envs.start(o.arrived, end, cold);
+        let concurrency = f.envs.call_ended(o.arrived, end, cold);
         f.forecast.record(o.arrived, end, concurrency);
         // Real traffic refreshed its environments: plan again no later than when they age.
         let due = end + refresh_age;
@@ -573,8 +593,12 @@ impl Policy for Warmer {
             // calls end undercount for calls longer than their lookback.
             if requests > f.running {
                 f.forecast.record_running(now, requests);
+                for _ in f.running..requests {
+                    f.envs.call_started(now);
+                }
             }
             f.running = requests;
+            f.counted = true;
         }
     }
 

@@ -1,6 +1,7 @@
 //! The planner's replica of one function's execution environments: which it thinks idle
 //! (in Lambda's most-recently-idle-first reuse order) or busy, and when each was created.
-//! Fed by every real observation and by the planner's own pings.
+//! Fed by every real observation, by the planner's own pings and, where the driver sees calls
+//! leave (the gateway), by each call's start.
 
 use std::time::Duration;
 
@@ -21,6 +22,9 @@ pub(super) struct Busy {
     /// With a real execution rather than a ping.
     pub(super) real: bool,
     pub(super) born: Time,
+    /// An open call: the driver saw it start at this time and its end is not reported yet
+    /// (`until` is then [`Time::MAX`]).
+    pub(super) open: Option<Time>,
 }
 
 /// The planner's replica of one function's environments.
@@ -74,14 +78,80 @@ impl Envs {
             until,
             real: true,
             born,
+            open: None,
         });
-        self.busy.iter().filter(|b| b.real && b.until > at).count() as u32
+        self.running_at(at)
+    }
+
+    /// Real executions running at `at`.
+    fn running_at(&self, at: Time) -> u32 {
+        self.busy
+            .iter()
+            .filter(|b| b.real && b.until > at && b.open.is_none_or(|s| s <= at))
+            .count() as u32
+    }
+
+    /// The calls seen starting whose end is not reported yet.
+    pub(super) fn open_calls(&self) -> u32 {
+        self.busy.iter().filter(|b| b.open.is_some()).count() as u32
+    }
+
+    fn earliest_open(&self) -> Option<usize> {
+        (0..self.busy.len())
+            .filter(|&i| self.busy[i].open.is_some())
+            .min_by_key(|&i| self.busy[i].open)
+    }
+
+    /// The driver saw a call start at `at`: Lambda gives it the most recently idle
+    /// environment (or starts one), busy until the call's end is reported. Without this, a
+    /// call longer than a refresh interval left its environment listed idle with an old
+    /// idle time, and rounds every minute pinged it.
+    pub(super) fn call_started(&mut self, at: Time) {
+        self.release(at);
+        let born = self.idle.pop().map_or(at, |e| e.born);
+        self.busy.push(Busy {
+            until: Time::MAX,
+            real: true,
+            born,
+            open: Some(at),
+        });
+    }
+
+    /// A call that started at `at` ended at `until` (`cold`: it met a cold start); returns
+    /// the real executions running at `at`. It closes the earliest open call (which
+    /// environment each call holds is not known, only how many), or, with none open (a
+    /// driver that does not see calls leave), applies the whole call as [`Envs::start`].
+    pub(super) fn call_ended(&mut self, at: Time, until: Time, cold: bool) -> u32 {
+        let Some(i) = self.earliest_open() else {
+            return self.start(at, until, cold);
+        };
+        if cold {
+            // As in `start`: no environment was idle then.
+            self.idle.retain(|e| e.since > at);
+            self.busy[i].born = at;
+        }
+        self.busy[i].until = until;
+        self.busy[i].open = None;
+        self.running_at(at)
+    }
+
+    /// Open calls beyond the `running` the driver counts ended without a report that reached
+    /// the replica (a throttle, a failed attempt): their environments are idle from `now`.
+    pub(super) fn close_unreported(&mut self, running: u32, now: Time) {
+        for _ in running..self.open_calls() {
+            let Some(i) = self.earliest_open() else {
+                break;
+            };
+            self.busy[i].until = now;
+            self.busy[i].open = None;
+        }
+        self.release(now);
     }
 
     /// The idle environments a round of `count` pings reaches while about `in_flight` real
-    /// executions run. The replica learns of executions only as they complete, so those in
-    /// flight hold the most recently used environments, which it lists as idle: the pings
-    /// pass them by and reach the ones below.
+    /// executions the replica did not see start run. It learns of those only as they
+    /// complete, so they hold the most recently used environments, which it lists as idle:
+    /// the pings pass them by and reach the ones below.
     pub(super) fn reached(&self, count: u32, in_flight: u32) -> std::ops::Range<usize> {
         let below = self.idle.len().saturating_sub(in_flight as usize);
         below - (count as usize).min(below)..below
@@ -103,12 +173,14 @@ impl Envs {
             until,
             real: false,
             born: e.born,
+            open: None,
         }));
         self.busy.extend(std::iter::repeat_n(
             Busy {
                 until,
                 real: false,
                 born: now,
+                open: None,
             },
             fresh,
         ));
@@ -203,6 +275,51 @@ mod tests {
         assert_eq!(fresh.idle, vec![idle(now - 60 * S)]);
         assert_eq!(fresh.busy.len(), 3);
     }
+    #[test]
+    fn a_call_seen_starting_holds_its_environment_until_its_end_is_reported() {
+        let now = 10 * MIN;
+        let idle = |since, born| Idle { since, born };
+        let mut envs = Envs {
+            idle: vec![idle(now - 200 * S, MIN), idle(now - 100 * S, 2 * MIN)],
+            ..Envs::default()
+        };
+        // The call takes the most recently idle environment; a round of one then reaches the
+        // other, with no calls left to pass.
+        envs.call_started(now);
+        assert_eq!(envs.idle, vec![idle(now - 200 * S, MIN)]);
+        assert_eq!(envs.open_calls(), 1);
+        assert_eq!(envs.reached(1, 0), 0..1);
+        // Its end, reported 10 minutes later, closes it: idle from then, born as before.
+        let end = now + 10 * MIN;
+        assert_eq!(envs.call_ended(now, end, false), 1);
+        envs.release(end);
+        assert_eq!(envs.open_calls(), 0);
+        assert_eq!(envs.idle.last(), Some(&idle(end, 2 * MIN)));
+        // A call that met a cold start was given a new environment: none was idle then.
+        envs.call_started(end + S);
+        envs.call_ended(end + S, end + 2 * S, true);
+        envs.release(end + 2 * S);
+        assert_eq!(envs.idle, vec![idle(end + 2 * S, end + S)]);
+        // With no call seen starting (a driver that does not count them), the whole call
+        // is applied at its end.
+        assert_eq!(envs.call_ended(end + 3 * S, end + 4 * S, false), 1);
+        assert!(envs.idle.is_empty());
+    }
+
+    #[test]
+    fn open_calls_the_driver_no_longer_counts_are_closed() {
+        let now = 10 * MIN;
+        let mut envs = Envs::default();
+        for _ in 0..3 {
+            envs.call_started(now);
+        }
+        // Two ended without a report (say, throttled): their environments idle from now.
+        envs.close_unreported(1, now + MIN);
+        assert_eq!(envs.open_calls(), 1);
+        assert_eq!(envs.idle.len(), 2);
+        assert!(envs.idle.iter().all(|e| e.since == now + MIN));
+    }
+
     #[test]
     fn a_ping_that_met_a_cold_start_renews_the_oldest_environment_unless_it_was_meant_to() {
         let now = 200 * MIN;

@@ -367,6 +367,130 @@ fn a_kept_environment_is_replaced_before_its_lifetime_can_end() {
     assert!(unrotated.iter().all(|&(t, _)| t <= 10 * S), "{unrotated:?}");
 }
 
+#[test]
+fn a_rotation_that_reaches_a_successor_already_there_retires_the_old_environment() {
+    // Called every 3 minutes since 10 s: its lone environment, created then, is due for
+    // rotation at 115 minutes. The replica also knows a younger environment (an earlier
+    // rotation's successor, which a call in flight kept from being reused first), so the
+    // round of two reaches both and starts none. The old one must still be retired, or every
+    // later plan would find it kept and rotate again.
+    let mut w = Warmer::default();
+    w.start(&[info()], Duration::ZERO);
+    run_until(&mut w, 10 * S);
+    let mut t = 10 * S;
+    while t + 3 * MIN < 115 * MIN {
+        let start = if t == 10 * S {
+            Start::Cold
+        } else {
+            Start::Warm
+        };
+        w.observe(&call(t, S, Some(start)));
+        assert_eq!(run_until(&mut w, t + 3 * MIN - S), vec![]);
+        t += 3 * MIN;
+    }
+    let envs = &mut w.functions[0].envs;
+    assert_eq!(envs.idle.len(), 1, "{envs:?}");
+    let old = envs.idle[0];
+    envs.idle.insert(
+        0,
+        replica::Idle {
+            since: old.since - S,
+            born: 110 * MIN,
+        },
+    );
+    // The next call on time, then none for 15 minutes: the rotation, then refreshes of one.
+    w.observe(&call(t, S, Some(Start::Warm)));
+    let pings = run_until(&mut w, t + 15 * MIN);
+    let due = 10 * S + 115 * MIN;
+    assert_eq!(pings.first(), Some(&(due, 2)), "{pings:?}");
+    assert!(
+        pings.iter().skip(1).all(|&(_, c)| c == 1),
+        "one rotation, then refreshes: {pings:?}"
+    );
+    let kept: Vec<Time> = w.functions[0].envs.idle.iter().map(|e| e.born).collect();
+    assert!(
+        !kept.contains(&old.born),
+        "the old environment is retired: {kept:?}"
+    );
+}
+
+#[test]
+fn a_rotation_waits_for_the_end_of_a_call_the_driver_counts() {
+    // Called every 2 or 4 minutes since 10 s (calls of 1 s); the call at 115 min runs 100 s,
+    // through the rotation due at 115 min 10 s. A successor started then would not be
+    // reused first: the call's end would make the old environment the most recent.
+    let mut w = Warmer::default();
+    w.start(&[info()], Duration::ZERO);
+    run_until(&mut w, 10 * S);
+    let mut t = 10 * S;
+    for i in 0.. {
+        let start = if i == 0 { Start::Cold } else { Start::Warm };
+        w.observe(&call(t, S, Some(start)));
+        let next = t + if i % 2 == 0 { 2 * MIN } else { 4 * MIN };
+        if next > 115 * MIN {
+            break;
+        }
+        run_until(&mut w, next - S);
+        t = next;
+    }
+    let (start, end) = (115 * MIN, 115 * MIN + 100 * S);
+    run_until(&mut w, start);
+    w.in_flight(0, 1, start);
+    assert_eq!(
+        run_until(&mut w, end),
+        vec![],
+        "no ping while the call runs"
+    );
+    w.in_flight(0, 0, end);
+    w.observe(&call(start, end - start, Some(Start::Warm)));
+    let after = run_until(&mut w, end + MIN);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].1, 2, "the rotation, after the call: {after:?}");
+}
+
+#[test]
+fn a_shortfall_is_made_up_at_once_where_the_driver_counts_calls() {
+    // Six environments kept, of which the replica has lost four, a minute after a round.
+    // Where no driver counts calls, traffic in flight may hold them, so the next round waits
+    // for the shortage gap; where one counts, the replica holds the calls and a shortfall is
+    // a shortfall.
+    let first_round = |counted: bool| {
+        let (mut w, t0) = after_six_cold_calls(WarmerConfig::default());
+        let now = t0 + 2 * MIN;
+        run_until(&mut w, now);
+        let f = &mut w.functions[0];
+        f.envs.idle.drain(..4);
+        f.pings.push_back((now - MIN, 1));
+        if counted {
+            w.in_flight(0, 0, now);
+        }
+        w.reschedule(0, Some(now));
+        run_until(&mut w, now + 3 * MIN)
+            .first()
+            .map(|&(t, c)| (t - now, c))
+    };
+    assert_eq!(first_round(true), Some((Duration::ZERO, 6)));
+    let waited = first_round(false).map(|(t, _)| t);
+    assert!(waited >= Some(2 * MIN), "{waited:?}");
+}
+
+#[test]
+fn calls_seen_starting_hold_their_environments_so_rounds_do_not_repeat_each_minute() {
+    // Six environments kept; three calls of 20 minutes start at 1 minute. Listed idle until
+    // they end, the environments they hold looked due for a refresh at every recheck, and a
+    // round a minute pinged the idle ones again.
+    let (mut w, t0) = after_six_cold_calls(WarmerConfig::default());
+    run_until(&mut w, t0 + MIN);
+    for n in 1..=3 {
+        w.in_flight(0, n, t0 + MIN);
+    }
+    let rounds = run_until(&mut w, t0 + 15 * MIN);
+    assert!(
+        (2..=3).contains(&rounds.len()) && rounds.iter().all(|&(_, c)| c == 3),
+        "a round of three every refresh interval: {rounds:?}"
+    );
+}
+
 /// A warmer that has seen one call of 1 s at 10 s, and that call's end.
 fn after_one_call() -> (Warmer, Time) {
     let mut w = Warmer::default();
