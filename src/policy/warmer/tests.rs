@@ -367,6 +367,32 @@ fn a_kept_environment_is_replaced_before_its_lifetime_can_end() {
     assert!(unrotated.iter().all(|&(t, _)| t <= 10 * S), "{unrotated:?}");
 }
 
+/// A warmer whose function is called for 1 s at 10 s (a cold start), then again after each
+/// of `gaps` in turn (warm), while the calls come before `until`, and planned up to just
+/// before `until`; and the pings it sent after the first call.
+fn called_until(gaps: &[Duration], until: Time) -> (Warmer, Vec<(Time, u32)>) {
+    let mut w = Warmer::default();
+    w.start(&[info()], Duration::ZERO);
+    run_until(&mut w, 10 * S);
+    let mut pings = Vec::new();
+    let mut t = 10 * S;
+    for gap in gaps.iter().cycle() {
+        let start = if t == 10 * S {
+            Start::Cold
+        } else {
+            Start::Warm
+        };
+        w.observe(&call(t, S, Some(start)));
+        let next = (t + *gap).min(until);
+        pings.extend(run_until(&mut w, next - S));
+        if next == until {
+            break;
+        }
+        t = next;
+    }
+    (w, pings)
+}
+
 #[test]
 fn a_rotation_that_reaches_a_successor_already_there_retires_the_old_environment() {
     // Called every 3 minutes since 10 s: its lone environment, created then, is due for
@@ -374,20 +400,9 @@ fn a_rotation_that_reaches_a_successor_already_there_retires_the_old_environment
     // rotation's successor, which a call in flight kept from being reused first), so the
     // round of two reaches both and starts none. The old one must still be retired, or every
     // later plan would find it kept and rotate again.
-    let mut w = Warmer::default();
-    w.start(&[info()], Duration::ZERO);
-    run_until(&mut w, 10 * S);
-    let mut t = 10 * S;
-    while t + 3 * MIN < 115 * MIN {
-        let start = if t == 10 * S {
-            Start::Cold
-        } else {
-            Start::Warm
-        };
-        w.observe(&call(t, S, Some(start)));
-        assert_eq!(run_until(&mut w, t + 3 * MIN - S), vec![]);
-        t += 3 * MIN;
-    }
+    let t = 10 * S + 38 * 3 * MIN;
+    let (mut w, pings) = called_until(&[3 * MIN], t);
+    assert_eq!(pings, vec![]);
     let envs = &mut w.functions[0].envs;
     assert_eq!(envs.idle.len(), 1, "{envs:?}");
     let old = envs.idle[0];
@@ -419,20 +434,7 @@ fn a_rotation_waits_for_the_end_of_a_call_the_driver_counts() {
     // Called every 2 or 4 minutes since 10 s (calls of 1 s); the call at 115 min runs 100 s,
     // through the rotation due at 115 min 10 s. A successor started then would not be
     // reused first: the call's end would make the old environment the most recent.
-    let mut w = Warmer::default();
-    w.start(&[info()], Duration::ZERO);
-    run_until(&mut w, 10 * S);
-    let mut t = 10 * S;
-    for i in 0.. {
-        let start = if i == 0 { Start::Cold } else { Start::Warm };
-        w.observe(&call(t, S, Some(start)));
-        let next = t + if i % 2 == 0 { 2 * MIN } else { 4 * MIN };
-        if next > 115 * MIN {
-            break;
-        }
-        run_until(&mut w, next - S);
-        t = next;
-    }
+    let (mut w, _) = called_until(&[2 * MIN, 4 * MIN], 115 * MIN);
     let (start, end) = (115 * MIN, 115 * MIN + 100 * S);
     run_until(&mut w, start);
     w.in_flight(0, 1, start);
