@@ -27,7 +27,8 @@
 //!   rounds go past the calls in flight (an estimate from the busy time of the last minute
 //!   stands in where no driver counts); the count raises the concurrency the forecast saw
 //!   (calls longer than its lookback were undercounted), and a lone kept environment is
-//!   neither refreshed nor rotated while a call holds it.
+//!   neither refreshed nor rotated while a call holds it. Where the calls in flight fill a
+//!   pool of several (`headroom_from`), one more environment is kept for the next call.
 //! - The floor: while a function's last call is at most `floor_memory` old, `K` is at least
 //!   1, as a 5-minute ping would keep it; a lone ping costs about a request charge, far less
 //!   than the second or more a rare function's caller waits on a cold start.
@@ -153,6 +154,13 @@ pub struct WarmerConfig {
     /// whose target wavered between one and two environments started its second again at
     /// each rise.
     pub depth_hold_rounds: Option<u32>,
+    /// Where the driver's calls in flight fill a kept pool of at least this many environments,
+    /// one more is kept, so that the next call finds one idle (`None`: the target alone).
+    /// Through the gateway on the full-day sample, functions whose concurrency climbs with
+    /// long calls met each new call cold: their pool follows the concurrency seen, a step
+    /// behind. From 3, not 2: a pair of overlapping timer calls then started a third
+    /// environment for nothing (model-loading inits cost $0.07 a day that way).
+    pub headroom_from: Option<u32>,
     /// What a cold start is worth to the user, in multiples of the init it bills: sizes each
     /// function's pool by [`FunctionWorth::sizing_quantile`] rather than the forecast's fixed
     /// `peak_quantile` (`None`: the fixed one).
@@ -179,6 +187,7 @@ impl Default for WarmerConfig {
             rotate_after: Some(Lifetime::FEW_HOURS.min - Duration::from_secs(300)),
             floor_memory: Some(Duration::from_secs(24 * 3600)),
             depth_hold_rounds: Some(4),
+            headroom_from: Some(3),
             cold_start_worth: Some(5.0),
             forecast: ForecastConfig::default(),
         }
@@ -322,11 +331,7 @@ impl Warmer {
             None => cfg.forecast.clone(),
         };
         let now_demand = f.forecast.demand(now, horizon, &sizing);
-        let most = cfg
-            .max_environments
-            .unwrap_or(u32::MAX)
-            .min(self.sustainable(f))
-            .max(1);
+        let most = self.most(f);
         let sized = now_demand.environments.clamp(1, most);
         match now_demand.probability {
             None if now < last_end + cfg.fallback_keep_alive => sized,
@@ -371,6 +376,15 @@ impl Warmer {
             .is_some_and(|t| t <= now + cfg.bridge)
     }
 
+    /// The most environments `f` keeps: the configuration's cap and its ping budget's.
+    fn most(&self, f: &Function) -> u32 {
+        self.config
+            .max_environments
+            .unwrap_or(u32::MAX)
+            .min(self.sustainable(f))
+            .max(1)
+    }
+
     fn refresh_age(&self) -> Duration {
         self.config.min_lifetime - self.config.refresh_margin
     }
@@ -403,8 +417,9 @@ impl Warmer {
     }
 
     /// The environments `function` keeps at `now`: its target, or a depth the target fell
-    /// below while that is [held](depth) on the environments the replica knows. Brings the
-    /// replica up to `now` (released executions, forgotten environments) first.
+    /// below while that is [held](depth) on the environments the replica knows; one more
+    /// where calls in flight fill it (`headroom_from`). Brings the replica up to `now`
+    /// (released executions, forgotten environments) first.
     fn depth(&mut self, function: FunctionId, now: Time) -> u32 {
         let target = self.target(function, now);
         let refresh_age = self.refresh_age();
@@ -415,13 +430,22 @@ impl Warmer {
             f.envs.close_unreported(f.running, now);
         }
         f.envs.forget(now, cfg.max_idle);
-        let Some(most) = cfg.depth_hold_rounds.filter(|_| target > 0) else {
-            return target;
+        let kept = match cfg.depth_hold_rounds.filter(|_| target > 0) {
+            Some(most) => {
+                let rounds = f.worth.hold_rounds().min(f64::from(most));
+                let existing = (f.envs.idle.len() + f.envs.busy.len()) as u32;
+                f.depth
+                    .depth(target, existing, now, refresh_age.mul_f64(rounds))
+            }
+            None => target,
         };
-        let rounds = f.worth.hold_rounds().min(f64::from(most));
-        let existing = (f.envs.idle.len() + f.envs.busy.len()) as u32;
-        f.depth
-            .depth(target, existing, now, refresh_age.mul_f64(rounds))
+        let f = &self.functions[function];
+        match self.config.headroom_from {
+            Some(least) if kept >= least && f.running >= kept => {
+                (f.running + 1).min(self.most(f)).max(kept)
+            }
+            _ => kept,
+        }
     }
 
     /// Plans `function` at `now`: the pings to send now (0 for none) and the next planning

@@ -477,6 +477,26 @@ fn a_shortfall_is_made_up_at_once_where_the_driver_counts_calls() {
 }
 
 #[test]
+fn calls_in_flight_that_fill_the_pool_keep_one_environment_more() {
+    // Six environments kept, six calls in flight: the next call would start cold.
+    let first_round = |config: WarmerConfig| {
+        let (mut w, t0) = after_six_cold_calls(config);
+        run_until(&mut w, t0 + MIN);
+        for n in 1..=6 {
+            w.in_flight(0, n, t0 + MIN);
+        }
+        run_until(&mut w, t0 + 2 * MIN).first().copied()
+    };
+    // At the next plan, within a minute: a round of one, which starts the seventh.
+    assert_eq!(first_round(WarmerConfig::default()), Some((120 * S, 1)));
+    let none = WarmerConfig {
+        headroom_from: None,
+        ..WarmerConfig::default()
+    };
+    assert_eq!(first_round(none), None);
+}
+
+#[test]
 fn calls_seen_starting_hold_their_environments_so_rounds_do_not_repeat_each_minute() {
     // Six environments kept; three calls of 20 minutes start at 1 minute. Listed idle until
     // they end, the environments they hold looked due for a refresh at every recheck, and a
