@@ -469,6 +469,9 @@ impl Warmer {
                 .map(|t| t.saturating_sub(cfg.lead).max(soon));
             return (0, wake);
         }
+        // Busy includes the calls the driver saw start: a lone kept environment a call holds
+        // is neither refreshed nor rotated until the call's end, which refreshes it (a ping
+        // would find it busy and start a second; a successor would not be reused first).
         let busy = f.envs.busy.len() as u32;
         let needed = k.saturating_sub(busy) as usize;
         let recheck = now + cfg.recheck;
@@ -508,13 +511,6 @@ impl Warmer {
             .filter(|_| rotates)
             .and_then(|age| f.envs.oldest_kept(k as usize).map(|born| born + age));
         let rotate = rotate_due.is_some_and(|at| at <= now);
-        // A lone kept environment busy with a call the driver has in flight: the call's end
-        // refreshes it, and a ping now would find it busy and start a second (a timer whose
-        // calls outlast the refresh margin met each refresh so). Its rotation waits too: the
-        // call's end would make the old environment, not the successor, the one reused next.
-        if k == 1 && f.running > 0 {
-            return (0, Some(recheck));
-        }
         let due = rotate_due.map_or(refresh_due, |r| r.min(refresh_due));
         if due > now {
             return (0, Some(due.min(recheck).max(soon)));

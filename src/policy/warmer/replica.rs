@@ -64,7 +64,7 @@ impl Envs {
 
     /// A real execution from `at` to `until`; returns the real executions running at `at`,
     /// itself included (pings are not demand).
-    pub(super) fn start(&mut self, at: Time, until: Time, cold: bool) -> u32 {
+    fn start(&mut self, at: Time, until: Time, cold: bool) -> u32 {
         self.release(at);
         let born = if cold {
             // Lambda reuses any idle environment: none was left.
@@ -152,7 +152,7 @@ impl Envs {
     /// executions the replica did not see start run. It learns of those only as they
     /// complete, so they hold the most recently used environments, which it lists as idle:
     /// the pings pass them by and reach the ones below.
-    pub(super) fn reached(&self, count: u32, in_flight: u32) -> std::ops::Range<usize> {
+    fn reached(&self, count: u32, in_flight: u32) -> std::ops::Range<usize> {
         let below = self.idle.len().saturating_sub(in_flight as usize);
         below - (count as usize).min(below)..below
     }
