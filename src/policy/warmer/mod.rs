@@ -152,7 +152,9 @@ pub struct WarmerConfig {
     /// refreshes as the pings that keep one cost less than the init that starts it again, and
     /// at most this many (`None`: the target alone; see [`depth`]). Without it a function
     /// whose target wavered between one and two environments started its second again at
-    /// each rise.
+    /// each rise. 6 (about half an hour): through the gateway, fewer cold starts than 4 on
+    /// both samples and a lower bill with model-loading inits (docs/warmer.md, "A longer held
+    /// depth").
     pub depth_hold_rounds: Option<u32>,
     /// Where the driver's calls in flight fill a kept pool of at least this many environments,
     /// one more is kept, so that the next call finds one idle (`None`: the target alone).
@@ -186,7 +188,7 @@ impl Default for WarmerConfig {
             max_environments: None,
             rotate_after: Some(Lifetime::FEW_HOURS.min - Duration::from_secs(300)),
             floor_memory: Some(Duration::from_secs(24 * 3600)),
-            depth_hold_rounds: Some(4),
+            depth_hold_rounds: Some(6),
             headroom_from: Some(3),
             cold_start_worth: Some(5.0),
             forecast: ForecastConfig::default(),
