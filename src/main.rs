@@ -46,7 +46,7 @@ enum Command {
         faults: Option<PathBuf>,
     },
     /// Replay a public trace through keep-alive and provisioning policies, in virtual time.
-    Simulate(warmgate::sim::cli::SimulateArgs),
+    Simulate(Box<warmgate::sim::cli::SimulateArgs>),
     /// Recommend provisioned concurrency, memory, architecture and SnapStart per function,
     /// from the gateway's history (`[history]`) and each function's settings on Lambda.
     Advise(warmgate::advise::AdviseArgs),
@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Advise(args) => warmgate::advise::run(args).await,
         // A replay is CPU-bound and runs its policies on threads of its own.
         Command::Simulate(args) => {
-            tokio::task::spawn_blocking(move || warmgate::sim::cli::run(args)).await?
+            tokio::task::spawn_blocking(move || warmgate::sim::cli::run(*args)).await?
         }
     };
     if let Err(e) = result {

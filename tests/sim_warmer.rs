@@ -75,6 +75,15 @@ fn a_call_every_12_minutes_meets_no_cold_start_once_seen() {
         // minutes (3 in 6 hours) starts a successor before the environment's lifetime could
         // end (this platform has no lifetime cap, but the warmer cannot know that).
         assert!(warmed.pings <= 2 * 27 + 2 * 3, "{}", warmed.pings);
+        // Where they go (`--pings`): the reasons add up, and the rotations are named.
+        let reasons = &warmed.pings_by_reason;
+        assert_eq!(reasons.iter().map(|r| r.pings).sum::<u64>(), warmed.pings);
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.reason == "rotation" && r.pings >= 2),
+            "{reasons:?}"
+        );
     }
 }
 

@@ -245,6 +245,7 @@ impl Gateway {
                     function,
                     target,
                     count,
+                    kept_by,
                 } => {
                     let Some(state) = self.function_by_id(function).cloned() else {
                         continue;
@@ -270,6 +271,7 @@ impl Gateway {
                     if granted == 0 {
                         continue;
                     }
+                    telemetry::keep_alive_round(&state.config.name, kept_by, granted);
                     let jitter = if warmer.jitter.is_zero() {
                         Duration::ZERO
                     } else {

@@ -80,6 +80,61 @@ pub struct Observation {
 /// (docs/warmer.md, "Round hold").
 pub const ROUND_HOLD: std::time::Duration = std::time::Duration::from_millis(25);
 
+/// What kept a function's pool when a policy asked for a round of pings: the rule behind
+/// the round. Both drivers count pings by it (the gateway's
+/// `warmgate_keep_alive_pings_total`, the simulator's `--pings` file), so that where the
+/// pings go can be read rather than guessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeptBy {
+    /// A fixed schedule (the baselines).
+    Schedule,
+    /// A function never called yet, kept warm for its first call.
+    Unseen,
+    /// Too few idle times to forecast yet: kept warm a while after each call.
+    Fallback,
+    /// The forecast: an arrival likely soon, the pool sized for it.
+    Forecast,
+    /// A quiet gap kept through: an arrival becomes likely within the bridge.
+    Bridge,
+    /// The floor: a call not long ago, none likely soon.
+    Floor,
+    /// A depth the forecast fell below, held a few refreshes.
+    Held,
+    /// One environment above the calls in flight that fill the pool.
+    Headroom,
+    /// A round that also starts a kept environment's successor before its lifetime ends.
+    Rotation,
+}
+
+impl KeptBy {
+    pub const ALL: [KeptBy; 9] = [
+        KeptBy::Schedule,
+        KeptBy::Unseen,
+        KeptBy::Fallback,
+        KeptBy::Forecast,
+        KeptBy::Bridge,
+        KeptBy::Floor,
+        KeptBy::Held,
+        KeptBy::Headroom,
+        KeptBy::Rotation,
+    ];
+
+    /// The label the metrics and the simulator's files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeptBy::Schedule => "schedule",
+            KeptBy::Unseen => "unseen",
+            KeptBy::Fallback => "fallback",
+            KeptBy::Forecast => "forecast",
+            KeptBy::Bridge => "bridge",
+            KeptBy::Floor => "floor",
+            KeptBy::Held => "held",
+            KeptBy::Headroom => "headroom",
+            KeptBy::Rotation => "rotation",
+        }
+    }
+}
+
 /// What a policy asks the driver to do, now.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -89,6 +144,7 @@ pub enum Action {
         function: FunctionId,
         target: TargetId,
         count: u32,
+        kept_by: KeptBy,
     },
     /// Set provisioned concurrency on a target; 0 removes it.
     SetProvisioned {

@@ -133,6 +133,11 @@ pub struct SimulateArgs {
     /// starts, pings and its part of the bill.
     #[arg(long, value_name = "FILE")]
     pub per_function: Option<PathBuf>,
+    /// Write every policy's pings by why they were sent to FILE (CSV): the policy's rule
+    /// (schedule, unseen, fallback, forecast, bridge, floor, held, headroom, rotation), burst
+    /// or probe; pings, and those that started an environment.
+    #[arg(long, value_name = "FILE")]
+    pub pings: Option<PathBuf>,
     /// Write SVG plots into DIR: cold-start share against cost, and the CDF of per-function
     /// cold-start share.
     #[arg(long, value_name = "DIR")]
@@ -524,6 +529,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.per_function {
         std::fs::write(path, report.per_function_csv())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.pings {
+        std::fs::write(path, report.pings_csv())
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }

@@ -190,6 +190,7 @@ mod tests {
             replay_s: 0.0,
             function_cold_shares: shares,
             functions: Vec::new(),
+            pings_by_reason: Vec::new(),
         }
     }
 

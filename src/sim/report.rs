@@ -286,6 +286,20 @@ impl Report {
         csv_of(rows)
     }
 
+    /// Every policy's pings by why they were sent, as CSV (one row per policy and reason):
+    /// where the pings go.
+    pub fn pings_csv(&self) -> String {
+        let rows = self.policies.iter().flat_map(|f| {
+            f.pings_by_reason.iter().map(|k| ReasonRow {
+                policy: &f.policy,
+                reason: k.reason,
+                pings: k.pings,
+                cold_pings: k.cold_pings,
+            })
+        });
+        csv_of(rows)
+    }
+
     /// Writes the report as CSV or JSON, by the file's extension.
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
         let text = match path.extension().and_then(|e| e.to_str()) {
@@ -338,6 +352,15 @@ struct PolicyRow<'a> {
     seed: u64,
     warmup_minutes: f64,
     trace: &'a str,
+}
+
+/// One row of the `--pings` CSV.
+#[derive(Serialize)]
+struct ReasonRow<'a> {
+    policy: &'a str,
+    reason: &'a str,
+    pings: u64,
+    cold_pings: u64,
 }
 
 /// One function's row of the per-function CSV under one policy.
@@ -402,6 +425,7 @@ mod tests {
             replay_s: 0.5,
             function_cold_shares: vec![0.0, 0.5, 1.0],
             functions: Vec::new(),
+            pings_by_reason: Vec::new(),
         }
     }
 

@@ -242,6 +242,11 @@ fn describe() {
         "Keep-alive pings sent, by function, target, reason (keep_alive, burst, probe) and how they met their environment."
     );
     describe_counter!(
+        KEEP_ALIVE_PINGS,
+        Unit::Count,
+        "Keep-alive pings sent, by function and the policy's rule that asked for them (schedule, unseen, fallback, forecast, bridge, floor, held, headroom, rotation)."
+    );
+    describe_counter!(
         PING_COST,
         Unit::Count,
         "Billed memory-time of pings, in byte-seconds (Lambda bills GB-seconds of 2^30 bytes: divide by 1073741824)."
@@ -309,6 +314,10 @@ fn function_configured(function: &crate::config::FunctionConfig) {
     let name = function.name.as_str();
     gauge!(FUNCTION_READY, "function" => name.to_string()).increment(0.0);
     counter!(PINGS_REFUSED, "function" => name.to_string()).increment(0);
+    for kept_by in crate::policy::KeptBy::ALL {
+        counter!(KEEP_ALIVE_PINGS, "function" => name.to_string(), "kept_by" => kept_by.as_str())
+            .increment(0);
+    }
     let budget = &function.ping_budget;
     ping_budget(name, budget.pings_per_hour, budget.gb_s_per_day);
     for target in &function.targets {
@@ -664,6 +673,17 @@ pub fn ping_sent(function: &str, target: &str, reason: &'static str, met: &'stat
     counter!(PINGS, "function" => function.to_string(), "target" => target.to_string(), "reason" => reason, "met" => met)
         .increment(1);
     tracing::debug!(function, target, reason, met, "ping");
+}
+
+/// Keep-alive pings sent, by function and the rule of the policy that asked for them
+/// ([`KeptBy`](crate::policy::KeptBy)); over the rules, the same pings as
+/// `warmgate_pings_total{reason="keep_alive"}`.
+pub const KEEP_ALIVE_PINGS: &str = "warmgate_keep_alive_pings_total";
+
+/// A keep-alive round of `pings` was granted and is being sent.
+pub fn keep_alive_round(function: &str, kept_by: crate::policy::KeptBy, pings: u32) {
+    counter!(KEEP_ALIVE_PINGS, "function" => function.to_string(), "kept_by" => kept_by.as_str())
+        .increment(u64::from(pings));
 }
 
 /// Billed memory-time of pings, by function and target, in byte-seconds (a counter counts

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use crate::clock::Time;
-use crate::policy::{Action, FunctionInfo, Observation, Policy};
+use crate::policy::{Action, FunctionInfo, KeptBy, Observation, Policy};
 
 /// serverless-plugin-warmup's default schedule, `rate(5 minutes)`.
 pub const PLUGIN_DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -102,6 +102,7 @@ impl Policy for FixedInterval {
                     function,
                     target,
                     count,
+                    kept_by: KeptBy::Schedule,
                 })
             })
             .collect()
@@ -139,7 +140,8 @@ mod tests {
         assert!(pings.contains(&Action::Ping {
             function: 1,
             target: 1,
-            count: 2
+            count: 2,
+            kept_by: KeptBy::Schedule,
         }));
         assert_eq!(warmer.next_wake(), Some(15 * min));
         warmer.act(26 * min);

@@ -57,7 +57,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use crate::clock::Time;
-use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy};
+use crate::policy::{Action, FunctionId, FunctionInfo, KeptBy, Observation, Policy};
 
 /// Width of a histogram bin: 1 minute (the paper).
 pub const BIN: Duration = Duration::from_secs(60);
@@ -310,6 +310,7 @@ impl Policy for HybridHistogram {
                 function,
                 target: 0,
                 count: 1,
+                kept_by: KeptBy::Schedule,
             }));
             app.warm_until = app.warm_until.max(now + self.config.min_warm);
             self.replan(a);
@@ -660,7 +661,8 @@ mod tests {
             == Action::Ping {
                 function: 0,
                 target: 0,
-                count: 1
+                count: 1,
+                kept_by: KeptBy::Schedule,
             }));
     }
 

@@ -68,7 +68,7 @@ use std::time::Duration;
 use crate::clock::Time;
 use crate::policy::forecast::{ForecastConfig, FunctionForecast};
 use crate::policy::pool::Lifetime;
-use crate::policy::{Action, FunctionId, FunctionInfo, Observation, Policy, Start};
+use crate::policy::{Action, FunctionId, FunctionInfo, KeptBy, Observation, Policy, Start};
 
 mod depth;
 mod replica;
@@ -316,12 +316,17 @@ impl Warmer {
 
     /// The environments `function` should have warm at `now` (0: let them go).
     pub fn target(&self, function: FunctionId, now: Time) -> u32 {
+        self.target_kept_by(function, now).0
+    }
+
+    /// [`Self::target`], and the rule that sets it.
+    fn target_kept_by(&self, function: FunctionId, now: Time) -> (u32, KeptBy) {
         let Some(f) = self.functions.get(function) else {
-            return 0;
+            return (0, KeptBy::Forecast);
         };
         let cfg = &self.config;
         let Some(last_end) = f.forecast.last_end() else {
-            return u32::from(cfg.warm_unseen);
+            return (u32::from(cfg.warm_unseen), KeptBy::Unseen);
         };
         let floor = u32::from(cfg.floor_memory.is_some_and(|m| now < last_end + m));
         let horizon = cfg.min_lifetime;
@@ -336,16 +341,16 @@ impl Warmer {
         let most = self.most(f);
         let sized = now_demand.environments.clamp(1, most);
         match now_demand.probability {
-            None if now < last_end + cfg.fallback_keep_alive => sized,
-            None => floor,
+            None if now < last_end + cfg.fallback_keep_alive => (sized, KeptBy::Fallback),
+            None => (floor, KeptBy::Floor),
             Some(p) => {
                 let later = f.forecast.demand(now + cfg.lead, horizon, &cfg.forecast);
-                if p.max(later.probability.unwrap_or(0.0)) >= cfg.keep_threshold
-                    || self.bridges(f, now)
-                {
-                    sized
+                if p.max(later.probability.unwrap_or(0.0)) >= cfg.keep_threshold {
+                    (sized, KeptBy::Forecast)
+                } else if self.bridges(f, now) {
+                    (sized, KeptBy::Bridge)
                 } else {
-                    floor
+                    (floor, KeptBy::Floor)
                 }
             }
         }
@@ -421,9 +426,9 @@ impl Warmer {
     /// The environments `function` keeps at `now`: its target, or a depth the target fell
     /// below while that is [held](depth) on the environments the replica knows; one more
     /// where calls in flight fill it (`headroom_from`). Brings the replica up to `now`
-    /// (released executions, forgotten environments) first.
-    fn depth(&mut self, function: FunctionId, now: Time) -> u32 {
-        let target = self.target(function, now);
+    /// (released executions, forgotten environments) first. With it, the rule that sets it.
+    fn depth(&mut self, function: FunctionId, now: Time) -> (u32, KeptBy) {
+        let (target, kept_by) = self.target_kept_by(function, now);
         let refresh_age = self.refresh_age();
         let cfg = &self.config;
         let f = &mut self.functions[function];
@@ -444,22 +449,33 @@ impl Warmer {
         let f = &self.functions[function];
         match self.config.headroom_from {
             Some(least) if kept >= least && f.running >= kept => {
-                (f.running + 1).min(self.most(f)).max(kept)
+                let raised = (f.running + 1).min(self.most(f)).max(kept);
+                (
+                    raised,
+                    if raised > kept {
+                        KeptBy::Headroom
+                    } else if kept > target {
+                        KeptBy::Held
+                    } else {
+                        kept_by
+                    },
+                )
             }
-            _ => kept,
+            _ if kept > target => (kept, KeptBy::Held),
+            _ => (kept, kept_by),
         }
     }
 
-    /// Plans `function` at `now`: the pings to send now (0 for none) and the next planning
-    /// time.
-    fn plan(&mut self, function: FunctionId, now: Time) -> (u32, Option<Time>) {
-        let k = self.depth(function, now);
+    /// Plans `function` at `now`: the pings to send now (0 for none), the rule behind them,
+    /// and the next planning time.
+    fn plan(&mut self, function: FunctionId, now: Time) -> (u32, KeptBy, Option<Time>) {
+        let (k, kept_by) = self.depth(function, now);
         let refresh_age = self.refresh_age();
         let cfg = &self.config;
         let rotates = k == 1 && self.likely_soon(function, now);
         let f = &mut self.functions[function];
         if !f.pingable {
-            return (0, None);
+            return (0, kept_by, None);
         }
         let soon = now + MIN_STEP;
         if k == 0 {
@@ -469,7 +485,7 @@ impl Warmer {
                 .forecast
                 .likely_from(now, cfg.lead, cfg.keep_threshold)
                 .map(|t| t.saturating_sub(cfg.lead).max(soon));
-            return (0, wake);
+            return (0, kept_by, wake);
         }
         // Busy includes the calls the driver saw start: a lone kept environment a call holds
         // is neither refreshed nor rotated until the call's end, which refreshes it (a ping
@@ -478,7 +494,7 @@ impl Warmer {
         let needed = k.saturating_sub(busy) as usize;
         let recheck = now + cfg.recheck;
         if needed == 0 {
-            return (0, Some(recheck));
+            return (0, kept_by, Some(recheck));
         }
         let idle = &f.envs.idle;
         let refresh_due = if idle.len() >= needed {
@@ -515,7 +531,7 @@ impl Warmer {
         let rotate = rotate_due.is_some_and(|at| at <= now);
         let due = rotate_due.map_or(refresh_due, |r| r.min(refresh_due));
         if due > now {
-            return (0, Some(due.min(recheck).max(soon)));
+            return (0, kept_by, Some(due.min(recheck).max(soon)));
         }
         while f.pings.front().is_some_and(|&(t, _)| t + HOUR <= now) {
             f.pings.pop_front();
@@ -529,7 +545,7 @@ impl Warmer {
             count = count.min(cap.saturating_sub(used));
             if count == 0 {
                 let freed = f.pings.front().map_or(recheck, |&(t, _)| t + HOUR);
-                return (0, Some(freed.max(soon)));
+                return (0, kept_by, Some(freed.max(soon)));
             }
         }
         // A cap may have taken the successor's ping. Otherwise the oldest is retired even
@@ -541,7 +557,12 @@ impl Warmer {
         if rotate {
             f.envs.retire_oldest(k as usize + 1);
         }
-        (count, Some(recheck.min(now + refresh_age).max(soon)))
+        let kept_by = if rotate { KeptBy::Rotation } else { kept_by };
+        (
+            count,
+            kept_by,
+            Some(recheck.min(now + refresh_age).max(soon)),
+        )
     }
 }
 
@@ -632,13 +653,14 @@ impl Policy for Warmer {
             .collect();
         let mut actions = Vec::new();
         for function in due {
-            let (count, wake) = self.plan(function, now);
+            let (count, kept_by, wake) = self.plan(function, now);
             self.reschedule(function, wake);
             if count > 0 {
                 actions.push(Action::Ping {
                     function,
                     target: 0,
                     count,
+                    kept_by,
                 });
             }
         }

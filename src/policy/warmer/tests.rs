@@ -23,6 +23,20 @@ fn run_until(w: &mut Warmer, until: Time) -> Vec<(Time, u32)> {
     pings
 }
 
+/// [`run_until`], with the rule that asked for each round.
+fn run_until_kept(w: &mut Warmer, until: Time) -> Vec<(Time, u32, KeptBy)> {
+    let mut pings = Vec::new();
+    while let Some(t) = w.next_wake().filter(|&t| t <= until) {
+        for a in w.act(t) {
+            match a {
+                Action::Ping { count, kept_by, .. } => pings.push((t, count, kept_by)),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    pings
+}
+
 #[test]
 fn an_unseen_function_gets_one_environment_from_the_start() {
     let mut w = Warmer::default();
@@ -32,7 +46,8 @@ fn an_unseen_function_gets_one_environment_from_the_start() {
         vec![Action::Ping {
             function: 0,
             target: 0,
-            count: 1
+            count: 1,
+            kept_by: KeptBy::Unseen,
         }]
     );
     let pings = run_until(&mut w, 20 * MIN);
@@ -50,6 +65,23 @@ fn after_six_cold_calls(config: WarmerConfig) -> (Warmer, Time) {
         w.observe(&call(t0, S, Some(Start::Cold)));
     }
     (w, t0)
+}
+
+#[test]
+fn each_round_names_the_rule_that_asked_for_it() {
+    // Six concurrent calls, then quiet: by the first refresh the target has fallen to one
+    // and the hold keeps the six a few refreshes; then one is kept, by the fallback (too few
+    // idle times to forecast) for its hour after the call, and by the floor past it.
+    let (mut w, t0) = after_six_cold_calls(WarmerConfig::default());
+    let mut rules: Vec<(u32, KeptBy)> = run_until_kept(&mut w, t0 + 3 * 60 * MIN)
+        .into_iter()
+        .map(|(_, count, kept_by)| (count, kept_by))
+        .collect();
+    rules.dedup();
+    assert_eq!(
+        rules,
+        [(6, KeptBy::Held), (1, KeptBy::Fallback), (1, KeptBy::Floor)],
+    );
 }
 
 #[test]
@@ -415,11 +447,18 @@ fn a_rotation_that_reaches_a_successor_already_there_retires_the_old_environment
     );
     // The next call on time, then none for 15 minutes: the rotation, then refreshes of one.
     w.observe(&call(t, S, Some(Start::Warm)));
-    let pings = run_until(&mut w, t + 15 * MIN);
+    let pings = run_until_kept(&mut w, t + 15 * MIN);
     let due = 10 * S + 115 * MIN;
-    assert_eq!(pings.first(), Some(&(due, 2)), "{pings:?}");
+    assert_eq!(
+        pings.first(),
+        Some(&(due, 2, KeptBy::Rotation)),
+        "{pings:?}"
+    );
     assert!(
-        pings.iter().skip(1).all(|&(_, c)| c == 1),
+        pings
+            .iter()
+            .skip(1)
+            .all(|&(_, c, k)| c == 1 && k != KeptBy::Rotation),
         "one rotation, then refreshes: {pings:?}"
     );
     let kept: Vec<Time> = w.functions[0].envs.idle.iter().map(|e| e.born).collect();
@@ -485,10 +524,13 @@ fn calls_in_flight_that_fill_the_pool_keep_one_environment_more() {
         for n in 1..=6 {
             w.in_flight(0, n, t0 + MIN);
         }
-        run_until(&mut w, t0 + 2 * MIN).first().copied()
+        run_until_kept(&mut w, t0 + 2 * MIN).first().copied()
     };
     // At the next plan, within a minute: a round of one, which starts the seventh.
-    assert_eq!(first_round(WarmerConfig::default()), Some((120 * S, 1)));
+    assert_eq!(
+        first_round(WarmerConfig::default()),
+        Some((120 * S, 1, KeptBy::Headroom))
+    );
     let none = WarmerConfig {
         headroom_from: None,
         ..WarmerConfig::default()

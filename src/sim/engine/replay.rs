@@ -21,7 +21,7 @@ use crate::policy::driver::{
 };
 use crate::policy::pool::ProbePolicy;
 use crate::policy::router::WaitPolicy;
-use crate::policy::{Action, FunctionId, Policy};
+use crate::policy::{Action, FunctionId, KeptBy, Policy};
 use crate::sim::trace::{Arrival, Trace, TraceFunction};
 
 use super::settings::*;
@@ -74,7 +74,12 @@ impl<'t> Arrivals<'t> {
 #[derive(Debug, Clone, Copy)]
 enum Sent {
     Real(Duration),
-    Ping { held: bool },
+    /// A ping: one of a round of several (`held`), and why it was sent (the policy's rule,
+    /// [`KeptBy`], or `burst` or `probe`).
+    Ping {
+        held: bool,
+        reason: &'static str,
+    },
 }
 
 /// An attempt waiting for its completion time, with how it ended.
@@ -490,7 +495,16 @@ impl<'t> Replay<'t> {
         let clients_first = self.clients_first();
         for f in 0..self.drivers.len() {
             for order in self.drivers[f].probes_due(t, clients_first) {
-                let _ = self.send(f, order.attempt, Sent::Ping { held: false }, true, None);
+                let _ = self.send(
+                    f,
+                    order.attempt,
+                    Sent::Ping {
+                        held: false,
+                        reason: "probe",
+                    },
+                    true,
+                    None,
+                );
             }
         }
     }
@@ -559,7 +573,16 @@ impl<'t> Replay<'t> {
                     burst,
                 } => {
                     if let Some(burst) = burst {
-                        let _ = self.send(f, burst, Sent::Ping { held: false }, true, None);
+                        let _ = self.send(
+                            f,
+                            burst,
+                            Sent::Ping {
+                                held: false,
+                                reason: "burst",
+                            },
+                            true,
+                            None,
+                        );
                     }
                     self.held.insert((f, waiter), duration);
                     self.next_held += 1;
@@ -627,7 +650,7 @@ impl<'t> Replay<'t> {
                 Sent::Ping { .. } => &self.ping_payload,
             },
             client_context: match sent {
-                Sent::Ping { held: true } => Some(&self.round_context),
+                Sent::Ping { held: true, .. } => Some(&self.round_context),
                 _ => None,
             },
         };
@@ -642,6 +665,9 @@ impl<'t> Replay<'t> {
         let ran = result.is_ok();
         if self.counted(at - waited.unwrap_or_default()) && (count || ran) {
             self.tally.record(f, ping, waited, &result);
+            if let Sent::Ping { reason, .. } = sent {
+                self.tally.record_ping_reason(reason, &result);
+            }
         }
         let (done, outcome) = match &result {
             Ok(invocation) => {
@@ -675,7 +701,8 @@ impl<'t> Replay<'t> {
                     function,
                     target,
                     count,
-                } => self.ping(function, target, count),
+                    kept_by,
+                } => self.ping(function, target, count, kept_by),
                 Action::SetProvisioned {
                     function,
                     target,
@@ -701,7 +728,7 @@ impl<'t> Replay<'t> {
     /// A round of `count` concurrent pings, as many as the driver grants, so that as many
     /// distinct environments are busy at once; a round of several asks each handler to hold
     /// its environment, as the gateway's do.
-    fn ping(&mut self, f: FunctionId, target: usize, count: u32) {
+    fn ping(&mut self, f: FunctionId, target: usize, count: u32, kept_by: KeptBy) {
         self.check_target(f, target);
         let memory_mb = self.trace.functions[f].memory_mb;
         let clients_first = self.clients_first();
@@ -712,7 +739,11 @@ impl<'t> Replay<'t> {
         let held = granted > 1;
         for _ in 0..granted {
             let attempt = self.drivers[f].start_ping(self.now, target);
-            let _ = self.send(f, attempt, Sent::Ping { held }, true, None);
+            let sent = Sent::Ping {
+                held,
+                reason: kept_by.as_str(),
+            };
+            let _ = self.send(f, attempt, sent, true, None);
         }
     }
 

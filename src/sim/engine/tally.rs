@@ -51,6 +51,9 @@ pub(super) struct Tally {
     /// init plus any time held for a busy environment, in ms, and its sum.
     start_delay_ms: Histogram<u64>,
     start_delay: Duration,
+    /// Pings by why they were sent (see [`ReasonFigures`]): sent, and those that started an
+    /// environment.
+    ping_reasons: std::collections::BTreeMap<&'static str, (u64, u64)>,
 }
 
 impl Tally {
@@ -67,7 +70,20 @@ impl Tally {
             waits_then_cold: 0,
             start_delay_ms: Histogram::new(3).expect("3 significant figures are valid"),
             start_delay: Duration::ZERO,
+            ping_reasons: Default::default(),
         }
+    }
+
+    /// Counts one ping (already counted by [`Self::record`]) under why it was sent.
+    pub(super) fn record_ping_reason(
+        &mut self,
+        reason: &'static str,
+        outcome: &Result<Invocation, Rejection>,
+    ) {
+        let cold = matches!(outcome, Ok(i) if i.start == Start::Cold);
+        let (pings, cold_pings) = self.ping_reasons.entry(reason).or_default();
+        *pings += 1;
+        *cold_pings += u64::from(cold);
     }
 
     /// Counts one request, real or ping, with what the platform made of it; `waited` is how
@@ -274,6 +290,21 @@ pub struct Figures {
     /// Every function's own figures, in the trace's order (the `--per-function` file).
     #[serde(skip)]
     pub functions: Vec<FunctionFigures>,
+    /// Pings by why they were sent (the `--pings` file); they add up to `pings`.
+    pub pings_by_reason: Vec<ReasonFigures>,
+}
+
+/// A policy's pings sent for one reason, after the warm-up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReasonFigures {
+    /// The rule of the policy that asked for a keep-alive round
+    /// ([`KeptBy`](crate::policy::KeptBy): `schedule`, `unseen`, `fallback`, `forecast`,
+    /// `bridge`, `floor`, `held`, `headroom`, `rotation`), `burst` (an environment started
+    /// for a burst while its requests wait) or `probe` (the estimator's).
+    pub reason: &'static str,
+    pub pings: u64,
+    /// Of them, those that started a new environment (and paid its init).
+    pub cold_pings: u64,
 }
 
 /// One function's figures after the warm-up: where the cold starts and the pings are.
@@ -401,6 +432,15 @@ impl Figures {
             replay_s: 0.0,
             function_cold_shares: shares,
             functions,
+            pings_by_reason: tally
+                .ping_reasons
+                .iter()
+                .map(|(&reason, &(pings, cold_pings))| ReasonFigures {
+                    reason,
+                    pings,
+                    cold_pings,
+                })
+                .collect(),
         }
     }
 }
