@@ -290,6 +290,7 @@ def main(binary: str, prometheus_binary: str):
             "warmgate_added_latency_seconds_bucket",
             "warmgate_pool_warm_idle_environments",
             "warmgate_pings_total",
+            "warmgate_keep_alive_pings_total",
             "warmgate_ping_billed_byte_seconds_total",
             "warmgate_function_ready",
         ):
