@@ -6,7 +6,10 @@ import pathlib
 
 HERE = pathlib.Path(__file__).parent
 POLICIES = ["none", "fixed-5min", "hybrid-histogram", "warmer-max1", "warmer", "warmer+wait"]
-TRACES = [("sample500_8h", "tuning"), ("sample1350_fullday", "validation")]
+TRACES = [
+    ("sample500_8h", "500-function 8-hour sample (tuning)"),
+    ("sample1350_fullday", "1,350-function full-day sample (validation)"),
+]
 INITS = ["small", "model-loading"]
 
 
@@ -25,7 +28,7 @@ def pct(r, key):
 targets = []
 for trace, role in TRACES:
     for init in INITS:
-        print(f"\n#### {trace} ({role}), `--init {init}`\n")
+        print(f"\n#### {role}, `--init {init}`\n")
         print("| policy | seed | cold starts | vs none | fn p75 cold % | fn p90 cold % | pings | bill $ |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for seed in (0, 1):
