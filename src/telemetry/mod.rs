@@ -676,8 +676,8 @@ pub fn ping_sent(function: &str, target: &str, reason: &'static str, met: &'stat
 }
 
 /// Keep-alive pings sent, by function and the rule of the policy that asked for them
-/// ([`KeptBy`](crate::policy::KeptBy)); over the rules, the same pings as
-/// `warmgate_pings_total{reason="keep_alive"}`.
+/// ([`KeptBy`](crate::policy::KeptBy)), counted as each round is granted; over the rules, the
+/// pings `warmgate_pings_total{reason="keep_alive"}` counts as they are answered.
 pub const KEEP_ALIVE_PINGS: &str = "warmgate_keep_alive_pings_total";
 
 /// A keep-alive round of `pings` was granted and is being sent.

@@ -446,6 +446,7 @@ impl Warmer {
             }
             None => target,
         };
+        let kept_by = if kept > target { KeptBy::Held } else { kept_by };
         let f = &self.functions[function];
         match self.config.headroom_from {
             Some(least) if kept >= least && f.running >= kept => {
@@ -454,14 +455,11 @@ impl Warmer {
                     raised,
                     if raised > kept {
                         KeptBy::Headroom
-                    } else if kept > target {
-                        KeptBy::Held
                     } else {
                         kept_by
                     },
                 )
             }
-            _ if kept > target => (kept, KeptBy::Held),
             _ => (kept, kept_by),
         }
     }

@@ -11,16 +11,10 @@ fn info() -> FunctionInfo {
 
 /// Acts whenever the warmer asks, up to `until`; returns the pings with their times.
 fn run_until(w: &mut Warmer, until: Time) -> Vec<(Time, u32)> {
-    let mut pings = Vec::new();
-    while let Some(t) = w.next_wake().filter(|&t| t <= until) {
-        for a in w.act(t) {
-            match a {
-                Action::Ping { count, .. } => pings.push((t, count)),
-                other => panic!("{other:?}"),
-            }
-        }
-    }
-    pings
+    run_until_kept(w, until)
+        .into_iter()
+        .map(|(t, count, _)| (t, count))
+        .collect()
 }
 
 /// [`run_until`], with the rule that asked for each round.
