@@ -191,7 +191,7 @@ impl Gateway {
             telemetry::ping_cost(&config.name, &qualifier, gb_s);
         }
         in_flight.finish(outcome, true);
-        telemetry::ping_sent(&config.name, &qualifier, reason.as_str(), met);
+        telemetry::ping_sent(&config.name, &qualifier, reason, met);
         met
     }
 
@@ -271,7 +271,6 @@ impl Gateway {
                     if granted == 0 {
                         continue;
                     }
-                    telemetry::keep_alive_round(&state.config.name, kept_by, granted);
                     let jitter = if warmer.jitter.is_zero() {
                         Duration::ZERO
                     } else {
@@ -295,7 +294,7 @@ impl Gateway {
                                 .collect()
                         };
                         let pings = round.into_iter().map(|attempt| {
-                            gateway.ping(&state, attempt, PingReason::KeepAlive, hold)
+                            gateway.ping(&state, attempt, PingReason::KeepAlive(kept_by), hold)
                         });
                         join_all(pings).await;
                     });

@@ -17,7 +17,7 @@ use super::budget::{Budget, PingBudget, PING_ESTIMATE};
 use super::cost;
 use super::pool::{Pool, PoolView, Probe, ProbePolicy, Started};
 use super::router::{self, Expectation, WaitDecision, WaitPolicy};
-use super::{FunctionId, Observation, Start, TargetId};
+use super::{FunctionId, KeptBy, Observation, Start, TargetId};
 use crate::clock::Time;
 
 /// How often the gateway looks for a target to probe: well within the narrowest stretch a
@@ -63,8 +63,8 @@ impl Route {
 /// Why a ping is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PingReason {
-    /// One of a keep-alive round the warmer's policy asked for.
-    KeepAlive,
+    /// One of a keep-alive round the warmer's policy asked for, by the rule named.
+    KeepAlive(KeptBy),
     /// Starts an environment for a burst while its requests wait for busy ones.
     Burst,
     /// Sharpens the pool's reclaim curve (`Pool::probe_due`).
@@ -74,9 +74,17 @@ pub enum PingReason {
 impl PingReason {
     pub fn as_str(self) -> &'static str {
         match self {
-            PingReason::KeepAlive => "keep_alive",
+            PingReason::KeepAlive(_) => "keep_alive",
             PingReason::Burst => "burst",
             PingReason::Probe => "probe",
+        }
+    }
+
+    /// The policy's rule for a keep-alive ping, else the reason: where the pings go.
+    pub fn detail(self) -> &'static str {
+        match self {
+            PingReason::KeepAlive(kept_by) => kept_by.as_str(),
+            other => other.as_str(),
         }
     }
 }

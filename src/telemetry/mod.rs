@@ -667,24 +667,27 @@ pub fn waited(function: &str, freed: bool) {
     tracing::debug!(function, outcome, "request waited for a busy environment");
 }
 
-/// A keep-alive ping was sent; `met` is how it met its environment (warm: an environment
-/// confirmed warm; cold: a new one started).
-pub fn ping_sent(function: &str, target: &str, reason: &'static str, met: &'static str) {
-    counter!(PINGS, "function" => function.to_string(), "target" => target.to_string(), "reason" => reason, "met" => met)
+/// A ping was sent; `met` is how it met its environment (warm: an environment confirmed
+/// warm; cold: a new one started). A keep-alive ping is also counted by its policy's rule.
+pub fn ping_sent(
+    function: &str,
+    target: &str,
+    reason: crate::policy::driver::PingReason,
+    met: &'static str,
+) {
+    let (why, detail) = (reason.as_str(), reason.detail());
+    counter!(PINGS, "function" => function.to_string(), "target" => target.to_string(), "reason" => why, "met" => met)
         .increment(1);
-    tracing::debug!(function, target, reason, met, "ping");
+    if let crate::policy::driver::PingReason::KeepAlive(kept_by) = reason {
+        counter!(KEEP_ALIVE_PINGS, "function" => function.to_string(), "kept_by" => kept_by.as_str())
+            .increment(1);
+    }
+    tracing::debug!(function, target, reason = why, detail, met, "ping");
 }
 
 /// Keep-alive pings sent, by function and the rule of the policy that asked for them
-/// ([`KeptBy`](crate::policy::KeptBy)), counted as each round is granted; over the rules, the
-/// pings `warmgate_pings_total{reason="keep_alive"}` counts as they are answered.
+/// ([`KeptBy`](crate::policy::KeptBy)); over the rules, `warmgate_pings_total{reason="keep_alive"}`.
 pub const KEEP_ALIVE_PINGS: &str = "warmgate_keep_alive_pings_total";
-
-/// A keep-alive round of `pings` was granted and is being sent.
-pub fn keep_alive_round(function: &str, kept_by: crate::policy::KeptBy, pings: u32) {
-    counter!(KEEP_ALIVE_PINGS, "function" => function.to_string(), "kept_by" => kept_by.as_str())
-        .increment(u64::from(pings));
-}
 
 /// Billed memory-time of pings, by function and target, in byte-seconds (a counter counts
 /// whole numbers; Lambda's GB-s is 2^30 byte-seconds).

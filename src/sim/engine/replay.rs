@@ -17,7 +17,8 @@ use crate::platform::ProvisionedStatus;
 use crate::platform::{ControlError, Invocation, Platform, Rejection, Request, Snapshot};
 use crate::policy::cost::{self};
 use crate::policy::driver::{
-    Admission, Attempt, Failure, FunctionDriver, FunctionSettings, Outcome, Send, PROBE_CHECK,
+    Admission, Attempt, Failure, FunctionDriver, FunctionSettings, Outcome, PingReason, Send,
+    PROBE_CHECK,
 };
 use crate::policy::pool::ProbePolicy;
 use crate::policy::router::WaitPolicy;
@@ -74,11 +75,10 @@ impl<'t> Arrivals<'t> {
 #[derive(Debug, Clone, Copy)]
 enum Sent {
     Real(Duration),
-    /// A ping: one of a round of several (`held`), and why it was sent (the policy's rule,
-    /// [`KeptBy`], or `burst` or `probe`).
+    /// A ping: one of a round of several (`held`), and why it was sent.
     Ping {
         held: bool,
-        reason: &'static str,
+        reason: PingReason,
     },
 }
 
@@ -500,7 +500,7 @@ impl<'t> Replay<'t> {
                     order.attempt,
                     Sent::Ping {
                         held: false,
-                        reason: "probe",
+                        reason: PingReason::Probe,
                     },
                     true,
                     None,
@@ -578,7 +578,7 @@ impl<'t> Replay<'t> {
                             burst,
                             Sent::Ping {
                                 held: false,
-                                reason: "burst",
+                                reason: PingReason::Burst,
                             },
                             true,
                             None,
@@ -741,7 +741,7 @@ impl<'t> Replay<'t> {
             let attempt = self.drivers[f].start_ping(self.now, target);
             let sent = Sent::Ping {
                 held,
-                reason: kept_by.as_str(),
+                reason: PingReason::KeepAlive(kept_by),
             };
             let _ = self.send(f, attempt, sent, true, None);
         }

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 
 use crate::platform::{Invocation, Rejection, Snapshot, Start};
 use crate::policy::cost::{self, Prices, Usage};
+use crate::policy::driver::PingReason;
 use crate::policy::FunctionId;
 use crate::sim::trace::Trace;
 
@@ -77,11 +78,11 @@ impl Tally {
     /// Counts one ping (already counted by [`Self::record`]) under why it was sent.
     pub(super) fn record_ping_reason(
         &mut self,
-        reason: &'static str,
+        reason: PingReason,
         outcome: &Result<Invocation, Rejection>,
     ) {
         let cold = matches!(outcome, Ok(i) if i.start == Start::Cold);
-        let (pings, cold_pings) = self.ping_reasons.entry(reason).or_default();
+        let (pings, cold_pings) = self.ping_reasons.entry(reason.detail()).or_default();
         *pings += 1;
         *cold_pings += u64::from(cold);
     }
