@@ -464,16 +464,16 @@ impl Warmer {
         }
     }
 
-    /// Plans `function` at `now`: the pings to send now (0 for none), the rule behind them,
-    /// and the next planning time.
-    fn plan(&mut self, function: FunctionId, now: Time) -> (u32, KeptBy, Option<Time>) {
+    /// Plans `function` at `now`: the round to send now, if any (its pings and the rule
+    /// behind it), and the next planning time.
+    fn plan(&mut self, function: FunctionId, now: Time) -> (Option<(u32, KeptBy)>, Option<Time>) {
         let (k, kept_by) = self.depth(function, now);
         let refresh_age = self.refresh_age();
         let cfg = &self.config;
         let rotates = k == 1 && self.likely_soon(function, now);
         let f = &mut self.functions[function];
         if !f.pingable {
-            return (0, kept_by, None);
+            return (None, None);
         }
         let soon = now + MIN_STEP;
         if k == 0 {
@@ -483,7 +483,7 @@ impl Warmer {
                 .forecast
                 .likely_from(now, cfg.lead, cfg.keep_threshold)
                 .map(|t| t.saturating_sub(cfg.lead).max(soon));
-            return (0, kept_by, wake);
+            return (None, wake);
         }
         // Busy includes the calls the driver saw start: a lone kept environment a call holds
         // is neither refreshed nor rotated until the call's end, which refreshes it (a ping
@@ -492,7 +492,7 @@ impl Warmer {
         let needed = k.saturating_sub(busy) as usize;
         let recheck = now + cfg.recheck;
         if needed == 0 {
-            return (0, kept_by, Some(recheck));
+            return (None, Some(recheck));
         }
         let idle = &f.envs.idle;
         let refresh_due = if idle.len() >= needed {
@@ -529,7 +529,7 @@ impl Warmer {
         let rotate = rotate_due.is_some_and(|at| at <= now);
         let due = rotate_due.map_or(refresh_due, |r| r.min(refresh_due));
         if due > now {
-            return (0, kept_by, Some(due.min(recheck).max(soon)));
+            return (None, Some(due.min(recheck).max(soon)));
         }
         while f.pings.front().is_some_and(|&(t, _)| t + HOUR <= now) {
             f.pings.pop_front();
@@ -543,7 +543,7 @@ impl Warmer {
             count = count.min(cap.saturating_sub(used));
             if count == 0 {
                 let freed = f.pings.front().map_or(recheck, |&(t, _)| t + HOUR);
-                return (0, kept_by, Some(freed.max(soon)));
+                return (None, Some(freed.max(soon)));
             }
         }
         // A cap may have taken the successor's ping. Otherwise the oldest is retired even
@@ -557,8 +557,7 @@ impl Warmer {
         }
         let kept_by = if rotate { KeptBy::Rotation } else { kept_by };
         (
-            count,
-            kept_by,
+            Some((count, kept_by)),
             Some(recheck.min(now + refresh_age).max(soon)),
         )
     }
@@ -651,9 +650,9 @@ impl Policy for Warmer {
             .collect();
         let mut actions = Vec::new();
         for function in due {
-            let (count, kept_by, wake) = self.plan(function, now);
+            let (round, wake) = self.plan(function, now);
             self.reschedule(function, wake);
-            if count > 0 {
+            if let Some((count, kept_by)) = round {
                 actions.push(Action::Ping {
                     function,
                     target: 0,
