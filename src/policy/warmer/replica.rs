@@ -275,6 +275,7 @@ mod tests {
         assert_eq!(fresh.idle, vec![idle(now - 60 * S)]);
         assert_eq!(fresh.busy.len(), 3);
     }
+
     #[test]
     fn a_call_seen_starting_holds_its_environment_until_its_end_is_reported() {
         let now = 10 * MIN;
