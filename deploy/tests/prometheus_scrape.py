@@ -291,6 +291,7 @@ def main(binary: str, prometheus_binary: str):
             "warmgate_pool_warm_idle_environments",
             "warmgate_pings_total",
             "warmgate_keep_alive_pings_total",
+            "warmgate_rounds_checked_total",
             "warmgate_ping_billed_byte_seconds_total",
             "warmgate_function_ready",
         ):

@@ -22,6 +22,10 @@ use crate::policy::router::WaitPolicy;
 /// The prefix of environment overrides.
 pub const ENV_PREFIX: &str = "WARMGATE_";
 
+/// The longest round hold a configuration may ask for: each ping of a round is billed for
+/// its hold, and a hold of seconds keeps environments from real traffic.
+pub const MAX_ROUND_HOLD_MS: u64 = 5_000;
+
 /// Lambda's synchronous payload limit, the default per-function limit.
 pub use crate::lambda::wire::SYNC_PAYLOAD_LIMIT as LAMBDA_PAYLOAD_LIMIT;
 
@@ -116,6 +120,14 @@ pub struct WarmerSection {
     /// a connection per function (a thousand functions pinged at start would otherwise hold
     /// a thousand connections and their buffers). A round larger than this still goes whole.
     pub max_pings_in_flight: u32,
+    /// How long each ping of a round of several asks its handler to hold its environment, so
+    /// that the round's pings overlap and reach distinct environments: the least hold. When a
+    /// round's answers name an environment twice (its pings arrived further apart than the
+    /// hold), the function's hold doubles, up to `max_round_hold_ms`, and comes back down
+    /// after a run of rounds that reached their environments (`policy::round`).
+    pub round_hold_ms: u64,
+    /// The longest hold a round may ask for; equal to `round_hold_ms`, the hold never changes.
+    pub max_round_hold_ms: u64,
 }
 
 impl Default for WarmerSection {
@@ -125,6 +137,8 @@ impl Default for WarmerSection {
             policy: "fixed-5min".into(),
             jitter_ms: 250,
             max_pings_in_flight: 64,
+            round_hold_ms: crate::policy::ROUND_HOLD.as_millis() as u64,
+            max_round_hold_ms: 400,
         }
     }
 }
@@ -577,6 +591,21 @@ impl Config {
         }
         if self.warmer.max_pings_in_flight == 0 {
             return invalid("warmer.max_pings_in_flight", "must be at least 1");
+        }
+        if self.warmer.max_round_hold_ms > MAX_ROUND_HOLD_MS {
+            return invalid(
+                "warmer.max_round_hold_ms",
+                format!("must be at most {MAX_ROUND_HOLD_MS} (a round's pings are billed for it)"),
+            );
+        }
+        if self.warmer.round_hold_ms > self.warmer.max_round_hold_ms {
+            return invalid(
+                "warmer.round_hold_ms",
+                format!(
+                    "must be at most warmer.max_round_hold_ms ({})",
+                    self.warmer.max_round_hold_ms
+                ),
+            );
         }
         if self.functions.is_empty() {
             return invalid(

@@ -241,6 +241,16 @@ fn errors_name_the_key() {
             &[("WARMGATE_WARMER__POLICY", "fixed-5mins")],
             "warmer.policy",
         ),
+        (
+            BASE,
+            &[("WARMGATE_WARMER__ROUND_HOLD_MS", "500")],
+            "warmer.round_hold_ms",
+        ),
+        (
+            BASE,
+            &[("WARMGATE_WARMER__MAX_ROUND_HOLD_MS", "60000")],
+            "warmer.max_round_hold_ms",
+        ),
         (&BASE.replace("http://", "ftp://"), &[], "backend.url"),
         (
             BASE,

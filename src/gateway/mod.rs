@@ -262,8 +262,18 @@ impl Gateway {
                 planner,
                 Duration::from_millis(config.warmer.jitter_ms),
                 config.warmer.max_pings_in_flight,
+                crate::policy::round::RoundHold::new(
+                    Duration::from_millis(config.warmer.round_hold_ms),
+                    Duration::from_millis(config.warmer.max_round_hold_ms),
+                ),
+                config.functions.len(),
             )
         });
+        if warmer.is_some() {
+            for f in &config.functions {
+                telemetry::round_hold(&f.name, Duration::from_millis(config.warmer.round_hold_ms));
+            }
+        }
         if advise {
             for f in &config.functions {
                 telemetry::provisioned_recommended(&f.name, &f.targets[0], 0);

@@ -27,7 +27,8 @@ use super::{FunctionState, Gateway};
 use crate::lambda::{InvocationType, TraceContext};
 use crate::policy::driver::{Attempt, Outcome, PingReason, PROBE_CHECK};
 use crate::policy::provisioning::{Provisioning, ProvisioningConfig, WithKeepAlive};
-use crate::policy::{Action, FunctionInfo, Observation, Policy, Start, ROUND_HOLD};
+use crate::policy::round::{RoundCheck, RoundHold};
+use crate::policy::{Action, FunctionInfo, Observation, Policy, Start};
 use crate::telemetry;
 
 /// How long a warmer whose policy panicked pauses before it starts again.
@@ -44,6 +45,22 @@ fn ping_client_context(hold: Option<Duration>) -> String {
     }
     base64::engine::general_purpose::STANDARD
         .encode(serde_json::json!({ "custom": custom }).to_string())
+}
+
+/// The environment a ping's handler named in its answer (`{"environment": "<id>"}`, the
+/// convention README gives handlers), if it named one.
+fn environment_named(payload: &[u8]) -> Option<String> {
+    let answer: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    Some(answer.get("environment")?.as_str()?.to_string())
+}
+
+/// What a ping's answer said.
+pub(super) struct PingAnswer {
+    /// How it met its environment: warm, cold, provisioned, unknown, or refused (not run).
+    pub met: &'static str,
+    /// `None` when it did not run; else the environment its handler named, if it named one
+    /// (read for a round's pings only).
+    pub environment: Option<Option<String>>,
 }
 
 /// The warmer's executor state: its keep-alive policy (kept by name, so that it can start
@@ -64,6 +81,8 @@ pub(super) struct Executor {
     /// Room for pings in flight (`warmer.max_pings_in_flight`); a round takes its size's worth.
     room: Arc<Semaphore>,
     room_size: u32,
+    /// Each function's round hold (`policy::round`), by the function's index.
+    holds: Vec<Mutex<RoundHold>>,
 }
 
 /// How the provisioned-concurrency planner is set up in the gateway.
@@ -83,6 +102,8 @@ impl Executor {
         planner: Option<PlannerSetup>,
         jitter: Duration,
         max_pings_in_flight: u32,
+        hold: RoundHold,
+        functions: usize,
     ) -> Self {
         Self {
             name: name.to_string(),
@@ -93,6 +114,7 @@ impl Executor {
             jitter,
             room: Arc::new(Semaphore::new(max_pings_in_flight as usize)),
             room_size: max_pings_in_flight,
+            holds: (0..functions).map(|_| Mutex::new(hold)).collect(),
         }
     }
 
@@ -165,11 +187,11 @@ impl Gateway {
         attempt: Attempt,
         reason: PingReason,
         hold: Option<Duration>,
-    ) -> &'static str {
+    ) -> PingAnswer {
         let config = &function.config;
         let qualifier = function.qualifier(attempt.target).to_string();
         let in_flight = InFlight::new(self, function, attempt);
-        let (_, _, outcome) = self
+        let (result, _, outcome) = self
             .send_attempt(
                 function,
                 &qualifier,
@@ -190,9 +212,46 @@ impl Gateway {
         {
             telemetry::ping_cost(&config.name, &qualifier, gb_s);
         }
+        // Only a round's answers are read: a lone ping has nothing to check.
+        let environment = match (&result, outcome) {
+            (_, Outcome::NotRun) => None,
+            (Ok(response), _) if hold.is_some() => Some(environment_named(&response.payload)),
+            _ => Some(None),
+        };
         in_flight.finish(outcome, true);
         telemetry::ping_sent(&config.name, &qualifier, reason, met);
-        met
+        PingAnswer { met, environment }
+    }
+
+    /// Checks a round's answers for an environment named twice, and sets the function's
+    /// next hold by what they showed (`policy::round`).
+    fn round_answered(
+        &self,
+        state: &FunctionState,
+        target: crate::policy::TargetId,
+        function: crate::policy::FunctionId,
+        held: Duration,
+        answers: &[PingAnswer],
+    ) {
+        let Some(warmer) = &self.warmer else { return };
+        let check = RoundCheck::of(
+            answers
+                .iter()
+                .map(|a| a.environment.as_ref().map(|named| named.as_deref())),
+        );
+        let (change, next) = {
+            let mut hold = warmer.holds[function].lock();
+            (hold.after(&check), hold.hold())
+        };
+        telemetry::RoundChecked {
+            function: &state.config.name,
+            target: state.qualifier(target),
+            check,
+            held,
+            next,
+            change,
+        }
+        .emit();
     }
 
     /// Sends the probes due now, one ping per target, each in the background; none while
@@ -211,7 +270,8 @@ impl Gateway {
                 self.spawn(async move {
                     let outcome = gateway
                         .ping(&function, order.attempt, PingReason::Probe, None)
-                        .await;
+                        .await
+                        .met;
                     telemetry::ProbeSent {
                         function: &function.config.name,
                         target: function.qualifier(order.attempt.target),
@@ -278,14 +338,15 @@ impl Gateway {
                     };
                     let gateway = self.clone();
                     let room = warmer.room.clone();
+                    let round_hold = &warmer.holds[function];
+                    // Each ping of a round holds its environment, so that the round reaches
+                    // `granted` distinct environments; a lone ping holds none.
+                    let hold = (granted > 1).then(|| round_hold.lock().hold());
                     // A round larger than the whole room takes all of it.
                     let room_taken = granted.min(warmer.room_size);
                     self.spawn(async move {
                         gateway.clock.sleep(jitter).await;
                         let _room = room.acquire_many_owned(room_taken).await;
-                        // One round, all at once: each ping holds its environment, so the
-                        // round reaches `granted` distinct environments.
-                        let hold = (granted > 1).then_some(ROUND_HOLD);
                         let now = gateway.now();
                         let round: Vec<_> = {
                             let mut orchestration = state.orchestration.lock();
@@ -296,7 +357,10 @@ impl Gateway {
                         let pings = round.into_iter().map(|attempt| {
                             gateway.ping(&state, attempt, PingReason::KeepAlive(kept_by), hold)
                         });
-                        join_all(pings).await;
+                        let answers = join_all(pings).await;
+                        if let Some(held) = hold {
+                            gateway.round_answered(&state, target, function, held, &answers);
+                        }
                     });
                 }
                 Action::SetProvisioned {

@@ -34,9 +34,11 @@ pub fn error_body(error_type: &str, message: &str) -> Vec<u8> {
     .expect("a JSON object serialises")
 }
 
-/// The body a keep-alive ping returns.
-pub fn ping_response() -> Vec<u8> {
-    br#"{"warmgate":"pong"}"#.to_vec()
+/// The body a keep-alive ping returns: it names the environment that answered, as the
+/// convention asks of a handler (on Lambda, `context.log_stream_name`, one per execution
+/// environment), so that the gateway can tell whether a round reached distinct environments.
+pub fn ping_response(environment: super::EnvId) -> Vec<u8> {
+    format!(r#"{{"warmgate":"pong","environment":"environment-{environment}"}}"#).into_bytes()
 }
 
 /// CodeSha256 as Lambda reports it: base64 of the SHA-256 of the deployment package.

@@ -17,6 +17,7 @@ impl Platform {
             return None;
         }
         let asked = custom
+            .filter(|_| self.settings.ping.honour_hold)
             .and_then(|c| c.get(PING_HOLD_KEY))
             .and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()))
             .filter(|ms| ms.is_finite() && *ms >= 0.0);
@@ -241,7 +242,7 @@ impl Platform {
                 Some("Unhandled"),
             )
         } else if ping {
-            (handler::ping_response(), None)
+            (handler::ping_response(id), None)
         } else if replayed.is_some() {
             (Vec::new(), None)
         } else {

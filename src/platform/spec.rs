@@ -97,6 +97,10 @@ pub struct PingSpec {
     pub payload: String,
     /// How long a ping runs when it asks for no hold: a handler that returns at once.
     pub hold_ms: f64,
+    /// Whether the handler holds as a ping asks; `false` emulates a handler written without
+    /// the convention (every ping runs `hold_ms`), whose rounds the gateway finds falling
+    /// short.
+    pub honour_hold: bool,
 }
 
 /// The client-context key (in `custom`) by which a ping asks the handler to hold its
@@ -109,6 +113,7 @@ impl Default for PingSpec {
             client_context_key: "warmgate-ping".into(),
             payload: r#"{"warmgate":"ping"}"#.into(),
             hold_ms: 1.0,
+            honour_hold: true,
         }
     }
 }

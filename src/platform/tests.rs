@@ -483,6 +483,42 @@ fn pings_are_recognised_and_hold_their_environment() {
 }
 
 #[test]
+fn a_ping_answer_names_its_environment() {
+    let mut p = platform();
+    let context = serde_json::json!({"custom": {"warmgate-ping": "1", "warmgate-hold-ms": 25}});
+    let first = invoke_with(&mut p, Duration::ZERO, b"{}", Some(context.clone()));
+    let second = invoke_with(&mut p, Duration::ZERO, b"{}", Some(context));
+    let named = |i: &Invocation| -> String {
+        let answer: serde_json::Value = serde_json::from_slice(&i.payload).unwrap();
+        answer["environment"].as_str().unwrap().to_string()
+    };
+    assert_ne!(first.environment, second.environment);
+    assert_eq!(named(&first), format!("environment-{}", first.environment));
+    assert_ne!(named(&first), named(&second));
+}
+
+#[test]
+fn a_handler_that_does_not_honour_the_hold_lets_a_round_collapse() {
+    let mut p = Platform::new(spec_with(
+        |_| {},
+        |s| {
+            s.ping.hold_ms = 0.0;
+            s.ping.honour_hold = false;
+        },
+    ));
+    let context = serde_json::json!({"custom": {"warmgate-ping": "1", "warmgate-hold-ms": 25}});
+    // The first ping starts an environment (busy while it initialises); once warm, every
+    // ping of a round meets it free again: the handler answered at once.
+    let cold = invoke_with(&mut p, Duration::ZERO, b"{}", Some(context.clone()));
+    let at = 60 * S;
+    let round: Vec<_> = (0..3)
+        .map(|_| invoke_with(&mut p, at, b"{}", Some(context.clone())))
+        .collect();
+    assert!(round.iter().all(|i| i.duration.is_zero()));
+    assert!(round.iter().all(|i| i.environment == cold.environment));
+}
+
+#[test]
 fn unknown_function_or_qualifier_is_not_found() {
     let mut p = platform();
     let e = p

@@ -19,6 +19,7 @@ pub mod forecast;
 pub mod pool;
 pub mod provisioning;
 pub mod registry;
+pub mod round;
 pub mod router;
 pub mod warmer;
 

@@ -16,6 +16,8 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Unit};
 
 pub mod cache;
+mod pings;
+pub use pings::*;
 mod series;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -267,6 +269,21 @@ fn describe() {
         "Pings a keep-alive policy asked for that the function's budget refused."
     );
     describe_counter!(
+        ROUNDS_CHECKED,
+        Unit::Count,
+        "Rounds of several keep-alive pings, by function and what their answers showed (reached: a distinct environment per ping; short: an environment named twice; unchecked: a ping failed or named no environment)."
+    );
+    describe_counter!(
+        ROUND_ENVIRONMENTS_MISSED,
+        Unit::Count,
+        "Environments rounds of pings asked for and missed: pings that reached an environment another ping of their round had reached."
+    );
+    describe_gauge!(
+        ROUND_HOLD_SECONDS,
+        Unit::Seconds,
+        "The hold a function's next round of pings asks each ping for, in seconds."
+    );
+    describe_counter!(
         PROBES,
         Unit::Count,
         "Probes of the idle-reclaim curve, by function, target and outcome (warm, cold, unknown, refused)."
@@ -314,6 +331,7 @@ fn function_configured(function: &crate::config::FunctionConfig) {
     let name = function.name.as_str();
     gauge!(FUNCTION_READY, "function" => name.to_string()).increment(0.0);
     counter!(PINGS_REFUSED, "function" => name.to_string()).increment(0);
+    rounds_configured(name);
     for kept_by in crate::policy::KeptBy::ALL {
         counter!(KEEP_ALIVE_PINGS, "function" => name.to_string(), "kept_by" => kept_by.as_str())
             .increment(0);
@@ -665,95 +683,6 @@ pub fn waited(function: &str, freed: bool) {
         f.waits[usize::from(!freed)].increment(1)
     });
     tracing::debug!(function, outcome, "request waited for a busy environment");
-}
-
-/// A ping was sent; `met` is how it met its environment (warm: an environment confirmed
-/// warm; cold: a new one started). A keep-alive ping is also counted by its policy's rule.
-pub fn ping_sent(
-    function: &str,
-    target: &str,
-    reason: crate::policy::driver::PingReason,
-    met: &'static str,
-) {
-    let (why, detail) = (reason.as_str(), reason.detail());
-    counter!(PINGS, "function" => function.to_string(), "target" => target.to_string(), "reason" => why, "met" => met)
-        .increment(1);
-    if let crate::policy::driver::PingReason::KeepAlive(kept_by) = reason {
-        counter!(KEEP_ALIVE_PINGS, "function" => function.to_string(), "kept_by" => kept_by.as_str())
-            .increment(1);
-    }
-    tracing::debug!(function, target, reason = why, detail, met, "ping");
-}
-
-/// Keep-alive pings sent, by function and the rule of the policy that asked for them
-/// ([`KeptBy`](crate::policy::KeptBy)); over the rules, `warmgate_pings_total{reason="keep_alive"}`.
-pub const KEEP_ALIVE_PINGS: &str = "warmgate_keep_alive_pings_total";
-
-/// Billed memory-time of pings, by function and target, in byte-seconds (a counter counts
-/// whole numbers; Lambda's GB-s is 2^30 byte-seconds).
-pub const PING_COST: &str = "warmgate_ping_billed_byte_seconds_total";
-/// Pings a function's budget still allows this hour.
-pub const PING_BUDGET_PINGS: &str = "warmgate_ping_budget_remaining_pings";
-/// Billed memory-time a function's ping budget still allows today, in byte-seconds.
-pub const PING_BUDGET_BYTE_SECONDS: &str = "warmgate_ping_budget_remaining_byte_seconds";
-/// Pings a policy asked for that the budget refused.
-pub const PINGS_REFUSED: &str = "warmgate_pings_refused_total";
-
-/// Bytes in Lambda's billing gigabyte (memory is configured in MB of 2^20 bytes, 1024 to a GB).
-const BYTES_PER_GB: f64 = 1_073_741_824.0;
-
-/// Adds a ping's billed GB-s, counted in whole byte-seconds (rounding loses under one
-/// byte-second a ping, a millionth of the smallest ping's bill).
-pub fn ping_cost(function: &str, target: &str, gb_s: f64) {
-    let byte_seconds = (gb_s.max(0.0) * BYTES_PER_GB).round() as u64;
-    counter!(PING_COST, "function" => function.to_string(), "target" => target.to_string())
-        .increment(byte_seconds);
-}
-
-/// What is left of a function's ping budget: pings this hour, GB-s today.
-pub fn ping_budget(function: &str, pings_left: u32, gb_s_left: f64) {
-    gauge!(PING_BUDGET_PINGS, "function" => function.to_string()).set(f64::from(pings_left));
-    gauge!(PING_BUDGET_BYTE_SECONDS, "function" => function.to_string())
-        .set(gb_s_left * BYTES_PER_GB);
-}
-
-pub fn pings_refused(function: &str, count: u32) {
-    counter!(PINGS_REFUSED, "function" => function.to_string()).increment(u64::from(count));
-    tracing::info!(function, count, "pings refused by the budget");
-}
-
-/// Probes of the reclaim curve, by function, target and outcome.
-pub const PROBES: &str = "warmgate_probes_total";
-
-/// A probe answered: one ping timed to learn whether an environment survives an idle age the
-/// reclaim curve was unsure of. Logged once, counted once.
-#[derive(Debug, Clone)]
-pub struct ProbeSent<'a> {
-    pub function: &'a str,
-    pub target: &'a str,
-    /// The idle age of the environment it was sent to meet.
-    pub idle_age: Duration,
-    /// The stretch of idle ages it bisects: the oldest seen alive, the next seen gone.
-    pub stretch: (Duration, Duration),
-    /// warm: that environment was alive; cold: none was left (an init paid); unknown or
-    /// refused: nothing learnt.
-    pub outcome: &'static str,
-}
-
-impl ProbeSent<'_> {
-    pub fn emit(&self) {
-        counter!(PROBES, "function" => self.function.to_string(), "target" => self.target.to_string(), "outcome" => self.outcome)
-            .increment(1);
-        tracing::info!(
-            function = self.function,
-            target = self.target,
-            outcome = self.outcome,
-            idle_age_s = self.idle_age.as_secs_f64(),
-            alive_s = self.stretch.0.as_secs_f64(),
-            gone_s = self.stretch.1.as_secs_f64(),
-            "probe"
-        );
-    }
 }
 
 /// Client connections open now.

@@ -1,0 +1,178 @@
+//! Telemetry of the warmer's pings: each ping sent and what it cost, the budget, the
+//! probes of the reclaim curve, and each round's check (`policy::round`).
+
+use std::time::Duration;
+
+use metrics::{counter, gauge};
+
+use super::PINGS;
+
+/// A ping was sent; `met` is how it met its environment (warm: an environment confirmed
+/// warm; cold: a new one started). A keep-alive ping is also counted by its policy's rule.
+pub fn ping_sent(
+    function: &str,
+    target: &str,
+    reason: crate::policy::driver::PingReason,
+    met: &'static str,
+) {
+    let (why, detail) = (reason.as_str(), reason.detail());
+    counter!(PINGS, "function" => function.to_string(), "target" => target.to_string(), "reason" => why, "met" => met)
+        .increment(1);
+    if let crate::policy::driver::PingReason::KeepAlive(kept_by) = reason {
+        counter!(KEEP_ALIVE_PINGS, "function" => function.to_string(), "kept_by" => kept_by.as_str())
+            .increment(1);
+    }
+    tracing::debug!(function, target, reason = why, detail, met, "ping");
+}
+
+/// Keep-alive pings sent, by function and the rule of the policy that asked for them
+/// ([`KeptBy`](crate::policy::KeptBy)); over the rules, `warmgate_pings_total{reason="keep_alive"}`.
+pub const KEEP_ALIVE_PINGS: &str = "warmgate_keep_alive_pings_total";
+
+/// Billed memory-time of pings, by function and target, in byte-seconds (a counter counts
+/// whole numbers; Lambda's GB-s is 2^30 byte-seconds).
+pub const PING_COST: &str = "warmgate_ping_billed_byte_seconds_total";
+/// Pings a function's budget still allows this hour.
+pub const PING_BUDGET_PINGS: &str = "warmgate_ping_budget_remaining_pings";
+/// Billed memory-time a function's ping budget still allows today, in byte-seconds.
+pub const PING_BUDGET_BYTE_SECONDS: &str = "warmgate_ping_budget_remaining_byte_seconds";
+/// Pings a policy asked for that the budget refused.
+pub const PINGS_REFUSED: &str = "warmgate_pings_refused_total";
+
+/// Bytes in Lambda's billing gigabyte (memory is configured in MB of 2^20 bytes, 1024 to a GB).
+const BYTES_PER_GB: f64 = 1_073_741_824.0;
+
+/// Adds a ping's billed GB-s, counted in whole byte-seconds (rounding loses under one
+/// byte-second a ping, a millionth of the smallest ping's bill).
+pub fn ping_cost(function: &str, target: &str, gb_s: f64) {
+    let byte_seconds = (gb_s.max(0.0) * BYTES_PER_GB).round() as u64;
+    counter!(PING_COST, "function" => function.to_string(), "target" => target.to_string())
+        .increment(byte_seconds);
+}
+
+/// What is left of a function's ping budget: pings this hour, GB-s today.
+pub fn ping_budget(function: &str, pings_left: u32, gb_s_left: f64) {
+    gauge!(PING_BUDGET_PINGS, "function" => function.to_string()).set(f64::from(pings_left));
+    gauge!(PING_BUDGET_BYTE_SECONDS, "function" => function.to_string())
+        .set(gb_s_left * BYTES_PER_GB);
+}
+
+pub fn pings_refused(function: &str, count: u32) {
+    counter!(PINGS_REFUSED, "function" => function.to_string()).increment(u64::from(count));
+    tracing::info!(function, count, "pings refused by the budget");
+}
+
+/// Probes of the reclaim curve, by function, target and outcome.
+pub const PROBES: &str = "warmgate_probes_total";
+
+/// A probe answered: one ping timed to learn whether an environment survives an idle age the
+/// reclaim curve was unsure of. Logged once, counted once.
+#[derive(Debug, Clone)]
+pub struct ProbeSent<'a> {
+    pub function: &'a str,
+    pub target: &'a str,
+    /// The idle age of the environment it was sent to meet.
+    pub idle_age: Duration,
+    /// The stretch of idle ages it bisects: the oldest seen alive, the next seen gone.
+    pub stretch: (Duration, Duration),
+    /// warm: that environment was alive; cold: none was left (an init paid); unknown or
+    /// refused: nothing learnt.
+    pub outcome: &'static str,
+}
+
+impl ProbeSent<'_> {
+    pub fn emit(&self) {
+        counter!(PROBES, "function" => self.function.to_string(), "target" => self.target.to_string(), "outcome" => self.outcome)
+            .increment(1);
+        tracing::info!(
+            function = self.function,
+            target = self.target,
+            outcome = self.outcome,
+            idle_age_s = self.idle_age.as_secs_f64(),
+            alive_s = self.stretch.0.as_secs_f64(),
+            gone_s = self.stretch.1.as_secs_f64(),
+            "probe"
+        );
+    }
+}
+
+/// Rounds of several pings, by what their answers showed (`reached`: as many environments as
+/// pings; `short`: an environment named twice; `unchecked`: a ping failed or its handler
+/// named no environment).
+pub const ROUNDS_CHECKED: &str = "warmgate_rounds_checked_total";
+/// Environments rounds asked for and missed: pings that reached an environment another ping
+/// of their round had already reached.
+pub const ROUND_ENVIRONMENTS_MISSED: &str = "warmgate_round_environments_missed_total";
+/// The hold a function's next round asks each ping for, in seconds.
+pub const ROUND_HOLD_SECONDS: &str = "warmgate_round_hold_seconds";
+
+/// A round of pings answered and checked (`policy::round`). Counted always; logged when the
+/// round fell short or the hold changed.
+#[derive(Debug, Clone)]
+pub struct RoundChecked<'a> {
+    pub function: &'a str,
+    pub target: &'a str,
+    pub check: crate::policy::round::RoundCheck,
+    /// The hold this round asked for.
+    pub held: Duration,
+    /// The hold the next round asks for.
+    pub next: Duration,
+    pub change: crate::policy::round::HoldChange,
+}
+
+impl RoundChecked<'_> {
+    pub fn emit(&self) {
+        use crate::policy::round::HoldChange;
+        let result = match (self.check.judged(), self.check.repeated()) {
+            (false, _) => "unchecked",
+            (true, 0) => "reached",
+            (true, _) => "short",
+        };
+        let function = self.function.to_string();
+        counter!(ROUNDS_CHECKED, "function" => function.clone(), "result" => result).increment(1);
+        counter!(ROUND_ENVIRONMENTS_MISSED, "function" => function.clone())
+            .increment(u64::from(self.check.repeated()));
+        gauge!(ROUND_HOLD_SECONDS, "function" => function).set(self.next.as_secs_f64());
+        let (held_ms, next_ms) = (self.held.as_millis() as u64, self.next.as_millis() as u64);
+        match self.change {
+            HoldChange::Lengthened => tracing::warn!(
+                function = self.function,
+                target = self.target,
+                pings = self.check.answered,
+                environments = self.check.distinct,
+                held_ms,
+                next_ms,
+                "a round of pings reached fewer environments than it asked for: the hold is lengthened"
+            ),
+            HoldChange::Kept if self.check.repeated() > 0 => tracing::warn!(
+                function = self.function,
+                target = self.target,
+                pings = self.check.answered,
+                environments = self.check.distinct,
+                held_ms,
+                "a round of pings reached fewer environments than it asked for at the longest hold: does the handler hold as asked?"
+            ),
+            HoldChange::Shortened => tracing::info!(
+                function = self.function,
+                held_ms,
+                next_ms,
+                "rounds of pings reached their environments: the hold is shortened"
+            ),
+            HoldChange::Kept => {}
+        }
+    }
+}
+
+/// Creates a configured function's round counters at zero.
+pub(super) fn rounds_configured(function: &str) {
+    for result in ["reached", "short", "unchecked"] {
+        counter!(ROUNDS_CHECKED, "function" => function.to_string(), "result" => result)
+            .increment(0);
+    }
+    counter!(ROUND_ENVIRONMENTS_MISSED, "function" => function.to_string()).increment(0);
+}
+
+/// The hold a function's rounds ask for, as the warmer starts.
+pub fn round_hold(function: &str, hold: Duration) {
+    gauge!(ROUND_HOLD_SECONDS, "function" => function.to_string()).set(hold.as_secs_f64());
+}
