@@ -1,7 +1,8 @@
-//! The replay itself: the event queues and the loop that drives each function's
-//! `FunctionDriver`, the platform and the policy in time order.
+//! The replay itself: the arrivals queue and the loop that drives each function's
+//! `FunctionDriver`, the platform and the policy in time order; attempts in flight wait in
+//! `completions`, a policy's actions are carried out in `actions`.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Mutex;
@@ -14,7 +15,7 @@ use rand::Rng;
 
 use crate::clock::Time;
 use crate::platform::ProvisionedStatus;
-use crate::platform::{ControlError, Invocation, Platform, Rejection, Request, Snapshot};
+use crate::platform::{Invocation, Platform, Rejection, Request, Snapshot};
 use crate::policy::cost::{self};
 use crate::policy::driver::{
     Admission, Attempt, Failure, FunctionDriver, FunctionSettings, Outcome, PingReason, Send,
@@ -22,11 +23,16 @@ use crate::policy::driver::{
 };
 use crate::policy::pool::ProbePolicy;
 use crate::policy::router::WaitPolicy;
-use crate::policy::{Action, FunctionId, KeptBy, Policy};
+use crate::policy::{FunctionId, Policy};
 use crate::sim::trace::{Arrival, Trace, TraceFunction};
 
 use super::settings::*;
 use super::tally::*;
+
+mod actions;
+mod completions;
+
+use completions::{Completions, Pending, Sent};
 
 // ---------------------------------------------------------------------------------------------
 // Event queues
@@ -67,72 +73,6 @@ impl<'t> Arrivals<'t> {
             self.heap.push(Reverse((next.at, f)));
         }
         Some((f, arrival))
-    }
-}
-
-/// What the engine sends: a real request with its handler duration, or a keep-alive ping,
-/// held (one of a round) or not.
-#[derive(Debug, Clone, Copy)]
-enum Sent {
-    Real(Duration),
-    /// A ping: one of a round of several (`held`), and why it was sent.
-    Ping {
-        held: bool,
-        reason: PingReason,
-    },
-}
-
-/// An attempt waiting for its completion time, with how it ended.
-struct Pending {
-    at: Time,
-    seq: u64,
-    function: FunctionId,
-    attempt: Attempt,
-    outcome: Outcome,
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
-/// Attempts in completion order (ties in the order they were made).
-#[derive(Default)]
-struct Completions {
-    heap: BinaryHeap<Reverse<Pending>>,
-    seq: u64,
-}
-
-impl Completions {
-    fn push(&mut self, at: Time, function: FunctionId, attempt: Attempt, outcome: Outcome) {
-        self.seq += 1;
-        self.heap.push(Reverse(Pending {
-            at,
-            seq: self.seq,
-            function,
-            attempt,
-            outcome,
-        }));
-    }
-
-    fn peek(&self) -> Option<Time> {
-        self.heap.peek().map(|Reverse(p)| p.at)
-    }
-
-    fn pop(&mut self) -> Option<Pending> {
-        self.heap.pop().map(|Reverse(p)| p)
     }
 }
 
@@ -691,88 +631,6 @@ impl<'t> Replay<'t> {
         if matches!(self.traffic, Traffic::Routed | Traffic::Waiting) {
             self.policy
                 .in_flight(f, self.drivers[f].running(), self.now);
-        }
-    }
-
-    fn carry_out(&mut self, actions: Vec<Action>) {
-        for action in actions {
-            match action {
-                Action::Ping {
-                    function,
-                    target,
-                    count,
-                    kept_by,
-                } => self.ping(function, target, count, kept_by),
-                Action::SetProvisioned {
-                    function,
-                    target,
-                    concurrency,
-                } => self.set_provisioned(function, target, concurrency),
-            }
-        }
-    }
-
-    /// Checks an action's function and target: a policy that names neither is a bug in it.
-    fn check_target(&self, function: FunctionId, target: usize) {
-        let known = function < self.names.len() && target < self.targets.len();
-        assert!(
-            known,
-            "policy {} acted on function {function} target {target}; the trace has {} functions \
-             with {} targets each",
-            self.policy.name(),
-            self.names.len(),
-            self.targets.len()
-        );
-    }
-
-    /// A round of `count` concurrent pings, as many as the driver grants, so that as many
-    /// distinct environments are busy at once; a round of several asks each handler to hold
-    /// its environment, as the gateway's do.
-    fn ping(&mut self, f: FunctionId, target: usize, count: u32, kept_by: KeptBy) {
-        self.check_target(f, target);
-        let memory_mb = self.trace.functions[f].memory_mb;
-        let clients_first = self.clients_first();
-        let granted = self.drivers[f].grant_round(self.now, count, memory_mb, clients_first);
-        if self.counted(self.now) {
-            self.tally.pings_refused += u64::from(count - granted);
-        }
-        let held = granted > 1;
-        for _ in 0..granted {
-            let attempt = self.drivers[f].start_ping(self.now, target);
-            let sent = Sent::Ping {
-                held,
-                reason: PingReason::KeepAlive(kept_by),
-            };
-            let _ = self.send(f, attempt, sent, true, None);
-        }
-    }
-
-    fn set_provisioned(&mut self, f: FunctionId, target: usize, concurrency: u32) {
-        self.check_target(f, target);
-        let name = &self.names[f];
-        let qualifier = &self.targets[target];
-        let result = if concurrency == 0 {
-            match self.platform.delete_provisioned(self.now, name, qualifier) {
-                Err(ControlError::ProvisionedConfigNotFound(_)) => Ok(()),
-                other => other,
-            }
-        } else {
-            self.platform
-                .put_provisioned(self.now, name, qualifier, concurrency)
-                .map(|_| ())
-        };
-        self.tally.provisioning_refused += u64::from(result.is_err());
-        if result.is_ok() && concurrency > 0 {
-            self.allocating.insert((f, target), self.now);
-            if self.next_tick.is_none() {
-                let minutes = self.now.as_secs() / 60 + 1;
-                self.next_tick = Some(Duration::from_secs(minutes * 60));
-            }
-        } else {
-            self.allocating.remove(&(f, target));
-        }
-        if !self.provisioned.contains(&(f, target)) {
-            self.provisioned.push((f, target));
         }
     }
 }
