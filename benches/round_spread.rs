@@ -9,15 +9,24 @@
 //! answers after the hold, and prints each round's spread (last arrival less first): on new
 //! connections (the first round of a size) and on pooled ones. Loopback leaves out the
 //! network's own jitter and TLS handshakes; it measures what the gateway's side adds.
+//!
+//! Then the same rounds against the emulator, at holds from none to `ROUND_HOLD`, each
+//! answer naming its environment: how many rounds reached a distinct environment per ping,
+//! as the gateway's round check (`policy::round::RoundCheck`) judges them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::routing::post;
+use base64::Engine;
 use bytes::Bytes;
 use futures::future::join_all;
 use parking_lot::Mutex;
+use warmgate::clock::TokioClock;
+use warmgate::emulator::Emulator;
 use warmgate::lambda::{InvocationType, InvokeRequest, Invoker, LambdaClient, TraceContext};
+use warmgate::platform::PlatformSpec;
+use warmgate::policy::round::RoundCheck;
 use warmgate::policy::ROUND_HOLD;
 
 fn main() {
@@ -31,6 +40,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(run(rounds.max(2)));
+    runtime.block_on(reach(rounds.max(2)));
 }
 
 async fn run(rounds: usize) {
@@ -87,6 +97,90 @@ async fn run(rounds: usize) {
             spreads.len()
         );
     }
+}
+
+/// One function with a short init, so that a pool is made in moments; its handler answers a
+/// ping at once unless the ping asks for a hold.
+const EMULATOR: &str = r#"
+[settings.ping]
+hold_ms = 0
+
+[[function]]
+name = "model"
+memory_mb = 512
+init_ms = 20
+duration_ms = 5
+"#;
+
+/// Rounds against the emulator at each hold: how many reached a distinct environment per
+/// ping. A pool as deep as the round is made first (a round held long enough that its pings
+/// start one environment each).
+async fn reach(rounds: usize) {
+    let spec = PlatformSpec::from_toml(EMULATOR).expect("a valid emulator spec");
+    let emulator = Emulator::new(spec, Arc::new(TokioClock::new()))
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("the emulator binds");
+    let client = LambdaClient::for_endpoint(&emulator.endpoint_url(), "us-east-1");
+    println!("\nrounds against the emulator: rounds that reached a distinct environment per ping, and the environments reached (mean)\n");
+    println!(
+        "| pings | hold 0 ms | hold 1 ms | hold 5 ms | hold {} ms |",
+        ROUND_HOLD.as_millis()
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: |");
+    for size in [8usize, 32, 64] {
+        send_round(&client, size, Some(Duration::from_millis(500))).await;
+        let mut cells = Vec::new();
+        for hold in [
+            Duration::ZERO,
+            Duration::from_millis(1),
+            Duration::from_millis(5),
+            ROUND_HOLD,
+        ] {
+            let (mut reached, mut environments) = (0, 0);
+            for _ in 0..rounds {
+                let check = send_round(&client, size, Some(hold)).await;
+                reached += usize::from(check.judged() && check.repeated() == 0);
+                environments += check.distinct;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            cells.push(format!(
+                "{reached} of {rounds} ({:.1})",
+                f64::from(environments) / rounds as f64
+            ));
+        }
+        println!("| {size} | {} |", cells.join(" | "));
+    }
+    emulator.shutdown().await.expect("the emulator stops");
+}
+
+/// Sends a round of `size` pings at once, each asking for `hold`, and checks the
+/// environments their answers name.
+async fn send_round(client: &LambdaClient, size: usize, hold: Option<Duration>) -> RoundCheck {
+    let custom = match hold {
+        Some(hold) => format!(
+            r#"{{"custom":{{"warmgate-ping":"1","warmgate-hold-ms":"{}"}}}}"#,
+            hold.as_millis()
+        ),
+        None => r#"{"custom":{"warmgate-ping":"1"}}"#.to_string(),
+    };
+    let context = base64::engine::general_purpose::STANDARD.encode(custom);
+    let round = (0..size).map(|_| {
+        client.invoke(InvokeRequest {
+            client_context: Some(context.clone()),
+            ..ping()
+        })
+    });
+    let answers: Vec<Option<String>> = join_all(round)
+        .await
+        .into_iter()
+        .map(|result| {
+            let response = result.expect("the emulator answers");
+            let answer: serde_json::Value = serde_json::from_slice(&response.payload).ok()?;
+            Some(answer.get("environment")?.as_str()?.to_string())
+        })
+        .collect();
+    RoundCheck::of(answers.iter().map(|a| Some(a.as_deref())))
 }
 
 fn ping() -> InvokeRequest {
