@@ -26,7 +26,7 @@ use warmgate::clock::TokioClock;
 use warmgate::emulator::Emulator;
 use warmgate::lambda::{InvocationType, InvokeRequest, Invoker, LambdaClient, TraceContext};
 use warmgate::platform::PlatformSpec;
-use warmgate::policy::round::RoundCheck;
+use warmgate::policy::round::{Reached, RoundCheck};
 use warmgate::policy::ROUND_HOLD;
 
 fn main() {
@@ -180,7 +180,10 @@ async fn send_round(client: &LambdaClient, size: usize, hold: Option<Duration>) 
             Some(answer.get("environment")?.as_str()?.to_string())
         })
         .collect();
-    RoundCheck::of(answers.iter().map(|a| Some(a.as_deref())))
+    RoundCheck::of(answers.iter().map(|a| match a {
+        Some(environment) => Reached::Environment(environment),
+        None => Reached::Unnamed,
+    }))
 }
 
 fn ping() -> InvokeRequest {

@@ -27,7 +27,7 @@ use super::{FunctionState, Gateway};
 use crate::lambda::{InvocationType, TraceContext};
 use crate::policy::driver::{Attempt, Outcome, PingReason, PROBE_CHECK};
 use crate::policy::provisioning::{Provisioning, ProvisioningConfig, WithKeepAlive};
-use crate::policy::round::{RoundCheck, RoundHold};
+use crate::policy::round::{Reached, RoundCheck, RoundHold};
 use crate::policy::{Action, FunctionInfo, Observation, Policy, Start};
 use crate::telemetry;
 
@@ -58,9 +58,19 @@ fn environment_named(payload: &[u8]) -> Option<String> {
 pub(super) struct PingAnswer {
     /// How it met its environment: warm, cold, provisioned, unknown, or refused (not run).
     pub met: &'static str,
-    /// `None` when it did not run; else the environment its handler named, if it named one
-    /// (read for a round's pings only).
-    pub environment: Option<Option<String>>,
+    pub ran: bool,
+    /// The environment its handler named, if it named one (read for a round's pings only).
+    pub environment: Option<String>,
+}
+
+impl PingAnswer {
+    fn reached(&self) -> Reached<'_> {
+        match (&self.environment, self.ran) {
+            (_, false) => Reached::NotRun,
+            (None, true) => Reached::Unnamed,
+            (Some(environment), true) => Reached::Environment(environment),
+        }
+    }
 }
 
 /// The warmer's executor state: its keep-alive policy (kept by name, so that it can start
@@ -213,14 +223,18 @@ impl Gateway {
             telemetry::ping_cost(&config.name, &qualifier, gb_s);
         }
         // Only a round's answers are read: a lone ping has nothing to check.
-        let environment = match (&result, outcome) {
-            (_, Outcome::NotRun) => None,
-            (Ok(response), _) if hold.is_some() => Some(environment_named(&response.payload)),
-            _ => Some(None),
+        let ran = !matches!(outcome, Outcome::NotRun);
+        let environment = match &result {
+            Ok(response) if ran && hold.is_some() => environment_named(&response.payload),
+            _ => None,
         };
         in_flight.finish(outcome, true);
         telemetry::ping_sent(&config.name, &qualifier, reason, met);
-        PingAnswer { met, environment }
+        PingAnswer {
+            met,
+            ran,
+            environment,
+        }
     }
 
     /// Checks a round's answers for an environment named twice, and sets the function's
@@ -234,11 +248,7 @@ impl Gateway {
         answers: &[PingAnswer],
     ) {
         let Some(warmer) = &self.warmer else { return };
-        let check = RoundCheck::of(
-            answers
-                .iter()
-                .map(|a| a.environment.as_ref().map(|named| named.as_deref())),
-        );
+        let check = RoundCheck::of(answers.iter().map(PingAnswer::reached));
         let (change, next) = {
             let mut hold = warmer.holds[function].lock();
             (hold.after(&check), hold.hold())

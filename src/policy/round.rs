@@ -32,18 +32,32 @@ pub struct RoundCheck {
     pub distinct: u32,
 }
 
+/// What one ping of a round came back with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached<'a> {
+    /// It did not run (refused, or failed before the function ran).
+    NotRun,
+    /// It ran; its answer named no environment.
+    Unnamed,
+    /// It ran in the environment its handler named.
+    Environment(&'a str),
+}
+
 impl RoundCheck {
-    /// Checks a round from each ping's answer: `None` for a ping that did not run, else the
-    /// environment its handler named, if it named one.
-    pub fn of<'a>(answers: impl IntoIterator<Item = Option<Option<&'a str>>>) -> Self {
+    /// Checks a round from what each of its pings came back with.
+    pub fn of<'a>(answers: impl IntoIterator<Item = Reached<'a>>) -> Self {
         let mut check = Self::default();
         let mut seen = HashSet::new();
-        for answer in answers.into_iter().flatten() {
-            check.answered += 1;
-            if let Some(environment) = answer {
-                check.named += 1;
-                check.distinct += u32::from(seen.insert(environment));
+        for answer in answers {
+            match answer {
+                Reached::NotRun => continue,
+                Reached::Unnamed => {}
+                Reached::Environment(environment) => {
+                    check.named += 1;
+                    check.distinct += u32::from(seen.insert(environment));
+                }
             }
+            check.answered += 1;
         }
         check
     }
@@ -133,17 +147,17 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn check(environments: &[&'static str]) -> RoundCheck {
-        RoundCheck::of(environments.iter().map(|e| Some(Some(*e))))
+        RoundCheck::of(environments.iter().map(|e| Reached::Environment(e)))
     }
 
     #[test]
     fn a_round_counts_the_environments_its_answers_name() {
         let round = RoundCheck::of([
-            Some(Some("a")),
-            Some(Some("b")),
-            Some(Some("a")),
-            None,
-            Some(None),
+            Reached::Environment("a"),
+            Reached::Environment("b"),
+            Reached::Environment("a"),
+            Reached::NotRun,
+            Reached::Unnamed,
         ]);
         assert_eq!(
             round,
@@ -198,7 +212,7 @@ mod tests {
     #[test]
     fn rounds_it_cannot_judge_change_nothing() {
         let mut hold = RoundHold::new(25 * MS, 400 * MS);
-        let unnamed = RoundCheck::of([Some(None), Some(None)]);
+        let unnamed = RoundCheck::of([Reached::Unnamed, Reached::Unnamed]);
         assert_eq!(hold.after(&unnamed), HoldChange::Kept);
         assert_eq!(hold.after(&check(&["a"])), HoldChange::Kept);
         assert_eq!(hold.hold(), 25 * MS);
