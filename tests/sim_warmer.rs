@@ -154,3 +154,36 @@ fn the_ping_budget_holds_a_replay_as_it_holds_the_gateway() {
     assert!(held.pings >= 2 * 120 - 10, "{}", held.pings);
     assert_eq!(held.pings + held.pings_refused, free.pings);
 }
+
+#[test]
+fn a_warmer_told_the_platform_keeps_environments_longer_pings_half_as_often() {
+    use warmgate::sim::cli::Baseline;
+    let span = 6 * HOUR;
+    // Three calls of 2 s at once every 25 minutes, on a platform that keeps an idle
+    // environment 10 minutes.
+    let times: Vec<Duration> = (0..)
+        .map(|k| k * 25 * MIN + 30 * SEC)
+        .take_while(|&t| t < span)
+        .flat_map(|t| std::iter::repeat_n(t, 3))
+        .collect();
+    let trace = trace(function(times, 2 * SEC), span);
+    let assumed = settings(HOUR, 10 * MIN);
+    let known = SimSettings {
+        warmer_idle_lifetime: Some(10 * MIN),
+        ..assumed.clone()
+    };
+    let warmer = Baseline::parse("warmer").unwrap();
+    let replay_under =
+        |s: &SimSettings| replay(&trace, s, warmer.candidate("warmer", &trace, s), &|_| {});
+    let (five, ten) = (replay_under(&assumed), replay_under(&known));
+    assert_eq!(five.cold_starts, 0, "{five:?}");
+    assert_eq!(ten.cold_starts, 0, "{ten:?}");
+    // Refreshed every 9 min 50 s rather than every 4 min 50 s.
+    assert!(
+        ten.pings * 10 <= five.pings * 6,
+        "{} pings knowing the lifetime, {} assuming 5 minutes",
+        ten.pings,
+        five.pings
+    );
+    assert!(ten.bill_usd < five.bill_usd);
+}

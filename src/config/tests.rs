@@ -243,6 +243,11 @@ fn errors_name_the_key() {
         ),
         (
             BASE,
+            &[("WARMGATE_WARMER__IDLE_LIFETIME_S", "5")],
+            "warmer.idle_lifetime_s",
+        ),
+        (
+            BASE,
             &[("WARMGATE_WARMER__ROUND_HOLD_MS", "500")],
             "warmer.round_hold_ms",
         ),

@@ -267,6 +267,7 @@ impl Gateway {
                     Duration::from_millis(config.warmer.max_round_hold_ms),
                 ),
                 config.functions.len(),
+                Duration::from_secs(config.warmer.idle_lifetime_s),
             )
         });
         if warmer.is_some() {

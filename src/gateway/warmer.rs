@@ -93,6 +93,8 @@ pub(super) struct Executor {
     room_size: u32,
     /// Each function's round hold (`policy::round`), by the function's index.
     holds: Vec<Mutex<RoundHold>>,
+    /// How long a warmer policy assumes Lambda keeps an idle environment.
+    idle_lifetime: Duration,
 }
 
 /// How the provisioned-concurrency planner is set up in the gateway.
@@ -114,23 +116,29 @@ impl Executor {
         max_pings_in_flight: u32,
         hold: RoundHold,
         functions: usize,
+        idle_lifetime: Duration,
     ) -> Self {
         Self {
             name: name.to_string(),
             planner,
-            policy: Mutex::new(Self::fresh(name, planner)),
+            policy: Mutex::new(Self::fresh(name, planner, idle_lifetime)),
             counts: Mutex::new(Vec::new()),
             replan: Notify::new(),
             jitter,
             room: Arc::new(Semaphore::new(max_pings_in_flight as usize)),
             room_size: max_pings_in_flight,
             holds: (0..functions).map(|_| Mutex::new(hold)).collect(),
+            idle_lifetime,
         }
     }
 
-    fn fresh(name: &str, planner: Option<PlannerSetup>) -> Box<dyn Policy> {
-        let keep_alive =
-            crate::policy::registry::live_policy(name).expect("validated with the configuration");
+    fn fresh(
+        name: &str,
+        planner: Option<PlannerSetup>,
+        idle_lifetime: Duration,
+    ) -> Box<dyn Policy> {
+        let keep_alive = crate::policy::registry::live_policy_assuming(name, Some(idle_lifetime))
+            .expect("validated with the configuration");
         let Some(setup) = planner else {
             return keep_alive;
         };
@@ -423,7 +431,8 @@ impl Gateway {
                 Err(e) if e.is_panic() => {
                     let message = telemetry::panic_message(e.into_panic().as_ref());
                     telemetry::task_panicked("warmer", &message);
-                    *warmer.policy.lock() = Executor::fresh(&warmer.name, warmer.planner);
+                    *warmer.policy.lock() =
+                        Executor::fresh(&warmer.name, warmer.planner, warmer.idle_lifetime);
                     self.clock.sleep(WARMER_RESTART).await;
                 }
                 Err(_) => return,

@@ -126,6 +126,11 @@ pub struct SimulateArgs {
     /// sized for the trace).
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
+    /// How long the warmer policies assume Lambda keeps an idle environment, in minutes
+    /// (default 5), as the gateway's `[warmer] idle_lifetime_s`: with `--reclaim-minutes`, what
+    /// knowing the platform's lifetime is worth.
+    #[arg(long, value_name = "M")]
+    pub idle_lifetime_minutes: Option<f64>,
     /// Write the figures to FILE.csv or FILE.json.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -160,6 +165,13 @@ impl SimulateArgs {
             Some(m) => bail!("--reclaim-minutes must be a non-negative number, got {m}"),
             None => None,
         };
+        let warmer_idle_lifetime = match self.idle_lifetime_minutes {
+            Some(m) if m.is_finite() && (1.0..=60.0).contains(&m) => {
+                Some(Duration::from_secs_f64(m * 60.0))
+            }
+            Some(m) => bail!("--idle-lifetime-minutes must be between 1 and 60, got {m}"),
+            None => None,
+        };
         Ok(SimSettings {
             seed: self.seed,
             mode: if self.deterministic {
@@ -183,6 +195,7 @@ impl SimulateArgs {
             },
             probes: !self.no_probes,
             max_in_flight: self.max_in_flight,
+            warmer_idle_lifetime,
         })
     }
 
@@ -322,7 +335,10 @@ impl Baseline {
     pub fn candidate(&self, label: &str, trace: &Trace, settings: &SimSettings) -> Candidate {
         let policy: Box<dyn crate::policy::Policy> = match self {
             Baseline::NeverReclaim => return Candidate::never_reclaim(),
-            Baseline::Live(name) => registry::live_policy(name).expect("checked when parsed"),
+            Baseline::Live(name) => {
+                registry::live_policy_assuming(name, settings.warmer_idle_lifetime)
+                    .expect("checked when parsed")
+            }
             // The oracle: each function's peak concurrency over the whole trace, with the very
             // durations the replay will use.
             Baseline::FixedPeak => {
@@ -334,7 +350,11 @@ impl Baseline {
             Baseline::TargetTracking { utilization } => Box::new(TargetTracking::new(*utilization)),
             Baseline::ProvisioningWith(keep_alive) => Box::new(WithKeepAlive {
                 planner: Provisioning::new(ProvisioningConfig::default()),
-                keep_alive: registry::live_policy(keep_alive).expect("checked when parsed"),
+                keep_alive: registry::live_policy_assuming(
+                    keep_alive,
+                    settings.warmer_idle_lifetime,
+                )
+                .expect("checked when parsed"),
             }),
             Baseline::Provisioning {
                 worth,

@@ -160,6 +160,9 @@ pub struct SimSettings {
     /// permit, keep-alive rounds and probes are skipped. `None` (the default): the gateway is
     /// sized for the trace's traffic, as a deployment would be, and never sheds.
     pub max_in_flight: Option<usize>,
+    /// How long the warmer policies assume Lambda keeps an idle environment (`None`: their
+    /// default, 5 minutes), as the gateway's `[warmer] idle_lifetime_s` sets it.
+    pub warmer_idle_lifetime: Option<Duration>,
 }
 
 /// The fixed idle reclaim of deterministic mode: 10 minutes, the 2019 published measurement.
@@ -185,6 +188,7 @@ impl Default for SimSettings {
             ping_budget: Some(PingBudget::default()),
             probes: true,
             max_in_flight: None,
+            warmer_idle_lifetime: None,
         }
     }
 }
