@@ -18,15 +18,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::routing::post;
-use base64::Engine;
 use bytes::Bytes;
 use futures::future::join_all;
 use parking_lot::Mutex;
 use warmgate::clock::TokioClock;
 use warmgate::emulator::Emulator;
+use warmgate::gateway::warmer::ping_client_context;
 use warmgate::lambda::{InvocationType, InvokeRequest, Invoker, LambdaClient, TraceContext};
 use warmgate::platform::PlatformSpec;
-use warmgate::policy::round::{Reached, RoundCheck};
+use warmgate::policy::round::{environment_named, Reached, RoundCheck};
 use warmgate::policy::ROUND_HOLD;
 
 fn main() {
@@ -157,14 +157,7 @@ async fn reach(rounds: usize) {
 /// Sends a round of `size` pings at once, each asking for `hold`, and checks the
 /// environments their answers name.
 async fn send_round(client: &LambdaClient, size: usize, hold: Option<Duration>) -> RoundCheck {
-    let custom = match hold {
-        Some(hold) => format!(
-            r#"{{"custom":{{"warmgate-ping":"1","warmgate-hold-ms":"{}"}}}}"#,
-            hold.as_millis()
-        ),
-        None => r#"{"custom":{"warmgate-ping":"1"}}"#.to_string(),
-    };
-    let context = base64::engine::general_purpose::STANDARD.encode(custom);
+    let context = ping_client_context(hold);
     let round = (0..size).map(|_| {
         client.invoke(InvokeRequest {
             client_context: Some(context.clone()),
@@ -174,11 +167,7 @@ async fn send_round(client: &LambdaClient, size: usize, hold: Option<Duration>) 
     let answers: Vec<Option<String>> = join_all(round)
         .await
         .into_iter()
-        .map(|result| {
-            let response = result.expect("the emulator answers");
-            let answer: serde_json::Value = serde_json::from_slice(&response.payload).ok()?;
-            Some(answer.get("environment")?.as_str()?.to_string())
-        })
+        .map(|result| environment_named(&result.expect("the emulator answers").payload))
         .collect();
     RoundCheck::of(answers.iter().map(|a| match a {
         Some(environment) => Reached::Environment(environment),

@@ -38,20 +38,13 @@ const WARMER_RESTART: Duration = Duration::from_secs(1);
 /// handler (and the emulator) that this is a keep-alive, to answer at once, or after
 /// `custom.warmgate-hold-ms` when one of a round asks it to hold (the convention README gives
 /// handlers, and the emulated one follows: `platform::PING_HOLD_KEY`).
-fn ping_client_context(hold: Option<Duration>) -> String {
+pub fn ping_client_context(hold: Option<Duration>) -> String {
     let mut custom = serde_json::json!({"warmgate-ping": "1"});
     if let Some(hold) = hold {
         custom["warmgate-hold-ms"] = hold.as_millis().to_string().into();
     }
     base64::engine::general_purpose::STANDARD
         .encode(serde_json::json!({ "custom": custom }).to_string())
-}
-
-/// The environment a ping's handler named in its answer (`{"environment": "<id>"}`, the
-/// convention README gives handlers), if it named one.
-fn environment_named(payload: &[u8]) -> Option<String> {
-    let answer: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    Some(answer.get("environment")?.as_str()?.to_string())
 }
 
 /// What a ping's answer said.
@@ -233,7 +226,9 @@ impl Gateway {
         // Only a round's answers are read: a lone ping has nothing to check.
         let ran = !matches!(outcome, Outcome::NotRun);
         let environment = match &result {
-            Ok(response) if ran && hold.is_some() => environment_named(&response.payload),
+            Ok(response) if ran && hold.is_some() => {
+                crate::policy::round::environment_named(&response.payload)
+            }
             _ => None,
         };
         in_flight.finish(outcome, true);

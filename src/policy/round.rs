@@ -32,6 +32,13 @@ pub struct RoundCheck {
     pub distinct: u32,
 }
 
+/// The environment a ping's handler named in its answer (`{"environment": "<id>"}`, the
+/// convention README gives handlers), if it named one.
+pub fn environment_named(answer: &[u8]) -> Option<String> {
+    let answer: serde_json::Value = serde_json::from_slice(answer).ok()?;
+    Some(answer.get("environment")?.as_str()?.to_string())
+}
+
 /// What one ping of a round came back with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reached<'a> {
@@ -172,6 +179,18 @@ mod tests {
         assert!(!round.judged());
         assert!(check(&["a", "b"]).judged());
         assert!(!check(&["a"]).judged(), "a lone ping is never a round");
+    }
+
+    #[test]
+    fn an_answer_names_its_environment_or_not() {
+        let named = br#"{"warmgate":"pong","environment":"2026/12/02/[$LATEST]ab12"}"#;
+        assert_eq!(
+            environment_named(named).as_deref(),
+            Some("2026/12/02/[$LATEST]ab12")
+        );
+        assert_eq!(environment_named(br#"{"warmgate":"pong"}"#), None);
+        assert_eq!(environment_named(br#"{"environment":7}"#), None);
+        assert_eq!(environment_named(b"pong"), None);
     }
 
     #[test]
