@@ -3,14 +3,15 @@
 //! `cargo bench --bench round_spread [-- ROUNDS]`
 //!
 //! A round's pings must overlap at Lambda to reach distinct environments, so each asks its
-//! handler to hold `policy::ROUND_HOLD`. This sends rounds of 8, 32 and 64 invocations the
+//! handler to hold (`policy::round_hold`: `ROUND_HOLD` and what the round's size adds).
+//! This sends rounds of 8, 32 and 64 invocations the
 //! way the gateway's warmer does (one task, all at once, through `LambdaClient` and
 //! aws-sdk-lambda) to a stand-in for Lambda on loopback that notes when each arrives and
 //! answers after the hold, and prints each round's spread (last arrival less first): on new
 //! connections (the first round of a size) and on pooled ones. Loopback leaves out the
 //! network's own jitter and TLS handshakes; it measures what the gateway's side adds.
 //!
-//! Then the same rounds against the emulator, at holds from none to `ROUND_HOLD`, each
+//! Then the same rounds against the emulator, at holds from none to 25 ms, each
 //! answer naming its environment: how many rounds reached a distinct environment per ping,
 //! as the gateway's round check (`policy::round::RoundCheck`) judges them.
 
@@ -27,7 +28,7 @@ use warmgate::gateway::warmer::ping_client_context;
 use warmgate::lambda::{InvocationType, InvokeRequest, Invoker, LambdaClient, TraceContext};
 use warmgate::platform::PlatformSpec;
 use warmgate::policy::round::{environment_named, Reached, RoundCheck};
-use warmgate::policy::ROUND_HOLD;
+use warmgate::policy::{round_hold, ROUND_HOLD};
 
 fn main() {
     let rounds: usize = std::env::args()
@@ -52,7 +53,7 @@ async fn run(rounds: usize) {
             let noted = noted.clone();
             async move {
                 noted.lock().push(Instant::now());
-                tokio::time::sleep(ROUND_HOLD).await;
+                tokio::time::sleep(Duration::from_millis(25)).await;
                 ([("x-amz-executed-version", "$LATEST")], "{}")
             }
         }),
@@ -61,12 +62,11 @@ async fn run(rounds: usize) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
+    println!("spread of a round's arrivals (ms), against the hold a round of its size asks for\n");
     println!(
-        "round hold {} ms; spread of a round's arrivals (ms)\n",
-        ROUND_HOLD.as_millis()
+        "| pings | hold | new connections | pooled: median | pooled: worst | within the hold |"
     );
-    println!("| pings | new connections | pooled: median | pooled: worst | within the hold |");
-    println!("| ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
     for size in [8usize, 32, 64] {
         // A client of its own per size, so that its first round opens its connections.
         let client = LambdaClient::for_endpoint(&url, "us-east-1");
@@ -88,9 +88,11 @@ async fn run(rounds: usize) {
         let cold = spreads[0];
         let mut pooled: Vec<Duration> = spreads[1..].to_vec();
         pooled.sort();
-        let within = spreads.iter().filter(|s| **s < ROUND_HOLD).count();
+        let hold = round_hold(ROUND_HOLD, size as u32);
+        let within = spreads.iter().filter(|s| **s < hold).count();
         println!(
-            "| {size} | {:.2} | {:.2} | {:.2} | {within} of {} |",
+            "| {size} | {} ms | {:.2} | {:.2} | {:.2} | {within} of {} |",
+            hold.as_millis(),
             ms(cold),
             ms(pooled[pooled.len() / 2]),
             ms(*pooled.last().unwrap()),
@@ -123,11 +125,8 @@ async fn reach(rounds: usize) {
         .expect("the emulator binds");
     let client = LambdaClient::for_endpoint(&emulator.endpoint_url(), "us-east-1");
     println!("\nrounds against the emulator: rounds that reached a distinct environment per ping, and the environments reached (mean)\n");
-    println!(
-        "| pings | hold 0 ms | hold 1 ms | hold 5 ms | hold {} ms |",
-        ROUND_HOLD.as_millis()
-    );
-    println!("| ---: | ---: | ---: | ---: | ---: |");
+    println!("| pings (the round's hold) | hold 0 ms | hold 1 ms | hold 5 ms | the round's hold | hold 25 ms |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
     for size in [8usize, 32, 64] {
         send_round(&client, size, Some(Duration::from_millis(500))).await;
         let mut cells = Vec::new();
@@ -135,7 +134,8 @@ async fn reach(rounds: usize) {
             Duration::ZERO,
             Duration::from_millis(1),
             Duration::from_millis(5),
-            ROUND_HOLD,
+            round_hold(ROUND_HOLD, size as u32),
+            Duration::from_millis(25),
         ] {
             let (mut reached, mut environments) = (0, 0);
             for _ in 0..rounds {
@@ -149,7 +149,11 @@ async fn reach(rounds: usize) {
                 f64::from(environments) / rounds as f64
             ));
         }
-        println!("| {size} | {} |", cells.join(" | "));
+        println!(
+            "| {size} ({} ms) | {} |",
+            round_hold(ROUND_HOLD, size as u32).as_millis(),
+            cells.join(" | ")
+        );
     }
     emulator.shutdown().await.expect("the emulator stops");
 }

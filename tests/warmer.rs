@@ -112,9 +112,10 @@ async fn billed_per_warm_ping(policy: &str) -> u64 {
 #[tokio::test(start_paused = true)]
 async fn a_round_of_pings_holds_its_environments_and_a_lone_ping_does_not() {
     // Each ping of a round asks its handler to hold, so the round's pings overlap.
+    let hold = warmgate::policy::round_hold(warmgate::policy::ROUND_HOLD, 3);
     assert_eq!(
         billed_per_warm_ping("fixed-4min-x3").await,
-        warmgate::policy::ROUND_HOLD.as_millis() as u64
+        hold.as_millis() as u64
     );
     // A lone ping needs no overlap: the handler returns at once, billed 1 ms.
     assert_eq!(billed_per_warm_ping("fixed-4min").await, 1);

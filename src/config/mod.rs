@@ -121,7 +121,8 @@ pub struct WarmerSection {
     /// a thousand connections and their buffers). A round larger than this still goes whole.
     pub max_pings_in_flight: u32,
     /// How long each ping of a round of several asks its handler to hold its environment, so
-    /// that the round's pings overlap and reach distinct environments: the least hold. When a
+    /// that the round's pings overlap and reach distinct environments: the least base hold, to
+    /// which each ping of the round adds `policy::ROUND_HOLD_PER_PING` (0.25 ms). When a
     /// round's answers name an environment twice (its pings arrived further apart than the
     /// hold), the function's hold doubles, up to `max_round_hold_ms`, and comes back down
     /// after a run of rounds that reached their environments (`policy::round`).

@@ -354,7 +354,7 @@ impl Gateway {
                     let round_hold = &warmer.holds[function];
                     // Each ping of a round holds its environment, so that the round reaches
                     // `granted` distinct environments; a lone ping holds none.
-                    let hold = (granted > 1).then(|| round_hold.lock().hold());
+                    let hold = (granted > 1).then(|| round_hold.lock().for_round(granted));
                     // A round larger than the whole room takes all of it.
                     let room_taken = granted.min(warmer.room_size);
                     self.spawn(async move {

@@ -68,18 +68,31 @@ pub struct Observation {
     pub throttled: bool,
 }
 
-/// How long each ping of a round of several asks its handler to hold its environment, so
+/// The least each ping of a round of several asks its handler to hold its environment, so
 /// that the round's pings overlap and reach distinct environments despite jitter on the
-/// way. A lone ping asks for no hold and returns at once: it costs a fraction of a held one
-/// and frees the environment for real traffic sooner. Both drivers, the gateway's warmer and
-/// the simulator, send rounds so.
+/// way; [`round_hold`] adds what the round's size spreads its arrivals by. A lone ping asks
+/// for no hold and returns at once: it costs a fraction of a held one and frees the
+/// environment for real traffic sooner. Both drivers, the gateway's warmer and the
+/// simulator, send rounds so.
 ///
-/// Short, because a held environment is busy for real traffic too: a call that meets a
-/// round's hold starts cold. The gateway sends a round's pings at once on pooled
-/// connections, so they reach Lambda within a few milliseconds of each other; 25 ms rather
-/// than 100 gave a fifth fewer cold starts and a lower bill on the tuning sample
-/// (docs/warmer.md, "Round hold").
-pub const ROUND_HOLD: std::time::Duration = std::time::Duration::from_millis(25);
+/// Short, because a held environment is billed for the hold and is busy for real traffic
+/// too (a call that meets a round's hold starts cold). The gateway checks every round and
+/// lengthens a function's hold when its pings arrived further apart than this
+/// (`policy::round`), so the least is set by what a round spreads on loopback rather than
+/// by a guess at the network (docs/warmer.md, "Round hold").
+pub const ROUND_HOLD: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// What each ping of a round adds to its hold: the gateway sends a round's pings one after
+/// another, so a larger round's arrivals spread wider (about 0.1 ms a ping on loopback).
+pub const ROUND_HOLD_PER_PING: std::time::Duration = std::time::Duration::from_micros(250);
+
+/// The hold each ping of a round of `count` asks for, from the function's base hold
+/// (`least`, [`ROUND_HOLD`] unless the gateway's check lengthened it): whole milliseconds,
+/// as a handler reads it and Lambda bills it.
+pub fn round_hold(least: std::time::Duration, count: u32) -> std::time::Duration {
+    let hold = least + ROUND_HOLD_PER_PING * count;
+    std::time::Duration::from_millis(hold.as_micros().div_ceil(1000) as u64)
+}
 
 /// What kept a function's pool when a policy asked for a round of pings: the rule behind
 /// the round. Both drivers count pings by it (the gateway's

@@ -113,9 +113,15 @@ impl RoundHold {
         }
     }
 
-    /// The hold the next round asks each of its pings for.
+    /// The function's base hold: what a round asks for before its size adds to it.
     pub fn hold(&self) -> Duration {
         self.current
+    }
+
+    /// The hold each ping of the next round of `count` asks for: the base hold and what the
+    /// round's size adds ([`round_hold`](super::round_hold)), never above the most.
+    pub fn for_round(&self, count: u32) -> Duration {
+        super::round_hold(self.current, count).min(self.most)
     }
 
     /// Learns from a round's answers.
@@ -179,6 +185,22 @@ mod tests {
         assert!(!round.judged());
         assert!(check(&["a", "b"]).judged());
         assert!(!check(&["a"]).judged(), "a lone ping is never a round");
+    }
+
+    #[test]
+    fn a_larger_round_holds_longer_and_never_past_the_most() {
+        use crate::policy::{round_hold, ROUND_HOLD};
+        // Whole milliseconds, rounded up: what a handler reads and Lambda bills.
+        assert_eq!(round_hold(ROUND_HOLD, 2), 6 * MS);
+        assert_eq!(round_hold(ROUND_HOLD, 8), 7 * MS);
+        assert_eq!(round_hold(ROUND_HOLD, 64), 21 * MS);
+        let mut hold = RoundHold::new(ROUND_HOLD, 20 * MS);
+        assert_eq!(hold.for_round(8), 7 * MS);
+        assert_eq!(hold.for_round(64), 20 * MS, "capped at the most");
+        // A short round doubles the base; the size adds to it as before.
+        assert_eq!(hold.after(&check(&["a", "a"])), HoldChange::Lengthened);
+        assert_eq!(hold.hold(), 10 * MS);
+        assert_eq!(hold.for_round(8), 12 * MS);
     }
 
     #[test]

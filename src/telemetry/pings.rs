@@ -103,7 +103,8 @@ pub const ROUNDS_CHECKED: &str = "warmgate_rounds_checked_total";
 /// Environments rounds asked for and missed: pings that reached an environment another ping
 /// of their round had already reached.
 pub const ROUND_ENVIRONMENTS_MISSED: &str = "warmgate_round_environments_missed_total";
-/// The hold a function's next round asks each ping for, in seconds.
+/// The base hold a function's next round asks each ping for, in seconds (each ping of the
+/// round adds `policy::ROUND_HOLD_PER_PING`).
 pub const ROUND_HOLD_SECONDS: &str = "warmgate_round_hold_seconds";
 
 /// A round of pings answered and checked (`policy::round`). Counted always; logged when the

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::clock::Time;
-use crate::policy::ROUND_HOLD;
+use crate::policy::{round_hold, ROUND_HOLD};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Idle {
@@ -168,7 +168,7 @@ impl Envs {
         self.expected_cold_pings = fresh as u32;
         // Each is counted busy for a round's hold (a lone ping returns sooner; the replica
         // sees its environment idle 0.1 s late).
-        let until = now + ROUND_HOLD;
+        let until = now + round_hold(ROUND_HOLD, count);
         self.busy.extend(self.idle.drain(reached).map(|e| Busy {
             until,
             real: false,

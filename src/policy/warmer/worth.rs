@@ -1,6 +1,7 @@
 //! What keeping a function's environments warm is worth, in the user's dollars.
 //!
-//! A ping of a round pays its hold (`ROUND_HOLD`) at the function's memory and a request; a
+//! A ping of a round pays its hold (priced at the least, `ROUND_HOLD`; a round's size adds a
+//! few milliseconds) at the function's memory and a request; a
 //! cold start it saves pays the function's init at that memory (billed since August 2025)
 //! and costs a caller the init's seconds. The planner keeps the `j`-th environment of a
 //! function only while the share of recent windows that needed `j` environments, times what

@@ -53,11 +53,12 @@ impl Replay<'_> {
         if self.counted(self.now) {
             self.tally.pings_refused += u64::from(count - granted);
         }
-        let held = granted > 1;
+        let hold =
+            (granted > 1).then(|| crate::policy::round_hold(crate::policy::ROUND_HOLD, granted));
         for _ in 0..granted {
             let attempt = self.drivers[f].start_ping(self.now, target);
             let sent = Sent::Ping {
-                held,
+                hold,
                 reason: PingReason::KeepAlive(kept_by),
             };
             let _ = self.send(f, attempt, sent, true, None);

@@ -9,13 +9,13 @@ use crate::policy::driver::{Attempt, Outcome, PingReason};
 use crate::policy::FunctionId;
 
 /// What the engine sends: a real request with its handler duration, or a keep-alive ping,
-/// held (one of a round) or not.
+/// with the hold it asks for (one of a round) or none.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Sent {
     Real(Duration),
-    /// A ping: one of a round of several (`held`), and why it was sent.
+    /// A ping: the hold it asks for (one of a round of several), and why it was sent.
     Ping {
-        held: bool,
+        hold: Option<Duration>,
         reason: PingReason,
     },
 }

@@ -169,8 +169,6 @@ struct Replay<'t> {
     in_flight: usize,
     max_in_flight: Option<usize>,
     ping_payload: Vec<u8>,
-    /// The client context of a ping of a round: it asks the handler to hold.
-    round_context: serde_json::Value,
     durations: Vec<HandlerDurations>,
     completions: Completions,
     tally: Tally,
@@ -251,9 +249,6 @@ impl<'t> Replay<'t> {
             in_flight: 0,
             max_in_flight: settings.max_in_flight,
             ping_payload,
-            round_context: serde_json::json!({"custom": {
-                crate::platform::PING_HOLD_KEY: crate::policy::ROUND_HOLD.as_millis().to_string(),
-            }}),
             durations: trace
                 .functions
                 .iter()
@@ -439,7 +434,7 @@ impl<'t> Replay<'t> {
                     f,
                     order.attempt,
                     Sent::Ping {
-                        held: false,
+                        hold: None,
                         reason: PingReason::Probe,
                     },
                     true,
@@ -517,7 +512,7 @@ impl<'t> Replay<'t> {
                             f,
                             burst,
                             Sent::Ping {
-                                held: false,
+                                hold: None,
                                 reason: PingReason::Burst,
                             },
                             true,
@@ -582,6 +577,15 @@ impl<'t> Replay<'t> {
         waited: Option<Duration>,
     ) -> Result<Time, Rejection> {
         let at = attempt.started.at;
+        // A ping of a round asks its handler to hold, as the gateway's do.
+        let round_context = match sent {
+            Sent::Ping {
+                hold: Some(hold), ..
+            } => Some(serde_json::json!({"custom": {
+                crate::platform::PING_HOLD_KEY: hold.as_millis().to_string(),
+            }})),
+            _ => None,
+        };
         let request = Request {
             function: &self.names[f],
             qualifier: Some(&self.targets[attempt.target]),
@@ -589,10 +593,7 @@ impl<'t> Replay<'t> {
                 Sent::Real(_) => REAL_PAYLOAD,
                 Sent::Ping { .. } => &self.ping_payload,
             },
-            client_context: match sent {
-                Sent::Ping { held: true, .. } => Some(&self.round_context),
-                _ => None,
-            },
+            client_context: round_context.as_ref(),
         };
         let result = match sent {
             Sent::Real(d) => self.platform.invoke_replayed(at, &request, d),
