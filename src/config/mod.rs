@@ -114,7 +114,7 @@ pub struct WarmerSection {
     /// `hybrid-histogram`.
     pub policy: String,
     /// Each round of pings starts after a random delay up to this, so that replicas and
-    /// functions do not ping in lockstep.
+    /// functions do not ping in lockstep. Below the warmer's refresh margin (10 s).
     pub jitter_ms: u64,
     /// Pings in flight at once, across functions: a round waits for room rather than open
     /// a connection per function (a thousand functions pinged at start would otherwise hold
@@ -598,6 +598,20 @@ impl Config {
         }
         if self.warmer.max_pings_in_flight == 0 {
             return invalid("warmer.max_pings_in_flight", "must be at least 1");
+        }
+        // The warmer plans a refresh `refresh_margin` before an environment's idle lifetime
+        // ends; a round delayed past it finds the environment reclaimed.
+        let margin = crate::policy::warmer::WarmerConfig::default().refresh_margin;
+        if u128::from(self.warmer.jitter_ms) >= margin.as_millis() {
+            return invalid(
+                "warmer.jitter_ms",
+                format!(
+                    "must be below {} (rounds are planned {} s before an idle environment \
+                     may be reclaimed; a later round finds it gone)",
+                    margin.as_millis(),
+                    margin.as_secs()
+                ),
+            );
         }
         if self.warmer.max_round_hold_ms > MAX_ROUND_HOLD_MS {
             return invalid(

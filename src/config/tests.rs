@@ -248,6 +248,11 @@ fn errors_name_the_key() {
         ),
         (
             BASE,
+            &[("WARMGATE_WARMER__JITTER_MS", "10000")],
+            "warmer.jitter_ms",
+        ),
+        (
+            BASE,
             &[("WARMGATE_WARMER__ROUND_HOLD_MS", "500")],
             "warmer.round_hold_ms",
         ),
