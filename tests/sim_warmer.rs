@@ -187,3 +187,41 @@ fn a_warmer_told_the_platform_keeps_environments_longer_pings_half_as_often() {
     );
     assert!(ten.bill_usd < five.bill_usd);
 }
+
+#[test]
+fn pings_that_reach_an_environment_traffic_just_used_are_counted_apart() {
+    // A 100 ms call every minute keeps one environment fresh; a keep-alive of two every 5
+    // minutes reaches it first (Lambda gives a ping the most recently used idle environment)
+    // and the second only with the other ping: half of each round refreshes nothing.
+    let span = 3 * HOUR;
+    let times: Vec<Duration> = (0..)
+        .map(|k| k * MIN + 30 * SEC)
+        .take_while(|&t| t < span)
+        .collect();
+    let trace = trace(function(times, Duration::from_millis(100)), span);
+    let s = settings(HOUR, 10 * MIN);
+    let kept = run(
+        &trace,
+        &s,
+        Box::new(warmgate::policy::baselines::fixed_interval::FixedInterval::new(5 * MIN, 2)),
+    );
+    let reasons = &kept.pings_by_reason;
+    let pings: u64 = reasons.iter().map(|r| r.pings).sum();
+    let fresh: u64 = reasons.iter().map(|r| r.fresh_pings).sum();
+    assert_eq!(pings, kept.pings);
+    assert_eq!(pings, 2 * 24, "two pings every 5 minutes for two hours");
+    assert_eq!(fresh, pings / 2, "{reasons:?}");
+    // With no traffic, no ping reaches a fresh environment.
+    let quiet = trace_with_no_calls(span);
+    let idle = run(
+        &quiet,
+        &s,
+        Box::new(warmgate::policy::baselines::fixed_interval::FixedInterval::new(5 * MIN, 2)),
+    );
+    assert!(idle.pings > 0);
+    assert!(idle.pings_by_reason.iter().all(|r| r.fresh_pings == 0));
+}
+
+fn trace_with_no_calls(span: Duration) -> Trace {
+    trace(function(std::iter::empty(), SEC), span)
+}

@@ -295,6 +295,7 @@ impl Report {
                 reason: k.reason,
                 pings: k.pings,
                 cold_pings: k.cold_pings,
+                fresh_pings: k.fresh_pings,
             })
         });
         csv_of(rows)
@@ -361,6 +362,7 @@ struct ReasonRow<'a> {
     reason: &'a str,
     pings: u64,
     cold_pings: u64,
+    fresh_pings: u64,
 }
 
 /// One function's row of the per-function CSV under one policy.

@@ -32,6 +32,11 @@ pub(super) struct FunctionTally {
     usage: Usage,
 }
 
+/// How recently real traffic must have left an environment for a ping that reaches it to
+/// count as reaching a fresh one (`ReasonFigures::fresh_pings`): the predictive warmer's
+/// refresh age, 5 minutes less its 10 s margin.
+pub const TRAFFIC_KEPT: Duration = Duration::from_secs(290);
+
 /// What a replay counts after the warm-up, as it goes.
 #[derive(Debug)]
 pub(super) struct Tally {
@@ -52,9 +57,9 @@ pub(super) struct Tally {
     /// init plus any time held for a busy environment, in ms, and its sum.
     start_delay_ms: Histogram<u64>,
     start_delay: Duration,
-    /// Pings by why they were sent (see [`ReasonFigures`]): sent, and those that started an
-    /// environment.
-    ping_reasons: std::collections::BTreeMap<&'static str, (u64, u64)>,
+    /// Pings by why they were sent (see [`ReasonFigures`]): sent, those that started an
+    /// environment, and those that reached one real traffic had just used.
+    ping_reasons: std::collections::BTreeMap<&'static str, (u64, u64, u64)>,
 }
 
 impl Tally {
@@ -75,16 +80,20 @@ impl Tally {
         }
     }
 
-    /// Counts one ping (already counted by [`Self::record`]) under why it was sent.
+    /// Counts one ping (already counted by [`Self::record`]) under why it was sent, and
+    /// whether it reached an environment real traffic had just used (`fresh`).
     pub(super) fn record_ping_reason(
         &mut self,
         reason: PingReason,
         outcome: &Result<Invocation, Rejection>,
+        fresh: bool,
     ) {
         let cold = matches!(outcome, Ok(i) if i.start == Start::Cold);
-        let (pings, cold_pings) = self.ping_reasons.entry(reason.detail()).or_default();
+        let (pings, cold_pings, fresh_pings) =
+            self.ping_reasons.entry(reason.detail()).or_default();
         *pings += 1;
         *cold_pings += u64::from(cold);
+        *fresh_pings += u64::from(fresh);
     }
 
     /// Counts one request, real or ping, with what the platform made of it; `waited` is how
@@ -306,6 +315,11 @@ pub struct ReasonFigures {
     pub pings: u64,
     /// Of them, those that started a new environment (and paid its init).
     pub cold_pings: u64,
+    /// Of them, those that reached an environment real traffic had left less than
+    /// [`TRAFFIC_KEPT`] before: it needed no refresh, but Lambda gives
+    /// a ping the most recently used idle environment, so a round that refreshes the least
+    /// recently used ones must occupy these first.
+    pub fresh_pings: u64,
 }
 
 /// One function's figures after the warm-up: where the cold starts and the pings are.
@@ -436,11 +450,14 @@ impl Figures {
             pings_by_reason: tally
                 .ping_reasons
                 .iter()
-                .map(|(&reason, &(pings, cold_pings))| ReasonFigures {
-                    reason,
-                    pings,
-                    cold_pings,
-                })
+                .map(
+                    |(&reason, &(pings, cold_pings, fresh_pings))| ReasonFigures {
+                        reason,
+                        pings,
+                        cold_pings,
+                        fresh_pings,
+                    },
+                )
                 .collect(),
         }
     }

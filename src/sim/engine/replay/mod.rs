@@ -171,6 +171,9 @@ struct Replay<'t> {
     ping_payload: Vec<u8>,
     durations: Vec<HandlerDurations>,
     completions: Completions,
+    /// When real traffic last left each environment it used, for the pings that reach one
+    /// it had just used (`ReasonFigures::fresh_pings`).
+    traffic_left: HashMap<crate::platform::EnvId, Time>,
     tally: Tally,
     /// The engine's time: the time of the event being handled. Never goes back.
     now: Time,
@@ -256,6 +259,7 @@ impl<'t> Replay<'t> {
                 .map(|(f, tf)| HandlerDurations::new(tf, f, settings))
                 .collect(),
             completions: Completions::default(),
+            traffic_left: HashMap::new(),
             tally: Tally::new(n),
             now: Duration::ZERO,
             wake: None,
@@ -607,13 +611,20 @@ impl<'t> Replay<'t> {
         if self.counted(at - waited.unwrap_or_default()) && (count || ran) {
             self.tally.record(f, ping, waited, &result);
             if let Sent::Ping { reason, .. } = sent {
-                self.tally.record_ping_reason(reason, &result);
+                let fresh = result.as_ref().is_ok_and(|i| {
+                    self.traffic_left
+                        .get(&i.environment)
+                        .is_some_and(|&left| at.saturating_sub(left) < TRAFFIC_KEPT)
+                });
+                self.tally.record_ping_reason(reason, &result, fresh);
             }
         }
         let (done, outcome) = match &result {
             Ok(invocation) => {
                 if !ping {
                     self.in_flight += 1;
+                    self.traffic_left
+                        .insert(invocation.environment, invocation.completes_at);
                 }
                 (invocation.completes_at, outcome(invocation))
             }
