@@ -179,6 +179,8 @@ impl Executor {
         now: crate::clock::Time,
     ) {
         self.counts.lock().push((function, requests, now));
+        // The policy may plan at once on a start (a pool filled, a round due soon).
+        self.replan.notify_one();
     }
 
     /// Tells the policy of one finished invocation.
@@ -451,18 +453,26 @@ impl Gateway {
             .collect();
         let actions = warmer.policy().start(&infos, self.now());
         self.execute(warmer, actions);
+        // The wake-up last acted on: a policy that asks for it again without moving on is
+        // woken 10 ms later rather than spun on.
+        let mut acted_for = None;
         loop {
             let now = self.now();
             let next = warmer.policy().next_wake();
             let wait = match next {
-                // Never spin on a policy that asks for the past without moving on.
+                // Due: act now. Each call's start and end signals a replan, and a wait
+                // restarted at each signal would put off a due round for as long as calls
+                // keep coming.
+                Some(at) if at <= now && acted_for != Some(at) => Box::pin(std::future::ready(())),
                 Some(at) => self
                     .clock
                     .sleep(at.saturating_sub(now).max(Duration::from_millis(10))),
                 None => Box::pin(std::future::pending()),
             };
             tokio::select! {
+                biased;
                 _ = wait => {
+                    acted_for = next;
                     let (actions, finished) = {
                         let mut policy = warmer.policy();
                         (policy.act(self.now()), policy.finished_minutes())

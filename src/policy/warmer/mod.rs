@@ -28,7 +28,11 @@
 //!   stands in where no driver counts); the count raises the concurrency the forecast saw
 //!   (calls longer than its lookback were undercounted), and a lone kept environment is
 //!   neither refreshed nor rotated while a call holds it. Where the calls in flight fill a
-//!   pool of several (`headroom_from`), one more environment is kept for the next call.
+//!   pool of several (`headroom_from`), one more environment is kept for the next call. A
+//!   start at a kept function is planned at once (not at the next recheck, by when the rest
+//!   of a burst has met the full pool), and a round due within the share of the refresh
+//!   age the calls then running spare goes early: the calls hold the most recently used
+//!   environments, which a round sent with none running must occupy first.
 //! - The floor: while a function's last call is at most `floor_memory` old, `K` is at least
 //!   1, as a 5-minute ping would keep it; a lone ping costs about a request charge, far less
 //!   than the second or more a rare function's caller waits on a cold start.
@@ -528,7 +532,19 @@ impl Warmer {
             .and_then(|age| f.envs.oldest_kept(k as usize).map(|born| born + age));
         let rotate = rotate_due.is_some_and(|at| at <= now);
         let due = rotate_due.map_or(refresh_due, |r| r.min(refresh_due));
-        if due > now {
+        // A round due soon goes now while calls the driver saw start hold the most recently
+        // used environments: Lambda gives a ping the most recently used idle one, so a round
+        // sent with no call running must occupy the ones traffic keeps fresh before it
+        // reaches the oldest. It goes early only by the share of the round the calls spare
+        // (sent `d` early, the next is due `d` sooner), and at most a recheck early.
+        let open = f.envs.open_calls();
+        let early = open > 0
+            && due > now
+            && due - now
+                <= refresh_age
+                    .mul_f64(f64::from(open) / f64::from(k))
+                    .min(cfg.recheck);
+        if due > now && !early {
             return (None, Some(due.min(recheck).max(soon)));
         }
         while f.pings.front().is_some_and(|&(t, _)| t + HOUR <= now) {
@@ -631,7 +647,8 @@ impl Policy for Warmer {
         if let Some(f) = self.functions.get_mut(function) {
             // A start: the count is the concurrency it met, which the reports that come as
             // calls end undercount for calls longer than their lookback.
-            if requests > f.running {
+            let started = requests > f.running;
+            if started {
                 f.forecast.record_running(now, requests);
                 for _ in f.running..requests {
                     f.envs.call_started(now);
@@ -639,6 +656,16 @@ impl Policy for Warmer {
             }
             f.running = requests;
             f.counted = true;
+            // A start at a function kept warm (planned every recheck) is planned at once: it
+            // may fill the pool (one more is then kept for the next call) or let a round due
+            // soon pass the calls now running. Waiting for the recheck met the rest of a
+            // burst cold.
+            let kept = f
+                .wake
+                .is_some_and(|w| w > now && w <= now + self.config.recheck);
+            if started && f.pingable && kept {
+                self.reschedule(function, Some(now));
+            }
         }
     }
 

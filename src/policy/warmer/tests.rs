@@ -520,10 +520,11 @@ fn calls_in_flight_that_fill_the_pool_keep_one_environment_more() {
         }
         run_until_kept(&mut w, t0 + 2 * MIN).first().copied()
     };
-    // At the next plan, within a minute: a round of one, which starts the seventh.
+    // At once, as the sixth starts (not at the next recheck, by when the rest of a burst
+    // has met the full pool): a round of one, which starts the seventh.
     assert_eq!(
         first_round(WarmerConfig::default()),
-        Some((120 * S, 1, KeptBy::Headroom))
+        Some((70 * S, 1, KeptBy::Headroom))
     );
     let none = WarmerConfig {
         headroom_from: None,
@@ -547,6 +548,27 @@ fn calls_seen_starting_hold_their_environments_so_rounds_do_not_repeat_each_minu
         (2..=3).contains(&rounds.len()) && rounds.iter().all(|&(_, c)| c == 3),
         "a round of three every refresh interval: {rounds:?}"
     );
+}
+
+#[test]
+fn a_round_due_soon_goes_early_while_calls_hold_the_newest_environments() {
+    // Six environments kept, all refreshed together at 11 s; the next round is due at 5 min
+    // 1 s. A call seen starting 30 s before holds the most recently used environment, so a
+    // round then reaches the other five with five pings, where at its due time, with no call
+    // running, it needs six.
+    let round = |start: Option<Time>| {
+        let (mut w, t0) = after_six_cold_calls(WarmerConfig::default());
+        if let Some(start) = start {
+            assert_eq!(run_until(&mut w, start - S), vec![]);
+            w.in_flight(0, 1, start);
+        }
+        run_until(&mut w, t0 + 6 * MIN).first().copied()
+    };
+    let due = 10 * S + S + 290 * S;
+    assert_eq!(round(None), Some((due, 6)));
+    assert_eq!(round(Some(due - 30 * S)), Some((due - 30 * S, 5)));
+    // Two minutes before, one call of six spares less than the interval it would lose.
+    assert_eq!(round(Some(due - 2 * MIN)).map(|(t, _)| t), Some(due));
 }
 
 /// A warmer that has seen one call of 1 s at 10 s, and that call's end.

@@ -606,6 +606,8 @@ impl<'t> Replay<'t> {
         let ping = matches!(sent, Sent::Ping { .. });
         if !ping {
             self.tell_in_flight(f);
+            // The policy may plan at once on a start, as the gateway's warmer wakes to.
+            self.refresh_wake();
         }
         let ran = result.is_ok();
         if self.counted(at - waited.unwrap_or_default()) && (count || ran) {
