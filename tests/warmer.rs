@@ -321,3 +321,60 @@ async fn a_kept_environment_is_replaced_before_its_lifetime_ends() {
         "the first environment and two successors, got {created}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn calls_that_fill_the_pool_get_one_environment_more_as_they_start() {
+    // `warmer-peak` keeps the peak it saw: three calls of a minute at once. When three such
+    // calls run again they fill the pool, and the warmer keeps one environment more for the
+    // next call as they start (the gateway wakes it for each start), not at its next
+    // recheck up to a minute later, by when the rest of a burst would have met a full pool.
+    let (_emulator, gateway) = start_on(
+        TIMER,
+        "enabled = true\npolicy = \"warmer-peak\"\njitter_ms = 0",
+        "timeout_ms = 120000",
+    )
+    .await;
+    let url = format!("http://{}/v1/functions/model/invoke", gateway.addr());
+    let http = reqwest::Client::new();
+    let burst = || {
+        (0..3)
+            .map(|_| tokio::spawn(http.post(&url).body("{}").send()))
+            .collect::<Vec<_>>()
+    };
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    for call in burst() {
+        assert_eq!(call.await.unwrap().unwrap().status(), 200);
+    }
+    tokio::time::sleep(2 * MIN).await;
+    assert_eq!(headroom_pings(&gateway).await, 0);
+    let calls = burst();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        headroom_pings(&gateway).await,
+        1,
+        "one more as the calls fill the pool"
+    );
+    for call in calls {
+        let response = call.await.unwrap().unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-warmgate-cold-start"], "false");
+    }
+}
+
+/// Pings the warmer sent `model` because calls in flight filled its pool, as scraped.
+async fn headroom_pings(gateway: &RunningGateway) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", gateway.metrics_addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("warmgate_keep_alive_pings_total{")
+                && l.contains("function=\"model\"")
+                && l.contains("kept_by=\"headroom\"")
+        })
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum()
+}
