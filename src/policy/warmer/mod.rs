@@ -201,6 +201,12 @@ impl Default for WarmerConfig {
 }
 
 impl WarmerConfig {
+    /// How long an environment may idle before a round refreshes it: `min_lifetime` less
+    /// `refresh_margin`.
+    pub fn refresh_age(&self) -> Duration {
+        self.min_lifetime - self.refresh_margin
+    }
+
     /// The reach end of the trade-off, `warmer-peak`: pools sized for the largest peak of the
     /// last 8 hours (of at most 120 active minutes) rather than the 95th percentile of 4.
     pub fn peak() -> WarmerConfig {
@@ -397,7 +403,7 @@ impl Warmer {
     }
 
     fn refresh_age(&self) -> Duration {
-        self.config.min_lifetime - self.config.refresh_margin
+        self.config.refresh_age()
     }
 
     /// The most environments `f`'s ping budget keeps warm: one ping each per refresh age

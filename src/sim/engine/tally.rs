@@ -32,11 +32,6 @@ pub(super) struct FunctionTally {
     usage: Usage,
 }
 
-/// How recently real traffic must have left an environment for a ping that reaches it to
-/// count as reaching a fresh one (`ReasonFigures::fresh_pings`): the predictive warmer's
-/// refresh age, 5 minutes less its 10 s margin.
-pub const TRAFFIC_KEPT: Duration = Duration::from_secs(290);
-
 /// What a replay counts after the warm-up, as it goes.
 #[derive(Debug)]
 pub(super) struct Tally {
@@ -315,8 +310,9 @@ pub struct ReasonFigures {
     pub pings: u64,
     /// Of them, those that started a new environment (and paid its init).
     pub cold_pings: u64,
-    /// Of them, those that reached an environment real traffic had left less than
-    /// [`TRAFFIC_KEPT`] before: it needed no refresh, but Lambda gives
+    /// Of them, those that reached an environment real traffic had left less than the
+    /// predictive warmer's refresh age before (290 s, `WarmerConfig::refresh_age`): it
+    /// needed no refresh, but Lambda gives
     /// a ping the most recently used idle environment, so a round that refreshes the least
     /// recently used ones must occupy these first.
     pub fresh_pings: u64,

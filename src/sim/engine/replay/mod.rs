@@ -172,8 +172,10 @@ struct Replay<'t> {
     durations: Vec<HandlerDurations>,
     completions: Completions,
     /// When real traffic last left each environment it used, for the pings that reach one
-    /// it had just used (`ReasonFigures::fresh_pings`).
+    /// it had left less than `traffic_kept` before (`ReasonFigures::fresh_pings`): the
+    /// predictive warmer's default refresh age.
     traffic_left: HashMap<crate::platform::EnvId, Time>,
+    traffic_kept: Duration,
     tally: Tally,
     /// The engine's time: the time of the event being handled. Never goes back.
     now: Time,
@@ -260,6 +262,7 @@ impl<'t> Replay<'t> {
                 .collect(),
             completions: Completions::default(),
             traffic_left: HashMap::new(),
+            traffic_kept: crate::policy::warmer::WarmerConfig::default().refresh_age(),
             tally: Tally::new(n),
             now: Duration::ZERO,
             wake: None,
@@ -606,8 +609,6 @@ impl<'t> Replay<'t> {
         let ping = matches!(sent, Sent::Ping { .. });
         if !ping {
             self.tell_in_flight(f);
-            // The policy may plan at once on a start, as the gateway's warmer wakes to.
-            self.refresh_wake();
         }
         let ran = result.is_ok();
         if self.counted(at - waited.unwrap_or_default()) && (count || ran) {
@@ -616,7 +617,7 @@ impl<'t> Replay<'t> {
                 let fresh = result.as_ref().is_ok_and(|i| {
                     self.traffic_left
                         .get(&i.environment)
-                        .is_some_and(|&left| at.saturating_sub(left) < TRAFFIC_KEPT)
+                        .is_some_and(|&left| at.saturating_sub(left) < self.traffic_kept)
                 });
                 self.tally.record_ping_reason(reason, &result, fresh);
             }
@@ -641,10 +642,13 @@ impl<'t> Replay<'t> {
 
     /// Tells the policy how many real requests of `f` its driver has in flight, as the
     /// gateway does; clients calling Lambda directly are not seen leaving.
+    /// The policy may plan at once on a start, so its wake-up is read again, as the
+    /// gateway's warmer wakes for each count.
     fn tell_in_flight(&mut self, f: FunctionId) {
         if matches!(self.traffic, Traffic::Routed | Traffic::Waiting) {
             self.policy
                 .in_flight(f, self.drivers[f].running(), self.now);
+            self.refresh_wake();
         }
     }
 }
