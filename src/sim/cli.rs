@@ -481,6 +481,21 @@ pub fn prepare_loaded(args: &SimulateArgs, trace: Trace) -> anyhow::Result<Prepa
     Ok((settings, baselines, select(args, trace)?))
 }
 
+/// A replay whose warm-up covers the whole trace counts nothing: every figure would be zero
+/// (the 2021 fixture and the LLM trace are shorter than the default hour).
+fn counts_something(settings: &SimSettings, trace: &Trace) -> anyhow::Result<()> {
+    if settings.warmup >= trace.duration {
+        bail!(
+            "the warm-up ({:.0} min) covers the whole trace ({:.0} min), so nothing would be \
+             counted: give --warmup-minutes below {:.0} (0 counts every request)",
+            settings.warmup.as_secs_f64() / 60.0,
+            trace.duration.as_secs_f64() / 60.0,
+            trace.duration.as_secs_f64() / 60.0
+        );
+    }
+    Ok(())
+}
+
 /// Replays the candidates and returns the report.
 pub fn simulate(args: &SimulateArgs) -> anyhow::Result<Report> {
     let loading = Instant::now();
@@ -492,13 +507,7 @@ pub fn simulate(args: &SimulateArgs) -> anyhow::Result<Report> {
         trace.invocations(),
         loading.elapsed().as_secs_f64()
     );
-    if settings.warmup >= trace.duration {
-        eprintln!(
-            "warning: the warm-up ({:.0} min) covers the whole trace ({:.0} min): nothing is counted",
-            settings.warmup.as_secs_f64() / 60.0,
-            trace.duration.as_secs_f64() / 60.0
-        );
-    }
+    counts_something(&settings, &trace)?;
     // Each policy with its traffic to the first target, then spread and routed if asked.
     let traffics: Vec<Traffic> = [
         Some(Traffic::First),
@@ -675,6 +684,25 @@ mod tests {
         let defaults = Cli::try_parse_from(["simulate", "--trace", "dir"]).unwrap();
         assert_eq!(defaults.args.policy, ["all"]);
         assert_eq!(defaults.args.settings().unwrap(), SimSettings::default());
+    }
+
+    #[test]
+    fn a_warm_up_that_covers_the_trace_is_refused_with_the_flag_to_change() {
+        let trace = Trace {
+            name: "short".into(),
+            format: trace::TraceFormat::Azure2021,
+            functions: Vec::new(),
+            duration: Duration::from_secs(21 * 60),
+        };
+        let hour = SimSettings::default();
+        assert_eq!(hour.warmup, Duration::from_secs(3600));
+        let err = counts_something(&hour, &trace).unwrap_err().to_string();
+        assert!(err.contains("--warmup-minutes below 21"), "{err}");
+        let ten = SimSettings {
+            warmup: Duration::from_secs(600),
+            ..SimSettings::default()
+        };
+        assert!(counts_something(&ten, &trace).is_ok());
     }
 
     #[test]
