@@ -249,7 +249,7 @@ fn a_burst_against_a_busy_pool_waits_for_it_rather_than_going_cold() {
     assert_eq!(routed.invocations, 60 * 2 + 4 * 4);
     assert_eq!((routed.cold_starts, routed.waits), (16, 0));
     // Held: each waits its turn for one of the two environments (100 ms a round), and one
-    // ping per burst starts a third for what may follow.
+    // ping for every two of a burst's four waiters starts an environment for what may follow.
     let waiting = run(&trace, &settings, Traffic::Waiting);
     assert_eq!(waiting.policy, "none+wait");
     assert_eq!(waiting.invocations, routed.invocations);
@@ -257,7 +257,7 @@ fn a_burst_against_a_busy_pool_waits_for_it_rather_than_going_cold() {
         (waiting.cold_starts, waiting.waits, waiting.waits_then_cold),
         (0, 16, 0)
     );
-    assert_eq!(waiting.pings, 4);
+    assert_eq!(waiting.pings, 4 * 2);
     // Callers waited rounds of 100 ms rather than inits of 2 s.
     assert!(
         waiting.start_delay_s < routed.start_delay_s / 4.0,

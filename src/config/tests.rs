@@ -230,6 +230,11 @@ fn errors_name_the_key() {
             &[],
             "function[0].max_payload_bytes",
         ),
+        (
+            &format!("{BASE}wait = {{ waiters_per_burst_ping = 0 }}\n"),
+            &[],
+            "function[0].wait.waiters_per_burst_ping",
+        ),
         (&format!("{BASE}colour = \"blue\"\n"), &[], "colour"),
         (
             &format!("{BASE}probe = {{ every_s = 5 }}\n"),

@@ -170,6 +170,9 @@ impl Config {
             if !(f.wait.wait_below_cold_share > 0.0 && f.wait.wait_below_cold_share <= 1.0) {
                 return invalid(key("wait.wait_below_cold_share"), "must be within (0, 1]");
             }
+            if f.wait.waiters_per_burst_ping == 0 {
+                return invalid(key("wait.waiters_per_burst_ping"), "must be at least 1");
+            }
             if !(f.ping_budget.gb_s_per_day.is_finite() && f.ping_budget.gb_s_per_day >= 0.0) {
                 return invalid(
                     key("ping_budget.gb_s_per_day"),

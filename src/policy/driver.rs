@@ -1,7 +1,7 @@
 //! The per-function orchestration that the gateway and the simulator both drive.
 //!
 //! A [`FunctionDriver`] holds what the gateway knows of one function: a [`Pool`] estimate per
-//! target, the requests held for a busy environment, the burst ping on its way, the ping
+//! target, the requests held for a busy environment, the burst pings on their way, the ping
 //! budget. Events come in (a request arrives, an attempt ends, a wait runs out, a round or a
 //! probe is due) and decisions come out (send to this target, hold, ping, fail over, grant so
 //! many pings). It is pure: time is an argument and it does no I/O (ARCHITECTURE.md,
@@ -117,7 +117,7 @@ pub enum Admission {
         waiter: u64,
         until: Time,
         /// A ping to send now, so that an environment is starting for the rest of the burst
-        /// (one at a time per function).
+        /// (one for every `waiters_per_burst_ping` requests held, [`WaitPolicy::burst_pings`]).
         burst: Option<Attempt>,
     },
     /// Every routable target's breaker is open: fail fast rather than add to the failures.
@@ -212,8 +212,9 @@ pub struct FunctionDriver {
     /// Requests held for a busy environment, first come first.
     held: VecDeque<Held>,
     next_waiter: u64,
-    /// The burst ping on its way, by target and pool id: one at a time.
-    burst: Option<(TargetId, u64)>,
+    /// The burst pings on their way, by target and pool id: at most
+    /// [`WaitPolicy::burst_pings`] for the requests held.
+    bursts: Vec<(TargetId, u64)>,
     budget: Option<Budget>,
     /// Per target: whether it is failing (skipped while open).
     breakers: Vec<Breaker>,
@@ -238,7 +239,7 @@ impl FunctionDriver {
             routable: (0..targets).collect(),
             held: VecDeque::new(),
             next_waiter: 0,
-            burst: None,
+            bursts: Vec::new(),
             budget: settings.ping_budget.map(Budget::new),
             breakers: vec![Breaker::new(settings.breaker); targets],
             retries: RetryBudget::new(settings.retry_budget),
@@ -323,14 +324,12 @@ impl FunctionDriver {
             if let WaitDecision::Wait(limit) =
                 router::wait_or_cold(&self.settings.wait, soonest, init, position)
             {
-                let burst = match self.burst {
-                    Some(_) => None,
-                    None => {
+                let burst = (self.bursts.len() < self.settings.wait.burst_pings(position + 1))
+                    .then(|| {
                         let attempt = self.start(chosen.target, now, true);
-                        self.burst = Some((chosen.target, attempt.started.id));
-                        Some(attempt)
-                    }
-                };
+                        self.bursts.push((chosen.target, attempt.started.id));
+                        attempt
+                    });
                 self.next_waiter += 1;
                 let waiter = self.next_waiter;
                 self.held.push_back(Held {
@@ -500,8 +499,8 @@ impl FunctionDriver {
                 }
             }
         };
-        if self.burst == Some((target, started.id)) {
-            self.burst = None;
+        if let Some(i) = self.bursts.iter().position(|&b| b == (target, started.id)) {
+            self.bursts.swap_remove(i);
         }
         let released = self.held.pop_front().map(|held| {
             let waiter = held.waiter;
@@ -701,6 +700,47 @@ mod tests {
         assert_eq!(send.waited, Some(40 * MS));
         assert_eq!(driver.expire(until, waiter), None, "already released");
         assert_eq!(driver.holding(), 1);
+    }
+
+    #[test]
+    fn a_deeper_queue_starts_one_environment_for_every_two_waiters() {
+        let (mut driver, _busy) = busy_after_one_cold(FunctionSettings::default());
+        let mut bursts = Vec::new();
+        for i in 0..5u32 {
+            let Admission::Hold { burst, .. } = driver.arrive(3 * S + MS * (10 + i)) else {
+                panic!("expected a hold");
+            };
+            bursts.push(burst);
+        }
+        // Waiters 1, 3 and 5 each start one: three on their way for five waiting.
+        let started: Vec<bool> = bursts.iter().map(Option::is_some).collect();
+        assert_eq!(started, [true, false, true, false, true]);
+        // One of them ready: it takes the first waiter, and the next arrival (five waiting
+        // again, two on their way) starts one more.
+        let first = bursts[0].expect("started");
+        driver.finish(5 * S, &first, cold(S, MS));
+        let Admission::Hold { burst, .. } = driver.arrive(5 * S + MS) else {
+            panic!("expected a hold");
+        };
+        assert!(burst.is_some());
+        // One at a time, as it was, where the function asks for it.
+        let settings = FunctionSettings {
+            wait: WaitPolicy {
+                waiters_per_burst_ping: 32,
+                ..WaitPolicy::default()
+            },
+            ..FunctionSettings::default()
+        };
+        let (mut one_at_a_time, _) = busy_after_one_cold(settings);
+        let pings = (0..5u32)
+            .filter(|i| {
+                matches!(
+                    one_at_a_time.arrive(3 * S + MS * (10 + i)),
+                    Admission::Hold { burst: Some(_), .. }
+                )
+            })
+            .count();
+        assert_eq!(pings, 1);
     }
 
     #[test]

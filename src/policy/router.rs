@@ -106,6 +106,11 @@ pub struct WaitPolicy {
     /// 1 by default: a wait expected shorter than the init is the better bet for the caller,
     /// and pays no init (docs/routing.md, "Tuning notes").
     pub wait_below_cold_share: f64,
+    /// While requests wait, one environment starts (a burst ping) for every this many of
+    /// them, so that a burst deeper than the pool is absorbed in parallel rather than one
+    /// init at a time. 2 by default: one at a time let the queue of a model-loading burst
+    /// fill (`max_queue`) and the rest go cold (docs/routing.md, "Tuning notes").
+    pub waiters_per_burst_ping: u32,
 }
 
 impl Default for WaitPolicy {
@@ -115,7 +120,18 @@ impl Default for WaitPolicy {
             max_wait_ms: 5000,
             max_queue: 32,
             wait_below_cold_share: 1.0,
+            waiters_per_burst_ping: 2,
         }
+    }
+}
+
+impl WaitPolicy {
+    /// How many burst pings may be on their way while `waiting` requests wait: one for
+    /// every `waiters_per_burst_ping` of them, and at least one.
+    pub fn burst_pings(&self, waiting: usize) -> usize {
+        waiting
+            .div_ceil(self.waiters_per_burst_ping.max(1) as usize)
+            .max(1)
     }
 }
 
@@ -172,6 +188,19 @@ mod tests {
             expected_duration: Duration::from_millis(50),
             expected_init: Duration::from_millis(init_ms),
         }
+    }
+
+    #[test]
+    fn one_burst_ping_for_every_two_waiters() {
+        let p = WaitPolicy::default();
+        let allowed: Vec<usize> = (1..=5).map(|w| p.burst_pings(w)).collect();
+        assert_eq!(allowed, [1, 1, 2, 2, 3]);
+        let one_at_a_time = WaitPolicy {
+            waiters_per_burst_ping: 32,
+            ..p
+        };
+        assert_eq!(one_at_a_time.burst_pings(32), 1);
+        assert_eq!(one_at_a_time.burst_pings(33), 2);
     }
 
     #[test]
