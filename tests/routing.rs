@@ -354,24 +354,46 @@ fn p99(latencies: &mut [Duration]) -> Duration {
     latencies[(latencies.len() * 99).div_ceil(100) - 1]
 }
 
+/// The burst pings the gateway has sent to `function`, from its `/metrics` (the process's
+/// recorder: a difference of two readings counts one stack's).
+async fn burst_pings(stack: &Stack, function: &str) -> f64 {
+    let url = format!("http://{}/metrics", stack.gateway.metrics_addr());
+    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("warmgate_pings_total{"))
+        .filter(|l| {
+            l.contains(&format!("function=\"{function}\"")) && l.contains("reason=\"burst\"")
+        })
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum()
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_burst_against_a_small_warm_pool_waits_briefly_instead_of_going_cold() {
     let run = |gateway: String| async move {
         let stack = start(&gateway).await;
         stack.burst("quick", 2).await; // two warm environments
         tokio::time::sleep(Duration::from_secs(10)).await;
+        let before = burst_pings(&stack, "quick").await;
         let burst = stack.burst("quick", 10).await;
         let cold = burst.iter().filter(|(cold, ..)| *cold).count();
         let mut latencies: Vec<Duration> = burst.iter().map(|b| b.3).collect();
-        (cold, p99(&mut latencies))
+        // The burst pings are counted as they answer, after their inits.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let pings = burst_pings(&stack, "quick").await - before;
+        (cold, p99(&mut latencies), pings)
     };
-    let (cold_waiting, p99_waiting) = run(GATEWAY.to_string()).await;
+    let (cold_waiting, p99_waiting, pings_waiting) = run(GATEWAY.to_string()).await;
+    // Eight wait for the two busy environments; one burst ping for every two of them starts
+    // an environment for the rest of the burst (one at a time before).
+    assert_eq!(pings_waiting, 4.0);
     let no_wait = GATEWAY.replace(
         "name = \"quick\"\ntargets = [\"$LATEST\"]",
         "name = \"quick\"\ntargets = [\"$LATEST\"]\nwait = { enabled = false }",
     );
     assert_ne!(no_wait, GATEWAY);
-    let (cold_direct, p99_direct) = run(no_wait).await;
+    let (cold_direct, p99_direct, pings_direct) = run(no_wait).await;
+    assert_eq!(pings_direct, 0.0);
     println!("waiting: {cold_waiting} cold, p99 {p99_waiting:?}; going cold: {cold_direct} cold, p99 {p99_direct:?}");
     assert_eq!(cold_direct, 8);
     assert_eq!(cold_waiting, 0);
