@@ -258,6 +258,13 @@ fn a_burst_against_a_busy_pool_waits_for_it_rather_than_going_cold() {
         (0, 16, 0)
     );
     assert_eq!(waiting.pings, 4 * 2);
+    // One at a time, as the gateway did before (and does where a function asks for it).
+    let one_at_a_time = SimSettings {
+        waiters_per_burst_ping: 32,
+        ..settings.clone()
+    };
+    let single = run(&trace, &one_at_a_time, Traffic::Waiting);
+    assert_eq!((single.cold_starts, single.pings), (0, 4));
     // Callers waited rounds of 100 ms rather than inits of 2 s.
     assert!(
         waiting.start_delay_s < routed.start_delay_s / 4.0,

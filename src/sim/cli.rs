@@ -131,6 +131,11 @@ pub struct SimulateArgs {
     /// knowing the platform's lifetime is worth.
     #[arg(long, value_name = "M")]
     pub idle_lifetime_minutes: Option<f64>,
+    /// Waiting replays (`--wait`): one burst ping, which starts an environment for the rest of
+    /// a burst, for every N requests held, as the gateway's `[[function]]
+    /// wait.waiters_per_burst_ping` (default 2; a large N, one at a time).
+    #[arg(long, value_name = "N")]
+    pub waiters_per_burst_ping: Option<u32>,
     /// Write the figures to FILE.csv or FILE.json.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -196,6 +201,11 @@ impl SimulateArgs {
             probes: !self.no_probes,
             max_in_flight: self.max_in_flight,
             warmer_idle_lifetime,
+            waiters_per_burst_ping: match self.waiters_per_burst_ping {
+                None => SimSettings::default().waiters_per_burst_ping,
+                Some(0) => bail!("--waiters-per-burst-ping must be at least 1, got 0"),
+                Some(n) => n,
+            },
         })
     }
 
@@ -681,6 +691,15 @@ mod tests {
         let options = cli.args.load_options();
         assert_eq!(options.azure_2019.spread, SpreadRule::Even);
         assert_eq!(options.azure_2019.max_functions, Some(5));
+        let burst = |n: &str| {
+            Cli::try_parse_from(["simulate", "--trace", "dir", "--waiters-per-burst-ping", n])
+                .unwrap()
+                .args
+                .settings()
+        };
+        assert_eq!(burst("32").unwrap().waiters_per_burst_ping, 32);
+        let zero = burst("0").unwrap_err().to_string();
+        assert!(zero.contains("--waiters-per-burst-ping"), "{zero}");
         let defaults = Cli::try_parse_from(["simulate", "--trace", "dir"]).unwrap();
         assert_eq!(defaults.args.policy, ["all"]);
         assert_eq!(defaults.args.settings().unwrap(), SimSettings::default());

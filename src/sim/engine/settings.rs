@@ -14,6 +14,7 @@ use crate::platform::dist::Dist;
 use crate::platform::spec::{AliasSpec, PlatformSpec, Settings, VersionSpec};
 use crate::platform::FunctionSpec;
 use crate::policy::budget::PingBudget;
+use crate::policy::router::WaitPolicy;
 use crate::policy::{FunctionId, FunctionInfo};
 use crate::sim::trace::{Arrival, DurationModel, Trace, TraceFunction};
 
@@ -163,6 +164,9 @@ pub struct SimSettings {
     /// How long the warmer policies assume Lambda keeps an idle environment (`None`: their
     /// default, 5 minutes), as the gateway's `[warmer] idle_lifetime_s` sets it.
     pub warmer_idle_lifetime: Option<Duration>,
+    /// Waiting replays (`+wait`): one burst ping for every this many requests held, as the
+    /// gateway's `[[function]] wait.waiters_per_burst_ping` sets it.
+    pub waiters_per_burst_ping: u32,
 }
 
 /// The fixed idle reclaim of deterministic mode: 10 minutes, the 2019 published measurement.
@@ -189,6 +193,7 @@ impl Default for SimSettings {
             probes: true,
             max_in_flight: None,
             warmer_idle_lifetime: None,
+            waiters_per_burst_ping: WaitPolicy::default().waiters_per_burst_ping,
         }
     }
 }

@@ -211,6 +211,7 @@ impl<'t> Replay<'t> {
         let function_settings = FunctionSettings {
             wait: WaitPolicy {
                 enabled: candidate.traffic == Traffic::Waiting,
+                waiters_per_burst_ping: settings.waiters_per_burst_ping,
                 ..WaitPolicy::default()
             },
             probe: ProbePolicy {
