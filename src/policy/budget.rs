@@ -22,7 +22,11 @@ pub struct PingBudget {
     /// A rate guard. Default 1,200: a round of 100 every 5 minutes, room for the warmer's
     /// own plan (docs/warmer.md, "Tuning notes"). The GB-s budget below is the money guard.
     pub pings_per_hour: u32,
-    /// Billed GB-s of pings per day (memory × billed duration, init included).
+    /// Billed GB-s of pings per day (memory × billed duration, init included). Default
+    /// 20,000 (about $0.33 a day at most): at 2,000 a 10 GB inference function whose init
+    /// loads its model for 6 to 7 s could keep only about three environments warm, and on
+    /// the Azure LLM inference trace the warmer then kept none (docs/warmer.md, "A ping
+    /// budget for large functions"). A small function reaches the rate guard first.
     pub gb_s_per_day: f64,
 }
 
@@ -30,7 +34,7 @@ impl Default for PingBudget {
     fn default() -> Self {
         Self {
             pings_per_hour: 1200,
-            gb_s_per_day: 2000.0,
+            gb_s_per_day: 20_000.0,
         }
     }
 }

@@ -115,7 +115,7 @@ pub struct SimulateArgs {
     pub wait: bool,
     /// Each function's budget for keep-alive pings, as the gateway's warmer enforces it:
     /// `<pings per hour>,<GB-s per day>`, or `none`. Default: the gateway's default budget
-    /// (1200,2000).
+    /// (1200,20000).
     #[arg(long, value_name = "BUDGET")]
     pub ping_budget: Option<String>,
     /// Routed replays (`--route`, `--wait`) send no probes; the gateway sends them by default.
@@ -250,7 +250,7 @@ fn parse_ping_budget(text: &str) -> anyhow::Result<Option<PingBudget>> {
     match parsed {
         Some(budget) => Ok(Some(budget)),
         None => bail!(
-            "--ping-budget must be `none` or `<pings per hour>,<GB-s per day>` (like 1200,2000), \
+            "--ping-budget must be `none` or `<pings per hour>,<GB-s per day>` (like 1200,20000), \
              got {text:?}"
         ),
     }

@@ -356,6 +356,34 @@ fn pools_are_sized_within_the_budgets_gb_s_a_day() {
 }
 
 #[test]
+fn the_default_budget_keeps_a_large_inference_functions_pool() {
+    // Six at once at 10 GB, each loading a model for 7 s: a kept environment bills about
+    // 600 GB-s a day, so 2,000 (the old default) kept three; the default keeps all six.
+    let target_with = |budget: PingBudget| {
+        let mut w = Warmer::default();
+        let info = FunctionInfo {
+            memory_mb: 10_240,
+            ping_budget: Some(budget),
+            ..info()
+        };
+        w.start(&[info], Duration::ZERO);
+        let t0 = 10 * S;
+        for _ in 0..6 {
+            let mut cold = call(t0, S, Some(Start::Cold));
+            cold.init = Some(7 * S);
+            w.observe(&cold);
+        }
+        w.target(0, t0 + 8 * S)
+    };
+    let old = PingBudget {
+        gb_s_per_day: 2000.0,
+        ..PingBudget::default()
+    };
+    assert_eq!(target_with(old), 3);
+    assert_eq!(target_with(PingBudget::default()), 6);
+}
+
+#[test]
 fn a_kept_environment_is_replaced_before_its_lifetime_can_end() {
     // Called every 3 minutes: real traffic keeps the environment fresh, so no refresh is
     // ever due; only its lifetime can end it, and that end would meet a call.
