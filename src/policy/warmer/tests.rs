@@ -326,29 +326,38 @@ fn pools_are_sized_within_the_drivers_ping_budget() {
     assert_eq!(w.target(0, t0 + S), 6);
 }
 
+/// The target of a function of `memory_mb` under `budget` just after six calls at once, each
+/// a cold start with an init of `init`.
+fn target_after_six_cold_starts(memory_mb: u32, init: Duration, budget: PingBudget) -> u32 {
+    let mut w = Warmer::default();
+    let info = FunctionInfo {
+        memory_mb,
+        ping_budget: Some(budget),
+        ..info()
+    };
+    w.start(&[info], Duration::ZERO);
+    let t0 = 10 * S;
+    for _ in 0..6 {
+        let mut cold = call(t0, S, Some(Start::Cold));
+        cold.init = Some(init);
+        w.observe(&cold);
+    }
+    w.target(0, t0 + init + S)
+}
+
+fn budget(gb_s_per_day: f64) -> PingBudget {
+    PingBudget {
+        gb_s_per_day,
+        ..PingBudget::default()
+    }
+}
+
 #[test]
 fn pools_are_sized_within_the_budgets_gb_s_a_day() {
     // Six at once at 1 GB, each with a 10 s init: a kept environment bills about 87 GB-s a
     // day (298 holds of 25 ms, and 8 inits, one per lifetime).
-    let target_with = |gb_s_per_day: f64| {
-        let mut w = Warmer::default();
-        let info = FunctionInfo {
-            memory_mb: 1024,
-            ping_budget: Some(PingBudget {
-                gb_s_per_day,
-                ..PingBudget::default()
-            }),
-            ..info()
-        };
-        w.start(&[info], Duration::ZERO);
-        let t0 = 10 * S;
-        for _ in 0..6 {
-            let mut cold = call(t0, S, Some(Start::Cold));
-            cold.init = Some(10 * S);
-            w.observe(&cold);
-        }
-        w.target(0, t0 + 11 * S)
-    };
+    let target_with =
+        |gb_s_per_day| target_after_six_cold_starts(1024, 10 * S, budget(gb_s_per_day));
     assert_eq!(target_with(300.0), 3);
     assert_eq!(target_with(450.0), 5);
     assert_eq!(target_with(600.0), 6);
@@ -359,28 +368,9 @@ fn pools_are_sized_within_the_budgets_gb_s_a_day() {
 fn the_default_budget_keeps_a_large_inference_functions_pool() {
     // Six at once at 10 GB, each loading a model for 7 s: a kept environment bills about
     // 600 GB-s a day, so 2,000 (the old default) kept three; the default keeps all six.
-    let target_with = |budget: PingBudget| {
-        let mut w = Warmer::default();
-        let info = FunctionInfo {
-            memory_mb: 10_240,
-            ping_budget: Some(budget),
-            ..info()
-        };
-        w.start(&[info], Duration::ZERO);
-        let t0 = 10 * S;
-        for _ in 0..6 {
-            let mut cold = call(t0, S, Some(Start::Cold));
-            cold.init = Some(7 * S);
-            w.observe(&cold);
-        }
-        w.target(0, t0 + 8 * S)
-    };
-    let old = PingBudget {
-        gb_s_per_day: 2000.0,
-        ..PingBudget::default()
-    };
-    assert_eq!(target_with(old), 3);
-    assert_eq!(target_with(PingBudget::default()), 6);
+    let large = |b| target_after_six_cold_starts(10_240, 7 * S, b);
+    assert_eq!(large(budget(2000.0)), 3);
+    assert_eq!(large(PingBudget::default()), 6);
 }
 
 #[test]
