@@ -169,6 +169,8 @@ struct Replay<'t> {
     in_flight: usize,
     max_in_flight: Option<usize>,
     ping_payload: Vec<u8>,
+    /// The client context of a ping of a round, by the hold it asks for.
+    round_contexts: HashMap<Duration, serde_json::Value>,
     durations: Vec<HandlerDurations>,
     completions: Completions,
     /// When real traffic last left each environment it used, for the pings that reach one
@@ -255,6 +257,7 @@ impl<'t> Replay<'t> {
             in_flight: 0,
             max_in_flight: settings.max_in_flight,
             ping_payload,
+            round_contexts: HashMap::new(),
             durations: trace
                 .functions
                 .iter()
@@ -585,13 +588,16 @@ impl<'t> Replay<'t> {
         waited: Option<Duration>,
     ) -> Result<Time, Rejection> {
         let at = attempt.started.at;
-        // A ping of a round asks its handler to hold, as the gateway's do.
+        // A ping of a round asks its handler to hold, as the gateway's do; holds are whole
+        // milliseconds, so a context is built once per hold rather than once per ping.
         let round_context = match sent {
             Sent::Ping {
                 hold: Some(hold), ..
-            } => Some(serde_json::json!({"custom": {
-                crate::platform::PING_HOLD_KEY: hold.as_millis().to_string(),
-            }})),
+            } => Some(&*self.round_contexts.entry(hold).or_insert_with(|| {
+                serde_json::json!({"custom": {
+                    crate::platform::PING_HOLD_KEY: hold.as_millis().to_string(),
+                }})
+            })),
             _ => None,
         };
         let request = Request {
@@ -601,7 +607,7 @@ impl<'t> Replay<'t> {
                 Sent::Real(_) => REAL_PAYLOAD,
                 Sent::Ping { .. } => &self.ping_payload,
             },
-            client_context: round_context.as_ref(),
+            client_context: round_context,
         };
         let result = match sent {
             Sent::Real(d) => self.platform.invoke_replayed(at, &request, d),
