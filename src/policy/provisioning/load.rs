@@ -48,9 +48,15 @@ pub fn choose_level(
         let cold_starts = history
             .iter()
             .enumerate()
+            // Only a minute with the whole quiet stretch before it in view: at the start of
+            // a history, a k-th environment's use cannot be told from a rise from quiet, and
+            // a planner that has seen one minute would price that minute's peak as a cold
+            // start spared every minute (a gateway just started provisioned its first
+            // minute's peak for a quarter of an hour).
             .filter(|&(i, m)| {
                 m.peak >= k
-                    && history[i.saturating_sub(RECLAIMED_AFTER_MINUTES)..i]
+                    && i >= RECLAIMED_AFTER_MINUTES
+                    && history[i - RECLAIMED_AFTER_MINUTES..i]
                         .iter()
                         .all(|earlier| earlier.peak < k)
             })

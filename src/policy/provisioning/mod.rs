@@ -12,7 +12,8 @@
 //! difference between the on-demand and the provisioned duration price (break-even near 60%
 //! utilisation on Lambda's prices), and the cold starts a `k`-th environment would have met
 //! on demand (a minute that needs it after ten that did not: the on-demand one was
-//! reclaimed meanwhile), each worth `cold_start_worth` times the init it bills. A level
+//! reclaimed meanwhile; a minute with fewer than ten before it in the history is not
+//! counted, as nothing shows whether they were quiet), each worth `cold_start_worth` times the init it bills. A level
 //! above the current one is asked for at once (an allocation takes a minute or two); a level
 //! below it only after it has been below for `lower_after` minutes (PC is billed by the five
 //! minutes, and load comes back), and then to the highest level of that stretch. The
@@ -418,6 +419,35 @@ mod tests {
         assert_eq!(
             model_load, 3,
             "a minute-long model load is worth keeping its environment for"
+        );
+    }
+
+    #[test]
+    fn a_first_minute_is_not_taken_for_a_rise_from_quiet() {
+        let config = ProvisioningConfig::default();
+        // A planner's first minute of a 10 GB model: 59 executions at once at its peak,
+        // 18.7 on average. Nothing shows whether the 59th would have met a cold start
+        // again, so only the environments that pay by their use are provisioned: 18 busy
+        // all the time, and a 19th busy 70% of it.
+        let first = MinuteLoad {
+            busy_s: 60.0 * 18.7,
+            peak: 59,
+        };
+        assert_eq!(
+            choose_level(&[first], 10_240, Duration::from_secs(6), &config),
+            19
+        );
+        // The same minute after ten quiet ones is a rise from quiet; it is counted, though
+        // one in eleven minutes does not pay for the environments above 19.
+        let mut history = steady(0.0, 10);
+        history.push(first);
+        let with_credit = ProvisioningConfig {
+            cold_start_worth: 100.0,
+            ..config
+        };
+        assert_eq!(
+            choose_level(&history, 10_240, Duration::from_secs(6), &with_credit),
+            59
         );
     }
 
