@@ -17,52 +17,55 @@ pub struct MinuteLoad {
     pub peak: u32,
 }
 
-/// The cheapest level for `history` (oldest first) at `memory_mb`, a cold start billing
-/// `init` (see the module's documentation).
+/// The cheapest level for `minutes` (oldest first) at `memory_mb`, a cold start billing
+/// `init` (see the module's documentation). `before` holds the minutes just before them, as
+/// far as they are known: they are not priced, only looked back at to tell a rise from
+/// quiet.
 pub fn choose_level(
-    history: &[MinuteLoad],
+    before: &[MinuteLoad],
+    minutes: &[MinuteLoad],
     memory_mb: u32,
     init: Duration,
     config: &ProvisioningConfig,
 ) -> u32 {
-    if history.is_empty() {
+    if minutes.is_empty() {
         return 0;
     }
     let gb = f64::from(memory_mb) / 1024.0;
-    let minutes = history.len() as f64;
+    let count = minutes.len() as f64;
     let prices = &config.prices;
     let cost_per_minute = 60.0 * gb * prices.provisioned_gb_s;
     let duration_saving = gb * (prices.on_demand_gb_s - prices.provisioned_duration_gb_s);
     let cold_start = init.as_secs_f64() * gb * prices.on_demand_gb_s * config.cold_start_worth;
-    let top = history.iter().map(|m| m.peak).max().unwrap_or(0);
+    let top = minutes.iter().map(|m| m.peak).max().unwrap_or(0);
     if top == 0 {
         return 0;
     }
+    let seen: Vec<MinuteLoad> = before.iter().chain(minutes).copied().collect();
+    let offset = before.len();
     let mut level = 0;
     for k in 1..=top {
         let below = f64::from(k - 1);
-        let busy_s: f64 = history
+        let busy_s: f64 = minutes
             .iter()
             .map(|m| (m.busy_s - 60.0 * below).clamp(0.0, 60.0))
             .sum();
-        let cold_starts = history
-            .iter()
-            .enumerate()
-            // Only a minute with the whole quiet stretch before it in view: at the start of
-            // a history, a k-th environment's use cannot be told from a rise from quiet, and
-            // a planner that has seen one minute would price that minute's peak as a cold
-            // start spared every minute (a gateway just started provisioned its first
-            // minute's peak for a quarter of an hour).
-            .filter(|&(i, m)| {
-                m.peak >= k
-                    && i >= RECLAIMED_AFTER_MINUTES
-                    && history[i - RECLAIMED_AFTER_MINUTES..i]
+        // A minute is a rise from quiet only with the whole quiet stretch before it in view:
+        // where it is not known, a k-th environment's use cannot be told from a rise, and
+        // a planner that had seen one minute priced its peak as a cold start spared every
+        // minute (a gateway just started provisioned its first minute's peak for a
+        // quarter of an hour).
+        let cold_starts = (offset..seen.len())
+            .filter(|&j| {
+                seen[j].peak >= k
+                    && j >= RECLAIMED_AFTER_MINUTES
+                    && seen[j - RECLAIMED_AFTER_MINUTES..j]
                         .iter()
                         .all(|earlier| earlier.peak < k)
             })
             .count() as f64;
-        let saving = (busy_s * duration_saving + cold_starts * cold_start) / minutes;
-        let utilisation = busy_s / (60.0 * minutes);
+        let saving = (busy_s * duration_saving + cold_starts * cold_start) / count;
+        let utilisation = busy_s / (60.0 * count);
         if saving >= cost_per_minute || utilisation >= config.min_utilisation {
             level = k;
         }
@@ -84,6 +87,7 @@ pub(super) struct FunctionLoad {
     pub(super) open: Vec<Stay>,
     /// The first minute not final yet.
     pub(super) next_minute: u64,
+    /// The last minutes: the window, and before it the minutes a rise from quiet is told by.
     pub(super) history: VecDeque<MinuteLoad>,
     /// The last day's minutes, by minute of the day (empty until a minute is counted).
     pub(super) day: Vec<MinuteLoad>,
@@ -138,7 +142,7 @@ impl FunctionLoad {
         }
         self.day[m as usize % MINUTES_A_DAY] = minute;
         self.history.push_back(minute);
-        while self.history.len() > window {
+        while self.history.len() > window + RECLAIMED_AFTER_MINUTES {
             self.history.pop_front();
         }
         minute

@@ -12,10 +12,10 @@
 //! difference between the on-demand and the provisioned duration price (break-even near 60%
 //! utilisation on Lambda's prices), and the cold starts a `k`-th environment would have met
 //! on demand (a minute that needs it after ten that did not: the on-demand one was
-//! reclaimed meanwhile; a minute with fewer than ten before it in the history is not
-//! counted, as nothing shows whether they were quiet), each worth `cold_start_worth` times the init it bills. A level
-//! above the current one is asked for at once (an allocation takes a minute or two); a level
-//! below it only after it has been below for `lower_after` minutes (PC is billed by the five
+//! reclaimed meanwhile; the planner keeps ten minutes before its window to tell, and a
+//! minute whose ten before it are not known is not counted), each worth `cold_start_worth`
+//! times the init it bills. A level above the current one is asked for at once (an
+//! allocation takes a minute or two); a level below it only after it has been below for `lower_after` minutes (PC is billed by the five
 //! minutes, and load comes back), and then to the highest level of that stretch. The
 //! level is also at least what the coming hour called for yesterday, looked at
 //! `lead_minutes` ahead: a rise that comes back daily finds its environments READY.
@@ -206,18 +206,26 @@ impl Policy for Provisioning {
                 }
             }
             let history: Vec<MinuteLoad> = load.history.iter().copied().collect();
+            let (before, window) =
+                history.split_at(history.len().saturating_sub(config.window_minutes));
             let init = load.init(config.default_init);
-            let recent = choose_level(&history, load.memory_mb, init, config);
+            let recent = choose_level(before, window, load.memory_mb, init, config);
             // The hour ahead as it went yesterday (from `lead_minutes` on), so that a daily
             // rise finds its environments READY.
             let ahead = if load.day.is_empty() {
                 0
             } else {
                 let from = minute_of(phase, now) as usize + load.lead_minutes(config.lead_minutes);
-                let yesterday: Vec<MinuteLoad> = (from..from + config.window_minutes)
-                    .map(|m| load.day[m % MINUTES_A_DAY])
+                let day = |m: usize| load.day[m % MINUTES_A_DAY];
+                // The minutes before the hour, for telling a rise at its start from quiet:
+                // today's where they are past, yesterday's where they are to come.
+                let before: Vec<MinuteLoad> = (from + MINUTES_A_DAY - RECLAIMED_AFTER_MINUTES
+                    ..from + MINUTES_A_DAY)
+                    .map(day)
                     .collect();
-                choose_level(&yesterday, load.memory_mb, init, config)
+                let yesterday: Vec<MinuteLoad> =
+                    (from..from + config.window_minutes).map(day).collect();
+                choose_level(&before, &yesterday, load.memory_mb, init, config)
             };
             let chosen = recent.max(ahead);
             if let Some(level) = next_level(load, chosen, config.lower_after_minutes) {
@@ -386,20 +394,23 @@ mod tests {
         // 4.5 executions at once all the time: four environments always busy pay for
         // themselves; the fifth, busy half the time, is below the break-even (60%).
         assert_eq!(
-            choose_level(&steady(4.5, 60), 1024, Duration::from_secs(1), &config),
+            choose_level(&[], &steady(4.5, 60), 1024, Duration::from_secs(1), &config),
             4
         );
         // At 70% it is above.
         assert_eq!(
-            choose_level(&steady(4.7, 60), 1024, Duration::from_secs(1), &config),
+            choose_level(&[], &steady(4.7, 60), 1024, Duration::from_secs(1), &config),
             5
         );
         // Nothing to serve, nothing to provision.
         assert_eq!(
-            choose_level(&steady(0.0, 60), 1024, Duration::from_secs(1), &config),
+            choose_level(&[], &steady(0.0, 60), 1024, Duration::from_secs(1), &config),
             0
         );
-        assert_eq!(choose_level(&[], 1024, Duration::from_secs(1), &config), 0);
+        assert_eq!(
+            choose_level(&[], &[], 1024, Duration::from_secs(1), &config),
+            0
+        );
     }
 
     #[test]
@@ -413,8 +424,8 @@ mod tests {
                 peak: if m % 11 == 0 { 3 } else { 2 },
             })
             .collect();
-        let cheap_init = choose_level(&history, 1024, Duration::from_millis(100), &config);
-        let model_load = choose_level(&history, 1024, Duration::from_secs(60), &config);
+        let cheap_init = choose_level(&[], &history, 1024, Duration::from_millis(100), &config);
+        let model_load = choose_level(&[], &history, 1024, Duration::from_secs(60), &config);
         assert_eq!(cheap_init, 2);
         assert_eq!(
             model_load, 3,
@@ -423,31 +434,34 @@ mod tests {
     }
 
     #[test]
-    fn a_first_minute_is_not_taken_for_a_rise_from_quiet() {
+    fn a_minute_is_a_rise_from_quiet_only_with_the_quiet_in_view() {
         let config = ProvisioningConfig::default();
-        // A planner's first minute of a 10 GB model: 59 executions at once at its peak,
-        // 18.7 on average. Nothing shows whether the 59th would have met a cold start
-        // again, so only the environments that pay by their use are provisioned: 18 busy
-        // all the time, and a 19th busy 70% of it.
-        let first = MinuteLoad {
+        let init = Duration::from_secs(6);
+        // A 10 GB model's minute: 59 executions at once at its peak, 18.7 on average.
+        let burst = MinuteLoad {
             busy_s: 60.0 * 18.7,
             peak: 59,
         };
+        // A planner's first minute: nothing shows whether the 59th environment would have
+        // met a cold start again, so only those that pay by their use are provisioned: 18
+        // busy all the time, and a 19th busy 70% of it.
+        assert_eq!(choose_level(&[], &[burst], 10_240, init, &config), 19);
+        // After ten quiet minutes it is a rise from quiet, each environment a cold start
+        // on demand, and in one minute that pays for all 59.
         assert_eq!(
-            choose_level(&[first], 10_240, Duration::from_secs(6), &config),
+            choose_level(&steady(0.0, 10), &[burst], 10_240, init, &config),
+            59
+        );
+        // After nine it is not known to be.
+        assert_eq!(
+            choose_level(&steady(0.0, 9), &[burst], 10_240, init, &config),
             19
         );
-        // The same minute after ten quiet ones is a rise from quiet; it is counted, though
-        // one in eleven minutes does not pay for the environments above 19.
-        let mut history = steady(0.0, 10);
-        history.push(first);
-        let with_credit = ProvisioningConfig {
-            cold_start_worth: 100.0,
-            ..config
-        };
+        // The minutes before are only looked at: a busy stretch there is not priced, and
+        // it shows the environments in use, so the minute is no rise.
         assert_eq!(
-            choose_level(&history, 10_240, Duration::from_secs(6), &with_credit),
-            59
+            choose_level(&steady(59.0, 10), &[burst], 10_240, init, &config),
+            19
         );
     }
 
