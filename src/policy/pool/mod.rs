@@ -207,6 +207,11 @@ impl Pool {
         }
     }
 
+    /// Requests in flight on provisioned environments.
+    fn on_provisioned(&self) -> u32 {
+        self.in_flight.iter().filter(|s| s.provisioned).count() as u32
+    }
+
     /// The estimate at `now`.
     pub fn view(&self, now: Time) -> PoolView {
         let survivals = self.idle.iter().map(|env| self.survival(env, now));
@@ -218,7 +223,7 @@ impl Pool {
             warm_idle,
             warm_probability: 1.0 - none_warm,
             provisioned: self.provisioned,
-            provisioned_free: self.provisioned.saturating_sub(busy),
+            provisioned_free: self.provisioned.saturating_sub(self.on_provisioned()),
             expected_duration: self.duration.get(),
             expected_init: self.init.get(),
         }
@@ -247,7 +252,10 @@ impl Pool {
 
     fn start_as(&mut self, now: Time, ping: bool) -> Started {
         self.forget_reclaimed(now);
-        let provisioned = (self.in_flight.len() as u32) < self.provisioned;
+        // Lambda gives a provisioned environment whenever one is idle: while fewer requests
+        // hold provisioned ones than are allocated, whatever runs on demand beside them (a
+        // request that met them all busy stays on its on-demand environment).
+        let provisioned = self.on_provisioned() < self.provisioned;
         let expected = if provisioned { None } else { self.idle.pop() };
         self.next_id += 1;
         let started = Started {
@@ -564,5 +572,30 @@ mod tests {
         pool.complete(S, &a, Some(Start::Warm), S, None);
         assert_eq!(pool.view(S).warm_idle, 0.0);
         assert_eq!(pool.view(S).provisioned_free, 2);
+    }
+
+    #[test]
+    fn a_provisioned_environment_freed_beside_an_on_demand_call_is_taken_next() {
+        let mut pool = Pool::default();
+        pool.set_provisioned(1);
+        // One call holds the provisioned environment, the next starts one on demand.
+        let a = pool.start(Duration::ZERO);
+        let b = pool.start(Duration::ZERO);
+        assert!(a.provisioned && !b.provisioned);
+        // The first ends: its provisioned environment is idle while the second runs on.
+        pool.complete(S, &a, Some(Start::Warm), S, None);
+        assert_eq!(pool.view(S).provisioned_free, 1);
+        // Lambda gives the next call that one, not an on-demand environment: counted by the
+        // calls in flight alone (one, as many as are provisioned), it was taken for on
+        // demand, and the on-demand pool looked freshly used where it was ageing.
+        let c = pool.start(S);
+        assert!(c.provisioned);
+        assert_eq!(pool.view(S).provisioned_free, 0);
+        pool.complete(2 * S, &b, Some(Start::Cold), S, Some(S));
+        assert_eq!(pool.view(2 * S).in_flight, 1);
+        assert!(
+            pool.view(2 * S).warm_idle > 0.0,
+            "the on-demand one is idle"
+        );
     }
 }
