@@ -52,9 +52,8 @@ pub fn choose_level(
             .sum();
         // A minute is a rise from quiet only with the whole quiet stretch before it in view:
         // where it is not known, a k-th environment's use cannot be told from a rise, and
-        // a planner that had seen one minute priced its peak as a cold start spared every
-        // minute (a gateway just started provisioned its first minute's peak for a
-        // quarter of an hour).
+        // counted, a planner's first minute would price its peak as a cold start spared
+        // every minute.
         let cold_starts = (offset..seen.len())
             .filter(|&j| {
                 seen[j].peak >= k

@@ -15,8 +15,9 @@
 //! reclaimed meanwhile; the planner keeps ten minutes before its window to tell, and a
 //! minute whose ten before it are not known is not counted), each worth `cold_start_worth`
 //! times the init it bills. A level above the current one is asked for at once (an
-//! allocation takes a minute or two); a level below it only after it has been below for `lower_after` minutes (PC is billed by the five
-//! minutes, and load comes back), and then to the highest level of that stretch. The
+//! allocation takes a minute or two); a level below it only after it has been below for
+//! `lower_after` minutes (PC is billed by the five minutes, and load comes back), and then
+//! to the highest level of that stretch. The
 //! level is also at least what the coming hour called for yesterday, looked at
 //! `lead_minutes` ahead: a rise that comes back daily finds its environments READY.
 //!
