@@ -4,8 +4,9 @@
 //! nothing, then tried again. Going down and coming back are logged once each and shown in
 //! `warmgate_cache_redis_up`.
 //!
-//! The same connection carries the provisioning lease's commands and the planner's shared
-//! per-minute loads (`gateway::lease`, `gateway::fleet`).
+//! The same connection carries the provisioning lease's commands, the planner's shared
+//! per-minute loads and the keep-alive membership (`gateway::lease`, `gateway::fleet`,
+//! `gateway::keepers`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -229,6 +230,86 @@ impl RedisTier {
         let mut script = redis::cmd("EVAL");
         script.arg(RELEASE).arg(1).arg(self.lease_key()).arg(id);
         self.lease_command("lease_release", script, bound).await
+    }
+
+    /// The replicas' membership for keep-alive (`gateway::keepers`): a sorted set of replica
+    /// ids scored by when each expires (Unix ms).
+    fn replicas_key(&self) -> String {
+        format!("{}:warmer:replicas", self.config.key_prefix)
+    }
+
+    /// Says `id` is alive until `until_unix_ms`, drops the members whose time has passed at
+    /// `now_unix_ms`, and reads the rest, in one transaction; `None` when Redis did not
+    /// answer within `bound`. Not skipped while the tier rests after a failure (as the
+    /// lease's commands): a replica that cannot say it is alive loses its functions.
+    pub async fn replicas_beat(
+        &self,
+        id: &str,
+        now_unix_ms: u64,
+        until_unix_ms: u64,
+        bound: Duration,
+    ) -> Option<Vec<String>> {
+        let key = self.replicas_key();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("ZADD")
+            .arg(&key)
+            .arg(until_unix_ms)
+            .arg(id)
+            .ignore()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(format!("({now_unix_ms}"))
+            .ignore()
+            // The set goes when the last replica has been gone a while.
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg((until_unix_ms.saturating_sub(now_unix_ms)).max(1) * 4)
+            .ignore()
+            .cmd("ZRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(-1);
+        let mut connection = self.connection.clone();
+        let query = pipe.query_async::<(Vec<String>,)>(&mut connection);
+        match tokio::time::timeout(bound, query).await {
+            Err(_) => {
+                self.failed("replicas_beat", "timeout", &"no answer within timeout_ms");
+                None
+            }
+            Ok(Err(error)) => {
+                self.failed("replicas_beat", "error", &error);
+                None
+            }
+            Ok(Ok((replicas,))) => {
+                self.succeeded();
+                Some(replicas)
+            }
+        }
+    }
+
+    /// Takes `id` out of the membership (on shutdown), so that its functions pass to the
+    /// others at their next beat rather than when its entry expires. Whether Redis took it.
+    pub async fn replicas_leave(&self, id: &str, bound: Duration) -> bool {
+        let mut command = redis::cmd("ZREM");
+        command.arg(self.replicas_key()).arg(id);
+        let mut connection = self.connection.clone();
+        let query = command.exec_async(&mut connection);
+        match tokio::time::timeout(bound, query).await {
+            Ok(Ok(())) => {
+                self.succeeded();
+                true
+            }
+            Ok(Err(error)) => {
+                self.failed("replicas_leave", "error", &error);
+                false
+            }
+            Err(_) => {
+                self.failed("replicas_leave", "timeout", &"no answer within timeout_ms");
+                false
+            }
+        }
     }
 
     /// Runs a lease command within `bound`. Not skipped while the tier rests after a

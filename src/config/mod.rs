@@ -136,6 +136,14 @@ pub struct WarmerSection {
     /// about 10 in 2019); where the learnt reclaim curve (`GET /v1/pools`, `idle_reclaim_s`)
     /// shows environments surviving longer, a longer lifetime saves pings in proportion.
     pub idle_lifetime_s: u64,
+    /// With `[cache.redis]`: each function's keep-alive rounds are sent by one replica, its
+    /// keeper, agreed through Redis (`<key_prefix>:warmer:replicas`), rather than by every
+    /// replica for the calls it serves. Probes and the burst pings of a wait stay each
+    /// replica's own. `false`: every replica keeps every function, as it would alone.
+    pub share_keep_alive: bool,
+    /// How long a replica counts as alive after it last said so (it says so every third of
+    /// this): how long the functions of a replica that stopped without leaving go unkept.
+    pub replica_ttl_ms: u64,
 }
 
 impl Default for WarmerSection {
@@ -148,6 +156,8 @@ impl Default for WarmerSection {
             round_hold_ms: crate::policy::ROUND_HOLD.as_millis() as u64,
             max_round_hold_ms: 400,
             idle_lifetime_s: 300,
+            share_keep_alive: true,
+            replica_ttl_ms: 6_000,
         }
     }
 }

@@ -155,6 +155,22 @@ fn provisioning_is_off_advises_or_applies_within_bounds() {
 }
 
 #[test]
+fn keep_alive_is_shared_by_default_and_a_replica_ttl_out_of_bounds_is_named() {
+    let c = parse(BASE, &[]).unwrap();
+    assert!(c.warmer.share_keep_alive);
+    assert_eq!(c.warmer.replica_ttl_ms, 6_000);
+    for bad in ["0", "120000"] {
+        let error = parse(BASE, &[("WARMGATE_WARMER__REPLICA_TTL_MS", bad)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("warmer.replica_ttl_ms") && error.contains(bad),
+            "{error}"
+        );
+    }
+}
+
+#[test]
 fn an_endpoint_runs_the_gateway_clock_at_its_time_scale() {
     let c = parse(BASE, &[]).unwrap();
     assert_eq!(c.backend.time_scale(), 1.0);

@@ -116,6 +116,17 @@ impl Config {
                 ),
             );
         }
+        // A keeper that stops without leaving (a crash) leaves its functions unpinged for up
+        // to a TTL and a beat; beyond a minute that reaches the idle lifetimes measured.
+        if !(300..=60_000).contains(&self.warmer.replica_ttl_ms) {
+            return invalid(
+                "warmer.replica_ttl_ms",
+                format!(
+                    "must be between 300 and 60000 ms (a replica that stops without leaving leaves its functions unpinged this long), got {}",
+                    self.warmer.replica_ttl_ms
+                ),
+            );
+        }
         if self.functions.is_empty() {
             return invalid(
                 "function",

@@ -170,7 +170,7 @@ impl Lease {
 }
 
 /// Hostname, pid and a random suffix: unique among replicas, readable in Redis.
-fn replica_id() -> String {
+pub(super) fn replica_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())

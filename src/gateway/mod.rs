@@ -13,6 +13,7 @@ mod dispatch;
 pub mod error;
 mod fleet;
 pub mod history;
+mod keepers;
 mod layers;
 mod lease;
 mod listener;
@@ -196,6 +197,8 @@ pub struct Gateway {
     lease: Option<lease::Lease>,
     /// Apply mode with Redis: the planner's loads shared among replicas.
     fleet: Option<fleet::Fleet>,
+    /// A warmer with Redis: each function's keep-alive rounds sent by one replica.
+    keepers: Option<keepers::Keepers>,
     /// Invocations in flight that identical requests share.
     flights: Arc<crate::cache::flight::Flights<crate::cache::Key, serve::Flight>>,
     /// The record of the calls made (`[history]`), if kept.
@@ -280,6 +283,7 @@ impl Gateway {
                 telemetry::provisioned_recommended(&f.name, &f.targets[0], 0);
             }
         }
+        let keepers = keepers::keepers_for(&config, redis.as_ref());
         Arc::new(Self {
             functions,
             by_name,
@@ -287,6 +291,7 @@ impl Gateway {
             redis,
             lease,
             fleet,
+            keepers,
             flights: crate::cache::flight::Flights::new(),
             applied: provisioner::AppliedLevels::default(),
             history: history::History::new(&config.history, clock.now()),
@@ -519,6 +524,9 @@ impl Gateway {
         if self.lease.is_some() {
             self.spawn(self.clone().run_lease());
         }
+        if self.keepers.is_some() {
+            self.spawn(self.clone().run_keepers());
+        }
         self.spawn(self.clone().supervise_warmer());
         self.spawn(self.clone().run_prober());
         if let Some(writer) = self.history.as_ref().and_then(|h| h.writer()) {
@@ -604,6 +612,11 @@ impl RunningGateway {
         // lease to expire.
         if let Some(lease) = &gateway.lease {
             lease.release().await;
+        }
+        // No round is sent any more: the others keep this replica's functions from their
+        // next beat.
+        if let Some(keepers) = &gateway.keepers {
+            keepers.leave().await;
         }
         match server {
             Ok(Ok(result)) => result,

@@ -329,6 +329,16 @@ impl Gateway {
                         continue;
                     };
                     let now = self.now();
+                    // Another replica keeps the function: its round stands for this one.
+                    if !self.keeps_function(&state.config.name) {
+                        state
+                            .orchestration
+                            .lock()
+                            .driver
+                            .kept_elsewhere(now, target, count);
+                        telemetry::pings_left_to_keeper(&state.config.name, count);
+                        continue;
+                    }
                     let memory_mb = state.memory_mb(&qualifier);
                     let clients_first = self.clients_first();
                     let (granted, left) = {

@@ -533,6 +533,15 @@ impl FunctionDriver {
         }
     }
 
+    /// A keep-alive round of `count` pings to `target` that another replica, the function's
+    /// keeper, sends at `now` in this replica's stead: the estimate counts it as sent
+    /// ([`Pool::refreshed_elsewhere`]).
+    pub fn kept_elsewhere(&mut self, now: Time, target: TargetId, count: u32) {
+        if let Some(pool) = self.pools.get_mut(target) {
+            pool.refreshed_elsewhere(now, count);
+        }
+    }
+
     /// Pings left this hour and GB-s left today, if the function has a budget.
     pub fn budget_left(&mut self, now: Time) -> Option<(u32, f64)> {
         self.budget.as_mut().map(|b| b.remaining(now))

@@ -269,6 +269,19 @@ fn describe() {
         "Pings a keep-alive policy asked for that the function's budget refused."
     );
     describe_counter!(
+        PINGS_LEFT_TO_KEEPER,
+        Unit::Count,
+        "Pings of keep-alive rounds this replica left to the function's keeper, another replica sharing [cache.redis] ([warmer] share_keep_alive)."
+    );
+    describe_gauge!(
+        KEEP_ALIVE_REPLICAS,
+        "The replicas this one shares keep-alive with through Redis, itself included; 0 while it cannot tell (or shares with none) and keeps every function."
+    );
+    describe_gauge!(
+        KEEP_ALIVE_FUNCTIONS_KEPT,
+        "The functions whose keep-alive rounds this replica sends."
+    );
+    describe_counter!(
         ROUNDS_CHECKED,
         Unit::Count,
         "Rounds of several keep-alive pings, by function and what their answers showed (reached: a distinct environment per ping; short: an environment named twice; unchecked: a ping failed or named no environment)."
@@ -331,6 +344,7 @@ fn function_configured(function: &crate::config::FunctionConfig) {
     let name = function.name.as_str();
     gauge!(FUNCTION_READY, "function" => name.to_string()).increment(0.0);
     counter!(PINGS_REFUSED, "function" => name.to_string()).increment(0);
+    counter!(PINGS_LEFT_TO_KEEPER, "function" => name.to_string()).increment(0);
     rounds_configured(name);
     for kept_by in crate::policy::KeptBy::ALL {
         counter!(KEEP_ALIVE_PINGS, "function" => name.to_string(), "kept_by" => kept_by.as_str())

@@ -177,3 +177,24 @@ pub(super) fn rounds_configured(function: &str) {
 pub fn round_hold(function: &str, hold: Duration) {
     gauge!(ROUND_HOLD_SECONDS, "function" => function.to_string()).set(hold.as_secs_f64());
 }
+
+/// Keep-alive rounds' pings this replica left to the function's keeper, another replica
+/// (`[warmer] share_keep_alive`).
+pub const PINGS_LEFT_TO_KEEPER: &str = "warmgate_pings_left_to_keeper_total";
+/// The replicas this one shares keep-alive with, itself included (0: it cannot tell, and
+/// keeps every function).
+pub const KEEP_ALIVE_REPLICAS: &str = "warmgate_keep_alive_replicas";
+/// The functions whose keep-alive rounds this replica sends.
+pub const KEEP_ALIVE_FUNCTIONS_KEPT: &str = "warmgate_keep_alive_functions_kept";
+
+/// A round's `count` pings left to another replica, the function's keeper.
+pub fn pings_left_to_keeper(function: &str, count: u32) {
+    counter!(PINGS_LEFT_TO_KEEPER, "function" => function.to_string()).increment(u64::from(count));
+    tracing::debug!(function, count, "round left to the function's keeper");
+}
+
+/// The keep-alive membership as this replica sees it.
+pub fn keep_alive_shared(replicas: usize, functions_kept: usize) {
+    gauge!(KEEP_ALIVE_REPLICAS).set(replicas as f64);
+    gauge!(KEEP_ALIVE_FUNCTIONS_KEPT).set(functions_kept as f64);
+}

@@ -269,6 +269,23 @@ impl Pool {
         started
     }
 
+    /// Another replica's round of `count` pings, this replica's own left to the function's
+    /// keeper, reached this target at `now`: as the round would have, it refreshes the
+    /// `count` most recently idle environments thought warm, past the free provisioned ones
+    /// (Lambda gives those first). It teaches the reclaim curve nothing; without it, an
+    /// environment the keeper keeps would look reclaimed here, and a request that met it warm
+    /// at a long idle age would teach the curve that environments live that long.
+    pub fn refreshed_elsewhere(&mut self, now: Time, count: u32) {
+        self.forget_reclaimed(now);
+        let free = self.provisioned.saturating_sub(self.on_provisioned());
+        let on_demand = count.saturating_sub(free) as usize;
+        let from = self.idle.len().saturating_sub(on_demand);
+        // The most recently idle are last, and `now` is no earlier than any: order holds.
+        for env in &mut self.idle[from..] {
+            env.idle_since = env.idle_since.max(now);
+        }
+    }
+
     /// The request `started` ended at `now`: its environment is idle from now on (unless it
     /// was provisioned), and how it met its environment teaches the reclaim model.
     pub fn complete(
@@ -597,5 +614,40 @@ mod tests {
             pool.view(2 * S).warm_idle > 0.0,
             "the on-demand one is idle"
         );
+    }
+
+    #[test]
+    fn a_round_left_to_the_keeper_refreshes_the_most_recently_idle_and_teaches_nothing() {
+        let two_idle = || {
+            let mut pool = Pool::default();
+            let a = pool.start(Duration::ZERO);
+            let b = pool.start(Duration::ZERO);
+            pool.complete(S, &a, Some(Start::Cold), S, Some(S));
+            pool.complete(2 * S, &b, Some(Start::Cold), S, Some(S));
+            pool
+        };
+        let alone = two_idle();
+        let mut kept = two_idle();
+        kept.refreshed_elsewhere(4 * MIN, 1);
+        // Past the idle lifetime the curve starts from (5 minutes), only the refreshed one
+        // is warm; the other aged as it would have.
+        let late = 8 * MIN;
+        assert!(alone.view(late).warm_idle < 0.05);
+        let warm = kept.view(late).warm_idle;
+        assert!((0.5..1.05).contains(&warm), "{warm}");
+        assert_eq!(
+            kept.next_taken(late).map(|env| env.idle_since),
+            Some(4 * MIN),
+            "the next call is expected on the refreshed one"
+        );
+        assert_eq!(
+            kept.reclaim().survival(8 * MIN),
+            alone.reclaim().survival(8 * MIN)
+        );
+        // A free provisioned environment takes a round's ping first.
+        let mut provisioned = two_idle();
+        provisioned.set_provisioned(1);
+        provisioned.refreshed_elsewhere(4 * MIN, 1);
+        assert!(provisioned.view(late).warm_idle < 0.05);
     }
 }

@@ -1,0 +1,362 @@
+//! One keeper per function among replicas. Behind a load balancer every replica serves a
+//! share of each function's calls and runs the warmer on it; alone, each would send its own
+//! keep-alive rounds: a lone ping per replica where one keeps the environment, and rounds
+//! that land on the same environments (Lambda gives a round the most recently used idle
+//! ones), so N replicas paid N times for one pool. With `[cache.redis]`, each function's
+//! rounds are sent by one replica, its keeper; the others leave them to it.
+//!
+//! Membership: every `ttl / 3` each replica adds itself to the sorted set
+//! `<prefix>:warmer:replicas`, scored by when it expires (Unix ms, a TTL on), drops the
+//! members whose time has passed and reads the rest, in one transaction. A function's keeper
+//! is the live replica of highest rendezvous weight (SHA-256 of the replica's id and the
+//! function's name): every replica reads the same keeper off the same set, and a replica
+//! that joins or leaves moves only its share of the functions.
+//!
+//! Failing safe: a view is trusted until a TTL after its beat was sent, less a fifth (the
+//! others drop this replica no sooner than a TTL after the beat reached Redis). Without a
+//! trusted view (Redis does not answer, or not yet) a replica keeps every function, as it
+//! would alone: more pings, never fewer. See ARCHITECTURE.md, "Several replicas".
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use super::Gateway;
+use crate::cache::redis::RedisTier;
+use crate::config::Config;
+use crate::telemetry;
+
+/// The keeper of `function` among `replicas`: the one of highest rendezvous weight (ties,
+/// which SHA-256 makes unlikely, to the lower id). `None` with no replica.
+pub fn keeper_of<'a>(function: &str, replicas: &'a [String]) -> Option<&'a str> {
+    replicas
+        .iter()
+        .map(|replica| (weight(replica, function), std::cmp::Reverse(replica)))
+        .max()
+        .map(|(_, std::cmp::Reverse(replica))| replica.as_str())
+}
+
+/// A replica's weight for a function: the first 8 bytes of SHA-256(replica, 0, function).
+/// The same on every replica and every build, unlike the standard library's hasher.
+fn weight(replica: &str, function: &str) -> u64 {
+    let mut hash = Sha256::new();
+    hash.update(replica.as_bytes());
+    hash.update([0]);
+    hash.update(function.as_bytes());
+    let digest = hash.finalize();
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// What this replica knows of the membership: pure (times are arguments), so it is
+/// unit-tested.
+#[derive(Debug, Clone)]
+pub struct KeeperView {
+    me: String,
+    ttl: Duration,
+    /// The live replicas as Redis last said, this one among them.
+    replicas: Vec<String>,
+    /// Until when they may be taken as the membership.
+    trusted_until: Option<Instant>,
+}
+
+impl KeeperView {
+    pub fn new(me: impl Into<String>, ttl: Duration) -> Self {
+        Self {
+            me: me.into(),
+            ttl,
+            replicas: Vec::new(),
+            trusted_until: None,
+        }
+    }
+
+    /// How often a replica says it is alive: a beat may fail twice and its entry still holds.
+    pub fn beat_every(&self) -> Duration {
+        (self.ttl / 3).max(Duration::from_millis(1))
+    }
+
+    /// The TTL in whole milliseconds, at least 1.
+    pub fn ttl_ms(&self) -> u64 {
+        (self.ttl.as_millis() as u64).max(1)
+    }
+
+    /// Redis answered the beat sent at `sent` with the live `replicas` (`None`: no answer,
+    /// and the view runs out on its own count).
+    pub fn answered(&mut self, replicas: Option<Vec<String>>, sent: Instant) {
+        let Some(mut replicas) = replicas else { return };
+        // Our own beat was in the transaction; a set without us is not one we can act on.
+        if !replicas.contains(&self.me) {
+            replicas.push(self.me.clone());
+        }
+        replicas.sort();
+        self.replicas = replicas;
+        self.trusted_until = Some(sent + self.ttl - self.ttl / 5);
+    }
+
+    fn trusted(&self, now: Instant) -> bool {
+        self.trusted_until.is_some_and(|until| now < until)
+    }
+
+    /// Whether this replica sends `function`'s keep-alive rounds at `now`: it is the keeper,
+    /// or it cannot tell who is.
+    pub fn keeps(&self, function: &str, now: Instant) -> bool {
+        !self.trusted(now) || keeper_of(function, &self.replicas) == Some(self.me.as_str())
+    }
+
+    /// The replicas it counts with at `now`; 0 while it cannot tell (and keeps every function).
+    pub fn replicas(&self, now: Instant) -> usize {
+        if self.trusted(now) {
+            self.replicas.len()
+        } else {
+            0
+        }
+    }
+
+    /// When the next beat is due after `now`: a beat's interval, or sooner if the view runs
+    /// out before (so that the change shows when it happens).
+    pub fn next_beat(&self, now: Instant) -> Instant {
+        let next = now + self.beat_every();
+        match self.trusted_until {
+            Some(until) if until > now && until < next => until,
+            _ => next,
+        }
+    }
+}
+
+/// This replica's part in the membership: its view and the Redis tier it beats through.
+pub struct Keepers {
+    id: String,
+    view: Mutex<KeeperView>,
+    redis: Arc<RedisTier>,
+    /// Each command's bound: the tier's timeout, never past a beat's interval.
+    bound: Duration,
+}
+
+impl Keepers {
+    pub fn new(redis: Arc<RedisTier>, ttl: Duration, timeout: Duration) -> Self {
+        let id = super::lease::replica_id();
+        let view = KeeperView::new(id.clone(), ttl);
+        Self {
+            id,
+            bound: timeout.min(view.beat_every()),
+            view: Mutex::new(view),
+            redis,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether this replica sends `function`'s keep-alive rounds now.
+    pub fn keeps(&self, function: &str) -> bool {
+        self.view.lock().keeps(function, Instant::now())
+    }
+
+    /// The replicas it counts with now; 0 while it cannot tell.
+    pub fn replicas(&self) -> usize {
+        self.view.lock().replicas(Instant::now())
+    }
+
+    /// One beat; returns when the next is due.
+    pub async fn beat(&self) -> Instant {
+        let ttl_ms = self.view.lock().ttl_ms();
+        let now_ms = unix_ms();
+        let sent = Instant::now();
+        let replicas = self
+            .redis
+            .replicas_beat(&self.id, now_ms, now_ms + ttl_ms, self.bound)
+            .await;
+        let mut view = self.view.lock();
+        view.answered(replicas, sent);
+        view.next_beat(Instant::now())
+    }
+
+    /// Leaves the membership (on shutdown, once no round is sent any more), so that the
+    /// others take this replica's functions at their next beat.
+    pub async fn leave(&self) {
+        if self.redis.replicas_leave(&self.id, self.bound).await {
+            tracing::info!(id = %self.id, "left the keep-alive membership");
+        }
+    }
+}
+
+/// The membership a gateway takes part in: a warmer sharing its keep-alive (the default) and
+/// `[cache.redis]`; none otherwise (every function kept here, as alone).
+pub(super) fn keepers_for(config: &Config, redis: Option<&Arc<RedisTier>>) -> Option<Keepers> {
+    let warmer = &config.warmer;
+    if !warmer.enabled || !warmer.share_keep_alive {
+        return None;
+    }
+    let redis = redis?;
+    let timeout = config.cache.redis.as_ref().map(|r| r.timeout())?;
+    let keepers = Keepers::new(
+        redis.clone(),
+        Duration::from_millis(warmer.replica_ttl_ms),
+        timeout,
+    );
+    tracing::info!(
+        id = keepers.id(),
+        "keep-alive shared: each function's rounds are sent by one replica, agreed through Redis"
+    );
+    Some(keepers)
+}
+
+impl Gateway {
+    /// Whether this replica sends `function`'s keep-alive rounds: it is the function's keeper,
+    /// or it keeps every function (no membership, or none it can trust now).
+    pub fn keeps_function(&self, function: &str) -> bool {
+        self.keepers.as_ref().is_none_or(|k| k.keeps(function))
+    }
+
+    /// The replicas this one shares keep-alive with, itself included; 0 while it cannot tell
+    /// (or shares with none) and keeps every function.
+    pub fn keep_alive_replicas(&self) -> usize {
+        self.keepers.as_ref().map_or(0, Keepers::replicas)
+    }
+
+    /// Beats until stopped; a change in the replicas counted is logged and shown in the
+    /// gauges.
+    pub(super) async fn run_keepers(self: Arc<Self>) {
+        let Some(keepers) = &self.keepers else { return };
+        let mut counted = None;
+        loop {
+            let next = keepers.beat().await;
+            self.keepers_changed(keepers, &mut counted);
+            tokio::time::sleep_until(next).await;
+            self.keepers_changed(keepers, &mut counted);
+        }
+    }
+
+    fn keepers_changed(&self, keepers: &Keepers, counted: &mut Option<usize>) {
+        let replicas = keepers.replicas();
+        let kept = self
+            .functions()
+            .filter(|f| keepers.keeps(&f.config.name))
+            .count();
+        telemetry::keep_alive_shared(replicas, kept);
+        if *counted == Some(replicas) {
+            return;
+        }
+        *counted = Some(replicas);
+        if replicas == 0 {
+            tracing::warn!(
+                id = keepers.id(),
+                "keep-alive membership unknown (Redis does not answer): this replica keeps every function"
+            );
+        } else {
+            tracing::info!(
+                id = keepers.id(),
+                replicas,
+                functions_kept = kept,
+                "keep-alive shared among replicas"
+            );
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TTL: Duration = Duration::from_millis(3000);
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("replica-{i}")).collect()
+    }
+
+    #[test]
+    fn every_replica_names_the_same_keeper_and_the_functions_spread() {
+        let replicas = ids(3);
+        let functions: Vec<String> = (0..300).map(|i| format!("fn-{i}")).collect();
+        let t0 = Instant::now();
+        let views: Vec<KeeperView> = replicas
+            .iter()
+            .enumerate()
+            .map(|(i, me)| {
+                let mut view = KeeperView::new(me.clone(), TTL);
+                // Each hears the set in its own order.
+                let mut heard = replicas.clone();
+                heard.rotate_left(i);
+                view.answered(Some(heard), t0);
+                view
+            })
+            .collect();
+        let mut kept = [0usize; 3];
+        for f in &functions {
+            let keepers: Vec<usize> = (0..3).filter(|&r| views[r].keeps(f, t0)).collect();
+            assert_eq!(keepers.len(), 1, "{f} has one keeper: {keepers:?}");
+            kept[keepers[0]] += 1;
+        }
+        for (r, n) in kept.iter().enumerate() {
+            assert!((60..=140).contains(n), "replica {r} keeps {n} of 300");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_replica_leaving_moves_only_its_own_functions(n in 2usize..8, gone in 0usize..8, f in "[a-z]{1,12}") {
+            let replicas = ids(n);
+            let gone = gone % n;
+            let before = keeper_of(&f, &replicas).unwrap().to_string();
+            let rest: Vec<String> = replicas.iter().filter(|r| **r != replicas[gone]).cloned().collect();
+            let after = keeper_of(&f, &rest).unwrap();
+            if before != replicas[gone] {
+                prop_assert_eq!(after, before.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn without_a_trusted_view_a_replica_keeps_every_function() {
+        let t0 = Instant::now();
+        let mut view = KeeperView::new("replica-0", TTL);
+        assert!(view.keeps("any", t0), "before Redis first answers");
+        assert_eq!(view.replicas(t0), 0);
+        view.answered(Some(ids(2)), t0);
+        let theirs = (0..50)
+            .map(|i| format!("fn-{i}"))
+            .find(|f| keeper_of(f, &ids(2)) == Some("replica-1"))
+            .expect("some function is the other's");
+        assert!(!view.keeps(&theirs, t0 + Duration::from_millis(100)));
+        assert_eq!(view.replicas(t0), 2);
+        // Redis stops answering: the view is trusted until a TTL after its beat was sent,
+        // less a fifth; the others drop this replica no sooner than a TTL after it.
+        view.answered(None, t0 + Duration::from_millis(1000));
+        view.answered(None, t0 + Duration::from_millis(2000));
+        assert!(!view.keeps(&theirs, t0 + Duration::from_millis(2399)));
+        assert!(view.keeps(&theirs, t0 + Duration::from_millis(2400)));
+        assert_eq!(view.replicas(t0 + Duration::from_millis(2400)), 0);
+        assert_eq!(
+            view.next_beat(t0 + Duration::from_millis(2000)),
+            t0 + Duration::from_millis(2400),
+            "woken when the view runs out, so the change shows then"
+        );
+    }
+
+    #[test]
+    fn a_set_that_misses_this_replica_still_counts_it() {
+        let t0 = Instant::now();
+        let mut view = KeeperView::new("replica-9", TTL);
+        view.answered(Some(ids(2)), t0);
+        assert_eq!(view.replicas(t0), 3);
+        let mut all = ids(2);
+        all.push("replica-9".into());
+        for i in 0..30 {
+            let f = format!("fn-{i}");
+            assert_eq!(
+                view.keeps(&f, t0),
+                keeper_of(&f, &all) == Some("replica-9")
+            );
+        }
+    }
+}
