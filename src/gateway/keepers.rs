@@ -8,9 +8,9 @@
 //! Membership: every `ttl / 3` each replica adds itself to the sorted set
 //! `<prefix>:warmer:replicas`, scored by when it expires (Unix ms, a TTL on), drops the
 //! members whose time has passed and reads the rest, in one transaction. A function's keeper
-//! is the live replica of highest rendezvous weight (SHA-256 of the replica's id and the
-//! function's name): every replica reads the same keeper off the same set, and a replica
-//! that joins or leaves moves only its share of the functions.
+//! is the live replica of highest rendezvous weight (`policy::keepers`): every replica reads
+//! the same keeper off the same set, and a replica that joins or leaves moves only its share
+//! of the functions.
 //!
 //! Failing safe: a view is trusted until a TTL after its beat was sent, less a fifth (the
 //! others drop this replica no sooner than a TTL after the beat reached Redis). Without a
@@ -21,34 +21,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::Gateway;
 use crate::cache::redis::RedisTier;
 use crate::config::Config;
+use crate::policy::keepers::keeper_of;
 use crate::telemetry;
-
-/// The keeper of `function` among `replicas`: the one of highest rendezvous weight (ties,
-/// which SHA-256 makes unlikely, to the lower id). `None` with no replica.
-pub fn keeper_of<'a>(function: &str, replicas: &'a [String]) -> Option<&'a str> {
-    replicas
-        .iter()
-        .map(|replica| (weight(replica, function), std::cmp::Reverse(replica)))
-        .max()
-        .map(|(_, std::cmp::Reverse(replica))| replica.as_str())
-}
-
-/// A replica's weight for a function: the first 8 bytes of SHA-256(replica, 0, function).
-/// The same on every replica and every build, unlike the standard library's hasher.
-fn weight(replica: &str, function: &str) -> u64 {
-    let mut hash = Sha256::new();
-    hash.update(replica.as_bytes());
-    hash.update([0]);
-    hash.update(function.as_bytes());
-    let digest = hash.finalize();
-    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
-}
 
 /// What this replica knows of the membership: pure (times are arguments), so it is
 /// unit-tested.
@@ -266,54 +245,11 @@ fn unix_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     const TTL: Duration = Duration::from_millis(3000);
 
     fn ids(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("replica-{i}")).collect()
-    }
-
-    #[test]
-    fn every_replica_names_the_same_keeper_and_the_functions_spread() {
-        let replicas = ids(3);
-        let functions: Vec<String> = (0..300).map(|i| format!("fn-{i}")).collect();
-        let t0 = Instant::now();
-        let views: Vec<KeeperView> = replicas
-            .iter()
-            .enumerate()
-            .map(|(i, me)| {
-                let mut view = KeeperView::new(me.clone(), TTL);
-                // Each hears the set in its own order.
-                let mut heard = replicas.clone();
-                heard.rotate_left(i);
-                view.answered(Some(heard), t0);
-                view
-            })
-            .collect();
-        let mut kept = [0usize; 3];
-        for f in &functions {
-            let keepers: Vec<usize> = (0..3).filter(|&r| views[r].keeps(f, t0)).collect();
-            assert_eq!(keepers.len(), 1, "{f} has one keeper: {keepers:?}");
-            kept[keepers[0]] += 1;
-        }
-        for (r, n) in kept.iter().enumerate() {
-            assert!((60..=140).contains(n), "replica {r} keeps {n} of 300");
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn a_replica_leaving_moves_only_its_own_functions(n in 2usize..8, gone in 0usize..8, f in "[a-z]{1,12}") {
-            let replicas = ids(n);
-            let gone = gone % n;
-            let before = keeper_of(&f, &replicas).unwrap().to_string();
-            let rest: Vec<String> = replicas.iter().filter(|r| **r != replicas[gone]).cloned().collect();
-            let after = keeper_of(&f, &rest).unwrap();
-            if before != replicas[gone] {
-                prop_assert_eq!(after, before.as_str());
-            }
-        }
     }
 
     #[test]

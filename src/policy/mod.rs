@@ -16,6 +16,7 @@ pub mod budget;
 pub mod cost;
 pub mod driver;
 pub mod forecast;
+pub mod keepers;
 pub mod pool;
 pub mod provisioning;
 pub mod registry;

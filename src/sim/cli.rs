@@ -136,6 +136,16 @@ pub struct SimulateArgs {
     /// wait.waiters_per_burst_ping` (default 2; a large N, one at a time).
     #[arg(long, value_name = "N")]
     pub waiters_per_burst_ping: Option<u32>,
+    /// Each replay as N gateway replicas behind a load balancer, each running the policy on
+    /// every N-th call of each function, with each function's keep-alive rounds sent by its
+    /// keeper alone, as gateways sharing Redis do (`[warmer] share_keep_alive`). Rows labelled
+    /// `<policy>@N`. Provisioned concurrency is applied by the first replica only.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub replicas: usize,
+    /// With `--replicas`: every replica sends the rounds for the calls it serves, as gateways
+    /// without Redis do. Rows labelled `<policy>@N-unshared`.
+    #[arg(long)]
+    pub keep_alive_per_replica: bool,
     /// Write the figures to FILE.csv or FILE.json.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -164,6 +174,9 @@ impl SimulateArgs {
         }
         if self.targets == 0 {
             bail!("--targets must be at least 1");
+        }
+        if self.replicas == 0 {
+            bail!("--replicas must be at least 1");
         }
         let idle_reclaim_s = match self.reclaim_minutes {
             Some(m) if m.is_finite() && m >= 0.0 => Some(Dist::Fixed(m * 60.0)),
@@ -380,6 +393,8 @@ impl Baseline {
             policy,
             reclaim: engine::Reclaim::AsLambda,
             traffic: Traffic::First,
+            more_replicas: Vec::new(),
+            share_keep_alive: true,
         }
     }
 }
@@ -532,9 +547,13 @@ pub fn simulate(args: &SimulateArgs) -> anyhow::Result<Report> {
         .iter()
         .flat_map(|(label, baseline)| {
             traffics.iter().map(|&traffic| {
+                let more = (1..args.replicas)
+                    .map(|_| baseline.candidate(label, &trace, &settings).policy)
+                    .collect();
                 baseline
                     .candidate(label, &trace, &settings)
                     .with_traffic(traffic)
+                    .with_replicas(more, !args.keep_alive_per_replica)
             })
         })
         .collect();

@@ -11,7 +11,8 @@ use super::completions::Sent;
 use super::Replay;
 
 impl Replay<'_> {
-    pub(super) fn carry_out(&mut self, actions: Vec<Action>) {
+    /// Carries out replica `r`'s actions.
+    pub(super) fn carry_out(&mut self, r: usize, actions: Vec<Action>) {
         for action in actions {
             match action {
                 Action::Ping {
@@ -19,12 +20,14 @@ impl Replay<'_> {
                     target,
                     count,
                     kept_by,
-                } => self.ping(function, target, count, kept_by),
+                } => self.ping(r, function, target, count, kept_by),
+                // Only the replica holding the provisioning lease applies.
                 Action::SetProvisioned {
                     function,
                     target,
                     concurrency,
-                } => self.set_provisioned(function, target, concurrency),
+                } if r == 0 => self.set_provisioned(function, target, concurrency),
+                Action::SetProvisioned { .. } => {}
             }
         }
     }
@@ -36,7 +39,7 @@ impl Replay<'_> {
             known,
             "policy {} acted on function {function} target {target}; the trace has {} functions \
              with {} targets each",
-            self.policy.name(),
+            self.replicas[0].policy.name(),
             self.names.len(),
             self.targets.len()
         );
@@ -45,23 +48,30 @@ impl Replay<'_> {
     /// A round of `count` concurrent pings, as many as the driver grants, so that as many
     /// distinct environments are busy at once; a round of several asks each handler to hold
     /// its environment, as the gateway's do.
-    fn ping(&mut self, f: FunctionId, target: usize, count: u32, kept_by: KeptBy) {
+    fn ping(&mut self, r: usize, f: FunctionId, target: usize, count: u32, kept_by: KeptBy) {
         self.check_target(f, target);
+        // Another replica keeps the function: its round stands for this one's, as in the
+        // gateway.
+        if self.keepers.as_ref().is_some_and(|keepers| keepers[f] != r) {
+            self.replicas[r].drivers[f].kept_elsewhere(self.now, target, count);
+            return;
+        }
         let memory_mb = self.trace.functions[f].memory_mb;
         let clients_first = self.clients_first();
-        let granted = self.drivers[f].grant_round(self.now, count, memory_mb, clients_first);
+        let driver = &mut self.replicas[r].drivers[f];
+        let granted = driver.grant_round(self.now, count, memory_mb, clients_first);
         if self.counted(self.now) {
             self.tally.pings_refused += u64::from(count - granted);
         }
         let hold =
             (granted > 1).then(|| crate::policy::round_hold(crate::policy::ROUND_HOLD, granted));
         for _ in 0..granted {
-            let attempt = self.drivers[f].start_ping(self.now, target);
+            let attempt = self.replicas[r].drivers[f].start_ping(self.now, target);
             let sent = Sent::Ping {
                 hold,
                 reason: PingReason::KeepAlive(kept_by),
             };
-            let _ = self.send(f, attempt, sent, true, None);
+            let _ = self.send(r, f, attempt, sent, true, None);
         }
     }
 

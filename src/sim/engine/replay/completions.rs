@@ -24,6 +24,8 @@ pub(super) enum Sent {
 pub(super) struct Pending {
     pub(super) at: Time,
     seq: u64,
+    /// The gateway replica that sent it.
+    pub(super) replica: usize,
     pub(super) function: FunctionId,
     pub(super) attempt: Attempt,
     pub(super) outcome: Outcome,
@@ -57,6 +59,7 @@ impl Completions {
     pub(super) fn push(
         &mut self,
         at: Time,
+        replica: usize,
         function: FunctionId,
         attempt: Attempt,
         outcome: Outcome,
@@ -65,6 +68,7 @@ impl Completions {
         self.heap.push(Reverse(Pending {
             at,
             seq: self.seq,
+            replica,
             function,
             attempt,
             outcome,

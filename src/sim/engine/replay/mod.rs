@@ -88,6 +88,12 @@ pub struct Candidate {
     pub policy: Box<dyn Policy>,
     pub reclaim: Reclaim,
     pub traffic: Traffic,
+    /// The policies of the other gateway replicas, each a fresh copy of `policy`: traffic is
+    /// spread over all of them (empty: one gateway).
+    pub more_replicas: Vec<Box<dyn Policy>>,
+    /// With several replicas, each function's keep-alive rounds are sent by its keeper alone
+    /// (`policy::keepers`), as gateways sharing Redis do; otherwise by every replica.
+    pub share_keep_alive: bool,
 }
 
 impl Candidate {
@@ -98,6 +104,8 @@ impl Candidate {
             policy,
             reclaim: Reclaim::AsLambda,
             traffic: Traffic::First,
+            more_replicas: Vec::new(),
+            share_keep_alive: true,
         }
     }
 
@@ -108,6 +116,8 @@ impl Candidate {
             policy: Box::new(crate::policy::baselines::none::NoPolicy),
             reclaim: Reclaim::Never,
             traffic: Traffic::First,
+            more_replicas: Vec::new(),
+            share_keep_alive: true,
         }
     }
 
@@ -117,6 +127,49 @@ impl Candidate {
         self.label = traffic.label(&self.label);
         self.traffic = traffic;
         self
+    }
+
+    /// The same candidate run by `1 + more.len()` gateway replicas, the calls of each
+    /// function spread over them in turn, keep-alive shared or not; labelled `<label>@N`
+    /// (`@N-unshared`).
+    pub fn with_replicas(mut self, more: Vec<Box<dyn Policy>>, share_keep_alive: bool) -> Self {
+        if more.is_empty() {
+            return self;
+        }
+        let n = 1 + more.len();
+        let unshared = if share_keep_alive { "" } else { "-unshared" };
+        self.label = format!("{}@{n}{unshared}", self.label);
+        self.more_replicas = more;
+        self.share_keep_alive = share_keep_alive;
+        self
+    }
+}
+
+/// One gateway replica of a replay: its keep-alive policy, its function drivers, its wake-up.
+struct Replica {
+    policy: Box<dyn Policy>,
+    /// Per function, the gateway's orchestration: the very [`FunctionDriver`] the gateway
+    /// runs, its pools fed what this replica would see (kept only when routing or measuring
+    /// the estimator).
+    drivers: Vec<FunctionDriver>,
+    /// The policy's wake-up, cached: it can only change when the policy is called.
+    wake: Option<Time>,
+    /// The policy asked, after acting, to be woken no later than it just was: it is not woken
+    /// again until something else happens, so that such a policy cannot stall the replay.
+    wake_stale: bool,
+}
+
+impl Replica {
+    /// The wake-up to honour at `now`: never before it, none while stale.
+    fn due_wake(&self, now: Time) -> Option<Time> {
+        if self.wake_stale {
+            return None;
+        }
+        self.wake.map(|w| w.max(now))
+    }
+
+    fn refresh_wake(&mut self) {
+        self.wake = self.policy.next_wake();
     }
 }
 
@@ -131,7 +184,13 @@ struct Replay<'t> {
     ping_budget: Option<crate::policy::budget::PingBudget>,
     warmup: Duration,
     platform: Platform,
-    policy: Box<dyn Policy>,
+    /// The gateway replicas (one but for `--replicas`); the first applies provisioned
+    /// concurrency (it holds the lease) and its estimates are the ones measured.
+    replicas: Vec<Replica>,
+    /// Per function, the replica that sends its keep-alive rounds, when they share them.
+    keepers: Option<Vec<usize>>,
+    /// Per function, the replica its next call goes to: a load balancer's turn.
+    balance: Vec<usize>,
     names: Vec<String>,
     /// The K targets' aliases, and the version each names.
     targets: Vec<String>,
@@ -141,20 +200,16 @@ struct Replay<'t> {
     /// each function's next target in turn.
     spread: Vec<ChaCha8Rng>,
     turn: Vec<usize>,
-    /// Per function, the gateway's orchestration: the very [`FunctionDriver`] the gateway
-    /// runs, its pools fed what the gateway would see (kept only when routing or measuring
-    /// the estimator).
-    drivers: Vec<FunctionDriver>,
     /// Targets the policy ever gave provisioned concurrency: read into their pools each tick.
     provisioned: Vec<(FunctionId, usize)>,
     /// When a level not yet READY was asked for, per target: the policy hears how long its
     /// allocation took.
     allocating: HashMap<(FunctionId, usize), Time>,
-    /// The handler duration of each held request, by function and waiter.
-    held: HashMap<(FunctionId, u64), Duration>,
-    /// When each held request's wait ends: (time, its function, its waiter). A request sent
-    /// sooner leaves its entry behind, skipped when it comes up.
-    wait_ends: BinaryHeap<Reverse<(Time, u64, FunctionId, u64)>>,
+    /// The handler duration of each held request, by replica, function and waiter.
+    held: HashMap<(usize, FunctionId, u64), Duration>,
+    /// When each held request's wait ends: (time, order, its replica, function and waiter).
+    /// A request sent sooner leaves its entry behind, skipped when it comes up.
+    wait_ends: BinaryHeap<Reverse<(Time, u64, usize, FunctionId, u64)>>,
     /// Orders wait ends of the same time by when the requests were held.
     next_held: u64,
     /// Pools are kept (routing, or the estimator measured): the tick reads provisioned
@@ -181,11 +236,6 @@ struct Replay<'t> {
     tally: Tally,
     /// The engine's time: the time of the event being handled. Never goes back.
     now: Time,
-    /// The policy's wake-up, cached: it can only change when the policy is called.
-    wake: Option<Time>,
-    /// The policy asked, after acting, to be woken no later than it just was: it is not woken
-    /// again until something else happens, so that such a policy cannot stall the replay.
-    wake_stale: bool,
     boundary: Option<Snapshot>,
 }
 
@@ -224,28 +274,51 @@ impl<'t> Replay<'t> {
             idempotent: false,
             ..FunctionSettings::default()
         };
-        let drivers = (0..n)
-            .map(|f| {
-                if keep_pools {
-                    FunctionDriver::new(f, k, function_settings)
-                } else {
-                    FunctionDriver::without_estimate(f, k, function_settings)
-                }
+        let drivers = || {
+            (0..n)
+                .map(|f| {
+                    if keep_pools {
+                        FunctionDriver::new(f, k, function_settings)
+                    } else {
+                        FunctionDriver::without_estimate(f, k, function_settings)
+                    }
+                })
+                .collect()
+        };
+        let replicas: Vec<Replica> = std::iter::once(candidate.policy)
+            .chain(candidate.more_replicas)
+            .map(|policy| Replica {
+                policy,
+                drivers: drivers(),
+                wake: None,
+                wake_stale: false,
             })
             .collect();
+        let names: Vec<String> = (0..n).map(platform_name).collect();
+        let keepers = (replicas.len() > 1 && candidate.share_keep_alive).then(|| {
+            let ids: Vec<String> = (0..replicas.len()).map(|r| format!("replica-{r}")).collect();
+            names
+                .iter()
+                .map(|name| {
+                    let keeper = crate::policy::keepers::keeper_of(name, &ids).expect("replicas");
+                    ids.iter().position(|id| id == keeper).expect("one of them")
+                })
+                .collect()
+        });
         Replay {
             trace,
             ping_budget: settings.ping_budget,
             warmup: settings.warmup,
             platform,
-            policy: candidate.policy,
-            names: (0..n).map(platform_name).collect(),
+            replicas,
+            keepers,
+            balance: vec![0; n],
+            names,
             targets: (0..k).map(target_name).collect(),
             versions: (0..k).map(|t| (t + 1).to_string()).collect(),
             traffic: candidate.traffic,
             spread,
             turn: vec![0; n],
-            drivers,
             provisioned: Vec::new(),
             allocating: HashMap::new(),
             held: HashMap::new(),
@@ -269,8 +342,6 @@ impl<'t> Replay<'t> {
             traffic_kept: crate::policy::warmer::WarmerConfig::default().refresh_age(),
             tally: Tally::new(n),
             now: Duration::ZERO,
-            wake: None,
-            wake_stale: false,
             boundary: None,
         }
     }
@@ -288,16 +359,19 @@ impl<'t> Replay<'t> {
     fn run(mut self, label: String, progress: &dyn Fn(u64)) -> Figures {
         let end = self.trace.duration;
         let infos = function_infos(self.trace, self.targets.len(), self.ping_budget);
-        let actions = self.policy.start(&infos, Duration::ZERO);
-        self.carry_out(actions);
-        self.refresh_wake();
+        for r in 0..self.replicas.len() {
+            let actions = self.replicas[r].policy.start(&infos, Duration::ZERO);
+            self.carry_out(r, actions);
+            self.replicas[r].refresh_wake();
+        }
         let mut arrivals = Arrivals::new(&self.trace.functions);
         let mut replayed = 0u64;
         loop {
             let next_done = self.completions.peek();
             let next_tick = self.next_tick.filter(|&t| t < end);
             // The trace spans [0, end): a wake-up at the end is past it.
-            let next_wake = self.due_wake().filter(|&w| w < end);
+            let (waking, next_wake) = self.due_wake();
+            let next_wake = next_wake.filter(|&w| w < end);
             let next_probe_check = self.next_probe_check.filter(|&t| t < end);
             let next_wait_end = self.wait_ends.peek().map(|Reverse((at, ..))| *at);
             let next_arrival = arrivals.peek();
@@ -324,24 +398,26 @@ impl<'t> Replay<'t> {
                 self.next_tick =
                     (self.keep_pools || !self.allocating.is_empty()).then_some(t + TICK);
             } else if next_wake == Some(t) {
-                let actions = self.policy.act(self.now);
-                self.carry_out(actions);
-                self.refresh_wake();
-                self.wake_stale = self.wake.is_some_and(|w| w <= self.now);
+                let now = self.now;
+                let actions = self.replicas[waking].policy.act(now);
+                self.carry_out(waking, actions);
+                let replica = &mut self.replicas[waking];
+                replica.refresh_wake();
+                replica.wake_stale = replica.wake.is_some_and(|w| w <= now);
             } else if next_probe_check == Some(t) {
                 self.send_probes(t);
                 self.next_probe_check = Some(t + PROBE_CHECK);
             } else if next_wait_end == Some(t) {
-                let Reverse((_, _, f, waiter)) = self.wait_ends.pop().expect("peeked");
-                if let Some(send) = self.drivers[f].expire(t, waiter) {
-                    let duration = self.held.remove(&(f, waiter)).expect("held");
-                    self.dispatch(f, send, duration);
+                let Reverse((_, _, r, f, waiter)) = self.wait_ends.pop().expect("peeked");
+                if let Some(send) = self.replicas[r].drivers[f].expire(t, waiter) {
+                    let duration = self.held.remove(&(r, f, waiter)).expect("held");
+                    self.dispatch(r, f, send, duration);
                 }
-                self.wake_stale = false;
+                self.something_happened();
             } else {
                 let (f, arrival) = arrivals.pop().expect("peeked");
                 self.invoke(f, arrival);
-                self.wake_stale = false;
+                self.something_happened();
                 replayed += 1;
                 if replayed.is_multiple_of(PROGRESS_EVERY) {
                     progress(PROGRESS_EVERY);
@@ -367,6 +443,7 @@ impl<'t> Replay<'t> {
     fn finish(&mut self, done: Pending) {
         let Pending {
             at,
+            replica: r,
             function: f,
             attempt,
             outcome,
@@ -375,16 +452,16 @@ impl<'t> Replay<'t> {
         if !attempt.started.ping && matches!(outcome, Outcome::Ran { .. }) {
             self.in_flight -= 1;
         }
-        let finished = self.drivers[f].finish(at, &attempt, outcome);
+        let finished = self.replicas[r].drivers[f].finish(at, &attempt, outcome);
         if !attempt.started.ping {
-            self.tell_in_flight(f);
+            self.tell_in_flight(r, f);
         }
-        self.policy.observe(&finished.observation);
-        self.wake_stale = false;
-        self.refresh_wake();
+        self.replicas[r].policy.observe(&finished.observation);
+        self.something_happened();
+        self.replicas[r].refresh_wake();
         if let Some((waiter, send)) = finished.released {
-            let duration = self.held.remove(&(f, waiter)).expect("held");
-            self.dispatch(f, send, duration);
+            let duration = self.held.remove(&(r, f, waiter)).expect("held");
+            self.dispatch(r, f, send, duration);
         }
     }
 
@@ -410,7 +487,8 @@ impl<'t> Replay<'t> {
         ready.sort_unstable();
         for (f, target, after) in ready {
             self.allocating.remove(&(f, target));
-            self.policy.provisioned_ready(f, after);
+            // The replica that applies (it holds the lease) hears of it.
+            self.replicas[0].policy.provisioned_ready(f, after);
         }
         if !self.keep_pools {
             return;
@@ -420,12 +498,14 @@ impl<'t> Replay<'t> {
                 .platform
                 .get_provisioned(t, &self.names[f], &self.targets[target])
                 .map_or(0, |view| view.allocated);
-            self.drivers[f].set_provisioned(target, allocated);
+            for replica in &mut self.replicas {
+                replica.drivers[f].set_provisioned(target, allocated);
+            }
         }
         if !self.counted(t) {
             return;
         }
-        for (f, driver) in self.drivers.iter().enumerate() {
+        for (f, driver) in self.replicas[0].drivers.iter().enumerate() {
             for (target, version) in self.versions.iter().enumerate() {
                 let truth = self.platform.idle_environments(&self.names[f], version);
                 let estimate = driver.pool(target).view(t).warm_idle.round() as u32;
@@ -439,9 +519,10 @@ impl<'t> Replay<'t> {
     /// Sends the probes the pools ask for at `t`, as the gateway's prober does.
     fn send_probes(&mut self, t: Time) {
         let clients_first = self.clients_first();
-        for f in 0..self.drivers.len() {
-            for order in self.drivers[f].probes_due(t, clients_first) {
+        for (r, f) in self.each_replica_function() {
+            for order in self.replicas[r].drivers[f].probes_due(t, clients_first) {
                 let _ = self.send(
+                    r,
                     f,
                     order.attempt,
                     Sent::Ping {
@@ -455,16 +536,29 @@ impl<'t> Replay<'t> {
         }
     }
 
-    /// The wake-up to honour now: never before the engine's time, none while stale.
-    fn due_wake(&self) -> Option<Time> {
-        if self.wake_stale {
-            return None;
-        }
-        self.wake.map(|w| w.max(self.now))
+    /// The wake-up to honour now, the earliest of the replicas', and whose it is.
+    fn due_wake(&self) -> (usize, Option<Time>) {
+        self.replicas
+            .iter()
+            .enumerate()
+            .filter_map(|(r, replica)| replica.due_wake(self.now).map(|w| (r, Some(w))))
+            .min_by_key(|&(r, w)| (w, r))
+            .unwrap_or((0, None))
     }
 
-    fn refresh_wake(&mut self) {
-        self.wake = self.policy.next_wake();
+    /// An event other than a wake-up: every replica's policy may be woken again.
+    fn something_happened(&mut self) {
+        for replica in &mut self.replicas {
+            replica.wake_stale = false;
+        }
+    }
+
+    /// Every (replica, function) pair, in order.
+    fn each_replica_function(&self) -> Vec<(usize, FunctionId)> {
+        let n = self.names.len();
+        (0..self.replicas.len())
+            .flat_map(|r| (0..n).map(move |f| (r, f)))
+            .collect()
     }
 
     /// Settles the platform's GB-s at the end of the warm-up, once, before the first event at
@@ -486,10 +580,13 @@ impl<'t> Replay<'t> {
         let duration = self.durations[f].next(arrival);
         let at = arrival.at;
         let k = self.targets.len();
+        // The load balancer's turn: each replica serves every N-th call of the function.
+        let r = self.balance[f];
+        self.balance[f] = (r + 1) % self.replicas.len();
         // Clients that call Lambda directly choose the target and never fail over.
         let direct = |replay: &mut Self, target| {
-            let send = replay.drivers[f].pinned(at, target);
-            let _ = replay.send(f, send.attempt, Sent::Real(duration), true, None);
+            let send = replay.replicas[r].drivers[f].pinned(at, target);
+            let _ = replay.send(r, f, send.attempt, Sent::Real(duration), true, None);
         };
         let send = match self.traffic {
             Traffic::First => return direct(self, 0),
@@ -504,7 +601,7 @@ impl<'t> Replay<'t> {
                 };
                 return direct(self, target);
             }
-            Traffic::Routed | Traffic::Waiting => match self.drivers[f].arrive(at) {
+            Traffic::Routed | Traffic::Waiting => match self.replicas[r].drivers[f].arrive(at) {
                 Admission::Send(send) => send,
                 // Every breaker open: the gateway answers 503 at once; nothing reaches Lambda.
                 Admission::Unavailable { .. } => {
@@ -520,6 +617,7 @@ impl<'t> Replay<'t> {
                 } => {
                     if let Some(burst) = burst {
                         let _ = self.send(
+                            r,
                             f,
                             burst,
                             Sent::Ping {
@@ -530,36 +628,36 @@ impl<'t> Replay<'t> {
                             None,
                         );
                     }
-                    self.held.insert((f, waiter), duration);
+                    self.held.insert((r, f, waiter), duration);
                     self.next_held += 1;
                     self.wait_ends
-                        .push(Reverse((until, self.next_held, f, waiter)));
+                        .push(Reverse((until, self.next_held, r, f, waiter)));
                     return;
                 }
             },
         };
-        self.dispatch(f, send, duration);
+        self.dispatch(r, f, send, duration);
     }
 
     /// Sends a real request as the gateway's dispatch does: to its first target, then, on a
     /// throttle (refused before running), to the next the driver fails over to. It counts
     /// once, by its last attempt.
-    fn dispatch(&mut self, f: FunctionId, send: Send, duration: Duration) {
+    fn dispatch(&mut self, r: usize, f: FunctionId, send: Send, duration: Duration) {
         let waited = send.waited;
         let mut tried = vec![];
         let mut attempt = send.attempt;
         loop {
             tried.push(attempt.target);
-            let last = tried.len() >= self.drivers[f].routable().len();
-            let refused = match self.send(f, attempt, Sent::Real(duration), last, waited) {
+            let last = tried.len() >= self.replicas[r].drivers[f].routable().len();
+            let refused = match self.send(r, f, attempt, Sent::Real(duration), last, waited) {
                 Ok(_) => {
-                    let _ = self.drivers[f].answered(attempt.target);
+                    let _ = self.replicas[r].drivers[f].answered(attempt.target);
                     return;
                 }
                 Err(refused) => refused,
             };
             let throttled = Failure::NotRun { elsewhere: true };
-            match self.drivers[f].failover(attempt.started.at, throttled, &tried) {
+            match self.replicas[r].drivers[f].failover(attempt.started.at, throttled, &tried) {
                 Some(next) => attempt = next.attempt,
                 None => {
                     // Refused, and no failover allowed (an open breaker, a spent retry budget)
@@ -581,6 +679,7 @@ impl<'t> Replay<'t> {
     /// platform refused it.
     fn send(
         &mut self,
+        r: usize,
         f: FunctionId,
         attempt: Attempt,
         sent: Sent,
@@ -615,7 +714,7 @@ impl<'t> Replay<'t> {
         };
         let ping = matches!(sent, Sent::Ping { .. });
         if !ping {
-            self.tell_in_flight(f);
+            self.tell_in_flight(r, f);
         }
         let ran = result.is_ok();
         if self.counted(at - waited.unwrap_or_default()) && (count || ran) {
@@ -643,7 +742,7 @@ impl<'t> Replay<'t> {
             }
             Err(_) => (at, Outcome::NotRun),
         };
-        self.completions.push(done, f, attempt, outcome);
+        self.completions.push(done, r, f, attempt, outcome);
         result.map(|_| done)
     }
 
@@ -651,11 +750,13 @@ impl<'t> Replay<'t> {
     /// gateway does; clients calling Lambda directly are not seen leaving.
     /// The policy may plan at once on a start, so its wake-up is read again, as the
     /// gateway's warmer wakes for each count.
-    fn tell_in_flight(&mut self, f: FunctionId) {
+    fn tell_in_flight(&mut self, r: usize, f: FunctionId) {
         if matches!(self.traffic, Traffic::Routed | Traffic::Waiting) {
-            self.policy
-                .in_flight(f, self.drivers[f].running(), self.now);
-            self.refresh_wake();
+            let replica = &mut self.replicas[r];
+            replica
+                .policy
+                .in_flight(f, replica.drivers[f].running(), self.now);
+            replica.refresh_wake();
         }
     }
 }

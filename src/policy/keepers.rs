@@ -1,0 +1,73 @@
+//! Which replica keeps a function: with several gateway replicas, each function's keep-alive
+//! rounds are sent by one of them, its keeper (`gateway::keepers` agrees on the replicas
+//! through Redis; the simulator replays them). Rendezvous hashing: every replica reads the
+//! same keeper off the same set of replicas, and a replica that joins or leaves moves only
+//! its share of the functions.
+
+use sha2::{Digest, Sha256};
+
+/// The keeper of `function` among `replicas`: the one of highest rendezvous weight (ties,
+/// which SHA-256 makes unlikely, to the lower id). `None` with no replica.
+pub fn keeper_of<'a, S: AsRef<str>>(function: &str, replicas: &'a [S]) -> Option<&'a str> {
+    replicas
+        .iter()
+        .map(|replica| {
+            let replica = replica.as_ref();
+            (weight(replica, function), std::cmp::Reverse(replica))
+        })
+        .max()
+        .map(|(_, std::cmp::Reverse(replica))| replica)
+}
+
+/// A replica's weight for a function: the first 8 bytes of SHA-256(replica, 0, function).
+/// The same on every replica and every build, unlike the standard library's hasher.
+fn weight(replica: &str, function: &str) -> u64 {
+    let mut hash = Sha256::new();
+    hash.update(replica.as_bytes());
+    hash.update([0]);
+    hash.update(function.as_bytes());
+    let digest = hash.finalize();
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("replica-{i}")).collect()
+    }
+
+    #[test]
+    fn the_functions_spread_over_the_replicas_whatever_order_they_are_heard_in() {
+        let replicas = ids(3);
+        let mut reversed = replicas.clone();
+        reversed.reverse();
+        let mut kept = [0usize; 3];
+        for i in 0..300 {
+            let f = format!("fn-{i}");
+            let keeper = keeper_of(&f, &replicas).unwrap();
+            assert_eq!(keeper_of(&f, &reversed), Some(keeper));
+            kept[replicas.iter().position(|r| r == keeper).unwrap()] += 1;
+        }
+        for (r, n) in kept.iter().enumerate() {
+            assert!((60..=140).contains(n), "replica {r} keeps {n} of 300");
+        }
+        assert_eq!(keeper_of::<String>("f", &[]), None);
+    }
+
+    proptest! {
+        #[test]
+        fn a_replica_leaving_moves_only_its_own_functions(n in 2usize..8, gone in 0usize..8, f in "[a-z]{1,12}") {
+            let replicas = ids(n);
+            let gone = gone % n;
+            let before = keeper_of(&f, &replicas).unwrap().to_string();
+            let rest: Vec<String> = replicas.iter().filter(|r| **r != replicas[gone]).cloned().collect();
+            let after = keeper_of(&f, &rest).unwrap();
+            if before != replicas[gone] {
+                prop_assert_eq!(after, before.as_str());
+            }
+        }
+    }
+}
