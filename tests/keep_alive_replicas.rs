@@ -3,7 +3,9 @@
 //! share one Redis and one emulator (sped up, so that 5-minute rounds come every second).
 //! Each function's rounds are sent by one replica, the one that says it keeps it; when Redis
 //! goes, both keep every function (more pings, never fewer); when one stops, the other keeps
-//! its functions. Ground truth: the pings each gateway sent, counted at its Lambda client.
+//! its functions; each hears the calls the other serves (`gateway::exchange`). Ground
+//! truth: the pings each gateway sent, counted at its Lambda client, and the calls clients
+//! made.
 
 mod common;
 
@@ -26,8 +28,14 @@ use warmgate::platform::PlatformSpec;
 const SCALE: f64 = 300.0;
 const FUNCTIONS: [&str; 4] = ["k0", "k1", "k2", "k3"];
 
+/// A function whose calls run 10 emulated minutes (2 s of real time).
+const LONG: &str = "long";
+
 fn emulator_toml() -> String {
     let mut spec = String::from("[settings]\nseed = 3\nidle_reclaim_s = 600\n");
+    spec.push_str(&format!(
+        "\n[[function]]\nname = \"{LONG}\"\nmemory_mb = 128\ntimeout_s = 900\ninit_ms = 200\nduration_ms = 600000\n[[function.version]]\n[[function.alias]]\nname = \"live\"\nversion = \"1\"\n"
+    ));
     for name in FUNCTIONS {
         spec.push_str(&format!(
             "\n[[function]]\nname = \"{name}\"\nmemory_mb = 128\ninit_ms = 200\nduration_ms = 10\n[[function.version]]\n[[function.alias]]\nname = \"live\"\nversion = \"1\"\n"
@@ -64,6 +72,9 @@ retry_after_ms = 50
             "\n[[function]]\nname = \"{name}\"\ntargets = [\"live\"]\nprobe = {{ enabled = false }}\n"
         ));
     }
+    config.push_str(&format!(
+        "\n[[function]]\nname = \"{LONG}\"\ntargets = [\"live\"]\ntimeout_ms = 900000\nprobe = {{ enabled = false }}\n"
+    ));
     config
 }
 
@@ -258,5 +269,56 @@ async fn a_replica_that_stops_leaves_its_functions_to_the_other() {
             "{f} (a kept {left_by_a:?}): pinged {n} times by the replica left"
         );
     }
+    b.running.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_replica_hears_the_calls_the_other_serves() {
+    let redis = RedisServer::start();
+    let emulator = emulator().await;
+    let a = Replica::start(&emulator, &redis, 600).await;
+    let b = Replica::start(&emulator, &redis, 600).await;
+    let limit = Duration::from_secs(10);
+    until(limit, "both replicas count each other", || {
+        a.replicas() == 2 && b.replicas() == 2
+    })
+    .await;
+    let heard_before = a.running.gateway().calls_heard();
+    // Three clients call b at once; each call runs 2 s.
+    let url = format!("http://{}/v1/functions/{LONG}/invoke", b.running.addr());
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let answer = reqwest::Client::new()
+                    .post(&url)
+                    .body("{}")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(answer.status(), 200);
+            })
+        })
+        .collect();
+    // a, whose policy plans keep-alive on the whole fleet, counts them in flight...
+    until(limit, "a counts b's three calls in flight", || {
+        a.running.gateway().in_flight_elsewhere(LONG) == 3
+    })
+    .await;
+    for call in calls {
+        call.await.expect("every call answered 200");
+    }
+    // ...then hears of each as it ends, and counts none in flight.
+    until(limit, "a hears b's three calls end", || {
+        a.running.gateway().in_flight_elsewhere(LONG) == 0
+            && a.running.gateway().calls_heard() >= heard_before + 3
+    })
+    .await;
+    assert_eq!(
+        b.running.gateway().in_flight_elsewhere(LONG),
+        0,
+        "b counts its own calls, not as another's"
+    );
+    a.running.shutdown(Duration::from_secs(5)).await.unwrap();
     b.running.shutdown(Duration::from_secs(5)).await.unwrap();
 }

@@ -48,6 +48,8 @@ pub enum Fetched {
 
 pub struct RedisTier {
     connection: ConnectionManager,
+    /// For the subscriptions, which take a connection of their own.
+    client: redis::Client,
     config: RedisConfig,
     /// Until when Redis is left alone after a failure.
     resting_until: Mutex<Option<Instant>>,
@@ -67,11 +69,12 @@ impl RedisTier {
             .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(config.retry_after_ms.max(1)));
-        let connection = ConnectionManager::new_lazy_with_config(client, settings)?;
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), settings)?;
         let series = RedisSeries::new();
         series.up.set(1.0);
         Ok(Self {
             connection,
+            client,
             config: config.clone(),
             resting_until: Mutex::new(None),
             up: AtomicBool::new(true),
@@ -310,6 +313,52 @@ impl RedisTier {
                 false
             }
         }
+    }
+
+    /// Publishes `message` on `channel` (the replicas' shared calls, `gateway::exchange`);
+    /// whether Redis took it within the timeout. Skipped while the tier rests after a failure.
+    pub async fn publish(&self, channel: &str, message: &[u8]) -> bool {
+        if !self.available() {
+            return false;
+        }
+        let mut command = redis::cmd("PUBLISH");
+        command.arg(channel).arg(message);
+        let mut connection = self.connection.clone();
+        let query = command.exec_async(&mut connection);
+        match tokio::time::timeout(self.config.timeout(), query).await {
+            Ok(Ok(())) => {
+                self.succeeded();
+                true
+            }
+            Ok(Err(error)) => {
+                self.failed("publish", "error", &error);
+                false
+            }
+            Err(_) => {
+                self.failed("publish", "timeout", &"no answer within timeout_ms");
+                false
+            }
+        }
+    }
+
+    /// A connection subscribed to `channel`, within the connect timeout.
+    pub async fn subscribe(&self, channel: &str) -> Result<redis::aio::PubSub, String> {
+        let bound = Duration::from_millis(self.config.connect_timeout_ms);
+        let subscribe = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match tokio::time::timeout(bound, subscribe).await {
+            Ok(Ok(pubsub)) => Ok(pubsub),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err("no answer within connect_timeout_ms".into()),
+        }
+    }
+
+    /// The channel of the replicas' shared calls.
+    pub fn calls_channel(&self) -> String {
+        format!("{}:warmer:calls", self.config.key_prefix)
     }
 
     /// Runs a lease command within `bound`. Not skipped while the tier rests after a

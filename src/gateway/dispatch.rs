@@ -463,10 +463,12 @@ impl Gateway {
             return;
         };
         if !attempt.started.ping {
-            warmer.in_flight(observation.function, running, now);
+            let fleet = self.fleet_in_flight(observation.function, running);
+            warmer.in_flight(observation.function, fleet, now);
         }
         if observe {
             warmer.observe(observation);
+            self.share_call(&observation);
         }
     }
 
@@ -480,7 +482,8 @@ impl Gateway {
             let orchestration = function.orchestration.lock();
             (orchestration.driver.id(), orchestration.driver.running())
         };
-        warmer.in_flight(id, running, self.now());
+        let fleet = self.fleet_in_flight(id, running);
+        warmer.in_flight(id, fleet, self.now());
     }
 }
 

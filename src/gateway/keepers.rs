@@ -84,6 +84,15 @@ impl KeeperView {
         !self.trusted(now) || keeper_of(function, &self.replicas) == Some(self.me.as_str())
     }
 
+    /// The replicas it counts with at `now`, itself among them; none while it cannot tell.
+    pub fn live(&self, now: Instant) -> &[String] {
+        if self.trusted(now) {
+            &self.replicas
+        } else {
+            &[]
+        }
+    }
+
     /// The replicas it counts with at `now`; 0 while it cannot tell (and keeps every function).
     pub fn replicas(&self, now: Instant) -> usize {
         if self.trusted(now) {
@@ -137,6 +146,11 @@ impl Keepers {
     /// The replicas it counts with now; 0 while it cannot tell.
     pub fn replicas(&self) -> usize {
         self.view.lock().replicas(Instant::now())
+    }
+
+    /// The replicas it counts with now, itself among them; none while it cannot tell.
+    pub fn live(&self) -> Vec<String> {
+        self.view.lock().live(Instant::now()).to_vec()
     }
 
     /// One beat; returns when the next is due.
@@ -209,6 +223,8 @@ impl Gateway {
         }
     }
 
+    /// After a beat, or when the view ran out: the gauges, the log, and the counts in flight
+    /// of replicas gone.
     fn keepers_changed(&self, keepers: &Keepers, counted: &mut Option<usize>) {
         let replicas = keepers.replicas();
         let kept = self
@@ -216,6 +232,7 @@ impl Gateway {
             .filter(|f| keepers.keeps(&f.config.name))
             .count();
         telemetry::keep_alive_shared(replicas, kept);
+        self.forget_replicas_gone(&keepers.live());
         if *counted == Some(replicas) {
             return;
         }
@@ -289,10 +306,7 @@ mod tests {
         all.push("replica-9".into());
         for i in 0..30 {
             let f = format!("fn-{i}");
-            assert_eq!(
-                view.keeps(&f, t0),
-                keeper_of(&f, &all) == Some("replica-9")
-            );
+            assert_eq!(view.keeps(&f, t0), keeper_of(&f, &all) == Some("replica-9"));
         }
     }
 }

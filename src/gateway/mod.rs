@@ -11,6 +11,7 @@
 pub mod access;
 mod dispatch;
 pub mod error;
+mod exchange;
 mod fleet;
 pub mod history;
 mod keepers;
@@ -197,8 +198,10 @@ pub struct Gateway {
     lease: Option<lease::Lease>,
     /// Apply mode with Redis: the planner's loads shared among replicas.
     fleet: Option<fleet::Fleet>,
-    /// A warmer with Redis: each function's keep-alive rounds sent by one replica.
+    /// A warmer with Redis: each function's keep-alive rounds sent by one replica,
     keepers: Option<keepers::Keepers>,
+    /// planned on every replica's calls.
+    exchange: Option<exchange::Exchange>,
     /// Invocations in flight that identical requests share.
     flights: Arc<crate::cache::flight::Flights<crate::cache::Key, serve::Flight>>,
     /// The record of the calls made (`[history]`), if kept.
@@ -284,6 +287,7 @@ impl Gateway {
             }
         }
         let keepers = keepers::keepers_for(&config, redis.as_ref());
+        let exchange = keepers.as_ref().map(|k| exchange::Exchange::new(k.id()));
         Arc::new(Self {
             functions,
             by_name,
@@ -292,6 +296,7 @@ impl Gateway {
             lease,
             fleet,
             keepers,
+            exchange,
             flights: crate::cache::flight::Flights::new(),
             applied: provisioner::AppliedLevels::default(),
             history: history::History::new(&config.history, clock.now()),
@@ -526,6 +531,8 @@ impl Gateway {
         }
         if self.keepers.is_some() {
             self.spawn(self.clone().run_keepers());
+            self.spawn(self.clone().run_exchange_publisher());
+            self.spawn(self.clone().run_exchange_subscriber());
         }
         self.spawn(self.clone().supervise_warmer());
         self.spawn(self.clone().run_prober());

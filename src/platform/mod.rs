@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Time;
 pub use spec::{FunctionSpec, PlatformSpec, Settings, PING_HOLD_KEY};
@@ -67,7 +67,7 @@ impl ThrottleReason {
 /// How an invocation met its environment: the platform's ground truth, what a REPORT line
 /// tells the gateway, and what the policies learn (as `Option<Start>`, `None` where the gateway
 /// could not tell) are this one enum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Start {
     /// An idle on-demand environment.

@@ -136,14 +136,15 @@ pub struct SimulateArgs {
     /// wait.waiters_per_burst_ping` (default 2; a large N, one at a time).
     #[arg(long, value_name = "N")]
     pub waiters_per_burst_ping: Option<u32>,
-    /// Each replay as N gateway replicas behind a load balancer, each running the policy on
-    /// every N-th call of each function, with each function's keep-alive rounds sent by its
-    /// keeper alone, as gateways sharing Redis do (`[warmer] share_keep_alive`). Rows labelled
+    /// Each replay as N gateway replicas behind a load balancer, each serving every N-th call
+    /// of each function with its own estimates, as gateways sharing Redis do (`[warmer]
+    /// share_keep_alive`): every replica's policy hears every replica's calls, and each
+    /// function's keep-alive rounds are sent by its keeper alone. Rows labelled
     /// `<policy>@N`. Provisioned concurrency is applied by the first replica only.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub replicas: usize,
-    /// With `--replicas`: every replica sends the rounds for the calls it serves, as gateways
-    /// without Redis do. Rows labelled `<policy>@N-unshared`.
+    /// With `--replicas`: every replica plans on the calls it serves and sends its own rounds,
+    /// as gateways without Redis do. Rows labelled `<policy>@N-unshared`.
     #[arg(long)]
     pub keep_alive_per_replica: bool,
     /// Write the figures to FILE.csv or FILE.json.

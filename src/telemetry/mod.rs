@@ -282,6 +282,16 @@ fn describe() {
         "The functions whose keep-alive rounds this replica sends."
     );
     describe_counter!(
+        KEEP_ALIVE_CALLS_SHARED,
+        Unit::Count,
+        "Calls and pings this replica served, published to the other replicas' keep-alive policies (outcome=published) or not (outcome=dropped: Redis away, or too many between two batches)."
+    );
+    describe_counter!(
+        KEEP_ALIVE_CALLS_HEARD,
+        Unit::Count,
+        "Calls and pings the other replicas served that this replica's keep-alive policy heard of."
+    );
+    describe_counter!(
         ROUNDS_CHECKED,
         Unit::Count,
         "Rounds of several keep-alive pings, by function and what their answers showed (reached: a distinct environment per ping; short: an environment named twice; unchecked: a ping failed or named no environment)."

@@ -198,3 +198,21 @@ pub fn keep_alive_shared(replicas: usize, functions_kept: usize) {
     gauge!(KEEP_ALIVE_REPLICAS).set(replicas as f64);
     gauge!(KEEP_ALIVE_FUNCTIONS_KEPT).set(functions_kept as f64);
 }
+
+/// Calls (and pings) this replica served, shared with the others or not (Redis away, too
+/// many gathered between two batches): `outcome` is `published` or `dropped`.
+pub const KEEP_ALIVE_CALLS_SHARED: &str = "warmgate_keep_alive_calls_shared_total";
+/// Calls the other replicas served that this replica's policy heard of.
+pub const KEEP_ALIVE_CALLS_HEARD: &str = "warmgate_keep_alive_calls_heard_total";
+
+pub fn calls_shared(n: u64) {
+    counter!(KEEP_ALIVE_CALLS_SHARED, "outcome" => "published").increment(n);
+}
+
+pub fn calls_not_shared(n: u64) {
+    counter!(KEEP_ALIVE_CALLS_SHARED, "outcome" => "dropped").increment(n);
+}
+
+pub fn calls_heard(n: u64) {
+    counter!(KEEP_ALIVE_CALLS_HEARD).increment(n);
+}

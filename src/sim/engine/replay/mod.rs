@@ -91,8 +91,9 @@ pub struct Candidate {
     /// The policies of the other gateway replicas, each a fresh copy of `policy`: traffic is
     /// spread over all of them (empty: one gateway).
     pub more_replicas: Vec<Box<dyn Policy>>,
-    /// With several replicas, each function's keep-alive rounds are sent by its keeper alone
-    /// (`policy::keepers`), as gateways sharing Redis do; otherwise by every replica.
+    /// With several replicas, every replica's policy hears every replica's calls and each
+    /// function's keep-alive rounds are sent by its keeper alone (`policy::keepers`), as
+    /// gateways sharing Redis do; otherwise each plans on its own calls and sends its rounds.
     pub share_keep_alive: bool,
 }
 
@@ -173,6 +174,10 @@ impl Replica {
     }
 }
 
+/// When a held request's wait ends: (time, the order it was held in, its replica, function
+/// and waiter).
+type WaitEnd = (Time, u64, usize, FunctionId, u64);
+
 /// One minute: the period of the tick that refreshes provisioned capacity into the pools and
 /// measures the estimator.
 const TICK: Duration = Duration::from_secs(60);
@@ -207,9 +212,9 @@ struct Replay<'t> {
     allocating: HashMap<(FunctionId, usize), Time>,
     /// The handler duration of each held request, by replica, function and waiter.
     held: HashMap<(usize, FunctionId, u64), Duration>,
-    /// When each held request's wait ends: (time, order, its replica, function and waiter).
-    /// A request sent sooner leaves its entry behind, skipped when it comes up.
-    wait_ends: BinaryHeap<Reverse<(Time, u64, usize, FunctionId, u64)>>,
+    /// When each held request's wait ends. A request sent sooner leaves its entry behind,
+    /// skipped when it comes up.
+    wait_ends: BinaryHeap<Reverse<WaitEnd>>,
     /// Orders wait ends of the same time by when the requests were held.
     next_held: u64,
     /// Pools are kept (routing, or the estimator measured): the tick reads provisioned
@@ -296,7 +301,9 @@ impl<'t> Replay<'t> {
             .collect();
         let names: Vec<String> = (0..n).map(platform_name).collect();
         let keepers = (replicas.len() > 1 && candidate.share_keep_alive).then(|| {
-            let ids: Vec<String> = (0..replicas.len()).map(|r| format!("replica-{r}")).collect();
+            let ids: Vec<String> = (0..replicas.len())
+                .map(|r| format!("replica-{r}"))
+                .collect();
             names
                 .iter()
                 .map(|name| {
@@ -456,9 +463,12 @@ impl<'t> Replay<'t> {
         if !attempt.started.ping {
             self.tell_in_flight(r, f);
         }
-        self.replicas[r].policy.observe(&finished.observation);
+        for q in self.hearing(r) {
+            let replica = &mut self.replicas[q];
+            replica.policy.observe(&finished.observation);
+            replica.refresh_wake();
+        }
         self.something_happened();
-        self.replicas[r].refresh_wake();
         if let Some((waiter, send)) = finished.released {
             let duration = self.held.remove(&(r, f, waiter)).expect("held");
             self.dispatch(r, f, send, duration);
@@ -752,11 +762,28 @@ impl<'t> Replay<'t> {
     /// gateway's warmer wakes for each count.
     fn tell_in_flight(&mut self, r: usize, f: FunctionId) {
         if matches!(self.traffic, Traffic::Routed | Traffic::Waiting) {
-            let replica = &mut self.replicas[r];
-            replica
-                .policy
-                .in_flight(f, replica.drivers[f].running(), self.now);
-            replica.refresh_wake();
+            let hearing = self.hearing(r);
+            let running = if hearing.len() == 1 {
+                self.replicas[r].drivers[f].running()
+            } else {
+                self.replicas.iter().map(|x| x.drivers[f].running()).sum()
+            };
+            for q in hearing {
+                let replica = &mut self.replicas[q];
+                replica.policy.in_flight(f, running, self.now);
+                replica.refresh_wake();
+            }
+        }
+    }
+
+    /// The replicas whose policies hear of replica `r`'s calls: every one when they share
+    /// keep-alive (`gateway::exchange`, here without its delay of up to a tenth of a second),
+    /// else `r` alone.
+    fn hearing(&self, r: usize) -> std::ops::Range<usize> {
+        if self.keepers.is_some() {
+            0..self.replicas.len()
+        } else {
+            r..r + 1
         }
     }
 }
