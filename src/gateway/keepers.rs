@@ -17,6 +17,7 @@
 //! trusted view (Redis does not answer, or not yet) a replica keeps every function, as it
 //! would alone: more pings, never fewer. See ARCHITECTURE.md, "Several replicas".
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +28,7 @@ use super::Gateway;
 use crate::cache::redis::RedisTier;
 use crate::config::Config;
 use crate::policy::keepers::keeper_of;
+use crate::policy::{Action, FunctionId};
 use crate::telemetry;
 
 /// What this replica knows of the membership: pure (times are arguments), so it is
@@ -113,10 +115,47 @@ impl KeeperView {
     }
 }
 
+/// The rounds this replica left to other keepers, so that it can send the latest itself if it
+/// takes a function over: a keeper that stopped may not have sent the rounds due between its
+/// last beat and the moment the others saw it gone. Pure (times are arguments).
+#[derive(Debug, Default)]
+pub struct Handover {
+    /// Per function, the time and the round last left to its keeper.
+    left: HashMap<FunctionId, (Instant, Action)>,
+    /// Per function, whether this replica kept it at the last look.
+    kept: Vec<bool>,
+}
+
+impl Handover {
+    /// `round` of `function` was left to its keeper at `at`.
+    pub fn left(&mut self, function: FunctionId, round: Action, at: Instant) {
+        self.left.insert(function, (at, round));
+    }
+
+    /// Which functions this replica keeps now (`kept`, by index): the rounds to send for
+    /// those it did not keep at the last look, left within `within` of `now`.
+    pub fn taken_over(&mut self, kept: Vec<bool>, now: Instant, within: Duration) -> Vec<Action> {
+        let mut rounds = Vec::new();
+        for (function, &keeps) in kept.iter().enumerate() {
+            let before = self.kept.get(function).copied().unwrap_or(true);
+            if keeps && !before {
+                if let Some((at, round)) = self.left.remove(&function) {
+                    if now.saturating_duration_since(at) <= within {
+                        rounds.push(round);
+                    }
+                }
+            }
+        }
+        self.kept = kept;
+        rounds
+    }
+}
+
 /// This replica's part in the membership: its view and the Redis tier it beats through.
 pub struct Keepers {
     id: String,
     view: Mutex<KeeperView>,
+    handover: Mutex<Handover>,
     redis: Arc<RedisTier>,
     /// Each command's bound: the tier's timeout, never past a beat's interval.
     bound: Duration,
@@ -130,8 +169,23 @@ impl Keepers {
             id,
             bound: timeout.min(view.beat_every()),
             view: Mutex::new(view),
+            handover: Mutex::new(Handover::default()),
             redis,
         }
+    }
+
+    /// A round of `function` left to its keeper now.
+    pub fn left_round(&self, function: FunctionId, round: Action) {
+        self.handover.lock().left(function, round, Instant::now());
+    }
+
+    /// The rounds to send for the functions taken over since the last look (`kept` says
+    /// which this replica keeps now): the last left to a keeper within two TTLs.
+    fn taken_over(&self, kept: Vec<bool>) -> Vec<Action> {
+        let within = 2 * self.view.lock().ttl;
+        self.handover
+            .lock()
+            .taken_over(kept, Instant::now(), within)
     }
 
     pub fn id(&self) -> &str {
@@ -225,13 +279,22 @@ impl Gateway {
 
     /// After a beat, or when the view ran out: the gauges, the log, and the counts in flight
     /// of replicas gone.
-    fn keepers_changed(&self, keepers: &Keepers, counted: &mut Option<usize>) {
+    fn keepers_changed(self: &Arc<Self>, keepers: &Keepers, counted: &mut Option<usize>) {
         let replicas = keepers.replicas();
-        let kept = self
+        let kept_here: Vec<bool> = self
             .functions()
-            .filter(|f| keepers.keeps(&f.config.name))
-            .count();
+            .map(|f| keepers.keeps(&f.config.name))
+            .collect();
+        let kept = kept_here.iter().filter(|&&k| k).count();
         telemetry::keep_alive_shared(replicas, kept);
+        let rounds = keepers.taken_over(kept_here);
+        if let (false, Some(warmer)) = (rounds.is_empty(), &self.warmer) {
+            tracing::info!(
+                functions = rounds.len(),
+                "keep-alive taken over: sending the rounds last left to the keeper that left"
+            );
+            self.execute(warmer, rounds);
+        }
         self.forget_replicas_gone(&keepers.live());
         if *counted == Some(replicas) {
             return;
@@ -294,6 +357,42 @@ mod tests {
             t0 + Duration::from_millis(2400),
             "woken when the view runs out, so the change shows then"
         );
+    }
+
+    fn round(function: FunctionId) -> Action {
+        Action::Ping {
+            function,
+            target: 0,
+            count: 2,
+            kept_by: crate::policy::KeptBy::Forecast,
+        }
+    }
+
+    #[test]
+    fn a_function_taken_over_gets_the_round_last_left_for_it_if_recent() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut handover = Handover::default();
+        assert!(handover
+            .taken_over(vec![true, false, false], t0, ms(1000))
+            .is_empty());
+        handover.left(1, round(1), t0);
+        handover.left(2, round(2), t0);
+        // Function 1 passes to this replica 500 ms on; 2 stays with its keeper.
+        assert_eq!(
+            handover.taken_over(vec![true, true, false], t0 + ms(500), ms(1000)),
+            [round(1)]
+        );
+        assert!(
+            handover
+                .taken_over(vec![true, true, false], t0 + ms(600), ms(1000))
+                .is_empty(),
+            "sent once"
+        );
+        // 2 passes too, but its round was left too long ago: its keeper had time to send it.
+        assert!(handover
+            .taken_over(vec![true, true, true], t0 + ms(1500), ms(1000))
+            .is_empty());
     }
 
     #[test]

@@ -313,7 +313,7 @@ impl Gateway {
 
     /// Carries out what the policy decided: each round as many pings as its function's driver
     /// grants, sent together after a jitter.
-    fn execute(self: &Arc<Self>, warmer: &Executor, actions: Vec<Action>) {
+    pub(super) fn execute(self: &Arc<Self>, warmer: &Executor, actions: Vec<Action>) {
         for action in actions {
             match action {
                 Action::Ping {
@@ -322,6 +322,12 @@ impl Gateway {
                     count,
                     kept_by,
                 } => {
+                    let round = Action::Ping {
+                        function,
+                        target,
+                        count,
+                        kept_by,
+                    };
                     let Some(state) = self.function_by_id(function).cloned() else {
                         continue;
                     };
@@ -330,12 +336,17 @@ impl Gateway {
                     };
                     let now = self.now();
                     // Another replica keeps the function: its round stands for this one.
-                    if !self.keeps_function(&state.config.name) {
+                    if let Some(keepers) = self
+                        .keepers
+                        .as_ref()
+                        .filter(|k| !k.keeps(&state.config.name))
+                    {
                         state
                             .orchestration
                             .lock()
                             .driver
                             .kept_elsewhere(now, target, count);
+                        keepers.left_round(function, round);
                         telemetry::pings_left_to_keeper(&state.config.name, count);
                         continue;
                     }
