@@ -3,7 +3,8 @@
 //! share one Redis and one emulator (sped up, so that 5-minute rounds come every second).
 //! Each function's rounds are sent by one replica, the one that says it keeps it; when Redis
 //! goes, both keep every function (more pings, never fewer); when one stops, the other keeps
-//! its functions; each hears the calls the other serves (`gateway::exchange`). Ground
+//! its functions; each hears the calls the other serves, in its policy and its warm-pool
+//! estimate (`gateway::exchange`). Ground
 //! truth: the pings each gateway sent, counted at its Lambda client, and the calls clients
 //! made.
 
@@ -272,6 +273,12 @@ async fn a_replica_that_stops_leaves_its_functions_to_the_other() {
     b.running.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
+/// `replica`'s warm-pool estimate of `long:live` now.
+fn estimate(replica: &Replica) -> warmgate::policy::pool::PoolView {
+    let gateway = replica.running.gateway();
+    gateway.function(LONG).unwrap().pool_views(gateway.now())[0].1
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_replica_hears_the_calls_the_other_serves() {
     let redis = RedisServer::start();
@@ -300,18 +307,22 @@ async fn each_replica_hears_the_calls_the_other_serves() {
             })
         })
         .collect();
-    // a, whose policy plans keep-alive on the whole fleet, counts them in flight...
+    // a, whose policy plans keep-alive on the whole fleet, counts them in flight, and its
+    // estimate holds three environments busy...
     until(limit, "a counts b's three calls in flight", || {
-        a.running.gateway().in_flight_elsewhere(LONG) == 3
+        a.running.gateway().in_flight_elsewhere(LONG) == 3 && estimate(&a).in_flight == 3
     })
     .await;
     for call in calls {
         call.await.expect("every call answered 200");
     }
-    // ...then hears of each as it ends, and counts none in flight.
+    // ...then hears of each as it ends: none in flight, three environments left idle.
     until(limit, "a hears b's three calls end", || {
+        let view = estimate(&a);
         a.running.gateway().in_flight_elsewhere(LONG) == 0
             && a.running.gateway().calls_heard() >= heard_before + 3
+            && view.in_flight == 0
+            && view.warm_idle >= 2.5
     })
     .await;
     assert_eq!(

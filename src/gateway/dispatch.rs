@@ -84,6 +84,7 @@ impl InFlight {
         function: &Arc<FunctionState>,
         attempt: Attempt,
     ) -> Self {
+        gateway.share_start(function.index, attempt);
         Self {
             function: function.clone(),
             gateway: gateway.clone(),
@@ -441,6 +442,8 @@ impl Gateway {
             let mut orchestration = function.orchestration.lock();
             let mut finished = orchestration.driver.finish(now, attempt, outcome);
             let observation = finished.observation;
+            let released = finished.released.is_some();
+            self.share_end(*attempt, observation, &outcome, released, observe);
             // A released waiter whose client has gone gives its environment back, which may
             // release the next.
             while let Some((waiter, send)) = finished.released.take() {
@@ -468,7 +471,6 @@ impl Gateway {
         }
         if observe {
             warmer.observe(observation);
-            self.share_call(&observation);
         }
     }
 

@@ -1,19 +1,25 @@
-//! The calls replicas share for keep-alive. A function's keeper sends its rounds
-//! (`keepers`), but behind a load balancer it serves only its share of the function's calls:
-//! alone, its policy would see a fraction of each peak and keep pools that small (replayed
-//! with two replicas, `simulate --replicas 2`, the warmer met ten times the cold starts of
-//! one gateway). So every replica publishes the calls it served, and how many it has in
-//! flight, and every replica's policy hears them all: each plans on the whole traffic, and
-//! a replica that becomes a keeper has the history already.
+//! The attempts replicas share for keep-alive and for their estimates. A function's keeper
+//! sends its rounds (`keepers`), but behind a load balancer every replica serves only a
+//! share of the function's calls: alone, its policy would see a fraction of each peak and
+//! keep pools that small, and its warm-pool estimate would miss the environments the other
+//! replicas' calls and pings take and leave idle (replayed with two replicas, `simulate
+//! --replicas 2`, the warmer met ten times one gateway's cold starts through the gateway).
+//! So every replica publishes each attempt it sends (call, ping or probe) as it starts and
+//! as it ends; every replica's policy hears each end, and every replica's estimate takes an
+//! environment for each start and gives it back idle at the end (which may release a request
+//! held for a busy environment). Each plans and routes on the whole traffic, and a replica
+//! that becomes a keeper has the history already.
 //!
 //! Every [`FLUSH_EVERY`] a replica publishes what it has gathered, one JSON batch on the
-//! channel `<prefix>:warmer:calls`; each call carries its age at publishing rather than a
-//! time, since each gateway's clock has its own origin. A replica's counts of calls in flight
-//! are dropped when it leaves the membership. Lost batches (Redis away, a subscription being
-//! remade) cost only forecast accuracy: each replica still plans on its own calls, as alone.
+//! channel `<prefix>:warmer:calls`, in order; an end carries the call's age at publishing
+//! rather than a time, since each gateway's clock has its own origin, and is applied when
+//! heard (up to a tenth of a second late). The attempts of a replica that leaves the
+//! membership are dropped from the estimates. Lost batches (Redis away, a subscription being
+//! remade) cost accuracy only: each replica still plans and routes on its own attempts, and
+//! while it hears nothing it counts a round left to the keeper as sent (`kept_elsewhere`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,38 +29,53 @@ use serde::{Deserialize, Serialize};
 
 use super::Gateway;
 use crate::clock::Time;
-use crate::policy::{FunctionId, Observation, Start};
+use crate::policy::driver::{Attempt, Outcome};
+use crate::policy::pool::Started;
+use crate::policy::{FunctionId, Observation, Start, TargetId};
 use crate::telemetry;
 
-/// How often a replica publishes the calls it served since it last did: well within the
-/// warmer's recheck (60 s) and its refresh margin (10 s).
+/// How often a replica publishes the attempts it started and ended since it last did: well
+/// within the warmer's recheck (60 s) and its refresh margin (10 s).
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
-/// The most calls gathered between two batches; beyond it calls are not shared (counted).
-const OUTBOX_BOUND: usize = 100_000;
+/// The most events gathered between two batches; beyond it they are not shared (counted).
+const OUTBOX_BOUND: usize = 200_000;
 /// How long a lost subscription waits before it is made again.
 const RESUBSCRIBE: Duration = Duration::from_secs(1);
 
-/// One replica's batch.
+/// One replica's batch: its attempts' starts and ends, in the order they happened.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Batch {
     from: String,
-    calls: Vec<Call>,
-    /// Its calls in flight now, for the functions whose count changed since its last batch.
-    in_flight: Vec<(String, u32)>,
+    events: Vec<Event>,
 }
 
-/// One call a replica served (or one ping it sent), as its policy observed it.
+/// An attempt started or ended; `id` names it among the sender's attempts on the target.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
-struct Call {
-    function: String,
-    target: String,
-    /// How long before the batch was published the call arrived.
-    age_ms: f64,
-    duration_ms: f64,
-    init_ms: Option<f64>,
-    start: Option<Start>,
-    ping: bool,
-    throttled: bool,
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Event {
+    Start {
+        function: String,
+        target: String,
+        id: u64,
+        ping: bool,
+    },
+    End {
+        function: String,
+        target: String,
+        id: u64,
+        /// Whether the environment it freed took a request the sender held.
+        released: bool,
+        /// Whether the sender's policy observed it (an attempt whose client went away is not).
+        observed: bool,
+        ran: bool,
+        /// How long before the batch was published the attempt arrived.
+        age_ms: f64,
+        duration_ms: f64,
+        init_ms: Option<f64>,
+        start: Option<Start>,
+        ping: bool,
+        throttled: bool,
+    },
 }
 
 fn ms(d: Duration) -> f64 {
@@ -65,87 +86,94 @@ fn from_ms(ms: f64) -> Duration {
     Duration::from_secs_f64((ms / 1e3).max(0.0))
 }
 
-impl Call {
-    fn new(observation: &Observation, function: &str, target: &str, now: Time) -> Self {
-        Self {
-            function: function.to_string(),
-            target: target.to_string(),
-            age_ms: ms(now.saturating_sub(observation.arrived)),
-            duration_ms: ms(observation.duration),
-            init_ms: observation.init.map(ms),
-            start: observation.start,
-            ping: observation.ping,
-            throttled: observation.throttled,
-        }
-    }
-
-    /// The observation on this replica's clock, at `now` when the batch came; `None` for a
-    /// function or target this replica does not serve.
-    fn observation(&self, gateway: &Gateway, now: Time) -> Option<Observation> {
-        let index = *gateway.by_name.get(&self.function)?;
-        Some(Observation {
-            function: index,
-            target: gateway.functions[index].target_id(&self.target)?,
-            arrived: now.saturating_sub(from_ms(self.age_ms)),
-            duration: from_ms(self.duration_ms),
-            init: self.init_ms.map(from_ms),
-            start: self.start,
-            ping: self.ping,
-            throttled: self.throttled,
-        })
-    }
+/// An event as gathered, with this replica's indices and times; named when published.
+#[derive(Debug)]
+enum Gathered {
+    Start {
+        function: FunctionId,
+        attempt: Attempt,
+    },
+    End {
+        attempt: Attempt,
+        observation: Observation,
+        ran: bool,
+        released: bool,
+        observed: bool,
+    },
 }
 
-/// The other replicas' calls in flight, per function and replica: pure, unit-tested.
+/// The other replicas' attempts as this replica's estimate holds them: pure, unit-tested.
 #[derive(Debug, Default)]
-struct Elsewhere {
-    counts: HashMap<FunctionId, HashMap<String, u32>>,
+struct Mirror {
+    attempts: HashMap<(String, FunctionId, TargetId, u64), (Started, bool)>,
+    /// Their real calls in flight, per function.
+    running: HashMap<FunctionId, u32>,
 }
 
-impl Elsewhere {
-    fn set(&mut self, function: FunctionId, replica: &str, count: u32) {
-        let counts = self.counts.entry(function).or_default();
-        if count == 0 {
-            counts.remove(replica);
-        } else {
-            counts.insert(replica.to_string(), count);
+impl Mirror {
+    fn started(
+        &mut self,
+        from: &str,
+        (function, target, id): (FunctionId, TargetId, u64),
+        started: Started,
+        ping: bool,
+    ) {
+        let key = (from.to_string(), function, target, id);
+        if self.attempts.insert(key, (started, ping)).is_none() && !ping {
+            *self.running.entry(function).or_default() += 1;
         }
     }
 
-    fn total(&self, function: FunctionId) -> u32 {
-        self.counts
-            .get(&function)
-            .map_or(0, |counts| counts.values().sum())
-    }
-
-    /// Keeps the counts of the `live` replicas only; the functions whose total changed.
-    fn keep_only(&mut self, live: &[String]) -> Vec<FunctionId> {
-        let mut changed = Vec::new();
-        for (&function, counts) in &mut self.counts {
-            let before = counts.len();
-            counts.retain(|replica, _| live.contains(replica));
-            if counts.len() != before {
-                changed.push(function);
+    /// What the estimate started for that attempt, if it heard of its start.
+    fn ended(
+        &mut self,
+        from: &str,
+        (function, target, id): (FunctionId, TargetId, u64),
+    ) -> Option<Started> {
+        let (started, ping) = self
+            .attempts
+            .remove(&(from.to_string(), function, target, id))?;
+        if !ping {
+            if let Some(n) = self.running.get_mut(&function) {
+                *n = n.saturating_sub(1);
             }
         }
-        changed.sort_unstable();
-        changed
+        Some(started)
     }
-}
 
-/// What a replica gathered since its last batch.
-#[derive(Debug, Default)]
-struct Outbox {
-    calls: Vec<(Observation, Time)>,
-    in_flight: HashMap<FunctionId, u32>,
+    fn running(&self, function: FunctionId) -> u32 {
+        self.running.get(&function).copied().unwrap_or(0)
+    }
+
+    /// Drops the attempts of replicas not `live`: (function, target, what was started).
+    fn keep_only(&mut self, live: &[String]) -> Vec<(FunctionId, TargetId, Started)> {
+        let gone: Vec<_> = self
+            .attempts
+            .keys()
+            .filter(|(from, ..)| !live.contains(from))
+            .cloned()
+            .collect();
+        let mut dropped = Vec::new();
+        for key in gone {
+            let (from, function, target, id) = key;
+            if let Some(started) = self.ended(&from, (function, target, id)) {
+                dropped.push((function, target, started));
+            }
+        }
+        dropped.sort_by_key(|&(f, t, s)| (f, t, s.id));
+        dropped
+    }
 }
 
 /// This replica's side of the exchange.
 pub(super) struct Exchange {
     id: String,
-    outbox: Mutex<Outbox>,
-    elsewhere: Mutex<Elsewhere>,
-    /// Calls heard from the other replicas, for tests and the log.
+    outbox: Mutex<Vec<Gathered>>,
+    mirror: Mutex<Mirror>,
+    /// Subscribed: the other replicas' attempts (the keeper's rounds among them) reach the
+    /// estimate.
+    hearing: AtomicBool,
+    /// Attempt ends heard from the other replicas, for tests and the log.
     heard: AtomicU64,
 }
 
@@ -153,102 +181,163 @@ impl Exchange {
     pub(super) fn new(id: &str) -> Self {
         Self {
             id: id.to_string(),
-            outbox: Mutex::new(Outbox::default()),
-            elsewhere: Mutex::new(Elsewhere::default()),
+            outbox: Mutex::new(Vec::new()),
+            mirror: Mutex::new(Mirror::default()),
+            hearing: AtomicBool::new(false),
             heard: AtomicU64::new(0),
+        }
+    }
+
+    fn gather(&self, event: Gathered) {
+        let mut outbox = self.outbox.lock();
+        if outbox.len() < OUTBOX_BOUND {
+            outbox.push(event);
+        } else {
+            telemetry::calls_not_shared(1);
         }
     }
 }
 
 impl Gateway {
-    /// Gathers a call this replica's policy observed, to share with the others.
-    pub(super) fn share_call(&self, observation: &Observation) {
-        let Some(exchange) = &self.exchange else {
-            return;
-        };
-        let mut outbox = exchange.outbox.lock();
-        if outbox.calls.len() < OUTBOX_BOUND {
-            outbox.calls.push((*observation, self.now()));
-        } else {
-            telemetry::calls_not_shared(1);
+    /// Gathers an attempt of `function` starting, to share with the others.
+    pub(super) fn share_start(&self, function: FunctionId, attempt: Attempt) {
+        if let Some(exchange) = &self.exchange {
+            exchange.gather(Gathered::Start { function, attempt });
         }
     }
 
-    /// The calls of `function` in flight across the replicas, this one's `here` among them;
-    /// the change of this one's count is gathered to share.
+    /// Gathers an attempt ending (`observation`, as the driver made it), to share.
+    pub(super) fn share_end(
+        &self,
+        attempt: Attempt,
+        observation: Observation,
+        outcome: &Outcome,
+        released: bool,
+        observed: bool,
+    ) {
+        if let Some(exchange) = &self.exchange {
+            exchange.gather(Gathered::End {
+                attempt,
+                observation,
+                ran: matches!(outcome, Outcome::Ran { .. }),
+                released,
+                observed,
+            });
+        }
+    }
+
+    /// Whether the other replicas' attempts reach this one now (else a round left to the
+    /// keeper is counted as sent).
+    pub(super) fn hears_replicas(&self) -> bool {
+        self.exchange
+            .as_ref()
+            .is_some_and(|e| e.hearing.load(Ordering::Relaxed))
+    }
+
+    /// The calls of `function` in flight across the replicas, this one's `here` among them.
     pub(super) fn fleet_in_flight(&self, function: FunctionId, here: u32) -> u32 {
-        let Some(exchange) = &self.exchange else {
-            return here;
-        };
-        exchange.outbox.lock().in_flight.insert(function, here);
-        here + exchange.elsewhere.lock().total(function)
+        here + self
+            .exchange
+            .as_ref()
+            .map_or(0, |e| e.mirror.lock().running(function))
     }
 
     /// The other replicas' calls of `function` in flight, as last heard.
     pub fn in_flight_elsewhere(&self, function: &str) -> u32 {
-        let (Some(exchange), Some(&index)) = (&self.exchange, self.by_name.get(function)) else {
-            return 0;
-        };
-        exchange.elsewhere.lock().total(index)
+        match (&self.exchange, self.by_name.get(function)) {
+            (Some(exchange), Some(&index)) => exchange.mirror.lock().running(index),
+            _ => 0,
+        }
     }
 
-    /// The calls heard from the other replicas since start.
+    /// The attempt ends heard from the other replicas since start.
     pub fn calls_heard(&self) -> u64 {
         self.exchange
             .as_ref()
             .map_or(0, |e| e.heard.load(Ordering::Relaxed))
     }
 
-    /// Drops the counts of replicas that left the membership (all of them while it is not
-    /// known), and tells the policy the totals that changed.
+    /// Drops the attempts of replicas that left the membership (all of them while it is not
+    /// known) from the estimates, and tells the policy the totals in flight that changed.
     pub(super) fn forget_replicas_gone(&self, live: &[String]) {
         let Some(exchange) = &self.exchange else {
             return;
         };
-        let changed = exchange.elsewhere.lock().keep_only(live);
-        for function in changed {
+        let dropped = exchange.mirror.lock().keep_only(live);
+        for (function, target, started) in dropped {
+            let Some(state) = self.function_by_id(function) else {
+                continue;
+            };
+            state
+                .orchestration
+                .lock()
+                .driver
+                .abandon_elsewhere(target, &started);
             self.tell_fleet_in_flight(function);
         }
     }
 
-    /// Tells the policy the fleet's calls of `function` in flight, after another replica's
-    /// count changed (this one's is not shared again for it).
+    /// Tells the policy the fleet's calls of `function` in flight.
     fn tell_fleet_in_flight(&self, function: FunctionId) {
-        let (Some(warmer), Some(exchange), Some(state)) =
-            (&self.warmer, &self.exchange, self.function_by_id(function))
-        else {
+        let (Some(warmer), Some(state)) = (&self.warmer, self.function_by_id(function)) else {
             return;
         };
         let here = state.orchestration.lock().driver.running();
-        let total = here + exchange.elsewhere.lock().total(function);
-        warmer.in_flight(function, total, self.now());
+        warmer.in_flight(function, self.fleet_in_flight(function, here), self.now());
     }
 
     /// The batch gathered since the last, if there is anything to say.
     fn take_batch(&self, exchange: &Exchange) -> Option<Batch> {
-        let outbox = std::mem::take(&mut *exchange.outbox.lock());
-        if outbox.calls.is_empty() && outbox.in_flight.is_empty() {
+        let gathered = std::mem::take(&mut *exchange.outbox.lock());
+        if gathered.is_empty() {
             return None;
         }
         let now = self.now();
-        let calls = outbox
-            .calls
-            .iter()
-            .filter_map(|(observation, _)| {
-                let function = self.function_by_id(observation.function)?;
-                let target = function.config.targets.get(observation.target)?;
-                Some(Call::new(observation, &function.config.name, target, now))
-            })
-            .collect();
-        let in_flight = outbox
-            .in_flight
+        let names = |function: FunctionId, target: TargetId| {
+            let state = self.function_by_id(function)?;
+            let target = state.config.targets.get(target)?;
+            Some((state.config.name.clone(), target.clone()))
+        };
+        let events = gathered
             .into_iter()
-            .filter_map(|(f, count)| Some((self.function_by_id(f)?.config.name.clone(), count)))
+            .filter_map(|event| match event {
+                Gathered::Start { function, attempt } => {
+                    let (function, target) = names(function, attempt.target)?;
+                    Some(Event::Start {
+                        function,
+                        target,
+                        id: attempt.started.id,
+                        ping: attempt.started.ping,
+                    })
+                }
+                Gathered::End {
+                    attempt,
+                    observation: o,
+                    ran,
+                    released,
+                    observed,
+                } => {
+                    let (function, target) = names(o.function, attempt.target)?;
+                    Some(Event::End {
+                        function,
+                        target,
+                        id: attempt.started.id,
+                        released,
+                        observed,
+                        ran,
+                        age_ms: ms(now.saturating_sub(o.arrived)),
+                        duration_ms: ms(o.duration),
+                        init_ms: o.init.map(ms),
+                        start: o.start,
+                        ping: o.ping,
+                        throttled: o.throttled,
+                    })
+                }
+            })
             .collect();
         Some(Batch {
             from: exchange.id.clone(),
-            calls,
-            in_flight,
+            events,
         })
     }
 
@@ -265,12 +354,12 @@ impl Gateway {
             let Some(batch) = self.take_batch(exchange) else {
                 continue;
             };
-            let calls = batch.calls.len() as u64;
+            let events = batch.events.len() as u64;
             let message = serde_json::to_vec(&batch).expect("a batch serialises");
             if redis.publish(&channel, &message).await {
-                telemetry::calls_shared(calls);
+                telemetry::calls_shared(events);
             } else {
-                telemetry::calls_not_shared(calls);
+                telemetry::calls_not_shared(events);
             }
         }
     }
@@ -288,7 +377,7 @@ impl Gateway {
                 Ok(pubsub) => pubsub,
                 Err(error) => {
                     if !failing {
-                        tracing::warn!(%error, "cannot hear the other replicas' calls: planning keep-alive on this replica's own until Redis answers");
+                        tracing::warn!(%error, "cannot hear the other replicas' attempts: planning and routing on this replica's own until Redis answers");
                         failing = true;
                     }
                     tokio::time::sleep(RESUBSCRIBE).await;
@@ -296,43 +385,150 @@ impl Gateway {
                 }
             };
             if failing {
-                tracing::info!("hearing the other replicas' calls again");
+                tracing::info!("hearing the other replicas' attempts again");
                 failing = false;
             }
+            exchange.hearing.store(true, Ordering::Relaxed);
             let mut messages = pubsub.into_on_message();
             while let Some(message) = messages.next().await {
                 match serde_json::from_slice::<Batch>(message.get_payload_bytes()) {
                     Ok(batch) if batch.from != exchange.id => self.hear(exchange, batch),
                     Ok(_) => {}
                     Err(error) => {
-                        tracing::warn!(%error, "a batch of shared calls that does not parse: skipped")
+                        tracing::warn!(%error, "a batch of shared attempts that does not parse: skipped")
                     }
                 }
             }
+            exchange.hearing.store(false, Ordering::Relaxed);
             tokio::time::sleep(RESUBSCRIBE).await;
         }
     }
 
-    /// Another replica's batch: its calls to the policy, its counts in flight to the totals.
+    /// Another replica's batch, in order: starts to the estimates, ends to the estimates and
+    /// the policy.
     fn hear(&self, exchange: &Exchange, batch: Batch) {
-        let Some(warmer) = &self.warmer else { return };
         let now = self.now();
         let mut heard = 0;
-        for call in &batch.calls {
-            if let Some(observation) = call.observation(self, now) {
-                warmer.observe(observation);
-                heard += 1;
+        for event in batch.events {
+            match event {
+                Event::Start {
+                    function,
+                    target,
+                    id,
+                    ping,
+                } => {
+                    let Some((f, t)) = self.indices(&function, &target) else {
+                        continue;
+                    };
+                    let started = self.functions[f]
+                        .orchestration
+                        .lock()
+                        .driver
+                        .start_elsewhere(now, t, ping);
+                    if let Some(started) = started {
+                        exchange
+                            .mirror
+                            .lock()
+                            .started(&batch.from, (f, t, id), started, ping);
+                    }
+                    if !ping {
+                        self.tell_fleet_in_flight(f);
+                    }
+                }
+                Event::End {
+                    function,
+                    target,
+                    id,
+                    released,
+                    observed,
+                    ran,
+                    age_ms,
+                    duration_ms,
+                    init_ms,
+                    start,
+                    ping,
+                    throttled,
+                } => {
+                    let Some((f, t)) = self.indices(&function, &target) else {
+                        continue;
+                    };
+                    let (duration, init) = (from_ms(duration_ms), init_ms.map(from_ms));
+                    let started = exchange.mirror.lock().ended(&batch.from, (f, t, id));
+                    if let Some(started) = started {
+                        let outcome = if ran {
+                            Outcome::Ran {
+                                start,
+                                duration,
+                                init,
+                                billed_gb_s: None,
+                            }
+                        } else {
+                            Outcome::NotRun
+                        };
+                        self.release_elsewhere(f, t, &started, outcome, !released, now);
+                    }
+                    if observed {
+                        if let Some(warmer) = &self.warmer {
+                            warmer.observe(Observation {
+                                function: f,
+                                target: t,
+                                arrived: now.saturating_sub(from_ms(age_ms)),
+                                duration,
+                                init,
+                                start,
+                                ping,
+                                throttled,
+                            });
+                        }
+                        heard += 1;
+                    }
+                    if !ping {
+                        self.tell_fleet_in_flight(f);
+                    }
+                }
             }
         }
         exchange.heard.fetch_add(heard, Ordering::Relaxed);
         telemetry::calls_heard(heard);
-        for (function, count) in &batch.in_flight {
-            let Some(&index) = self.by_name.get(function) else {
-                continue;
+    }
+
+    fn indices(&self, function: &str, target: &str) -> Option<(FunctionId, TargetId)> {
+        let f = *self.by_name.get(function)?;
+        Some((f, self.functions[f].target_id(target)?))
+    }
+
+    /// Another replica's attempt ended: its environment is idle in this estimate, and, when
+    /// `release`, takes the request held longest here, which is sent now.
+    fn release_elsewhere(
+        &self,
+        f: FunctionId,
+        target: TargetId,
+        started: &Started,
+        outcome: Outcome,
+        release: bool,
+        now: Time,
+    ) {
+        let state = &self.functions[f];
+        let mut orchestration = state.orchestration.lock();
+        let mut released = orchestration
+            .driver
+            .finish_elsewhere(now, target, started, outcome, release);
+        // A released waiter whose client has gone gives its environment back, which may
+        // release the next (as `Gateway::finish` does).
+        while let Some((waiter, send)) = released.take() {
+            let send = match orchestration.waiters.remove(&waiter) {
+                Some(tx) => match tx.send(send) {
+                    Ok(()) => break,
+                    Err(send) => send,
+                },
+                None => send,
             };
-            exchange.elsewhere.lock().set(index, &batch.from, *count);
-            self.tell_fleet_in_flight(index);
+            released = orchestration
+                .driver
+                .finish(now, &send.attempt, Outcome::NotRun)
+                .released;
         }
+        state.publish_pool(&orchestration.driver, target, now);
     }
 }
 
@@ -340,44 +536,65 @@ impl Gateway {
 mod tests {
     use super::*;
 
-    #[test]
-    fn counts_in_flight_add_up_over_replicas_and_leave_with_them() {
-        let mut elsewhere = Elsewhere::default();
-        elsewhere.set(0, "a", 3);
-        elsewhere.set(0, "b", 2);
-        elsewhere.set(1, "b", 1);
-        assert_eq!(elsewhere.total(0), 5);
-        elsewhere.set(0, "a", 1);
-        assert_eq!(elsewhere.total(0), 3, "a count replaces the last");
-        elsewhere.set(0, "a", 0);
-        assert_eq!(elsewhere.total(0), 2);
-        assert_eq!(elsewhere.keep_only(&["a".to_string()]), [0, 1]);
-        assert_eq!((elsewhere.total(0), elsewhere.total(1)), (0, 0));
-        assert!(elsewhere.keep_only(&[]).is_empty(), "nothing left to drop");
+    fn started(id: u64) -> Started {
+        Started {
+            id,
+            at: Duration::ZERO,
+            provisioned: false,
+            expected: None,
+            ping: false,
+        }
     }
 
     #[test]
-    fn a_call_travels_by_its_age_and_keeps_what_the_policy_reads() {
-        let observation = Observation {
-            function: 0,
-            target: 0,
-            arrived: Duration::from_secs(100),
-            duration: Duration::from_millis(250),
-            init: Some(Duration::from_millis(1200)),
-            start: Some(Start::Cold),
-            ping: false,
-            throttled: false,
-        };
-        let call = Call::new(&observation, "embed", "live", Duration::from_secs(103));
-        assert_eq!(call.age_ms, 3000.0);
+    fn the_mirror_counts_calls_in_flight_by_replica_and_drops_a_replica_gone() {
+        let mut mirror = Mirror::default();
+        mirror.started("a", (0, 0, 1), started(7), false);
+        mirror.started("a", (0, 0, 2), started(8), false);
+        mirror.started("b", (0, 0, 1), started(9), false);
+        mirror.started("b", (0, 0, 3), started(10), true);
+        assert_eq!(mirror.running(0), 3, "pings are not calls in flight");
+        assert_eq!(mirror.ended("a", (0, 0, 1)).map(|s| s.id), Some(7));
+        assert_eq!(mirror.ended("a", (0, 0, 1)), None, "ended once");
+        assert_eq!(mirror.ended("c", (0, 0, 5)), None, "a start not heard");
+        assert_eq!(mirror.running(0), 2);
+        let dropped = mirror.keep_only(&["a".to_string()]);
+        let ids: Vec<u64> = dropped.iter().map(|(_, _, s)| s.id).collect();
+        assert_eq!(ids, [9, 10]);
+        assert_eq!(mirror.running(0), 1);
+    }
+
+    #[test]
+    fn a_batch_travels_as_json_and_an_end_by_its_age() {
         let batch = Batch {
             from: "a".into(),
-            calls: vec![call],
-            in_flight: vec![("embed".into(), 2)],
+            events: vec![
+                Event::Start {
+                    function: "embed".into(),
+                    target: "live".into(),
+                    id: 4,
+                    ping: false,
+                },
+                Event::End {
+                    function: "embed".into(),
+                    target: "live".into(),
+                    id: 4,
+                    released: false,
+                    observed: true,
+                    ran: true,
+                    age_ms: 3000.0,
+                    duration_ms: 250.0,
+                    init_ms: Some(1200.0),
+                    start: Some(Start::Cold),
+                    ping: false,
+                    throttled: false,
+                },
+            ],
         };
         let wire = serde_json::to_vec(&batch).unwrap();
+        assert!(String::from_utf8_lossy(&wire).contains(r#""event":"start""#));
         let back: Batch = serde_json::from_slice(&wire).unwrap();
         assert_eq!(back, batch);
-        assert_eq!(back.calls[0].start, Some(Start::Cold));
+        assert_eq!(from_ms(3000.0), Duration::from_secs(3));
     }
 }

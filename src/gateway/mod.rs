@@ -56,6 +56,8 @@ const REDIS_CHECK: Duration = Duration::from_secs(5);
 
 /// A configured function and what is known of its targets.
 pub struct FunctionState {
+    /// Its position in the configuration: the policy's `FunctionId`.
+    index: usize,
     pub config: FunctionConfig,
     /// Read on every request, written on a refresh: swapped whole, read without a lock.
     targets: ArcSwap<TargetSet>,
@@ -93,6 +95,7 @@ impl FunctionState {
             retry_budget: config.retry_budget,
         };
         Self {
+            index,
             config: config.clone(),
             targets: ArcSwap::from_pointee(TargetSet::default()),
             orchestration: Mutex::new(Orchestration {

@@ -341,11 +341,15 @@ impl Gateway {
                         .as_ref()
                         .filter(|k| !k.keeps(&state.config.name))
                     {
-                        state
-                            .orchestration
-                            .lock()
-                            .driver
-                            .kept_elsewhere(now, target, count);
+                        // The estimate hears the keeper's pings; while it cannot, the
+                        // round counts as sent.
+                        if !self.hears_replicas() {
+                            state
+                                .orchestration
+                                .lock()
+                                .driver
+                                .kept_elsewhere(now, target, count);
+                        }
                         keepers.left_round(function, round);
                         telemetry::pings_left_to_keeper(&state.config.name, count);
                         continue;

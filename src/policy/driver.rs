@@ -367,6 +367,55 @@ impl FunctionDriver {
         Some(self.send_held(now, held))
     }
 
+    /// Another replica sent a call of this function to `target` at `now`: it takes an
+    /// environment here as it took one there (Lambda's pool is the same), in the estimate.
+    pub fn start_elsewhere(&mut self, now: Time, target: TargetId, ping: bool) -> Option<Started> {
+        let pool = &mut self.pools[target];
+        self.estimate.then(|| {
+            if ping {
+                pool.start_ping(now)
+            } else {
+                pool.start(now)
+            }
+        })
+    }
+
+    /// That call ended at `now` with `outcome`: its environment is idle in the estimate, and
+    /// when `release`, it takes the request held longest here, which is sent (the release of
+    /// a wait).
+    pub fn finish_elsewhere(
+        &mut self,
+        now: Time,
+        target: TargetId,
+        started: &Started,
+        outcome: Outcome,
+        release: bool,
+    ) -> Option<(u64, Send)> {
+        match outcome {
+            Outcome::Ran {
+                start,
+                duration,
+                init,
+                ..
+            } => self.pools[target].complete(now, started, start, duration, init),
+            Outcome::NotRun => self.pools[target].abandon(started),
+        }
+        if !release {
+            return None;
+        }
+        let held = self.held.pop_front()?;
+        let waiter = held.waiter;
+        Some((waiter, self.send_held(now, held)))
+    }
+
+    /// Another replica's attempt on `target` will not be heard of again (the replica left):
+    /// the environment it held is forgotten in the estimate.
+    pub fn abandon_elsewhere(&mut self, target: TargetId, started: &Started) {
+        if self.estimate {
+            self.pools[target].abandon(started);
+        }
+    }
+
     /// `waiter`'s client went away while it was held: it is forgotten. Returns whether it was
     /// still held.
     pub fn cancel(&mut self, waiter: u64) -> bool {

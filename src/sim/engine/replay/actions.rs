@@ -50,10 +50,9 @@ impl Replay<'_> {
     /// its environment, as the gateway's do.
     fn ping(&mut self, r: usize, f: FunctionId, target: usize, count: u32, kept_by: KeptBy) {
         self.check_target(f, target);
-        // Another replica keeps the function: its round stands for this one's, as in the
-        // gateway.
+        // Another replica keeps the function: it sends the round, which this replica's
+        // estimate sees as the gateway's does, through the calls shared (`send`).
         if self.keepers.as_ref().is_some_and(|keepers| keepers[f] != r) {
-            self.replicas[r].drivers[f].kept_elsewhere(self.now, target, count);
             return;
         }
         let memory_mb = self.trace.functions[f].memory_mb;

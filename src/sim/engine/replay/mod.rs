@@ -21,7 +21,7 @@ use crate::policy::driver::{
     Admission, Attempt, Failure, FunctionDriver, FunctionSettings, Outcome, PingReason, Send,
     PROBE_CHECK,
 };
-use crate::policy::pool::ProbePolicy;
+use crate::policy::pool::{ProbePolicy, Started};
 use crate::policy::router::WaitPolicy;
 use crate::policy::{FunctionId, Policy};
 use crate::sim::trace::{Arrival, Trace, TraceFunction};
@@ -174,6 +174,9 @@ impl Replica {
     }
 }
 
+/// An attempt by the replica that sent it, its function, target and id there.
+type AttemptKey = (usize, FunctionId, usize, u64);
+
 /// When a held request's wait ends: (time, the order it was held in, its replica, function
 /// and waiter).
 type WaitEnd = (Time, u64, usize, FunctionId, u64);
@@ -196,6 +199,9 @@ struct Replay<'t> {
     keepers: Option<Vec<usize>>,
     /// Per function, the replica its next call goes to: a load balancer's turn.
     balance: Vec<usize>,
+    /// Each attempt in flight as the other replicas' estimates hold it, by the replica that
+    /// sent it, its function, target and id there: (replica, what its pool started).
+    elsewhere: HashMap<AttemptKey, Vec<(usize, Started)>>,
     names: Vec<String>,
     /// The K targets' aliases, and the version each names.
     targets: Vec<String>,
@@ -320,6 +326,7 @@ impl<'t> Replay<'t> {
             replicas,
             keepers,
             balance: vec![0; n],
+            elsewhere: HashMap::new(),
             names,
             targets: (0..k).map(target_name).collect(),
             versions: (0..k).map(|t| (t + 1).to_string()).collect(),
@@ -472,6 +479,23 @@ impl<'t> Replay<'t> {
         if let Some((waiter, send)) = finished.released {
             let duration = self.held.remove(&(r, f, waiter)).expect("held");
             self.dispatch(r, f, send, duration);
+        }
+        // The other replicas' estimates see the attempt end.
+        let mut released = finished.released.is_some();
+        for (q, started) in self
+            .elsewhere
+            .remove(&(r, f, attempt.target, attempt.started.id))
+            .unwrap_or_default()
+        {
+            // One environment freed: it takes one held request among the replicas.
+            let driver = &mut self.replicas[q].drivers[f];
+            if let Some((waiter, send)) =
+                driver.finish_elsewhere(at, attempt.target, &started, outcome, !released)
+            {
+                released = true;
+                let duration = self.held.remove(&(q, f, waiter)).expect("held");
+                self.dispatch(q, f, send, duration);
+            }
         }
     }
 
@@ -740,6 +764,22 @@ impl<'t> Replay<'t> {
         }
         let (done, outcome) = match &result {
             Ok(invocation) => {
+                // Replicas sharing keep-alive hear every attempt start and end, and their
+                // estimates follow them (`gateway::exchange`), here without its delay.
+                if self.keepers.is_some() {
+                    let others: Vec<_> = (0..self.replicas.len())
+                        .filter(|&q| q != r)
+                        .filter_map(|q| {
+                            self.replicas[q].drivers[f]
+                                .start_elsewhere(at, attempt.target, ping)
+                                .map(|started| (q, started))
+                        })
+                        .collect();
+                    if !others.is_empty() {
+                        self.elsewhere
+                            .insert((r, f, attempt.target, attempt.started.id), others);
+                    }
+                }
                 if !ping {
                     self.in_flight += 1;
                     self.traffic_left
