@@ -10,7 +10,8 @@
 //! members whose time has passed and reads the rest, in one transaction. A function's keeper
 //! is the live replica of highest rendezvous weight (`policy::keepers`): every replica reads
 //! the same keeper off the same set, and a replica that joins or leaves moves only its share
-//! of the functions.
+//! of the functions. Scores are wall-clock milliseconds: the replicas' clocks must agree to
+//! well within a TTL, as NTP keeps them on Fargate.
 //!
 //! Failing safe: a view is trusted until a TTL after its beat was sent, less a fifth (the
 //! others drop this replica no sooner than a TTL after the beat reached Redis). Without a
