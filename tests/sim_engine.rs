@@ -514,3 +514,80 @@ fn a_comparison_in_parallel_equals_the_replays_one_by_one() {
     let labels: Vec<&str> = together.iter().map(|f| f.policy.as_str()).collect();
     assert_eq!(labels, ["none", "fixed-5min", "never-reclaim"]);
 }
+
+/// `policy` replayed by two gateway replicas, keep-alive shared or each on its own.
+fn two_replicas(
+    trace: &Trace,
+    settings: &SimSettings,
+    policy: impl Fn() -> Box<dyn Policy>,
+    shared: bool,
+    traffic: warmgate::sim::engine::Traffic,
+) -> Figures {
+    let candidate = Candidate::new(policy())
+        .with_traffic(traffic)
+        .with_replicas(vec![policy()], shared);
+    replay(trace, settings, candidate, &|_| {})
+}
+
+#[test]
+fn two_replicas_sharing_keep_alive_ping_as_one_and_alone_each_pings() {
+    use warmgate::sim::engine::Traffic;
+    let trace = every_11_minutes(6 * HOUR);
+    let settings = deterministic(HOUR);
+    let warmer = || Box::new(FixedInterval::new(9 * MIN, 1)) as Box<dyn Policy>;
+    let one = run(&trace, &settings, warmer());
+    let shared = two_replicas(&trace, &settings, warmer, true, Traffic::First);
+    let alone = two_replicas(&trace, &settings, warmer, false, Traffic::First);
+    assert_eq!(shared.policy, "fixed-9min@2");
+    assert_eq!(alone.policy, "fixed-9min@2-unshared");
+    assert_eq!((one.pings, one.cold_starts), (33, 0));
+    assert_eq!(
+        (shared.pings, shared.cold_starts),
+        (one.pings, 0),
+        "the keeper alone pings"
+    );
+    assert_eq!(alone.pings, 2 * one.pings, "each replica pings");
+    assert!(alone.bill_usd > shared.bill_usd);
+}
+
+#[test]
+fn a_replica_sharing_the_estimate_sees_the_other_replicas_calls() {
+    use warmgate::sim::engine::Traffic;
+    // Calls every 30 s, to the two replicas in turn: the first replica's last 50 s, the
+    // second's 1 ms. The second's call finds the first's environment busy and keeps one of
+    // its own: at each whole minute two environments are idle, one left by each replica.
+    let span = 3 * HOUR;
+    let mut f = function([], Duration::from_millis(1));
+    f.arrivals = (0..)
+        .map(|k| k * 30 * SEC)
+        .take_while(|&t| t < span)
+        .enumerate()
+        .map(|(k, at)| Arrival {
+            at,
+            duration: Some(if k % 2 == 0 {
+                50 * SEC
+            } else {
+                Duration::from_millis(1)
+            }),
+            tokens: None,
+        })
+        .collect();
+    let trace = trace(vec![f], span);
+    let settings = SimSettings {
+        measure_estimator: true,
+        ..deterministic(HOUR)
+    };
+    let none = || Box::new(NoPolicy) as Box<dyn Policy>;
+    let shared = two_replicas(&trace, &settings, none, true, Traffic::Waiting);
+    let alone = two_replicas(&trace, &settings, none, false, Traffic::Waiting);
+    assert_eq!((shared.cold_starts, alone.cold_starts), (0, 0));
+    // The first replica's estimate, sampled each minute against the platform: it holds
+    // both environments when it hears the other's attempts, only its own otherwise.
+    assert!(shared.estimator.samples >= 120, "{:?}", shared.estimator);
+    assert_eq!(
+        shared.estimator.mean_abs_error, 0.0,
+        "{:?}",
+        shared.estimator
+    );
+    assert_eq!(alone.estimator.mean_error, -1.0, "{:?}", alone.estimator);
+}

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::Gateway;
 use crate::clock::Time;
 use crate::policy::driver::{Attempt, Outcome};
+use crate::policy::keepers::taker_of;
 use crate::policy::pool::Started;
 use crate::policy::{FunctionId, Observation, Start, TargetId};
 use crate::telemetry;
@@ -465,7 +466,8 @@ impl Gateway {
                         } else {
                             Outcome::NotRun
                         };
-                        self.release_elsewhere(f, t, &started, outcome, !released, now);
+                        let release = !released && self.takes_freed(&batch.from, id);
+                        self.release_elsewhere(f, t, &started, outcome, release, now);
                     }
                     if observed {
                         if let Some(warmer) = &self.warmer {
@@ -490,6 +492,18 @@ impl Gateway {
         }
         exchange.heard.fetch_add(heard, Ordering::Relaxed);
         telemetry::calls_heard(heard);
+    }
+
+    /// Whether the environment `sender`'s attempt `id` freed (its own held request did not
+    /// take it) goes to a request held here: one replica is chosen among the others
+    /// (`taker_of`), every replica choosing alike; any may take it while the membership is
+    /// not known.
+    fn takes_freed(&self, sender: &str, id: u64) -> bool {
+        let Some(keepers) = &self.keepers else {
+            return true;
+        };
+        let live = keepers.live();
+        live.is_empty() || taker_of(sender, id, &live) == Some(keepers.id())
     }
 
     fn indices(&self, function: &str, target: &str) -> Option<(FunctionId, TargetId)> {

@@ -19,6 +19,24 @@ pub fn keeper_of<'a, S: AsRef<str>>(function: &str, replicas: &'a [S]) -> Option
         .map(|(_, std::cmp::Reverse(replica))| replica)
 }
 
+/// Which of the other replicas an environment freed by `sender`'s attempt `attempt` goes
+/// to, when the sender held no request for it: one of them, the same on every replica, so
+/// that one freed environment releases at most one request held elsewhere.
+pub fn taker_of<'a, S: AsRef<str>>(
+    sender: &str,
+    attempt: u64,
+    replicas: &'a [S],
+) -> Option<&'a str> {
+    let name = format!("{sender}#{attempt}");
+    replicas
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|replica| *replica != sender)
+        .map(|replica| (weight(replica, &name), std::cmp::Reverse(replica)))
+        .max()
+        .map(|(_, std::cmp::Reverse(replica))| replica)
+}
+
 /// A replica's weight for a function: the first 8 bytes of SHA-256(replica, 0, function).
 /// The same on every replica and every build, unlike the standard library's hasher.
 fn weight(replica: &str, function: &str) -> u64 {
@@ -55,6 +73,19 @@ mod tests {
             assert!((60..=140).contains(n), "replica {r} keeps {n} of 300");
         }
         assert_eq!(keeper_of::<String>("f", &[]), None);
+    }
+
+    #[test]
+    fn a_freed_environment_goes_to_one_other_replica_and_never_back() {
+        let replicas = ids(3);
+        let mut taken = [0usize; 3];
+        for attempt in 0..300 {
+            let taker = taker_of("replica-0", attempt, &replicas).unwrap();
+            assert_ne!(taker, "replica-0");
+            taken[replicas.iter().position(|r| r == taker).unwrap()] += 1;
+        }
+        assert!(taken[1] > 100 && taken[2] > 100, "{taken:?}");
+        assert_eq!(taker_of("replica-0", 7, &ids(1)), None);
     }
 
     proptest! {

@@ -174,6 +174,11 @@ impl Replica {
     }
 }
 
+/// The replicas' ids, as the gateway's would be named in Redis.
+fn replica_ids(n: usize) -> Vec<String> {
+    (0..n).map(|r| format!("replica-{r}")).collect()
+}
+
 /// An attempt by the replica that sent it, its function, target and id there.
 type AttemptKey = (usize, FunctionId, usize, u64);
 
@@ -307,9 +312,7 @@ impl<'t> Replay<'t> {
             .collect();
         let names: Vec<String> = (0..n).map(platform_name).collect();
         let keepers = (replicas.len() > 1 && candidate.share_keep_alive).then(|| {
-            let ids: Vec<String> = (0..replicas.len())
-                .map(|r| format!("replica-{r}"))
-                .collect();
+            let ids = replica_ids(replicas.len());
             names
                 .iter()
                 .map(|name| {
@@ -480,19 +483,23 @@ impl<'t> Replay<'t> {
             let duration = self.held.remove(&(r, f, waiter)).expect("held");
             self.dispatch(r, f, send, duration);
         }
-        // The other replicas' estimates see the attempt end.
-        let mut released = finished.released.is_some();
+        // The other replicas' estimates see the attempt end; the environment freed goes to
+        // a request held on one of them, if its own replica held none (`taker_of`).
+        let taker = finished.released.is_none().then(|| {
+            let ids = replica_ids(self.replicas.len());
+            crate::policy::keepers::taker_of(&ids[r], attempt.started.id, &ids)
+                .and_then(|t| ids.iter().position(|id| id == t))
+        });
         for (q, started) in self
             .elsewhere
             .remove(&(r, f, attempt.target, attempt.started.id))
             .unwrap_or_default()
         {
-            // One environment freed: it takes one held request among the replicas.
+            let release = taker == Some(Some(q));
             let driver = &mut self.replicas[q].drivers[f];
             if let Some((waiter, send)) =
-                driver.finish_elsewhere(at, attempt.target, &started, outcome, !released)
+                driver.finish_elsewhere(at, attempt.target, &started, outcome, release)
             {
-                released = true;
                 let duration = self.held.remove(&(q, f, waiter)).expect("held");
                 self.dispatch(q, f, send, duration);
             }
