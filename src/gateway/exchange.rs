@@ -14,7 +14,7 @@
 //! channel `<prefix>:warmer:calls`, in order; an end carries the call's age at publishing
 //! rather than a time, since each gateway's clock has its own origin, and is applied when
 //! heard (up to a tenth of a second late). The attempts of a replica that leaves the
-//! membership are dropped from the estimates. Lost batches (Redis away, a subscription being
+//! membership are dropped from the estimates, and so are those whose end was lost. Lost batches (Redis away, a subscription being
 //! remade) cost accuracy only: each replica still plans and routes on its own attempts, and
 //! while it hears nothing it counts a round left to the keeper as sent (`kept_elsewhere`).
 
@@ -146,13 +146,22 @@ impl Mirror {
         self.running.get(&function).copied().unwrap_or(0)
     }
 
-    /// Drops the attempts of replicas not `live`: (function, target, what was started).
-    fn keep_only(&mut self, live: &[String]) -> Vec<(FunctionId, TargetId, Started)> {
+    /// Drops the attempts of replicas not `live`, and those heard starting more than
+    /// `outlived(function)` before `now` (their end was lost): (function, target, what was
+    /// started).
+    fn forget(
+        &mut self,
+        live: &[String],
+        now: Time,
+        outlived: impl Fn(FunctionId) -> Duration,
+    ) -> Vec<(FunctionId, TargetId, Started)> {
         let gone: Vec<_> = self
             .attempts
-            .keys()
-            .filter(|(from, ..)| !live.contains(from))
-            .cloned()
+            .iter()
+            .filter(|((from, function, ..), (started, _))| {
+                !live.contains(from) || now.saturating_sub(started.at) > outlived(*function)
+            })
+            .map(|(key, _)| key.clone())
             .collect();
         let mut dropped = Vec::new();
         for key in gone {
@@ -258,13 +267,20 @@ impl Gateway {
             .map_or(0, |e| e.heard.load(Ordering::Relaxed))
     }
 
-    /// Drops the attempts of replicas that left the membership (all of them while it is not
-    /// known) from the estimates, and tells the policy the totals in flight that changed.
-    pub(super) fn forget_replicas_gone(&self, live: &[String]) {
+    /// Drops from the estimates the attempts of replicas that left the membership (all of
+    /// them while it is not known) and those whose end was lost (heard starting longer ago
+    /// than the function's timeout and a minute), and tells the policy the totals in flight
+    /// that changed.
+    pub(super) fn forget_attempts(&self, live: &[String]) {
         let Some(exchange) = &self.exchange else {
             return;
         };
-        let dropped = exchange.mirror.lock().keep_only(live);
+        let outlived = |function: FunctionId| {
+            self.function_by_id(function).map_or(Duration::ZERO, |f| {
+                Duration::from_millis(f.config.timeout_ms) + Duration::from_secs(60)
+            })
+        };
+        let dropped = exchange.mirror.lock().forget(live, self.now(), outlived);
         for (function, target, started) in dropped {
             let Some(state) = self.function_by_id(function) else {
                 continue;
@@ -572,10 +588,23 @@ mod tests {
         assert_eq!(mirror.ended("a", (0, 0, 1)), None, "ended once");
         assert_eq!(mirror.ended("c", (0, 0, 5)), None, "a start not heard");
         assert_eq!(mirror.running(0), 2);
-        let dropped = mirror.keep_only(&["a".to_string()]);
+        let live = ["a".to_string()];
+        let forever = |_| Duration::MAX;
+        let dropped = mirror.forget(&live, Duration::ZERO, forever);
         let ids: Vec<u64> = dropped.iter().map(|(_, _, s)| s.id).collect();
         assert_eq!(ids, [9, 10]);
         assert_eq!(mirror.running(0), 1);
+        // An end lost: dropped once the attempt outlived what the function allows.
+        let minute = |_| Duration::from_secs(60);
+        assert!(mirror
+            .forget(&live, Duration::from_secs(60), minute)
+            .is_empty());
+        let dropped = mirror.forget(&live, Duration::from_secs(61), minute);
+        assert_eq!(
+            dropped.iter().map(|(_, _, s)| s.id).collect::<Vec<_>>(),
+            [8]
+        );
+        assert_eq!(mirror.running(0), 0);
     }
 
     #[test]

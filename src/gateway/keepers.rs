@@ -278,8 +278,8 @@ impl Gateway {
         }
     }
 
-    /// After a beat, or when the view ran out: the gauges, the log, and the counts in flight
-    /// of replicas gone.
+    /// After a beat, or when the view ran out: the gauges, the log, the rounds of functions
+    /// taken over, and the attempts of replicas gone.
     fn keepers_changed(self: &Arc<Self>, keepers: &Keepers, counted: &mut Option<usize>) {
         let replicas = keepers.replicas();
         let kept_here: Vec<bool> = self
@@ -296,7 +296,7 @@ impl Gateway {
             );
             self.execute(warmer, rounds);
         }
-        self.forget_replicas_gone(&keepers.live());
+        self.forget_attempts(&keepers.live());
         if *counted == Some(replicas) {
             return;
         }
