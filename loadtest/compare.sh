@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The same saturation load on every path in one run, with wrk: the emulator directly, nginx as a
 # plain reverse proxy in front of it, warmgate with warming off, warmgate with routing and
-# warming on, and warmgate with 1,000 configured functions (each request to one at random).
+# warming on, the same sharing its attempts through Redis (as replicas do: every attempt
+# published, the keep-alive membership beating), and warmgate with 1,000 configured functions
+# (each request to one at random).
 # Prints a markdown table: requests per second, latency percentiles, the latency added to the
 # direct path, CPU per request (from /proc) and its ratio to nginx's, and resident memory of
 # the process under test.
@@ -12,7 +14,7 @@
 #   BASELINE_BIN=path   also measure this binary (warming off), for an A/B in the same run
 #   PROFILE=1           record warmgate (warming off, last connection count) with perf and
 #                       print where its CPU goes (loadtest/profile-summary.sh)
-# Installs wrk, nginx (and perf with PROFILE=1) from Debian if they are absent. Every part
+# Installs wrk, nginx, redis-server (and perf with PROFILE=1) from Debian if they are absent. Every part
 # shares the machine's cores: compare the rows of one run, as ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +33,7 @@ need() {
 }
 need wrk wrk
 need nginx nginx-light
+need redis-server redis-server
 [ "${PROFILE:-0}" = 1 ] && need perf linux-perf
 
 if [ -n "${WARMGATE_BIN:-}" ]; then
@@ -94,6 +97,10 @@ gateway_config 9302 9312 false one >"$work/warm-off.toml"
 gateway_config 9303 9313 true one >"$work/warm-on.toml"
 gateway_config 9305 9315 true many >"$work/many.toml"
 gateway_config 9306 9316 false one >"$work/baseline.toml"
+{
+  gateway_config 9307 9317 true one
+  printf '[cache.redis]\nurl = "redis://127.0.0.1:9399/"\n'
+} >"$work/shared.toml"
 
 cat >"$work/nginx.conf" <<EOF
 worker_processes 1;
@@ -133,12 +140,18 @@ wait_ready() { # $1 port
   exit 1
 }
 for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:9301/ && break; sleep 0.1; done
+redis-server --port 9399 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 100); do redis-cli -p 9399 ping >/dev/null 2>&1 && break; sleep 0.1; done
 off=$(start_gateway "$bin" "$work/warm-off.toml"); pids+=("$off")
 on=$(start_gateway "$bin" "$work/warm-on.toml"); pids+=("$on")
+shared=$(start_gateway "$bin" "$work/shared.toml"); pids+=("$shared")
 wait_ready 9302
 wait_ready 9303
+wait_ready 9307
 rows=("emulator directly:9301:$emulator:one" "nginx proxy_pass:9304:nginx:one"
-  "warmgate, warming off:9302:$off:one" "warmgate, routing and warming on:9303:$on:one")
+  "warmgate, warming off:9302:$off:one" "warmgate, routing and warming on:9303:$on:one"
+  "warmgate, warming on, shared in Redis:9307:$shared:one")
 if [ -n "${BASELINE_BIN:-}" ]; then
   base=$(start_gateway "$BASELINE_BIN" "$work/baseline.toml"); pids+=("$base")
   wait_ready 9306
