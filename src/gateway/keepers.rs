@@ -36,10 +36,15 @@ use crate::telemetry;
 /// unit-tested.
 #[derive(Debug, Clone)]
 pub struct KeeperView {
+    /// This replica's member of the set: `<id>@<configuration fingerprint>`.
     me: String,
     ttl: Duration,
-    /// The live replicas as Redis last said, this one among them.
+    /// The live replicas' members as Redis last said, this one among them.
     replicas: Vec<String>,
+    /// Those with this replica's configuration (its functions and policy): the keepers are
+    /// chosen among them, so that a replica never keeps for another a function it does not
+    /// serve (while a deployment rolls out, each configuration keeps its own).
+    peers: Vec<String>,
     /// Until when they may be taken as the membership.
     trusted_until: Option<Instant>,
 }
@@ -50,6 +55,7 @@ impl KeeperView {
             me: me.into(),
             ttl,
             replicas: Vec::new(),
+            peers: Vec::new(),
             trusted_until: None,
         }
     }
@@ -73,6 +79,12 @@ impl KeeperView {
             replicas.push(self.me.clone());
         }
         replicas.sort();
+        let mine = configuration(&self.me);
+        self.peers = replicas
+            .iter()
+            .filter(|member| configuration(member) == mine)
+            .cloned()
+            .collect();
         self.replicas = replicas;
         self.trusted_until = Some(sent + self.ttl - self.ttl / 5);
     }
@@ -84,16 +96,19 @@ impl KeeperView {
     /// Whether this replica sends `function`'s keep-alive rounds at `now`: it is the keeper,
     /// or it cannot tell who is.
     pub fn keeps(&self, function: &str, now: Instant) -> bool {
-        !self.trusted(now) || keeper_of(function, &self.replicas) == Some(self.me.as_str())
+        !self.trusted(now) || keeper_of(function, &self.peers) == Some(self.me.as_str())
     }
 
-    /// The replicas it counts with at `now`, itself among them; none while it cannot tell.
-    pub fn live(&self, now: Instant) -> &[String] {
-        if self.trusted(now) {
-            &self.replicas
-        } else {
-            &[]
+    /// The ids of the replicas it counts with at `now`, itself among them, whatever their
+    /// configuration; none while it cannot tell.
+    pub fn live(&self, now: Instant) -> Vec<String> {
+        if !self.trusted(now) {
+            return Vec::new();
         }
+        self.replicas
+            .iter()
+            .map(|member| id_of(member).to_string())
+            .collect()
     }
 
     /// The replicas it counts with at `now`; 0 while it cannot tell (and keeps every function).
@@ -152,9 +167,42 @@ impl Handover {
     }
 }
 
+/// A member's replica id: what precedes its last `@`.
+fn id_of(member: &str) -> &str {
+    member.rsplit_once('@').map_or(member, |(id, _)| id)
+}
+
+/// A member's configuration fingerprint: what follows its last `@`.
+fn configuration(member: &str) -> &str {
+    member
+        .rsplit_once('@')
+        .map_or("", |(_, fingerprint)| fingerprint)
+}
+
+/// The fingerprint of what a replica keeps: its keep-alive policy and each function's public
+/// name, Lambda function and targets (16 hex digits of SHA-256).
+pub(super) fn fingerprint(config: &Config) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(config.warmer.policy.as_bytes());
+    for f in &config.functions {
+        hash.update([0]);
+        hash.update(f.name.as_bytes());
+        hash.update([1]);
+        hash.update(f.lambda_name().as_bytes());
+        for target in &f.targets {
+            hash.update([2]);
+            hash.update(target.as_bytes());
+        }
+    }
+    super::access::hex(&hash.finalize()[..8])
+}
+
 /// This replica's part in the membership: its view and the Redis tier it beats through.
 pub struct Keepers {
     id: String,
+    /// Its member of the set: the id and the configuration's fingerprint.
+    member: String,
     view: Mutex<KeeperView>,
     handover: Mutex<Handover>,
     redis: Arc<RedisTier>,
@@ -163,11 +211,13 @@ pub struct Keepers {
 }
 
 impl Keepers {
-    pub fn new(redis: Arc<RedisTier>, ttl: Duration, timeout: Duration) -> Self {
+    pub fn new(redis: Arc<RedisTier>, ttl: Duration, timeout: Duration, config: &str) -> Self {
         let id = super::lease::replica_id();
-        let view = KeeperView::new(id.clone(), ttl);
+        let member = format!("{id}@{config}");
+        let view = KeeperView::new(member.clone(), ttl);
         Self {
             id,
+            member,
             bound: timeout.min(view.beat_every()),
             view: Mutex::new(view),
             handover: Mutex::new(Handover::default()),
@@ -205,7 +255,7 @@ impl Keepers {
 
     /// The replicas it counts with now, itself among them; none while it cannot tell.
     pub fn live(&self) -> Vec<String> {
-        self.view.lock().live(Instant::now()).to_vec()
+        self.view.lock().live(Instant::now())
     }
 
     /// One beat; returns when the next is due.
@@ -215,7 +265,7 @@ impl Keepers {
         let sent = Instant::now();
         let replicas = self
             .redis
-            .replicas_beat(&self.id, now_ms, now_ms + ttl_ms, self.bound)
+            .replicas_beat(&self.member, now_ms, now_ms + ttl_ms, self.bound)
             .await;
         let mut view = self.view.lock();
         view.answered(replicas, sent);
@@ -225,7 +275,7 @@ impl Keepers {
     /// Leaves the membership (on shutdown, once no round is sent any more), so that the
     /// others take this replica's functions at their next beat.
     pub async fn leave(&self) {
-        if self.redis.replicas_leave(&self.id, self.bound).await {
+        if self.redis.replicas_leave(&self.member, self.bound).await {
             tracing::info!(id = %self.id, "left the keep-alive membership");
         }
     }
@@ -244,6 +294,7 @@ pub(super) fn keepers_for(config: &Config, redis: Option<&Arc<RedisTier>>) -> Op
         redis.clone(),
         Duration::from_millis(warmer.replica_ttl_ms),
         timeout,
+        &fingerprint(config),
     );
     tracing::info!(
         id = keepers.id(),
@@ -394,6 +445,32 @@ mod tests {
         assert!(handover
             .taken_over(vec![true, true, true], t0 + ms(1500), ms(1000))
             .is_empty());
+    }
+
+    #[test]
+    fn keepers_are_chosen_among_the_replicas_of_the_same_configuration() {
+        let t0 = Instant::now();
+        let members = ["a@new", "b@new", "c@old"].map(String::from).to_vec();
+        let views: Vec<KeeperView> = members
+            .iter()
+            .map(|me| {
+                let mut view = KeeperView::new(me.clone(), TTL);
+                view.answered(Some(members.clone()), t0);
+                view
+            })
+            .collect();
+        for i in 0..50 {
+            let f = format!("fn-{i}");
+            let new: Vec<bool> = views[..2].iter().map(|v| v.keeps(&f, t0)).collect();
+            assert_eq!(
+                new.iter().filter(|&&k| k).count(),
+                1,
+                "{f}: one keeper among the new"
+            );
+            assert!(views[2].keeps(&f, t0), "the old one keeps all it serves");
+        }
+        assert_eq!(views[0].live(t0), ["a", "b", "c"]);
+        assert_eq!(views[0].replicas(t0), 3);
     }
 
     #[test]
