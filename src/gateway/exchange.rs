@@ -2,21 +2,23 @@
 //! sends its rounds (`keepers`), but behind a load balancer every replica serves only a
 //! share of the function's calls: alone, its policy would see a fraction of each peak and
 //! keep pools that small, and its warm-pool estimate would miss the environments the other
-//! replicas' calls and pings take and leave idle (replayed with two replicas, `simulate
-//! --replicas 2`, the warmer met ten times one gateway's cold starts through the gateway).
-//! So every replica publishes each attempt it sends (call, ping or probe) as it starts and
-//! as it ends; every replica's policy hears each end, and every replica's estimate takes an
-//! environment for each start and gives it back idle at the end (which may release a request
-//! held for a busy environment). Each plans and routes on the whole traffic, and a replica
-//! that becomes a keeper has the history already.
+//! replicas' calls and pings take and leave idle (replayed with two replicas each on its
+//! own, `simulate --replicas 2 --keep-alive-per-replica`, the warmer met up to nine times
+//! one gateway's cold starts through the gateway). So every replica publishes each attempt
+//! it sends (call, ping or probe) as it starts and as it ends; every replica's policy hears
+//! each end, and every replica's estimate takes an environment for each start and gives it
+//! back idle at the end (which may release a request held for a busy environment). Each
+//! plans and routes on the whole traffic, and a replica that becomes a keeper has the
+//! history already.
 //!
 //! Every [`FLUSH_EVERY`] a replica publishes what it has gathered, one JSON batch on the
 //! channel `<prefix>:warmer:calls`, in order; an end carries the call's age at publishing
 //! rather than a time, since each gateway's clock has its own origin, and is applied when
 //! heard (up to a tenth of a second late). The attempts of a replica that leaves the
-//! membership are dropped from the estimates, and so are those whose end was lost. Lost batches (Redis away, a subscription being
-//! remade) cost accuracy only: each replica still plans and routes on its own attempts, and
-//! while it hears nothing it counts a round left to the keeper as sent (`kept_elsewhere`).
+//! membership are dropped from the estimates, and so are those whose end was lost. Lost
+//! batches (Redis away, a subscription being remade) cost accuracy only: each replica still
+//! plans and routes on its own attempts, and while it hears nothing it counts a round left
+//! to the keeper as sent (`kept_elsewhere`). See ARCHITECTURE.md, "Several replicas".
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

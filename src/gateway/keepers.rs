@@ -300,6 +300,7 @@ pub(super) fn keepers_for(config: &Config, redis: Option<&Arc<RedisTier>>) -> Op
         id = keepers.id(),
         "keep-alive shared: each function's rounds are sent by one replica, agreed through Redis"
     );
+    telemetry::keep_alive_sharing();
     Some(keepers)
 }
 

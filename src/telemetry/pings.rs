@@ -205,6 +205,15 @@ pub const KEEP_ALIVE_CALLS_SHARED: &str = "warmgate_keep_alive_calls_shared_tota
 /// Calls the other replicas served that this replica's policy heard of.
 pub const KEEP_ALIVE_CALLS_HEARD: &str = "warmgate_keep_alive_calls_heard_total";
 
+/// Keep-alive shared among replicas: its series, at zero until something is shared or heard
+/// (a lone replica hears nothing).
+pub fn keep_alive_sharing() {
+    counter!(KEEP_ALIVE_CALLS_SHARED, "outcome" => "published").increment(0);
+    counter!(KEEP_ALIVE_CALLS_SHARED, "outcome" => "dropped").increment(0);
+    counter!(KEEP_ALIVE_CALLS_HEARD).increment(0);
+    gauge!(KEEP_ALIVE_REPLICAS).set(0.0);
+}
+
 pub fn calls_shared(n: u64) {
     counter!(KEEP_ALIVE_CALLS_SHARED, "outcome" => "published").increment(n);
 }

@@ -23,161 +23,29 @@ use crate::policy::driver::{
 };
 use crate::policy::pool::{ProbePolicy, Started};
 use crate::policy::router::WaitPolicy;
-use crate::policy::{FunctionId, Policy};
-use crate::sim::trace::{Arrival, Trace, TraceFunction};
+use crate::policy::FunctionId;
+use crate::sim::trace::{Arrival, Trace};
 
 use super::settings::*;
 use super::tally::*;
 
 mod actions;
+mod arrivals;
+mod candidate;
 mod completions;
 
+pub(in crate::sim::engine) use arrivals::Arrivals;
+pub use candidate::Candidate;
+use candidate::{replica_ids, Replica};
 use completions::{Completions, Pending, Sent};
 
 // ---------------------------------------------------------------------------------------------
 // Event queues
 // ---------------------------------------------------------------------------------------------
 
-/// The functions' arrival lists merged in time order: one cursor per function and a heap of
-/// each function's next arrival. Ties go to the lower function index.
-pub(super) struct Arrivals<'t> {
-    functions: &'t [TraceFunction],
-    cursor: Vec<usize>,
-    heap: BinaryHeap<Reverse<(Time, FunctionId)>>,
-}
-
-impl<'t> Arrivals<'t> {
-    pub(super) fn new(functions: &'t [TraceFunction]) -> Self {
-        let heap = functions
-            .iter()
-            .enumerate()
-            .filter_map(|(f, tf)| tf.arrivals.first().map(|a| Reverse((a.at, f))))
-            .collect();
-        Arrivals {
-            functions,
-            cursor: vec![0; functions.len()],
-            heap,
-        }
-    }
-
-    pub(super) fn peek(&self) -> Option<Time> {
-        self.heap.peek().map(|Reverse((at, _))| *at)
-    }
-
-    pub(super) fn pop(&mut self) -> Option<(FunctionId, &'t Arrival)> {
-        let Reverse((_, f)) = self.heap.pop()?;
-        let arrivals = &self.functions[f].arrivals;
-        let arrival = &arrivals[self.cursor[f]];
-        self.cursor[f] += 1;
-        if let Some(next) = arrivals.get(self.cursor[f]) {
-            self.heap.push(Reverse((next.at, f)));
-        }
-        Some((f, arrival))
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The replay
 // ---------------------------------------------------------------------------------------------
-
-/// A policy to replay, what the platform does with idle environments under it, and how
-/// requests reach the targets.
-pub struct Candidate {
-    /// The name its figures carry.
-    pub label: String,
-    pub policy: Box<dyn Policy>,
-    pub reclaim: Reclaim,
-    pub traffic: Traffic,
-    /// The policies of the other gateway replicas, each a fresh copy of `policy`: traffic is
-    /// spread over all of them (empty: one gateway).
-    pub more_replicas: Vec<Box<dyn Policy>>,
-    /// With several replicas, every replica's policy hears every replica's calls and each
-    /// function's keep-alive rounds are sent by its keeper alone (`policy::keepers`), as
-    /// gateways sharing Redis do; otherwise each plans on its own calls and sends its rounds.
-    pub share_keep_alive: bool,
-}
-
-impl Candidate {
-    /// A policy on the platform as Lambda behaves, its traffic to the first target.
-    pub fn new(policy: Box<dyn Policy>) -> Self {
-        Candidate {
-            label: policy.name(),
-            policy,
-            reclaim: Reclaim::AsLambda,
-            traffic: Traffic::First,
-            more_replicas: Vec::new(),
-            share_keep_alive: true,
-        }
-    }
-
-    /// The reference bound: no policy, and environments never reclaimed once created.
-    pub fn never_reclaim() -> Self {
-        Candidate {
-            label: "never-reclaim".into(),
-            policy: Box::new(crate::policy::baselines::none::NoPolicy),
-            reclaim: Reclaim::Never,
-            traffic: Traffic::First,
-            more_replicas: Vec::new(),
-            share_keep_alive: true,
-        }
-    }
-
-    /// The same candidate under `traffic`, labelled for it ([`Traffic::label`] of the label
-    /// it had).
-    pub fn with_traffic(mut self, traffic: Traffic) -> Self {
-        self.label = traffic.label(&self.label);
-        self.traffic = traffic;
-        self
-    }
-
-    /// The same candidate run by `1 + more.len()` gateway replicas, the calls of each
-    /// function spread over them in turn, keep-alive shared or not; labelled `<label>@N`
-    /// (`@N-unshared`).
-    pub fn with_replicas(mut self, more: Vec<Box<dyn Policy>>, share_keep_alive: bool) -> Self {
-        if more.is_empty() {
-            return self;
-        }
-        let n = 1 + more.len();
-        let unshared = if share_keep_alive { "" } else { "-unshared" };
-        self.label = format!("{}@{n}{unshared}", self.label);
-        self.more_replicas = more;
-        self.share_keep_alive = share_keep_alive;
-        self
-    }
-}
-
-/// One gateway replica of a replay: its keep-alive policy, its function drivers, its wake-up.
-struct Replica {
-    policy: Box<dyn Policy>,
-    /// Per function, the gateway's orchestration: the very [`FunctionDriver`] the gateway
-    /// runs, its pools fed what this replica would see (kept only when routing or measuring
-    /// the estimator).
-    drivers: Vec<FunctionDriver>,
-    /// The policy's wake-up, cached: it can only change when the policy is called.
-    wake: Option<Time>,
-    /// The policy asked, after acting, to be woken no later than it just was: it is not woken
-    /// again until something else happens, so that such a policy cannot stall the replay.
-    wake_stale: bool,
-}
-
-impl Replica {
-    /// The wake-up to honour at `now`: never before it, none while stale.
-    fn due_wake(&self, now: Time) -> Option<Time> {
-        if self.wake_stale {
-            return None;
-        }
-        self.wake.map(|w| w.max(now))
-    }
-
-    fn refresh_wake(&mut self) {
-        self.wake = self.policy.next_wake();
-    }
-}
-
-/// The replicas' ids, as the gateway's would be named in Redis.
-fn replica_ids(n: usize) -> Vec<String> {
-    (0..n).map(|r| format!("replica-{r}")).collect()
-}
 
 /// An attempt by the replica that sent it, its function, target and id there.
 type AttemptKey = (usize, FunctionId, usize, u64);
