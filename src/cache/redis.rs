@@ -134,20 +134,9 @@ impl RedisTier {
             .ignore();
         let mut connection = self.connection.clone();
         let command = pipe.exec_async(&mut connection);
-        match tokio::time::timeout(self.config.timeout(), command).await {
-            Err(_) => {
-                self.failed("load_add", "timeout", &"no answer within timeout_ms");
-                false
-            }
-            Ok(Err(error)) => {
-                self.failed("load_add", "error", &error);
-                false
-            }
-            Ok(Ok(())) => {
-                self.succeeded();
-                true
-            }
-        }
+        self.bounded("load_add", self.config.timeout(), command)
+            .await
+            .is_some()
     }
 
     /// Each of `minutes`' totals so far: function → (busy seconds, peak); `None` when Redis
@@ -162,20 +151,9 @@ impl RedisTier {
         }
         let mut connection = self.connection.clone();
         let query = pipe.query_async::<Vec<HashMap<String, String>>>(&mut connection);
-        let hashes = match tokio::time::timeout(self.config.timeout(), query).await {
-            Err(_) => {
-                self.failed("load_totals", "timeout", &"no answer within timeout_ms");
-                return None;
-            }
-            Ok(Err(error)) => {
-                self.failed("load_totals", "error", &error);
-                return None;
-            }
-            Ok(Ok(hashes)) => {
-                self.succeeded();
-                hashes
-            }
-        };
+        let hashes = self
+            .bounded("load_totals", self.config.timeout(), query)
+            .await?;
         let totals = hashes
             .into_iter()
             .map(|hash| {
@@ -276,20 +254,9 @@ impl RedisTier {
             .arg(-1);
         let mut connection = self.connection.clone();
         let query = pipe.query_async::<(Vec<String>,)>(&mut connection);
-        match tokio::time::timeout(bound, query).await {
-            Err(_) => {
-                self.failed("replicas_beat", "timeout", &"no answer within timeout_ms");
-                None
-            }
-            Ok(Err(error)) => {
-                self.failed("replicas_beat", "error", &error);
-                None
-            }
-            Ok(Ok((replicas,))) => {
-                self.succeeded();
-                Some(replicas)
-            }
-        }
+        self.bounded("replicas_beat", bound, query)
+            .await
+            .map(|(replicas,)| replicas)
     }
 
     /// Takes `id` out of the membership (on shutdown), so that its functions pass to the
@@ -299,20 +266,7 @@ impl RedisTier {
         command.arg(self.replicas_key()).arg(id);
         let mut connection = self.connection.clone();
         let query = command.exec_async(&mut connection);
-        match tokio::time::timeout(bound, query).await {
-            Ok(Ok(())) => {
-                self.succeeded();
-                true
-            }
-            Ok(Err(error)) => {
-                self.failed("replicas_leave", "error", &error);
-                false
-            }
-            Err(_) => {
-                self.failed("replicas_leave", "timeout", &"no answer within timeout_ms");
-                false
-            }
-        }
+        self.bounded("replicas_leave", bound, query).await.is_some()
     }
 
     /// Publishes `message` on `channel` (the replicas' shared calls, `gateway::exchange`);
@@ -325,18 +279,31 @@ impl RedisTier {
         command.arg(channel).arg(message);
         let mut connection = self.connection.clone();
         let query = command.exec_async(&mut connection);
-        match tokio::time::timeout(self.config.timeout(), query).await {
-            Ok(Ok(())) => {
-                self.succeeded();
-                true
+        self.bounded("publish", self.config.timeout(), query)
+            .await
+            .is_some()
+    }
+
+    /// Awaits `command` within `bound`; its outcome counts for the tier's state (a failure
+    /// rests it and is counted by `op`). `None` when Redis failed or did not answer in time.
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        bound: Duration,
+        command: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Option<T> {
+        match tokio::time::timeout(bound, command).await {
+            Err(_) => {
+                self.failed(op, "timeout", &"no answer within timeout_ms");
+                None
             }
             Ok(Err(error)) => {
-                self.failed("publish", "error", &error);
-                false
+                self.failed(op, "error", &error);
+                None
             }
-            Err(_) => {
-                self.failed("publish", "timeout", &"no answer within timeout_ms");
-                false
+            Ok(Ok(value)) => {
+                self.succeeded();
+                Some(value)
             }
         }
     }
