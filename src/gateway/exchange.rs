@@ -39,7 +39,7 @@ use crate::telemetry;
 
 /// How often a replica publishes the attempts it started and ended since it last did: well
 /// within the warmer's recheck (60 s) and its refresh margin (10 s).
-const FLUSH_EVERY: Duration = Duration::from_millis(100);
+const FLUSH_EVERY: Duration = crate::policy::keepers::SHARE_EVERY;
 /// The most events gathered between two batches; beyond it they are not shared (counted).
 const OUTBOX_BOUND: usize = 200_000;
 /// How long a lost subscription waits before it is made again.

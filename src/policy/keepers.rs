@@ -6,6 +6,10 @@
 
 use sha2::{Digest, Sha256};
 
+/// How often a replica sharing its attempts publishes them (`gateway::exchange`); the
+/// simulator's replicas hear each other's so.
+pub const SHARE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The keeper of `function` among `replicas`: the one of highest rendezvous weight (ties,
 /// which SHA-256 makes unlikely, to the lower id). `None` with no replica.
 pub fn keeper_of<'a, S: AsRef<str>>(function: &str, replicas: &'a [S]) -> Option<&'a str> {

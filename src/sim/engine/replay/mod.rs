@@ -33,6 +33,7 @@ mod actions;
 mod arrivals;
 mod candidate;
 mod completions;
+mod shared;
 
 pub(in crate::sim::engine) use arrivals::Arrivals;
 pub use candidate::Candidate;
@@ -75,6 +76,8 @@ struct Replay<'t> {
     /// Each attempt in flight as the other replicas' estimates hold it, by the replica that
     /// sent it, its function, target and id there: (replica, what its pool started).
     elsewhere: HashMap<AttemptKey, Vec<(usize, Started)>>,
+    /// Attempt starts and ends on their way to the other replicas, when they share.
+    in_transit: shared::InTransit,
     names: Vec<String>,
     /// The K targets' aliases, and the version each names.
     targets: Vec<String>,
@@ -179,6 +182,7 @@ impl<'t> Replay<'t> {
             })
             .collect();
         let names: Vec<String> = (0..n).map(platform_name).collect();
+        let replica_count = replicas.len();
         let keepers = (replicas.len() > 1 && candidate.share_keep_alive).then(|| {
             let ids = replica_ids(replicas.len());
             names
@@ -198,6 +202,7 @@ impl<'t> Replay<'t> {
             keepers,
             balance: vec![0; n],
             elsewhere: HashMap::new(),
+            in_transit: shared::InTransit::new(replica_count, n),
             names,
             targets: (0..k).map(target_name).collect(),
             versions: (0..k).map(|t| (t + 1).to_string()).collect(),
@@ -253,6 +258,7 @@ impl<'t> Replay<'t> {
         let mut replayed = 0u64;
         loop {
             let next_done = self.completions.peek();
+            let next_heard = self.in_transit.peek().filter(|&t| t < end);
             let next_tick = self.next_tick.filter(|&t| t < end);
             // The trace spans [0, end): a wake-up at the end is past it.
             let (waking, next_wake) = self.due_wake();
@@ -262,6 +268,7 @@ impl<'t> Replay<'t> {
             let next_arrival = arrivals.peek();
             let Some(t) = [
                 next_done,
+                next_heard,
                 next_tick,
                 next_wake,
                 next_probe_check,
@@ -278,6 +285,8 @@ impl<'t> Replay<'t> {
             if next_done == Some(t) {
                 let done = self.completions.pop().expect("peeked");
                 self.finish(done);
+            } else if next_heard == Some(t) {
+                self.hear_next();
             } else if next_tick == Some(t) {
                 self.tick(t);
                 self.next_tick =
@@ -341,36 +350,25 @@ impl<'t> Replay<'t> {
         if !attempt.started.ping {
             self.tell_in_flight(r, f);
         }
-        for q in self.hearing(r) {
-            let replica = &mut self.replicas[q];
-            replica.policy.observe(&finished.observation);
-            replica.refresh_wake();
-        }
+        let replica = &mut self.replicas[r];
+        replica.policy.observe(&finished.observation);
+        replica.refresh_wake();
         self.something_happened();
         if let Some((waiter, send)) = finished.released {
             let duration = self.held.remove(&(r, f, waiter)).expect("held");
             self.dispatch(r, f, send, duration);
         }
-        // The other replicas' estimates see the attempt end; the environment freed goes to
-        // a request held on one of them, if its own replica held none (`taker_of`).
-        let taker = finished.released.is_none().then(|| {
-            let ids = replica_ids(self.replicas.len());
-            crate::policy::keepers::taker_of(&ids[r], attempt.started.id, &ids)
-                .and_then(|t| ids.iter().position(|id| id == t))
-        });
-        for (q, started) in self
-            .elsewhere
-            .remove(&(r, f, attempt.target, attempt.started.id))
-            .unwrap_or_default()
-        {
-            let release = taker == Some(Some(q));
-            let driver = &mut self.replicas[q].drivers[f];
-            if let Some((waiter, send)) =
-                driver.finish_elsewhere(at, attempt.target, &started, outcome, release)
-            {
-                let duration = self.held.remove(&(q, f, waiter)).expect("held");
-                self.dispatch(q, f, send, duration);
-            }
+        // Shared, the others hear of the end after the next batch.
+        if self.keepers.is_some() {
+            let end = shared::Shared::End {
+                from: r,
+                function: f,
+                attempt,
+                outcome,
+                observation: finished.observation,
+                released: finished.released.is_some(),
+            };
+            self.in_transit.send(at, end);
         }
     }
 
@@ -639,21 +637,15 @@ impl<'t> Replay<'t> {
         }
         let (done, outcome) = match &result {
             Ok(invocation) => {
-                // Replicas sharing keep-alive hear every attempt start and end, and their
-                // estimates follow them (`gateway::exchange`), here without its delay.
+                // Replicas sharing their attempts hear of its start after the next batch
+                // (`shared`), as the gateway's do.
                 if self.keepers.is_some() {
-                    let others: Vec<_> = (0..self.replicas.len())
-                        .filter(|&q| q != r)
-                        .filter_map(|q| {
-                            self.replicas[q].drivers[f]
-                                .start_elsewhere(at, attempt.target, ping)
-                                .map(|started| (q, started))
-                        })
-                        .collect();
-                    if !others.is_empty() {
-                        self.elsewhere
-                            .insert((r, f, attempt.target, attempt.started.id), others);
-                    }
+                    let start = shared::Shared::Start {
+                        from: r,
+                        function: f,
+                        attempt,
+                    };
+                    self.in_transit.send(at, start);
                 }
                 if !ping {
                     self.in_flight += 1;
@@ -677,28 +669,11 @@ impl<'t> Replay<'t> {
     /// gateway's warmer wakes for each count.
     fn tell_in_flight(&mut self, r: usize, f: FunctionId) {
         if matches!(self.traffic, Traffic::Routed | Traffic::Waiting) {
-            let hearing = self.hearing(r);
-            let running = if hearing.len() == 1 {
-                self.replicas[r].drivers[f].running()
-            } else {
-                self.replicas.iter().map(|x| x.drivers[f].running()).sum()
-            };
-            for q in hearing {
-                let replica = &mut self.replicas[q];
-                replica.policy.in_flight(f, running, self.now);
-                replica.refresh_wake();
-            }
-        }
-    }
-
-    /// The replicas whose policies hear of replica `r`'s calls: every one when they share
-    /// keep-alive (`gateway::exchange`, here without its delay of up to a tenth of a second),
-    /// else `r` alone.
-    fn hearing(&self, r: usize) -> std::ops::Range<usize> {
-        if self.keepers.is_some() {
-            0..self.replicas.len()
-        } else {
-            r..r + 1
+            // Shared, the others' calls count as last heard.
+            let running = self.fleet_in_flight(r, f);
+            let replica = &mut self.replicas[r];
+            replica.policy.in_flight(f, running, self.now);
+            replica.refresh_wake();
         }
     }
 }
