@@ -11,10 +11,10 @@
 //! plans and routes on the whole traffic, and a replica that becomes a keeper has the
 //! history already.
 //!
-//! Every [`FLUSH_EVERY`] a replica publishes what it has gathered, one JSON batch on the
+//! Every [`FLUSH_EVERY`] (20 ms) a replica publishes what it has gathered, one JSON batch on the
 //! channel `<prefix>:warmer:calls`, in order; an end carries the call's age at publishing
 //! rather than a time, since each gateway's clock has its own origin, and is applied when
-//! heard (up to a tenth of a second late). The attempts of a replica that leaves the
+//! heard (a batch late). The attempts of a replica that leaves the
 //! membership are dropped from the estimates, and so are those whose end was lost. Lost
 //! batches (Redis away, a subscription being remade) cost accuracy only: each replica still
 //! plans and routes on its own attempts, and while it hears nothing it counts a round left
@@ -37,8 +37,7 @@ use crate::policy::pool::Started;
 use crate::policy::{FunctionId, Observation, Start, TargetId};
 use crate::telemetry;
 
-/// How often a replica publishes the attempts it started and ended since it last did: well
-/// within the warmer's recheck (60 s) and its refresh margin (10 s).
+/// How often a replica publishes the attempts it started and ended since it last did.
 const FLUSH_EVERY: Duration = crate::policy::keepers::SHARE_EVERY;
 /// The most events gathered between two batches; beyond it they are not shared (counted).
 const OUTBOX_BOUND: usize = 200_000;

@@ -11,13 +11,15 @@
 //! 1. completions: an attempt that finished is taught to its driver, and the policy hears of
 //!    it as an [`Observation`](crate::policy::Observation), at its `completes_at`; the driver
 //!    may release a held request onto the environment it freed;
-//! 2. the minute tick: provisioned capacity is read into the pools, and after the warm-up the
+//! 2. with replicas sharing their attempts, another replica's start or end heard (after the
+//!    next batch, as the gateway's hear them: `replay::shared`);
+//! 3. the minute tick: provisioned capacity is read into the pools, and after the warm-up the
 //!    pools' estimates are compared with the platform's ground truth;
-//! 3. the policy's wake-up: `Policy::act`, then its actions (rounds as the driver grants them);
-//! 4. the probe check, every `PROBE_CHECK` of routed replays: the probes the pools ask for;
-//! 5. the end of a held request's wait ([`Traffic::Waiting`]): it is sent, unless a completion
+//! 4. the policy's wake-up: `Policy::act`, then its actions (rounds as the driver grants them);
+//! 5. the probe check, every `PROBE_CHECK` of routed replays: the probes the pools ask for;
+//! 6. the end of a held request's wait ([`Traffic::Waiting`]): it is sent, unless a completion
 //!    released it first;
-//! 6. arrivals: the next invocation of any function, taken from a heap that merges the
+//! 7. arrivals: the next invocation of any function, taken from a heap that merges the
 //!    functions' sorted arrival lists (one cursor per function, no global sorted copy).
 //!
 //! Each trace function becomes one platform function with the trace's memory and
