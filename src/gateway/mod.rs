@@ -201,9 +201,9 @@ pub struct Gateway {
     lease: Option<lease::Lease>,
     /// Apply mode with Redis: the planner's loads shared among replicas.
     fleet: Option<fleet::Fleet>,
-    /// A warmer with Redis: each function's keep-alive rounds sent by one replica,
+    /// A warmer with Redis: which replica sends each function's keep-alive rounds.
     keepers: Option<keepers::Keepers>,
-    /// planned on every replica's calls.
+    /// A warmer with Redis: the attempts shared with the other replicas.
     exchange: Option<exchange::Exchange>,
     /// Invocations in flight that identical requests share.
     flights: Arc<crate::cache::flight::Flights<crate::cache::Key, serve::Flight>>,
