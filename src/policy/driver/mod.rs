@@ -403,9 +403,13 @@ impl FunctionDriver {
         if !release {
             return None;
         }
+        self.release_longest_held(now)
+    }
+
+    /// An environment freed at `now`: the request held longest takes it, and is sent.
+    fn release_longest_held(&mut self, now: Time) -> Option<(u64, Send)> {
         let held = self.held.pop_front()?;
-        let waiter = held.waiter;
-        Some((waiter, self.send_held(now, held)))
+        Some((held.waiter, self.send_held(now, held)))
     }
 
     /// Another replica's attempt on `target` will not be heard of again (the replica left):
@@ -551,10 +555,7 @@ impl FunctionDriver {
         if let Some(i) = self.bursts.iter().position(|&b| b == (target, started.id)) {
             self.bursts.swap_remove(i);
         }
-        let released = self.held.pop_front().map(|held| {
-            let waiter = held.waiter;
-            (waiter, self.send_held(now, held))
-        });
+        let released = self.release_longest_held(now);
         Finished {
             observation,
             released,
