@@ -438,30 +438,19 @@ impl Gateway {
         observe: bool,
     ) {
         let now = self.now();
-        let (observation, running) = {
+        let (observation, released, running) = {
             let mut orchestration = function.orchestration.lock();
-            let mut finished = orchestration.driver.finish(now, attempt, outcome);
-            let observation = finished.observation;
+            let finished = orchestration.driver.finish(now, attempt, outcome);
             let released = finished.released.is_some();
-            self.share_end(*attempt, observation, &outcome, released, observe);
-            // A released waiter whose client has gone gives its environment back, which may
-            // release the next.
-            while let Some((waiter, send)) = finished.released.take() {
-                let Some(tx) = orchestration.waiters.remove(&waiter) else {
-                    finished = orchestration
-                        .driver
-                        .finish(now, &send.attempt, Outcome::NotRun);
-                    continue;
-                };
-                if let Err(send) = tx.send(send) {
-                    finished = orchestration
-                        .driver
-                        .finish(now, &send.attempt, Outcome::NotRun);
-                }
-            }
+            orchestration.hand_over(now, finished.released);
             function.publish_pool(&orchestration.driver, attempt.target, now);
-            (observation, orchestration.driver.running())
+            (
+                finished.observation,
+                released,
+                orchestration.driver.running(),
+            )
         };
+        self.share_end(*attempt, observation, &outcome, released, observe);
         let Some(warmer) = &self.warmer else {
             return;
         };

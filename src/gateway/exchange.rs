@@ -541,24 +541,10 @@ impl Gateway {
     ) {
         let state = &self.functions[f];
         let mut orchestration = state.orchestration.lock();
-        let mut released = orchestration
+        let released = orchestration
             .driver
             .finish_elsewhere(now, target, started, outcome, release);
-        // A released waiter whose client has gone gives its environment back, which may
-        // release the next (as `Gateway::finish` does).
-        while let Some((waiter, send)) = released.take() {
-            let send = match orchestration.waiters.remove(&waiter) {
-                Some(tx) => match tx.send(send) {
-                    Ok(()) => break,
-                    Err(send) => send,
-                },
-                None => send,
-            };
-            released = orchestration
-                .driver
-                .finish(now, &send.attempt, Outcome::NotRun)
-                .released;
-        }
+        orchestration.hand_over(now, released);
         state.publish_pool(&orchestration.driver, target, now);
     }
 }

@@ -80,6 +80,26 @@ struct Orchestration {
     waiters: HashMap<u64, oneshot::Sender<Send>>,
 }
 
+impl Orchestration {
+    /// Sends a request the driver released to its waiter. A released waiter whose client has
+    /// gone gives its environment back, which may release the next.
+    fn hand_over(&mut self, now: Time, mut released: Option<(u64, Send)>) {
+        while let Some((waiter, send)) = released.take() {
+            let send = match self.waiters.remove(&waiter) {
+                Some(tx) => match tx.send(send) {
+                    Ok(()) => return,
+                    Err(send) => send,
+                },
+                None => send,
+            };
+            released = self
+                .driver
+                .finish(now, &send.attempt, crate::policy::driver::Outcome::NotRun)
+                .released;
+        }
+    }
+}
+
 impl FunctionState {
     fn new(index: usize, config: &FunctionConfig) -> Self {
         let settings = FunctionSettings {
