@@ -32,7 +32,6 @@ use serde::{Deserialize, Serialize};
 use super::Gateway;
 use crate::clock::Time;
 use crate::policy::driver::{Attempt, Outcome};
-use crate::policy::keepers::taker_of;
 use crate::policy::pool::Started;
 use crate::policy::{FunctionId, Observation, Start, TargetId};
 use crate::telemetry;
@@ -516,11 +515,7 @@ impl Gateway {
     /// (`taker_of`), every replica choosing alike; any may take it while the membership is
     /// not known.
     fn takes_freed(&self, sender: &str, id: u64) -> bool {
-        let Some(keepers) = &self.keepers else {
-            return true;
-        };
-        let live = keepers.live();
-        live.is_empty() || taker_of(sender, id, &live) == Some(keepers.id())
+        self.keepers.as_ref().is_none_or(|k| k.takes(sender, id))
     }
 
     fn indices(&self, function: &str, target: &str) -> Option<(FunctionId, TargetId)> {

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use super::Gateway;
 use crate::cache::redis::RedisTier;
 use crate::config::Config;
-use crate::policy::keepers::keeper_of;
+use crate::policy::keepers::{keeper_of, taker_of};
 use crate::policy::{Action, FunctionId};
 use crate::telemetry;
 
@@ -97,6 +97,15 @@ impl KeeperView {
     /// or it cannot tell who is.
     pub fn keeps(&self, function: &str, now: Instant) -> bool {
         !self.trusted(now) || keeper_of(function, &self.peers) == Some(self.me.as_str())
+    }
+
+    /// Whether the environment freed by `sender`'s attempt `attempt` goes to this replica
+    /// among the others it counts with at `now` (`taker_of`); while it cannot tell, any may
+    /// take it.
+    pub fn takes(&self, sender: &str, attempt: u64, now: Instant) -> bool {
+        let me = id_of(&self.me);
+        !self.trusted(now)
+            || taker_of(sender, attempt, self.replicas.iter().map(|m| id_of(m))) == Some(me)
     }
 
     /// The ids of the replicas it counts with at `now`, itself among them, whatever their
@@ -251,6 +260,11 @@ impl Keepers {
     /// The replicas it counts with now; 0 while it cannot tell.
     pub fn replicas(&self) -> usize {
         self.view.lock().replicas(Instant::now())
+    }
+
+    /// Whether the environment freed by `sender`'s attempt `attempt` goes to this replica.
+    pub fn takes(&self, sender: &str, attempt: u64) -> bool {
+        self.view.lock().takes(sender, attempt, Instant::now())
     }
 
     /// The replicas it counts with now, itself among them; none while it cannot tell.
@@ -471,6 +485,15 @@ mod tests {
             assert!(views[2].keeps(&f, t0), "the old one keeps all it serves");
         }
         assert_eq!(views[0].live(t0), ["a", "b", "c"]);
+        // An environment a's attempt freed goes to one of the others, whatever their
+        // configuration.
+        for attempt in 0..50 {
+            let takers: Vec<bool> = views.iter().map(|v| v.takes("a", attempt, t0)).collect();
+            assert!(
+                !takers[0] && takers[1] != takers[2],
+                "{attempt}: {takers:?}"
+            );
+        }
         assert_eq!(views[0].replicas(t0), 3);
     }
 

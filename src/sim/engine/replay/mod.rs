@@ -69,6 +69,8 @@ struct Replay<'t> {
     /// The gateway replicas (one but for `--replicas`); the first applies provisioned
     /// concurrency (it holds the lease) and its estimates are the ones measured.
     replicas: Vec<Replica>,
+    /// The replicas' ids, as the gateway's would be named in Redis.
+    replica_ids: Vec<String>,
     /// Per function, the replica that sends its keep-alive rounds, when they share them.
     keepers: Option<Vec<usize>>,
     /// Per function, the replica its next call goes to: a load balancer's turn.
@@ -184,7 +186,7 @@ impl<'t> Replay<'t> {
         let names: Vec<String> = (0..n).map(platform_name).collect();
         let replica_count = replicas.len();
         let keepers = (replicas.len() > 1 && candidate.share_keep_alive).then(|| {
-            let ids = replica_ids(replicas.len());
+            let ids = replica_ids(replica_count);
             names
                 .iter()
                 .map(|name| {
@@ -199,6 +201,7 @@ impl<'t> Replay<'t> {
             warmup: settings.warmup,
             platform,
             replicas,
+            replica_ids: replica_ids(replica_count),
             keepers,
             balance: vec![0; n],
             elsewhere: HashMap::new(),

@@ -13,7 +13,6 @@ use crate::policy::driver::{Attempt, Outcome};
 use crate::policy::keepers::{taker_of, SHARE_EVERY};
 use crate::policy::{FunctionId, Observation};
 
-use super::candidate::replica_ids;
 use super::Replay;
 
 /// Redis's part of the way from one replica to another.
@@ -115,8 +114,9 @@ impl Replay<'_> {
                 // own held none.
                 let taker = (!released)
                     .then(|| {
-                        let ids = replica_ids(self.replicas.len());
-                        taker_of(&ids[from], attempt.started.id, &ids)
+                        let ids = &self.replica_ids;
+                        let names = ids.iter().map(String::as_str);
+                        taker_of(&ids[from], attempt.started.id, names)
                             .and_then(|t| ids.iter().position(|id| id == t))
                     })
                     .flatten();
