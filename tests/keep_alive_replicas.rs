@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use warmgate::clock::TokioClock;
 use warmgate::config::Config;
 use warmgate::emulator::{Emulator, RunningEmulator};
-use warmgate::gateway::{Gateway, RunningGateway};
+use warmgate::gateway::RunningGateway;
 use warmgate::lambda::{InvokeError, InvokeRequest, InvokeResponse, Invoker, LambdaClient};
 use warmgate::platform::PlatformSpec;
 
@@ -119,20 +119,8 @@ impl Replica {
             lambda: lambda.clone(),
             pings: Mutex::new(BTreeMap::new()),
         });
-        let local = Some("127.0.0.1:0".parse().unwrap());
-        let running = Gateway::new(
-            config,
-            counting.clone(),
-            Arc::new(lambda),
-            Arc::new(TokioClock::scaled(SCALE)),
-        )
-        .bind(local, local)
-        .await
-        .expect("the gateway binds");
-        running
-            .wait_ready(Duration::from_secs(10))
-            .await
-            .expect("targets resolve");
+        let running =
+            common::serve_replica(config, counting.clone(), Arc::new(lambda), SCALE).await;
         Self { running, counting }
     }
 

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use warmgate::clock::TokioClock;
 use warmgate::config::Config;
 use warmgate::emulator::{Emulator, RunningEmulator};
-use warmgate::gateway::{Gateway, RunningGateway};
+use warmgate::gateway::RunningGateway;
 use warmgate::lambda::{ControlPlane, InvokeError, LambdaClient, ProvisionedState, TargetConfig};
 use warmgate::platform::PlatformSpec;
 
@@ -130,20 +130,7 @@ impl Replica {
             lambda: lambda.clone(),
             sets: AtomicU32::new(0),
         });
-        let local = Some("127.0.0.1:0".parse().unwrap());
-        let running = Gateway::new(
-            config,
-            Arc::new(lambda),
-            control.clone(),
-            Arc::new(TokioClock::scaled(SCALE)),
-        )
-        .bind(local, local)
-        .await
-        .expect("the gateway binds");
-        running
-            .wait_ready(Duration::from_secs(10))
-            .await
-            .expect("targets resolve");
+        let running = common::serve_replica(config, Arc::new(lambda), control.clone(), SCALE).await;
         Self {
             name,
             function: function.to_string(),

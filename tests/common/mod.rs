@@ -227,3 +227,25 @@ impl warmgate::lambda::ControlPlane for SameCode {
         Ok(0)
     }
 }
+
+/// One gateway replica of `config`, invoking through `invoker` and reading targets through
+/// `control`, on a clock `scale` times real time, bound to 127.0.0.1:0 and ready (the
+/// multi-replica tests: `provisioning_lease.rs`, `keep_alive_replicas.rs`).
+pub async fn serve_replica(
+    config: warmgate::config::Config,
+    invoker: std::sync::Arc<dyn warmgate::lambda::Invoker>,
+    control: std::sync::Arc<dyn warmgate::lambda::ControlPlane>,
+    scale: f64,
+) -> RunningGateway {
+    let local = Some("127.0.0.1:0".parse().unwrap());
+    let clock = std::sync::Arc::new(warmgate::clock::TokioClock::scaled(scale));
+    let running = warmgate::gateway::Gateway::new(config, invoker, control, clock)
+        .bind(local, local)
+        .await
+        .expect("the gateway binds");
+    running
+        .wait_ready(Duration::from_secs(10))
+        .await
+        .expect("targets resolve");
+    running
+}
