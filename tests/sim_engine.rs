@@ -591,3 +591,43 @@ fn a_replica_sharing_the_estimate_sees_the_other_replicas_calls() {
     );
     assert_eq!(alone.estimator.mean_error, -1.0, "{:?}", alone.estimator);
 }
+
+/// Counts the times it is told how many calls are in flight.
+struct InFlightCounter(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl Policy for InFlightCounter {
+    fn name(&self) -> String {
+        "counter".into()
+    }
+    fn start(&mut self, _functions: &[FunctionInfo], _now: Time) -> Vec<Action> {
+        Vec::new()
+    }
+    fn observe(&mut self, _observation: &Observation) {}
+    fn in_flight(&mut self, _function: usize, _requests: u32, _now: Time) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn act(&mut self, _now: Time) -> Vec<Action> {
+        Vec::new()
+    }
+    fn next_wake(&self) -> Option<Time> {
+        None
+    }
+}
+
+#[test]
+fn replicas_beside_clients_that_call_lambda_directly_never_see_calls_in_flight() {
+    use warmgate::sim::engine::Traffic;
+    let trace = every_11_minutes(2 * HOUR);
+    let settings = deterministic(Duration::ZERO);
+    let told = |traffic| {
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let policy = || Box::new(InFlightCounter(count.clone())) as Box<dyn Policy>;
+        two_replicas(&trace, &settings, policy, true, traffic);
+        count.load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // Through the gateway each replica counts its own calls at start and end, and the other
+    // hears both: 4 counts per call.
+    assert_eq!(told(Traffic::Waiting), 4 * 11);
+    // Directly, no replica sees a call start, its own or another's.
+    assert_eq!(told(Traffic::First), 0);
+}

@@ -69,6 +69,12 @@ impl Traffic {
         }
     }
 
+    /// Whether requests pass through the gateway, which sees them start and end; clients
+    /// that call Lambda directly are seen only as their ends are observed.
+    pub fn through_gateway(self) -> bool {
+        matches!(self, Traffic::Routed | Traffic::Waiting)
+    }
+
     /// The label of `policy` replayed under this traffic: `none`, `none+spread`, `none+route`.
     pub fn label(self, policy: &str) -> String {
         match self {

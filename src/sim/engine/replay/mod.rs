@@ -135,7 +135,7 @@ impl<'t> Replay<'t> {
         let k = settings.targets.max(1);
         let n = trace.functions.len();
         let deterministic = settings.mode == Mode::Deterministic;
-        let gateway = matches!(candidate.traffic, Traffic::Routed | Traffic::Waiting);
+        let gateway = candidate.traffic.through_gateway();
         let keep_pools = gateway || settings.measure_estimator;
         let spread = if candidate.traffic == Traffic::Spread && !deterministic {
             (0..n)
@@ -671,7 +671,7 @@ impl<'t> Replay<'t> {
     /// The policy may plan at once on a start, so its wake-up is read again, as the
     /// gateway's warmer wakes for each count.
     fn tell_in_flight(&mut self, r: usize, f: FunctionId) {
-        if matches!(self.traffic, Traffic::Routed | Traffic::Waiting) {
+        if self.traffic.through_gateway() {
             // Shared, the others' calls count as last heard.
             let running = self.fleet_in_flight(r, f);
             let replica = &mut self.replicas[r];

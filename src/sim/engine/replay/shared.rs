@@ -157,8 +157,12 @@ impl Replay<'_> {
         here + heard
     }
 
-    /// Every replica but `from` hears its count of `f` in flight change.
+    /// Every replica but `from` hears its count of `f` in flight change. Clients that call
+    /// Lambda directly are counted by no replica, so neither is told.
     fn tell_others_in_flight(&mut self, from: usize, f: FunctionId) {
+        if !self.traffic.through_gateway() {
+            return;
+        }
         for q in (0..self.replicas.len()).filter(|&q| q != from) {
             let total = self.fleet_in_flight(q, f);
             let replica = &mut self.replicas[q];
