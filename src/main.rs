@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand};
 use warmgate::config::Config;
 use warmgate::gateway::Gateway;
 
+// The allocator: every request allocates its buffers, headers and SDK state, and glibc's
+// malloc was a sixth of the gateway's CPU under load (docs/hot-path.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "warmgate",
