@@ -119,10 +119,12 @@ pub enum KeptBy {
     Headroom,
     /// A round that also starts a kept environment's successor before its lifetime ends.
     Rotation,
+    /// A rise seen at this minute the day before, expected again.
+    Daily,
 }
 
 impl KeptBy {
-    pub const ALL: [KeptBy; 9] = [
+    pub const ALL: [KeptBy; 10] = [
         KeptBy::Schedule,
         KeptBy::Unseen,
         KeptBy::Fallback,
@@ -132,6 +134,7 @@ impl KeptBy {
         KeptBy::Held,
         KeptBy::Headroom,
         KeptBy::Rotation,
+        KeptBy::Daily,
     ];
 
     /// The label the metrics and the simulator's files use.
@@ -146,6 +149,7 @@ impl KeptBy {
             KeptBy::Held => "held",
             KeptBy::Headroom => "headroom",
             KeptBy::Rotation => "rotation",
+            KeptBy::Daily => "daily",
         }
     }
 }

@@ -155,7 +155,7 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "FILE")]
     pub per_function: Option<PathBuf>,
     /// Write every policy's pings by why they were sent to FILE (CSV): the policy's rule
-    /// (schedule, unseen, fallback, forecast, bridge, floor, held, headroom, rotation), burst
+    /// (schedule, unseen, fallback, forecast, bridge, floor, held, headroom, rotation, daily), burst
     /// or probe; pings, and those that started an environment.
     #[arg(long, value_name = "FILE")]
     pub pings: Option<PathBuf>,

@@ -246,7 +246,7 @@ fn describe() {
     describe_counter!(
         KEEP_ALIVE_PINGS,
         Unit::Count,
-        "Keep-alive pings sent, by function and the policy's rule that asked for them (schedule, unseen, fallback, forecast, bridge, floor, held, headroom, rotation)."
+        "Keep-alive pings sent, by function and the policy's rule that asked for them (schedule, unseen, fallback, forecast, bridge, floor, held, headroom, rotation, daily)."
     );
     describe_counter!(
         PING_COST,

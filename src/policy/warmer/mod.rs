@@ -55,6 +55,11 @@
 //!   environment and likely called within the next refresh interval, `rotate_after` its
 //!   creation a round of two starts a successor, which Lambda reuses first, so that the end
 //!   falls on an environment nobody uses rather than on the next call.
+//! - Daily rises ([`daily`]): a minute in which calls met a cold start with several running
+//!   is remembered for a day; the next day, from `lead` before the same minute to its end,
+//!   the function keeps as many environments as ran then (within its pings an hour). A timer
+//!   that fans out at the same minute each day finds them warm; a rise that does not come
+//!   back costs one round and is forgotten.
 //!
 //! Sparse functions thus get Shahrad et al.'s windows, sized by their burst (a function that
 //! is called 6 at a time is pre-warmed with 6); busy ones keep their recent peak concurrency
@@ -74,10 +79,12 @@ use crate::policy::forecast::{ForecastConfig, FunctionForecast};
 use crate::policy::pool::Lifetime;
 use crate::policy::{Action, FunctionId, FunctionInfo, KeptBy, Observation, Policy, Start};
 
+mod daily;
 mod depth;
 mod replica;
 mod worth;
 
+use daily::DailyRises;
 use depth::DepthHold;
 use replica::Envs;
 pub use worth::FunctionWorth;
@@ -271,6 +278,8 @@ struct Function {
     /// The GB-s a day the driver's budget lets this function's pings bill, inits included.
     ping_gb_s_per_day: Option<f64>,
     depth: DepthHold,
+    /// Rises of the last day, expected again at the same minute.
+    daily: DailyRises,
     /// Real calls the driver has in flight (see [`Policy::in_flight`]; 0 where it cannot
     /// see them).
     running: u32,
@@ -406,6 +415,16 @@ impl Warmer {
         self.config.refresh_age()
     }
 
+    /// The most environments a rise seen a day before starts: one round, so within the pings
+    /// an hour rather than the pool the budget sustains all day, and the configuration's cap.
+    fn daily_most(&self, f: &Function) -> u32 {
+        [self.config.max_environments, f.ping_cap]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(u32::MAX)
+    }
+
     /// The most environments `f`'s ping budget keeps warm: one ping each per refresh age
     /// within its pings an hour, and their holds and lifetime inits within its GB-s a day. A
     /// deeper pool would have part of each round refused: the environments it missed would
@@ -458,6 +477,14 @@ impl Warmer {
         };
         let kept_by = if kept > target { KeptBy::Held } else { kept_by };
         let f = &self.functions[function];
+        // A rise seen at this minute a day ago: kept apart from the hold, which would
+        // otherwise keep a once-a-day burst's pool for half an hour after it.
+        let daily = f.daily.expected(now, cfg.lead).min(self.daily_most(f));
+        let (kept, kept_by) = if daily > kept {
+            (daily, KeptBy::Daily)
+        } else {
+            (kept, kept_by)
+        };
         match self.config.headroom_from {
             Some(least) if kept >= least && f.running >= kept => {
                 let raised = (f.running + 1).min(self.most(f)).max(kept);
@@ -475,8 +502,26 @@ impl Warmer {
     }
 
     /// Plans `function` at `now`: the round to send now, if any (its pings and the rule
-    /// behind it), and the next planning time.
+    /// behind it), and the next planning time, no later than a rise of the day before is due.
     fn plan(&mut self, function: FunctionId, now: Time) -> (Option<(u32, KeptBy)>, Option<Time>) {
+        let (round, wake) = self.plan_round(function, now);
+        let f = &self.functions[function];
+        let daily = f
+            .pingable
+            .then(|| f.daily.next_due(now, self.config.lead))
+            .flatten();
+        let wake = match (wake, daily) {
+            (Some(w), Some(d)) => Some(w.min(d)),
+            (w, d) => w.or(d),
+        };
+        (round, wake)
+    }
+
+    fn plan_round(
+        &mut self,
+        function: FunctionId,
+        now: Time,
+    ) -> (Option<(u32, KeptBy)>, Option<Time>) {
         let (k, kept_by) = self.depth(function, now);
         let refresh_age = self.refresh_age();
         let cfg = &self.config;
@@ -512,7 +557,8 @@ impl Warmer {
             // may have absorbed the last round); the ones there are still refreshed in time.
             let refresh = idle.first().map(|e| e.since + refresh_age);
             // Where the driver counts calls, the replica holds them: what is short is short.
-            let gap = if f.counted {
+            // A rise expected from the day before is short by what it asks for.
+            let gap = if f.counted || kept_by == KeptBy::Daily {
                 Duration::ZERO
             } else {
                 cfg.shortage_gap
@@ -610,6 +656,7 @@ impl Policy for Warmer {
                 .min(),
                 ping_gb_s_per_day: info.ping_budget.map(|b| b.gb_s_per_day),
                 depth: DepthHold::default(),
+                daily: DailyRises::default(),
                 running: 0,
                 counted: false,
             })
@@ -642,6 +689,8 @@ impl Policy for Warmer {
         let cold = o.start == Some(Start::Cold);
         let concurrency = f.envs.call_ended(o.arrived, end, cold);
         f.forecast.record(o.arrived, end, concurrency);
+        f.daily
+            .record(o.arrived, concurrency, cold, self.config.lead);
         // Real traffic refreshed its environments: plan again no later than when they age.
         let due = end + refresh_age;
         if f.pingable && f.wake.is_none_or(|w| w > due) {

@@ -685,3 +685,44 @@ fn a_fallen_target_is_held_a_few_refreshes() {
     let six = pings.iter().filter(|&&(_, c)| c == 6).count();
     assert!((1..most).contains(&six), "{pings:?}");
 }
+
+#[test]
+fn a_burst_from_nothing_each_day_is_pre_warmed_at_its_minute_from_the_third_day() {
+    let mut w = Warmer::default();
+    w.start(&[info()], Duration::ZERO);
+    let day = 24 * 60 * MIN;
+    let begins = 4 * 60 * MIN;
+    let burst = |w: &mut Warmer, on: u32, start| {
+        for _ in 0..40 {
+            w.observe(&call(on * day + begins + 10 * S, 4 * MIN, Some(start)));
+        }
+    };
+    let daily = |pings: Vec<(Time, u32, KeptBy)>| -> Vec<(Time, u32)> {
+        pings
+            .into_iter()
+            .filter(|&(_, _, kept_by)| kept_by == KeptBy::Daily)
+            .map(|(t, count, _)| (t, count))
+            .collect()
+    };
+    // Met cold two days running; nothing is kept for it the second day.
+    burst(&mut w, 0, Start::Cold);
+    assert_eq!(daily(run_until_kept(&mut w, day + begins)), []);
+    burst(&mut w, 1, Start::Cold);
+    // The third day, one round of 40 a lead before its minute, and none after it: the hold
+    // keeps nothing of it.
+    let third = run_until_kept(&mut w, 2 * day + begins + 30 * MIN);
+    assert_eq!(daily(third.clone()), [(2 * day + begins - MIN, 40)]);
+    assert!(
+        third
+            .iter()
+            .filter(|&&(t, _, _)| t > 2 * day + begins + 2 * MIN)
+            .all(|&(_, count, _)| count == 1),
+        "{third:?}"
+    );
+    // It comes back, warm: expected the day after.
+    burst(&mut w, 2, Start::Warm);
+    let fourth = run_until_kept(&mut w, 3 * day + begins + 30 * MIN);
+    assert_eq!(daily(fourth), [(3 * day + begins - MIN, 40)]);
+    // That day it does not come: nothing is kept for it the day after.
+    assert_eq!(daily(run_until_kept(&mut w, 5 * day)), []);
+}

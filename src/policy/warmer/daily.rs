@@ -1,0 +1,190 @@
+//! Rises that come back each day.
+//!
+//! A job run by a timer at the same minute each day fans out to hundreds of calls at once,
+//! from nothing: no forecast of the last hours sees it coming, and the window peaks that size
+//! pools leave a one-off out on purpose. So each function remembers, for a day, the minutes in
+//! which calls met cold starts with several running, and the concurrency they reached. A rise
+//! seen again the next day within a minute of the same time is a daily one: from then on the
+//! warmer has that many environments warm from `lead` before its minute to the minute's end.
+//! A rise that comes back is remembered again (its calls find the environments kept for it),
+//! one that does not is forgotten. Waiting for the second day costs one day's cold starts of
+//! each daily rise; expecting every rise seen once cost, on a day when none came back, a
+//! model-loading init for each environment started (docs/warmer.md, "Rises that come back
+//! each day").
+//!
+//! Minutes are counted on the planner's clock, so a day is 1,440 of them whatever the clock's
+//! origin.
+
+use std::time::Duration;
+
+use crate::clock::Time;
+
+const MINUTE: Duration = Duration::from_secs(60);
+/// Minutes in a day: a rise at minute `m` is expected again at `m + DAY`.
+const DAY: u64 = 24 * 60;
+/// The fewest calls running together, one of them cold, that make a rise: one call is what
+/// the floor's lone environment is for.
+const LEAST_RISE: u32 = 2;
+/// Days running a rise must have been seen on before it is expected.
+const DAYS_SEEN: u32 = 2;
+/// The most rises a function remembers; beyond, the smallest is forgotten.
+const MOST_RISES: usize = 48;
+
+/// A minute in which calls rose: its clock minute, the most calls running in it, and on how
+/// many days running a rise came within a minute of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Rise {
+    minute: u64,
+    peak: u32,
+    days: u32,
+}
+
+/// One function's rises of the last day.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct DailyRises {
+    rises: Vec<Rise>,
+}
+
+fn minute(t: Time) -> u64 {
+    t.as_secs() / 60
+}
+
+impl DailyRises {
+    /// A real call that arrived at `at` with `concurrency` calls running (itself included):
+    /// a rise when it met a cold start, or when it came in a minute a rise was expected (the
+    /// rise came back, and its calls found the environments kept for it).
+    pub(super) fn record(&mut self, at: Time, concurrency: u32, cold: bool, lead: Duration) {
+        if concurrency < LEAST_RISE || !(cold || self.expected(at, lead) > 0) {
+            return;
+        }
+        let m = minute(at);
+        // A day and a minute: yesterday's rise a minute before this one is still there.
+        self.rises.retain(|r| r.minute + DAY + 1 >= m);
+        if let Some(rise) = self.rises.iter_mut().find(|r| r.minute == m) {
+            rise.peak = rise.peak.max(concurrency);
+            return;
+        }
+        let days = 1 + self
+            .rises
+            .iter()
+            .filter(|r| r.minute + DAY + 1 >= m && r.minute + DAY <= m + 1)
+            .map(|r| r.days)
+            .max()
+            .unwrap_or(0);
+        if self.rises.len() >= MOST_RISES {
+            let smallest = (0..self.rises.len())
+                .min_by_key(|&i| self.rises[i].peak)
+                .expect("full");
+            if self.rises[smallest].peak >= concurrency {
+                return;
+            }
+            self.rises.swap_remove(smallest);
+        }
+        self.rises.push(Rise {
+            minute: m,
+            peak: concurrency,
+            days,
+        });
+    }
+
+    /// The rises seen on enough days running to be expected the next.
+    fn daily(&self) -> impl Iterator<Item = &Rise> {
+        self.rises.iter().filter(|r| r.days >= DAYS_SEEN)
+    }
+
+    /// Environments to have warm at `now` for a daily rise: the largest peak of those whose
+    /// minute, a day later, begins within `lead` of `now` or has begun and not ended.
+    pub(super) fn expected(&self, now: Time, lead: Duration) -> u32 {
+        let (now, lead) = (now.as_secs(), lead.as_secs());
+        self.daily()
+            .filter(|r| {
+                let begins = (r.minute + DAY) * 60;
+                now + lead >= begins && now < begins + 60
+            })
+            .map(|r| r.peak)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// When a daily rise's environments are next due (`lead` before its minute a day
+    /// later), if after `now`.
+    pub(super) fn next_due(&self, now: Time, lead: Duration) -> Option<Time> {
+        self.daily()
+            .map(|r| ((r.minute + DAY) * MINUTE.as_secs()).saturating_sub(lead.as_secs()))
+            .map(Duration::from_secs)
+            .filter(|&due| due > now)
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEAD: Duration = Duration::from_secs(60);
+    const HOUR: Duration = Duration::from_secs(3600);
+    const A_DAY: Duration = Duration::from_secs(24 * 3600);
+
+    #[test]
+    fn a_burst_seen_two_days_running_is_expected_at_its_minute_the_third() {
+        let mut daily = DailyRises::default();
+        let at = 4 * HOUR + Duration::from_secs(30);
+        daily.record(at, 800, true, LEAD);
+        daily.record(at + MINUTE, 961, true, LEAD);
+        // Seen once: not expected the next day.
+        assert_eq!(daily.expected(A_DAY + 4 * HOUR, LEAD), 0);
+        assert_eq!(daily.next_due(A_DAY, LEAD), None);
+        // The next day it comes again, a minute later than the day before.
+        daily.record(A_DAY + at + MINUTE, 790, true, LEAD);
+        daily.record(A_DAY + at + 2 * MINUTE, 950, true, LEAD);
+        let begins = 2 * A_DAY + 4 * HOUR + MINUTE;
+        // Not before its lead, nor after its minute.
+        assert_eq!(daily.expected(begins - LEAD - MINUTE, LEAD), 0);
+        assert_eq!(daily.next_due(begins - 2 * LEAD, LEAD), Some(begins - LEAD));
+        assert_eq!(daily.expected(begins - LEAD, LEAD), 790);
+        // The second minute's peak from a minute before it.
+        assert_eq!(daily.expected(begins + Duration::from_secs(30), LEAD), 950);
+        assert_eq!(daily.expected(begins + 2 * MINUTE, LEAD), 0);
+        assert_eq!(daily.next_due(begins + 2 * MINUTE, LEAD), None);
+    }
+
+    #[test]
+    fn lone_or_warm_calls_are_no_rise() {
+        let mut daily = DailyRises::default();
+        daily.record(HOUR, 1, true, LEAD);
+        daily.record(2 * HOUR, 30, false, LEAD);
+        assert_eq!(daily, DailyRises::default());
+    }
+
+    #[test]
+    fn a_rise_at_another_minute_the_next_day_is_not_daily() {
+        let mut daily = DailyRises::default();
+        daily.record(HOUR, 10, true, LEAD);
+        daily.record(A_DAY + HOUR + 2 * MINUTE, 10, true, LEAD);
+        assert_eq!(daily.next_due(A_DAY, LEAD), None);
+    }
+
+    #[test]
+    fn a_rise_that_comes_back_is_expected_again_and_one_that_does_not_is_forgotten() {
+        let mut daily = DailyRises::default();
+        for day in 0..2 {
+            daily.record(day * A_DAY + HOUR, 10, true, LEAD);
+            daily.record(day * A_DAY + 2 * HOUR, 20, true, LEAD);
+        }
+        // The third day the first comes back, warm: expected the fourth; the second does not.
+        assert_eq!(daily.expected(2 * A_DAY + 2 * HOUR, LEAD), 20);
+        daily.record(2 * A_DAY + HOUR, 12, false, LEAD);
+        assert_eq!(daily.expected(3 * A_DAY + HOUR, LEAD), 12);
+        assert_eq!(daily.expected(3 * A_DAY + 2 * HOUR, LEAD), 0);
+    }
+
+    #[test]
+    fn at_most_the_largest_rises_are_remembered() {
+        let mut daily = DailyRises::default();
+        for k in 0..(MOST_RISES as u32 + 10) {
+            daily.record(k * 2 * MINUTE, 2 + k, true, LEAD);
+        }
+        assert_eq!(daily.rises.len(), MOST_RISES);
+        assert!(daily.rises.iter().all(|r| r.peak >= 12));
+    }
+}
