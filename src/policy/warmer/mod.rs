@@ -56,10 +56,11 @@
 //!   creation a round of two starts a successor, which Lambda reuses first, so that the end
 //!   falls on an environment nobody uses rather than on the next call.
 //! - Daily rises ([`daily`]): a minute in which calls met a cold start with several running
-//!   is remembered for a day; the next day, from `lead` before the same minute to its end,
-//!   the function keeps as many environments as ran then (within its pings an hour). A timer
-//!   that fans out at the same minute each day finds them warm; a rise that does not come
-//!   back costs one round and is forgotten.
+//!   is remembered for a day. Seen two days running within a minute of the same time, it is
+//!   expected each day after: from `lead` before its minute to the minute's end the function
+//!   keeps as many environments as ran then (within its pings an hour). A timer that fans
+//!   out at the same minute each day finds them warm; a rise that stops coming costs one
+//!   round and is forgotten.
 //!
 //! Sparse functions thus get Shahrad et al.'s windows, sized by their burst (a function that
 //! is called 6 at a time is pre-warmed with 6); busy ones keep their recent peak concurrency
@@ -415,8 +416,8 @@ impl Warmer {
         self.config.refresh_age()
     }
 
-    /// The most environments a rise seen a day before starts: one round, so within the pings
-    /// an hour rather than the pool the budget sustains all day, and the configuration's cap.
+    /// The most environments a daily rise starts: one round, so within the pings an hour
+    /// rather than the pool the budget sustains all day, and the configuration's cap.
     fn daily_most(&self, f: &Function) -> u32 {
         [self.config.max_environments, f.ping_cap]
             .into_iter()
@@ -477,8 +478,8 @@ impl Warmer {
         };
         let kept_by = if kept > target { KeptBy::Held } else { kept_by };
         let f = &self.functions[function];
-        // A rise seen at this minute a day ago: kept apart from the hold, which would
-        // otherwise keep a once-a-day burst's pool for half an hour after it.
+        // A daily rise due now: kept apart from the hold, which would otherwise keep a
+        // once-a-day burst's pool for half an hour after it.
         let daily = f.daily.expected(now, cfg.lead).min(self.daily_most(f));
         let (kept, kept_by) = if daily > kept {
             (daily, KeptBy::Daily)
@@ -502,7 +503,7 @@ impl Warmer {
     }
 
     /// Plans `function` at `now`: the round to send now, if any (its pings and the rule
-    /// behind it), and the next planning time, no later than a rise of the day before is due.
+    /// behind it), and the next planning time, no later than a daily rise is due.
     fn plan(&mut self, function: FunctionId, now: Time) -> (Option<(u32, KeptBy)>, Option<Time>) {
         let (round, wake) = self.plan_round(function, now);
         let f = &self.functions[function];
@@ -557,7 +558,7 @@ impl Warmer {
             // may have absorbed the last round); the ones there are still refreshed in time.
             let refresh = idle.first().map(|e| e.since + refresh_age);
             // Where the driver counts calls, the replica holds them: what is short is short.
-            // A rise expected from the day before is short by what it asks for.
+            // A daily rise is short by what it asks for.
             let gap = if f.counted || kept_by == KeptBy::Daily {
                 Duration::ZERO
             } else {
