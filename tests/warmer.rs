@@ -363,6 +363,11 @@ async fn calls_that_fill_the_pool_get_one_environment_more_as_they_start() {
 
 /// Pings the warmer sent `model` because calls in flight filled its pool, as scraped.
 async fn headroom_pings(gateway: &RunningGateway) -> u64 {
+    kept_by_pings(gateway, "headroom").await
+}
+
+/// Pings the warmer sent `model` by the rule `kept_by`, as scraped.
+async fn kept_by_pings(gateway: &RunningGateway, kept_by: &str) -> u64 {
     let text = reqwest::get(format!("http://{}/metrics", gateway.metrics_addr()))
         .await
         .unwrap()
@@ -373,8 +378,54 @@ async fn headroom_pings(gateway: &RunningGateway) -> u64 {
         .filter(|l| {
             l.starts_with("warmgate_keep_alive_pings_total{")
                 && l.contains("function=\"model\"")
-                && l.contains("kept_by=\"headroom\"")
+                && l.contains(&format!("kept_by=\"{kept_by}\""))
         })
         .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
         .sum()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_at_the_same_minute_two_days_running_finds_its_environments_warm_the_third() {
+    // Six calls of 20 s at once, at 4:00:10 each day: the floor's lone environment serves one.
+    let emulator = EMULATOR.replace(
+        "duration_ms = { median = 60, spread = 1.2 }",
+        "duration_ms = 20000",
+    );
+    let (_emulator, gateway) = start_on(
+        &emulator,
+        "enabled = true\npolicy = \"warmer\"\njitter_ms = 0",
+        "",
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/functions/model/invoke", gateway.addr());
+    let started = tokio::time::Instant::now();
+    let day = 24 * 60 * MIN;
+    let mut cold_by_day = Vec::new();
+    for d in 0..3 {
+        tokio::time::sleep_until(started + d * day + 4 * 60 * MIN + Duration::from_secs(10)).await;
+        let calls: Vec<_> = (0..6)
+            .map(|_| tokio::spawn(http.post(&url).body("{}").send()))
+            .collect();
+        let mut cold = 0;
+        for call in calls {
+            let response = call.await.unwrap().unwrap();
+            assert_eq!(response.status(), 200);
+            cold += usize::from(response.headers()["x-warmgate-cold-start"] == "true");
+        }
+        cold_by_day.push(cold);
+        if d == 1 {
+            assert_eq!(
+                kept_by_pings(&gateway, "daily").await,
+                0,
+                "a rise seen once is not pre-warmed"
+            );
+        }
+    }
+    assert!(
+        cold_by_day[0] >= 4 && cold_by_day[1] >= 4,
+        "{cold_by_day:?}"
+    );
+    assert_eq!(cold_by_day[2], 0, "{cold_by_day:?}");
+    assert!(kept_by_pings(&gateway, "daily").await >= 5);
 }
