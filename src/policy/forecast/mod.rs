@@ -295,6 +295,17 @@ impl ConcurrencyForecast {
         slot.1 = slot.1.max(concurrency);
     }
 
+    /// The most executions seen running at once in the minute of `at`, one of them starting
+    /// (0 once the minute is no longer kept: two hours of active minutes).
+    pub fn peak_in(&self, at: Time) -> u32 {
+        let m = Self::minute(at);
+        self.minutes
+            .iter()
+            .rev()
+            .find(|&&(mm, _)| mm == m)
+            .map_or(0, |&(_, peak)| peak)
+    }
+
     /// Expected executions in flight now: the busy seconds started in the last full minute,
     /// per second.
     pub fn in_flight(&self, now: Time) -> f64 {

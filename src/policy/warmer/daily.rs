@@ -5,12 +5,12 @@
 //! pools leave a one-off out on purpose. So each function remembers, for a day, the minutes in
 //! which calls met cold starts with several running, and the concurrency they reached. A rise
 //! seen again the next day within a minute of the same time is a daily one: from then on the
-//! warmer has that many environments warm from `lead` before its minute to the minute's end.
-//! A rise that comes back is remembered again (its calls find the environments kept for it),
-//! one that does not is forgotten. Waiting for the second day costs one day's cold starts of
-//! each daily rise; expecting every rise seen once cost, on a day when none came back, a
-//! model-loading init for each environment started (docs/warmer.md, "Rises that come back
-//! each day").
+//! warmer has that many environments warm from `lead` and a minute before its minute to the
+//! minute's end. A rise that comes back is remembered again (its calls find the environments
+//! kept for it), one that does not is forgotten. Waiting for the second day costs one day's
+//! cold starts of each daily rise; expecting every rise seen once cost, on a day when none
+//! came back, a model-loading init for each environment started (docs/warmer.md, "Rises that
+//! come back each day").
 //!
 //! Minutes are counted on the planner's clock, so a day is 1,440 of them whatever the clock's
 //! origin.
@@ -27,6 +27,11 @@ const DAY: u64 = 24 * 60;
 const LEAST_RISE: u32 = 2;
 /// Days running a rise must have been seen on before it is expected.
 const DAYS_SEEN: u32 = 2;
+/// A daily rise's environments are started this long before its minute, besides the lead:
+/// a burst that spans two minutes is then started by one round, for the larger minute. A
+/// second round, a minute later, must pass every environment the first started before it
+/// starts one, and the two ran into the pings an hour.
+const EARLY: u64 = 60;
 /// The most rises a function remembers; beyond, the smallest is forgotten.
 const MOST_RISES: usize = 48;
 
@@ -92,25 +97,28 @@ impl DailyRises {
         self.rises.iter().filter(|r| r.days >= DAYS_SEEN)
     }
 
-    /// Environments to have warm at `now` for a daily rise: the largest peak of those whose
-    /// minute, a day later, begins within `lead` of `now` or has begun and not ended.
+    /// Environments to have warm at `now` for a daily rise: while one is due (its minute, a
+    /// day later, begins within `lead` and [`EARLY`] of `now`, or has begun and not ended),
+    /// the largest peak of it and of a rise in the minute after it, which is started with it.
     pub(super) fn expected(&self, now: Time, lead: Duration) -> u32 {
-        let (now, lead) = (now.as_secs(), lead.as_secs());
+        let (now, ahead) = (now.as_secs(), lead.as_secs() + EARLY);
+        let begins = |r: &Rise| (r.minute + DAY) * 60;
+        let due = |r: &Rise, ahead| now + ahead >= begins(r) && now < begins(r) + 60;
+        if !self.daily().any(|r| due(r, ahead)) {
+            return 0;
+        }
         self.daily()
-            .filter(|r| {
-                let begins = (r.minute + DAY) * 60;
-                now + lead >= begins && now < begins + 60
-            })
+            .filter(|r| due(r, ahead + 60))
             .map(|r| r.peak)
             .max()
             .unwrap_or(0)
     }
 
-    /// When a daily rise's environments are next due (`lead` before its minute a day
-    /// later), if after `now`.
+    /// When a daily rise's environments are next due (`lead` and [`EARLY`] before its minute
+    /// a day later), if after `now`.
     pub(super) fn next_due(&self, now: Time, lead: Duration) -> Option<Time> {
         self.daily()
-            .map(|r| ((r.minute + DAY) * MINUTE.as_secs()).saturating_sub(lead.as_secs()))
+            .map(|r| ((r.minute + DAY) * MINUTE.as_secs()).saturating_sub(lead.as_secs() + EARLY))
             .map(Duration::from_secs)
             .filter(|&due| due > now)
             .min()
@@ -122,6 +130,7 @@ mod tests {
     use super::*;
 
     const LEAD: Duration = Duration::from_secs(60);
+    const S: Duration = Duration::from_secs(1);
     const HOUR: Duration = Duration::from_secs(3600);
     const A_DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -138,12 +147,19 @@ mod tests {
         daily.record(A_DAY + at + MINUTE, 790, true, LEAD);
         daily.record(A_DAY + at + 2 * MINUTE, 950, true, LEAD);
         let begins = 2 * A_DAY + 4 * HOUR + MINUTE;
-        // Not before its lead, nor after its minute.
-        assert_eq!(daily.expected(begins - LEAD - MINUTE, LEAD), 0);
-        assert_eq!(daily.next_due(begins - 2 * LEAD, LEAD), Some(begins - LEAD));
-        assert_eq!(daily.expected(begins - LEAD, LEAD), 790);
-        // The second minute's peak from a minute before it.
-        assert_eq!(daily.expected(begins + Duration::from_secs(30), LEAD), 950);
+        let early = Duration::from_secs(EARLY);
+        // Due a lead and a minute before its minute, for both minutes at once.
+        assert_eq!(
+            daily.next_due(begins - LEAD - 2 * early, LEAD),
+            Some(begins - LEAD - early)
+        );
+        assert_eq!(daily.expected(begins - LEAD - early, LEAD), 950);
+        // Nothing before it is due, nor after the second minute.
+        assert_eq!(daily.expected(begins - LEAD - early - S, LEAD), 0);
+        assert_eq!(
+            daily.expected(begins + MINUTE + Duration::from_secs(30), LEAD),
+            950
+        );
         assert_eq!(daily.expected(begins + 2 * MINUTE, LEAD), 0);
         assert_eq!(daily.next_due(begins + 2 * MINUTE, LEAD), None);
     }

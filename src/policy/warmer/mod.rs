@@ -57,10 +57,10 @@
 //!   falls on an environment nobody uses rather than on the next call.
 //! - Daily rises ([`daily`]): a minute in which calls met a cold start with several running
 //!   is remembered for a day. Seen two days running within a minute of the same time, it is
-//!   expected each day after: from `lead` before its minute to the minute's end the function
-//!   keeps as many environments as ran then (within its pings an hour). A timer that fans
-//!   out at the same minute each day finds them warm; a rise that stops coming costs one
-//!   round and is forgotten.
+//!   expected each day after: from `lead` and a minute before its minute to the minute's
+//!   end, the function keeps as many environments as ran then (within its pings an hour). A
+//!   timer that fans out at the same minute each day finds them warm; a rise that stops
+//!   coming costs one round and is forgotten.
 //!
 //! Sparse functions thus get Shahrad et al.'s windows, sized by their burst (a function that
 //! is called 6 at a time is pre-warmed with 6); busy ones keep their recent peak concurrency
@@ -690,8 +690,10 @@ impl Policy for Warmer {
         let cold = o.start == Some(Start::Cold);
         let concurrency = f.envs.call_ended(o.arrived, end, cold);
         f.forecast.record(o.arrived, end, concurrency);
-        f.daily
-            .record(o.arrived, concurrency, cold, self.config.lead);
+        // The minute's peak: where the driver counts calls as they start it is exact, where
+        // the reports of a burst's long calls are still to come it is more than this one saw.
+        let peak = concurrency.max(f.forecast.concurrency.peak_in(o.arrived));
+        f.daily.record(o.arrived, peak, cold, self.config.lead);
         // Real traffic refreshed its environments: plan again no later than when they age.
         let due = end + refresh_age;
         if f.pingable && f.wake.is_none_or(|w| w > due) {

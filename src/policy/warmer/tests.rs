@@ -708,10 +708,10 @@ fn a_burst_from_nothing_each_day_is_pre_warmed_at_its_minute_from_the_third_day(
     burst(&mut w, 0, Start::Cold);
     assert_eq!(daily(run_until_kept(&mut w, day + begins)), []);
     burst(&mut w, 1, Start::Cold);
-    // The third day, one round of 40 a lead before its minute, and none after it: the hold
-    // keeps nothing of it.
+    // The third day, one round of 40 a lead and a minute before its minute, and none after
+    // it: the hold keeps nothing of it.
     let third = run_until_kept(&mut w, 2 * day + begins + 30 * MIN);
-    assert_eq!(daily(third.clone()), [(2 * day + begins - MIN, 40)]);
+    assert_eq!(daily(third.clone()), [(2 * day + begins - 2 * MIN, 40)]);
     assert!(
         third
             .iter()
@@ -722,7 +722,7 @@ fn a_burst_from_nothing_each_day_is_pre_warmed_at_its_minute_from_the_third_day(
     // It comes back, warm: expected the day after.
     burst(&mut w, 2, Start::Warm);
     let fourth = run_until_kept(&mut w, 3 * day + begins + 30 * MIN);
-    assert_eq!(daily(fourth), [(3 * day + begins - MIN, 40)]);
+    assert_eq!(daily(fourth), [(3 * day + begins - 2 * MIN, 40)]);
     // That day it does not come: nothing is kept for it the day after.
     assert_eq!(daily(run_until_kept(&mut w, 5 * day)), []);
 }
