@@ -119,7 +119,7 @@ pub enum KeptBy {
     Headroom,
     /// A round that also starts a kept environment's successor before its lifetime ends.
     Rotation,
-    /// A rise seen at this minute the day before, expected again.
+    /// A rise seen at this minute two days running or more, expected again.
     Daily,
 }
 

@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use crate::clock::Time;
 
-const MINUTE: Duration = Duration::from_secs(60);
 /// Minutes in a day: a rise at minute `m` is expected again at `m + DAY`.
 const DAY: u64 = 24 * 60;
 /// The fewest calls running together, one of them cold, that make a rise: one call is what
@@ -42,6 +41,13 @@ struct Rise {
     minute: u64,
     peak: u32,
     days: u32,
+}
+
+impl Rise {
+    /// When its minute begins a day later, in seconds of the planner's clock.
+    fn begins_next_day(&self) -> u64 {
+        (self.minute + DAY) * 60
+    }
 }
 
 /// One function's rises of the last day.
@@ -102,8 +108,10 @@ impl DailyRises {
     /// the largest peak of it and of a rise in the minute after it, which is started with it.
     pub(super) fn expected(&self, now: Time, lead: Duration) -> u32 {
         let (now, ahead) = (now.as_secs(), lead.as_secs() + EARLY);
-        let begins = |r: &Rise| (r.minute + DAY) * 60;
-        let due = |r: &Rise, ahead| now + ahead >= begins(r) && now < begins(r) + 60;
+        let due = |r: &Rise, ahead| {
+            let begins = r.begins_next_day();
+            now + ahead >= begins && now < begins + 60
+        };
         if !self.daily().any(|r| due(r, ahead)) {
             return 0;
         }
@@ -118,7 +126,7 @@ impl DailyRises {
     /// a day later), if after `now`.
     pub(super) fn next_due(&self, now: Time, lead: Duration) -> Option<Time> {
         self.daily()
-            .map(|r| ((r.minute + DAY) * MINUTE.as_secs()).saturating_sub(lead.as_secs() + EARLY))
+            .map(|r| r.begins_next_day().saturating_sub(lead.as_secs() + EARLY))
             .map(Duration::from_secs)
             .filter(|&due| due > now)
             .min()
@@ -130,6 +138,7 @@ mod tests {
     use super::*;
 
     const LEAD: Duration = Duration::from_secs(60);
+    const MINUTE: Duration = Duration::from_secs(60);
     const S: Duration = Duration::from_secs(1);
     const HOUR: Duration = Duration::from_secs(3600);
     const A_DAY: Duration = Duration::from_secs(24 * 3600);

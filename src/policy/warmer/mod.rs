@@ -511,11 +511,7 @@ impl Warmer {
             .pingable
             .then(|| f.daily.next_due(now, self.config.lead))
             .flatten();
-        let wake = match (wake, daily) {
-            (Some(w), Some(d)) => Some(w.min(d)),
-            (w, d) => w.or(d),
-        };
-        (round, wake)
+        (round, wake.into_iter().chain(daily).min())
     }
 
     fn plan_round(
