@@ -30,7 +30,7 @@ const DAYS_SEEN: u32 = 2;
 /// a burst that spans two minutes is then started by one round, for the larger minute. A
 /// second round, a minute later, must pass every environment the first started before it
 /// starts one, and the two ran into the pings an hour.
-const EARLY: u64 = 60;
+const EARLY: Duration = Duration::from_secs(60);
 /// The most rises a function remembers; beyond, the smallest is forgotten.
 const MOST_RISES: usize = 48;
 
@@ -107,7 +107,7 @@ impl DailyRises {
     /// day later, begins within `lead` and [`EARLY`] of `now`, or has begun and not ended),
     /// the largest peak of it and of a rise in the minute after it, which is started with it.
     pub(super) fn expected(&self, now: Time, lead: Duration) -> u32 {
-        let (now, ahead) = (now.as_secs(), lead.as_secs() + EARLY);
+        let (now, ahead) = (now.as_secs(), (lead + EARLY).as_secs());
         let due = |r: &Rise, ahead| {
             let begins = r.begins_next_day();
             now + ahead >= begins && now < begins + 60
@@ -126,7 +126,7 @@ impl DailyRises {
     /// a day later), if after `now`.
     pub(super) fn next_due(&self, now: Time, lead: Duration) -> Option<Time> {
         self.daily()
-            .map(|r| r.begins_next_day().saturating_sub(lead.as_secs() + EARLY))
+            .map(|r| r.begins_next_day().saturating_sub((lead + EARLY).as_secs()))
             .map(Duration::from_secs)
             .filter(|&due| due > now)
             .min()
@@ -156,7 +156,7 @@ mod tests {
         daily.record(A_DAY + at + MINUTE, 790, true, LEAD);
         daily.record(A_DAY + at + 2 * MINUTE, 950, true, LEAD);
         let begins = 2 * A_DAY + 4 * HOUR + MINUTE;
-        let early = Duration::from_secs(EARLY);
+        let early = EARLY;
         // Due a lead and a minute before its minute, for both minutes at once.
         assert_eq!(
             daily.next_due(begins - LEAD - 2 * early, LEAD),
