@@ -71,6 +71,14 @@ impl RedisConfig {
         Duration::from_millis(self.timeout_ms)
     }
 
+    /// The bound of a command no request waits on (the replicas' beats and shared calls, the
+    /// provisioning lease): how long Redis may take to answer at all, `connect_timeout_ms`.
+    /// A request's few milliseconds would take a busy moment for an outage, and a failure
+    /// rests the whole tier (`warmgate_cache_redis_up` at 0, the cache skipped).
+    pub fn background_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
     /// The client for `url`, with the password if one is set apart.
     pub fn client(&self) -> redis::RedisResult<redis::Client> {
         let mut info = redis::IntoConnectionInfo::into_connection_info(self.url.as_str())?;

@@ -134,7 +134,7 @@ impl RedisTier {
             .ignore();
         let mut connection = self.connection.clone();
         let command = pipe.exec_async(&mut connection);
-        self.bounded("load_add", self.config.timeout(), command)
+        self.bounded("load_add", self.config.background_timeout(), command)
             .await
             .is_some()
     }
@@ -152,7 +152,7 @@ impl RedisTier {
         let mut connection = self.connection.clone();
         let query = pipe.query_async::<Vec<HashMap<String, String>>>(&mut connection);
         let hashes = self
-            .bounded("load_totals", self.config.timeout(), query)
+            .bounded("load_totals", self.config.background_timeout(), query)
             .await?;
         let totals = hashes
             .into_iter()
@@ -270,8 +270,8 @@ impl RedisTier {
     }
 
     /// Publishes `message` on `channel` (the replicas' shared calls, `gateway::exchange`);
-    /// whether Redis took it within the timeout. Skipped while the tier rests after a failure.
-    pub async fn publish(&self, channel: &str, message: &[u8]) -> bool {
+    /// whether Redis took it within `bound`. Skipped while the tier rests after a failure.
+    pub async fn publish(&self, channel: &str, message: &[u8], bound: Duration) -> bool {
         if !self.available() {
             return false;
         }
@@ -279,9 +279,7 @@ impl RedisTier {
         command.arg(channel).arg(message);
         let mut connection = self.connection.clone();
         let query = command.exec_async(&mut connection);
-        self.bounded("publish", self.config.timeout(), query)
-            .await
-            .is_some()
+        self.bounded("publish", bound, query).await.is_some()
     }
 
     /// Awaits `command` within `bound`; its outcome counts for the tier's state (a failure
@@ -321,6 +319,11 @@ impl RedisTier {
             Ok(Err(error)) => Err(error.to_string()),
             Err(_) => Err("no answer within connect_timeout_ms".into()),
         }
+    }
+
+    /// The bound of a command no request waits on ([`RedisConfig::background_timeout`]).
+    pub fn background_timeout(&self) -> Duration {
+        self.config.background_timeout()
     }
 
     /// The channel of the replicas' shared calls.

@@ -364,6 +364,7 @@ impl Gateway {
             return;
         };
         let channel = redis.calls_channel();
+        let bound = redis.background_timeout();
         let mut every = tokio::time::interval(FLUSH_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -373,7 +374,7 @@ impl Gateway {
             };
             let events = batch.events.len() as u64;
             let message = serde_json::to_vec(&batch).expect("a batch serialises");
-            if redis.publish(&channel, &message).await {
+            if redis.publish(&channel, &message, bound).await {
                 telemetry::calls_shared(events);
             } else {
                 telemetry::calls_not_shared(events);

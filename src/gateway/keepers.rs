@@ -215,7 +215,7 @@ pub struct Keepers {
     view: Mutex<KeeperView>,
     handover: Mutex<Handover>,
     redis: Arc<RedisTier>,
-    /// Each command's bound: the tier's timeout, never past a beat's interval.
+    /// Each command's bound: the tier's background timeout, never past a beat's interval.
     bound: Duration,
 }
 
@@ -303,7 +303,11 @@ pub(super) fn keepers_for(config: &Config, redis: Option<&Arc<RedisTier>>) -> Op
         return None;
     }
     let redis = redis?;
-    let timeout = config.cache.redis.as_ref().map(|r| r.timeout())?;
+    let timeout = config
+        .cache
+        .redis
+        .as_ref()
+        .map(|r| r.background_timeout())?;
     let keepers = Keepers::new(
         redis.clone(),
         Duration::from_millis(warmer.replica_ttl_ms),

@@ -112,7 +112,7 @@ pub struct Lease {
     id: String,
     state: Mutex<LeaseState>,
     redis: Arc<RedisTier>,
-    /// Each command's bound: the tier's timeout, never past a renewal's interval.
+    /// Each command's bound: the tier's background timeout, never past a renewal's interval.
     bound: Duration,
 }
 

@@ -99,7 +99,7 @@ pub(super) fn lease_for(config: &Config, redis: Option<&Arc<RedisTier>>) -> Opti
         .cache
         .redis
         .as_ref()
-        .map_or(Duration::ZERO, |r| r.timeout());
+        .map_or(Duration::ZERO, |r| r.background_timeout());
     let lease = Lease::new(
         redis.clone(),
         Duration::from_millis(config.provisioning.lease_ttl_ms),
