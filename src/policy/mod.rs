@@ -219,6 +219,20 @@ pub trait Policy: Send {
     fn fleet_minute(&mut self, function: FunctionId, minute: u64, total: provisioning::MinuteLoad) {
         let _ = (function, minute, total);
     }
+
+    /// Rises that come back each day (the warmer; none for other policies) recorded or
+    /// raised since last asked, as (function, minute on the policy clock, peak), for the
+    /// shell to keep beyond this process: a gateway restarted each day would never see a
+    /// rise twice.
+    fn rises_to_keep(&mut self) -> Vec<(FunctionId, i64, u32)> {
+        Vec::new()
+    }
+
+    /// A rise kept beyond this process (by it before a restart, or by another replica), at
+    /// `minute` on the policy clock; given in the order they came.
+    fn kept_rise(&mut self, function: FunctionId, minute: i64, peak: u32) {
+        let _ = (function, minute, peak);
+    }
 }
 
 /// Fixtures the policies' unit tests share.

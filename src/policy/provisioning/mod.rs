@@ -318,6 +318,14 @@ impl Policy for WithKeepAlive {
     fn fleet_minute(&mut self, function: FunctionId, minute: u64, total: MinuteLoad) {
         self.planner.fleet_minute(function, minute, total);
     }
+
+    fn rises_to_keep(&mut self) -> Vec<(FunctionId, i64, u32)> {
+        self.keep_alive.rises_to_keep()
+    }
+
+    fn kept_rise(&mut self, function: FunctionId, minute: i64, peak: u32) {
+        self.keep_alive.kept_rise(function, minute, peak);
+    }
 }
 
 /// The level to ask for now, if it changes: up at once, down after `lower_after` minutes

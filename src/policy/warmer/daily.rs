@@ -13,14 +13,19 @@
 //! come back each day").
 //!
 //! Minutes are counted on the planner's clock, so a day is 1,440 of them whatever the clock's
-//! origin.
+//! origin; a rise kept from before a restart has a minute before it, below zero.
+//!
+//! A day's memory is worth keeping past a restart: a gateway redeployed each day would
+//! otherwise never see a rise twice. So each rise recorded or raised is handed out once
+//! ([`DailyRises::take_unshared`]) for the gateway to keep in Redis, and a gateway that
+//! starts merges the rises kept there ([`DailyRises::merge`]), in the order they came.
 
 use std::time::Duration;
 
 use crate::clock::Time;
 
 /// Minutes in a day: a rise at minute `m` is expected again at `m + DAY`.
-const DAY: u64 = 24 * 60;
+const DAY: i64 = 24 * 60;
 /// The fewest calls running together, one of them cold, that make a rise: one call is what
 /// the floor's lone environment is for.
 const LEAST_RISE: u32 = 2;
@@ -34,18 +39,20 @@ const EARLY: Duration = Duration::from_secs(60);
 /// The most rises a function remembers; beyond, the smallest is forgotten.
 const MOST_RISES: usize = 48;
 
-/// A minute in which calls rose: its clock minute, the most calls running in it, and on how
-/// many days running a rise came within a minute of it.
+/// A minute in which calls rose: its clock minute, the most calls running in it, on how
+/// many days running a rise came within a minute of it, and whether its peak was handed out
+/// to be kept elsewhere (or came from there).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Rise {
-    minute: u64,
+    minute: i64,
     peak: u32,
     days: u32,
+    shared: bool,
 }
 
 impl Rise {
     /// When its minute begins a day later, in seconds of the planner's clock.
-    fn begins_next_day(&self) -> u64 {
+    fn begins_next_day(&self) -> i64 {
         (self.minute + DAY) * 60
     }
 }
@@ -56,8 +63,12 @@ pub(super) struct DailyRises {
     rises: Vec<Rise>,
 }
 
-fn minute(t: Time) -> u64 {
-    t.as_secs() / 60
+fn minute(t: Time) -> i64 {
+    secs(t) / 60
+}
+
+fn secs(t: Time) -> i64 {
+    i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
 }
 
 impl DailyRises {
@@ -68,11 +79,38 @@ impl DailyRises {
         if concurrency < LEAST_RISE || !(cold || self.expected(at, lead) > 0) {
             return;
         }
-        let m = minute(at);
+        self.insert(minute(at), concurrency, false);
+    }
+
+    /// A rise recorded elsewhere: by this gateway before it restarted, or by another replica.
+    /// Merged in the order they came, rises count their days as recorded ones do.
+    pub(super) fn merge(&mut self, minute: i64, peak: u32) {
+        if peak >= LEAST_RISE {
+            self.insert(minute, peak, true);
+        }
+    }
+
+    /// The rises recorded or raised here since last asked, as (minute, peak), to be kept
+    /// elsewhere; each is handed out once per change.
+    pub(super) fn take_unshared(&mut self) -> Vec<(i64, u32)> {
+        self.rises
+            .iter_mut()
+            .filter(|r| !r.shared)
+            .map(|r| {
+                r.shared = true;
+                (r.minute, r.peak)
+            })
+            .collect()
+    }
+
+    fn insert(&mut self, m: i64, peak: u32, shared: bool) {
         // A day and a minute: yesterday's rise a minute before this one is still there.
         self.rises.retain(|r| r.minute + DAY + 1 >= m);
         if let Some(rise) = self.rises.iter_mut().find(|r| r.minute == m) {
-            rise.peak = rise.peak.max(concurrency);
+            if peak > rise.peak {
+                rise.peak = peak;
+                rise.shared &= shared;
+            }
             return;
         }
         let days = 1 + self
@@ -86,15 +124,16 @@ impl DailyRises {
             let smallest = (0..self.rises.len())
                 .min_by_key(|&i| self.rises[i].peak)
                 .expect("full");
-            if self.rises[smallest].peak >= concurrency {
+            if self.rises[smallest].peak >= peak {
                 return;
             }
             self.rises.swap_remove(smallest);
         }
         self.rises.push(Rise {
             minute: m,
-            peak: concurrency,
+            peak,
             days,
+            shared,
         });
     }
 
@@ -107,7 +146,7 @@ impl DailyRises {
     /// day later, begins within `lead` and [`EARLY`] of `now`, or has begun and not ended),
     /// the largest peak of it and of a rise in the minute after it, which is started with it.
     pub(super) fn expected(&self, now: Time, lead: Duration) -> u32 {
-        let (now, ahead) = (now.as_secs(), (lead + EARLY).as_secs());
+        let (now, ahead) = (secs(now), secs(lead + EARLY));
         let due = |r: &Rise, ahead| {
             let begins = r.begins_next_day();
             now + ahead >= begins && now < begins + 60
@@ -126,9 +165,9 @@ impl DailyRises {
     /// a day later), if after `now`.
     pub(super) fn next_due(&self, now: Time, lead: Duration) -> Option<Time> {
         self.daily()
-            .map(|r| r.begins_next_day().saturating_sub((lead + EARLY).as_secs()))
-            .map(Duration::from_secs)
-            .filter(|&due| due > now)
+            .map(|r| r.begins_next_day() - secs(lead + EARLY))
+            .filter(|&due| due > secs(now))
+            .map(|due| Duration::from_secs(due as u64))
             .min()
     }
 }
@@ -201,6 +240,50 @@ mod tests {
         daily.record(2 * A_DAY + HOUR, 12, false, LEAD);
         assert_eq!(daily.expected(3 * A_DAY + HOUR, LEAD), 12);
         assert_eq!(daily.expected(3 * A_DAY + 2 * HOUR, LEAD), 0);
+    }
+
+    #[test]
+    fn a_rise_is_handed_out_once_each_time_it_is_recorded_or_raised() {
+        let mut daily = DailyRises::default();
+        let at = HOUR + Duration::from_secs(5);
+        daily.record(at, 3, true, LEAD);
+        daily.record(at + S, 5, true, LEAD);
+        assert_eq!(daily.take_unshared(), vec![(60, 5)]);
+        assert_eq!(daily.take_unshared(), vec![]);
+        // A lower peak in the same minute changes nothing; a higher one is handed out again.
+        daily.record(at + 2 * S, 4, true, LEAD);
+        assert_eq!(daily.take_unshared(), vec![]);
+        daily.record(at + 3 * S, 7, true, LEAD);
+        daily.record(at + 2 * HOUR, 2, true, LEAD);
+        assert_eq!(daily.take_unshared(), vec![(60, 7), (180, 2)]);
+    }
+
+    #[test]
+    fn rises_merged_in_their_order_are_expected_as_where_they_were_recorded() {
+        // One gateway sees a burst two days running and keeps what it hands out; another,
+        // started on the third day, merges that and expects the burst as the first would.
+        let mut first = DailyRises::default();
+        let mut kept = Vec::new();
+        for day in 0..2 {
+            first.record(day * A_DAY + 4 * HOUR, 40, true, LEAD);
+            first.record(day * A_DAY + 9 * HOUR, 6, true, LEAD);
+            kept.extend(first.take_unshared());
+        }
+        let mut second = DailyRises::default();
+        second.merge(5, 1);
+        for &(minute, peak) in &kept {
+            second.merge(minute, peak);
+        }
+        let burst = 2 * A_DAY + 4 * HOUR;
+        assert_eq!(second.expected(burst, LEAD), 40);
+        assert_eq!(second.expected(burst, LEAD), first.expected(burst, LEAD));
+        assert_eq!(
+            second.next_due(2 * A_DAY, LEAD),
+            first.next_due(2 * A_DAY, LEAD)
+        );
+        // A lone call is no rise, and what was merged is not handed out again.
+        assert!(second.rises.iter().all(|r| r.peak >= 6));
+        assert_eq!(second.take_unshared(), vec![]);
     }
 
     #[test]

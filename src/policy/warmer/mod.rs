@@ -748,6 +748,30 @@ impl Policy for Warmer {
     fn next_wake(&self) -> Option<Time> {
         self.schedule.first().map(|&(at, _)| at)
     }
+
+    fn rises_to_keep(&mut self) -> Vec<(FunctionId, i64, u32)> {
+        let mut rises = Vec::new();
+        for (function, f) in self.functions.iter_mut().enumerate() {
+            rises.extend(
+                f.daily
+                    .take_unshared()
+                    .into_iter()
+                    .map(|(minute, peak)| (function, minute, peak)),
+            );
+        }
+        rises
+    }
+
+    fn kept_rise(&mut self, function: FunctionId, minute: i64, peak: u32) {
+        let Some(f) = self.functions.get_mut(function) else {
+            return;
+        };
+        f.daily.merge(minute, peak);
+        // Planned at the next act, which wakes it again by the time the rise is due.
+        if f.pingable {
+            self.reschedule(function, Some(Time::ZERO));
+        }
+    }
 }
 
 #[cfg(test)]
