@@ -41,8 +41,8 @@ pub struct RedisConfig {
     /// outage does not add `timeout_ms` to every request.
     #[serde(default = "default_retry_after_ms")]
     pub retry_after_ms: u64,
-    /// Keys are `<prefix>:cache:v1:<function>:<digest>`, and the provisioning lease
-    /// `<prefix>:provisioning:lease`.
+    /// Keys are `<prefix>:cache:v1:<function>:<digest>`, the provisioning lease
+    /// `<prefix>:provisioning:lease`, the warmer's daily rises `<prefix>:warmer:rises:<day>`.
     #[serde(default = "default_prefix")]
     pub key_prefix: String,
     /// Values larger than this are compressed (LZ4) when that makes them smaller.

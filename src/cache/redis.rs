@@ -5,8 +5,8 @@
 //! `warmgate_cache_redis_up`.
 //!
 //! The same connection carries the provisioning lease's commands, the planner's shared
-//! per-minute loads and the keep-alive membership (`gateway::lease`, `gateway::fleet`,
-//! `gateway::keepers`).
+//! per-minute loads, the keep-alive membership and the warmer's daily rises
+//! (`gateway::lease`, `gateway::fleet`, `gateway::keepers`, `gateway::rises`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,8 +34,13 @@ pub enum LeaseAnswer {
 
 /// Renews the lease only if `id` still holds it: a replica never extends another's.
 const RENEW: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+/// Keeps the larger of a field's peak and `ARGV[2]`, and the key for `ARGV[3]` ms.
+const KEEP_LARGER: &str = r"local v = redis.call('HGET', KEYS[1], ARGV[1]) if (not v) or tonumber(v) < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end return redis.call('PEXPIRE', KEYS[1], ARGV[3])";
 /// Releases the lease only if `id` still holds it.
 const RELEASE: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/// Wall-clock minutes in a day: the daily rises are kept by day.
+pub const MINUTES_A_DAY: u64 = 24 * 60;
 
 /// What a lookup found.
 pub enum Fetched {
@@ -180,6 +185,68 @@ impl RedisTier {
             })
             .collect();
         Some(totals)
+    }
+
+    /// The warmer's daily rises of one wall-clock day: fields `<minute>:<function>`, each
+    /// the largest peak any replica recorded in that wall-clock minute.
+    fn rises_key(&self, day: u64) -> String {
+        format!("{}:warmer:rises:{day}", self.config.key_prefix)
+    }
+
+    /// Keeps `rises` (function, wall-clock minute, peak), the larger peak where one is kept
+    /// already, each day's for `keep` after its last change. Returns whether Redis took them.
+    pub async fn rises_keep(&self, rises: &[(&str, u64, u32)], keep: Duration) -> bool {
+        if !self.available() {
+            return false;
+        }
+        let mut pipe = redis::pipe();
+        for &(function, minute, peak) in rises {
+            pipe.cmd("EVAL")
+                .arg(KEEP_LARGER)
+                .arg(1)
+                .arg(self.rises_key(minute / MINUTES_A_DAY))
+                .arg(format!("{minute}:{function}"))
+                .arg(peak)
+                .arg(keep.as_millis().max(1) as u64)
+                .ignore();
+        }
+        let mut connection = self.connection.clone();
+        let command = pipe.exec_async(&mut connection);
+        self.bounded("rises_keep", self.config.background_timeout(), command)
+            .await
+            .is_some()
+    }
+
+    /// The rises kept for wall-clock `days`, as (function, wall-clock minute, peak) in the
+    /// order of their minutes; `None` when Redis did not answer. A field that does not read
+    /// as a rise is left out.
+    pub async fn rises_read(&self, days: std::ops::Range<u64>) -> Option<Vec<(String, u64, u32)>> {
+        if !self.available() {
+            return None;
+        }
+        let mut pipe = redis::pipe();
+        for day in days {
+            pipe.cmd("HGETALL").arg(self.rises_key(day));
+        }
+        let mut connection = self.connection.clone();
+        let query = pipe.query_async::<Vec<HashMap<String, String>>>(&mut connection);
+        let hashes = self
+            .bounded("rises_read", self.config.background_timeout(), query)
+            .await?;
+        let mut rises: Vec<(String, u64, u32)> = hashes
+            .into_iter()
+            .flatten()
+            .filter_map(|(field, peak)| {
+                let (minute, function) = field.split_once(':')?;
+                Some((
+                    function.to_string(),
+                    minute.parse().ok()?,
+                    peak.parse().ok()?,
+                ))
+            })
+            .collect();
+        rises.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        Some(rises)
     }
 
     /// Takes the provisioning lease for `id` if nobody holds it (`SET NX PX`).

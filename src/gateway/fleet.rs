@@ -64,6 +64,18 @@ impl MinuteAlign {
         }
     }
 
+    /// The wall-clock minute in which minute `m` of a clock counted from its origin (its
+    /// seconds `60m..60m+60`, whatever the phase; below zero, before the origin) begins.
+    pub(super) fn wall_minute(&self, m: i64) -> u64 {
+        (self.base as i64 + m - i64::from(self.phase > Duration::ZERO)).max(0) as u64
+    }
+
+    /// The minute from the clock's origin (below zero, before it) that begins in wall-clock
+    /// minute `wall`: the inverse of [`MinuteAlign::wall_minute`].
+    pub(super) fn clock_minute(&self, wall: u64) -> i64 {
+        wall as i64 + i64::from(self.phase > Duration::ZERO) - self.base as i64
+    }
+
     /// For a gateway clock reading `now`, now.
     pub(super) fn now(now: Time, scale: f64) -> Self {
         let unix = SystemTime::now()
@@ -207,6 +219,25 @@ mod tests {
             MinuteAlign::new(ms(60_000 * 5 + 10_000), ms(10_000), 1.0).phase,
             ms(0)
         );
+    }
+
+    #[test]
+    fn a_clock_minute_and_its_wall_minute_map_both_ways() {
+        // The clock started at Unix minute 1,000,000 + 20 s: its minute 0 begins in wall
+        // minute 1,000,000, its minute 2 (140 s of Unix time later) in 1,000,002.
+        let started = MinuteAlign::new(ms(60_000 * 1_000_000 + 20_000), ms(0), 1.0);
+        assert_eq!(started.wall_minute(0), 1_000_000);
+        assert_eq!(started.wall_minute(2), 1_000_002);
+        // On a minute: the same.
+        let on = MinuteAlign::new(ms(60_000 * 1_000_000), ms(0), 1.0);
+        assert_eq!(on.wall_minute(2), 1_000_002);
+        for align in [started, on] {
+            for m in [7, 0, -1, -2 * 1440] {
+                assert_eq!(align.clock_minute(align.wall_minute(m)), m);
+            }
+        }
+        // Before its origin: yesterday's minute 2 began a day before.
+        assert_eq!(started.wall_minute(2 - 1440), 1_000_002 - 1440);
     }
 
     #[test]

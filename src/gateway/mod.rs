@@ -20,6 +20,7 @@ mod lease;
 mod listener;
 pub mod openapi;
 mod provisioner;
+mod rises;
 mod routes;
 mod serve;
 pub mod targets;
@@ -225,6 +226,8 @@ pub struct Gateway {
     keepers: Option<keepers::Keepers>,
     /// A warmer with Redis: the attempts shared with the other replicas.
     exchange: Option<exchange::Exchange>,
+    /// A warmer with Redis: its daily rises kept beyond this process.
+    rises: Option<rises::KeptRises>,
     /// Invocations in flight that identical requests share.
     flights: Arc<crate::cache::flight::Flights<crate::cache::Key, serve::Flight>>,
     /// The record of the calls made (`[history]`), if kept.
@@ -311,6 +314,9 @@ impl Gateway {
         }
         let keepers = keepers::keepers_for(&config, redis.as_ref());
         let exchange = keepers.as_ref().map(|k| exchange::Exchange::new(k.id()));
+        let rises = keepers
+            .is_some()
+            .then(|| rises::KeptRises::new(fleet::MinuteAlign::now(clock.now(), scale), scale));
         Arc::new(Self {
             functions,
             by_name,
@@ -320,6 +326,7 @@ impl Gateway {
             fleet,
             keepers,
             exchange,
+            rises,
             flights: crate::cache::flight::Flights::new(),
             applied: provisioner::AppliedLevels::default(),
             history: history::History::new(&config.history, clock.now()),

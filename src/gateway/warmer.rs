@@ -166,6 +166,13 @@ impl Executor {
         self.policy().fleet_minute(function, minute, total);
     }
 
+    /// A daily rise kept in Redis, at `minute` of the policy clock (`rises`); the policy
+    /// plans the function again.
+    pub(super) fn kept_rise(&self, function: crate::policy::FunctionId, minute: i64, peak: u32) {
+        self.policy().kept_rise(function, minute, peak);
+        self.replan.notify_one();
+    }
+
     /// Tells the policy that provisioned concurrency it asked for became READY `after`.
     pub(super) fn provisioned_ready(&self, function: crate::policy::FunctionId, after: Duration) {
         self.policy().provisioned_ready(function, after);
@@ -478,6 +485,17 @@ impl Gateway {
             .collect();
         let actions = warmer.policy().start(&infos, self.now());
         self.execute(warmer, actions);
+        if self.rises.is_some() {
+            let gateway = self.clone();
+            self.spawn(async move {
+                match gateway.restore_rises().await {
+                    Some(given) => tracing::info!(rises = given, "daily rises read from Redis"),
+                    None => tracing::warn!(
+                        "daily rises not read from Redis: those of the last days come again as new"
+                    ),
+                }
+            });
+        }
         // The wake-up last acted on: a policy that asks for it again without moving on is
         // woken 10 ms later rather than spun on.
         let mut acted_for = None;
@@ -498,14 +516,18 @@ impl Gateway {
                 biased;
                 _ = wait => {
                     acted_for = next;
-                    let (actions, finished) = {
+                    let (actions, finished, rises) = {
                         let mut policy = warmer.policy();
-                        (policy.act(self.now()), policy.finished_minutes())
+                        let actions = policy.act(self.now());
+                        (actions, policy.finished_minutes(), policy.rises_to_keep())
                     };
                     self.execute(warmer, actions);
                     // Empty unless the planner shares (apply mode with Redis).
                     if !finished.is_empty() {
                         self.spawn(self.clone().share_minutes(finished));
+                    }
+                    if !rises.is_empty() && self.rises.is_some() {
+                        self.spawn(self.clone().keep_rises(rises));
                     }
                 }
                 _ = warmer.replan.notified() => {}

@@ -1,0 +1,93 @@
+//! The warmer's daily rises kept in Redis (a warmer with `[cache.redis]` and
+//! `share_keep_alive`): the policy remembers for a day the minutes in which calls rose from
+//! few to many, and pre-warms a rise seen two days running (`policy::warmer::daily`). In
+//! memory alone, a gateway redeployed every day would never see one twice, and a replica that
+//! takes over a function's keep-alive would start its two days again.
+//!
+//! So each rise the policy records or raises (`Policy::rises_to_keep`) is kept in
+//! `<prefix>:warmer:rises:<wall-clock day>`, field `<wall-clock minute>:<function>`, the
+//! largest peak any replica saw, for three days after the day's last change; and a gateway
+//! that starts gives its policy the last three days' (`Policy::kept_rise`), oldest first, as
+//! the policy would have recorded them. Replicas behind one load balancer each see a burst
+//! and record it under the same field.
+//!
+//! Minutes are wall-clock minutes at the gateway's time scale, as the provisioning loads'
+//! ([`super::fleet::MinuteAlign`]): a gateway started at another second reads them to within
+//! a minute, which a daily rise's minute of tolerance absorbs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::fleet::MinuteAlign;
+use super::Gateway;
+use crate::cache::redis::MINUTES_A_DAY;
+use crate::policy::FunctionId;
+
+/// How long a day's rises are kept after their last change, on the gateway's clock: a rise
+/// is compared with the day before, and that one with the day before it.
+const KEEP: Duration = Duration::from_secs(3 * 24 * 3600);
+
+/// The gateway's side of the keeping.
+pub(super) struct KeptRises {
+    align: MinuteAlign,
+    /// [`KEEP`] in real time, as Redis counts it.
+    keep: Duration,
+}
+
+impl KeptRises {
+    pub(super) fn new(align: MinuteAlign, scale: f64) -> Self {
+        Self {
+            align,
+            keep: KEEP.div_f64(scale).max(Duration::from_secs(1)),
+        }
+    }
+}
+
+impl Gateway {
+    /// Keeps in Redis the rises the policy recorded or raised: (function, minute of the
+    /// policy clock, peak). Lost if Redis is away: the policy still has them.
+    pub(super) async fn keep_rises(self: Arc<Self>, rises: Vec<(FunctionId, i64, u32)>) {
+        let (Some(kept), Some(redis)) = (&self.rises, &self.redis) else {
+            return;
+        };
+        let named: Vec<(&str, u64, u32)> = rises
+            .iter()
+            .filter_map(|&(function, minute, peak)| {
+                let state = self.function_by_id(function)?;
+                Some((
+                    state.config.name.as_str(),
+                    kept.align.wall_minute(minute),
+                    peak,
+                ))
+            })
+            .collect();
+        if !redis.rises_keep(&named, kept.keep).await {
+            tracing::warn!(
+                rises = named.len(),
+                "daily rises not kept in Redis: a restart before they come again forgets them"
+            );
+        }
+    }
+
+    /// Gives the policy the rises kept in Redis over the last three days (and the fourth's
+    /// last minutes), oldest first.
+    /// Returns how many it was given, or `None` when Redis did not answer.
+    pub(super) async fn restore_rises(self: Arc<Self>) -> Option<usize> {
+        let (Some(kept), Some(redis), Some(warmer)) = (&self.rises, &self.redis, &self.warmer)
+        else {
+            return Some(0);
+        };
+        let today = kept.align.wall_minute((self.now().as_secs() / 60) as i64) / MINUTES_A_DAY;
+        let rises = redis.rises_read(today.saturating_sub(3)..today + 1).await?;
+        let mut given = 0;
+        for (name, wall, peak) in rises {
+            // Functions another replica's configuration has and this one's not: left out.
+            let Some(&function) = self.by_name.get(&name) else {
+                continue;
+            };
+            warmer.kept_rise(function, kept.align.clock_minute(wall), peak);
+            given += 1;
+        }
+        Some(given)
+    }
+}

@@ -1,0 +1,214 @@
+//! The warmer's daily rises kept in Redis (`gateway::rises`), against a real redis-server
+//! and the emulator, in real time sped up 60 times (Redis's TTLs and answers do not run on
+//! tokio's paused clock): an emulated minute is a real second, so the wall-clock minutes
+//! the gateway keeps rises under are Unix seconds. A burst from nothing is kept under its
+//! minute; a gateway that starts where two days of a rise are kept pre-warms it at its
+//! minute, where a rise kept for one day only meets its burst cold.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::redis::RedisServer;
+use warmgate::clock::TokioClock;
+use warmgate::config::Config;
+use warmgate::emulator::{Emulator, RunningEmulator};
+use warmgate::gateway::RunningGateway;
+use warmgate::lambda::LambdaClient;
+use warmgate::platform::PlatformSpec;
+
+const SCALE: f64 = 60.0;
+const DAY: u64 = 24 * 60;
+/// Calls in a burst, each 20 emulated seconds: no environment serves two of them.
+const BURST: usize = 6;
+
+fn emulator_toml(functions: &[&str]) -> String {
+    let mut spec = String::from("[settings]\nseed = 5\n");
+    for name in functions {
+        spec.push_str(&format!(
+            "\n[[function]]\nname = \"{name}\"\nmemory_mb = 128\ntimeout_s = 60\ninit_ms = 2000\nduration_ms = 20000\n[[function.version]]\n[[function.alias]]\nname = \"live\"\nversion = \"1\"\n"
+        ));
+    }
+    spec
+}
+
+fn gateway_toml(endpoint: &str, redis: &str, functions: &[&str]) -> String {
+    let mut config = format!(
+        r#"
+[backend]
+kind = "endpoint"
+url = "{endpoint}"
+time_scale = {SCALE}
+
+[access]
+open = true
+
+[warmer]
+enabled = true
+policy = "warmer"
+jitter_ms = 0
+# A round's pings overlap for its hold, in emulated time: at 60 times real time the default
+# 5 ms would be a tenth of a real ms, shorter than the gateway takes to send a round.
+round_hold_ms = 1000
+max_round_hold_ms = 4000
+
+[cache.redis]
+url = "{redis}"
+timeout_ms = 100
+"#
+    );
+    for name in functions {
+        config.push_str(&format!(
+            "\n[[function]]\nname = \"{name}\"\ntargets = [\"live\"]\ntimeout_ms = 120000\nprobe = {{ enabled = false }}\n"
+        ));
+    }
+    config
+}
+
+async fn emulator(functions: &[&str]) -> RunningEmulator {
+    let spec = PlatformSpec::from_toml(&emulator_toml(functions)).unwrap();
+    Emulator::new(spec, Arc::new(TokioClock::scaled(SCALE)))
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn gateway(
+    emulator: &RunningEmulator,
+    redis: &RedisServer,
+    functions: &[&str],
+) -> RunningGateway {
+    let endpoint = emulator.endpoint_url();
+    let config = Config::parse(
+        &gateway_toml(&endpoint, &redis.url(), functions),
+        [],
+        "test",
+    )
+    .expect("a valid configuration");
+    let lambda = Arc::new(LambdaClient::for_endpoint(&endpoint, "us-east-1"));
+    common::serve_replica(config, lambda.clone(), lambda, SCALE).await
+}
+
+/// The wall-clock minute at the gateways' scale: at 60 times real time, the Unix second.
+fn wall_minute() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Sleeps until `offset` into wall-clock minute `minute` (of 60 emulated seconds).
+async fn until_minute(minute: u64, offset_s: u64) {
+    let at = Duration::from_millis(minute * 1000 + offset_s * 1000 / 60);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    tokio::time::sleep(at.saturating_sub(now)).await;
+}
+
+/// A burst of `BURST` calls at once to `function`: how many met a cold start.
+async fn burst(gateway: &RunningGateway, function: &str) -> usize {
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/functions/{function}/invoke", gateway.addr());
+    let calls: Vec<_> = (0..BURST)
+        .map(|_| tokio::spawn(http.post(&url).body("{}").send()))
+        .collect();
+    let mut cold = 0;
+    for call in calls {
+        let response = call.await.unwrap().unwrap();
+        let status = response.status();
+        let cold_start = response.headers().get("x-warmgate-cold-start").cloned();
+        assert_eq!(
+            status,
+            200,
+            "{function}: {}",
+            response.text().await.unwrap()
+        );
+        let response = cold_start.unwrap();
+        cold += usize::from(response == "true");
+    }
+    cold
+}
+
+/// The rises kept for wall-clock `day`: field `<minute>:<function>` → peak.
+fn kept(redis: &RedisServer, day: u64) -> HashMap<String, u32> {
+    let mut connection = redis
+        .client()
+        .get_connection()
+        .expect("redis-server answers");
+    redis::cmd("HGETALL")
+        .arg(format!("warmgate:warmer:rises:{day}"))
+        .query(&mut connection)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_nothing_is_kept_under_its_wall_clock_minute() {
+    let redis = RedisServer::start();
+    let emulator = emulator(&["model"]).await;
+    let gateway = gateway(&emulator, &redis, &["model"]).await;
+    let before = wall_minute();
+    let cold = burst(&gateway, "model").await;
+    let after = wall_minute();
+    // The gateway holds some calls for environments the warmer starts as they wait; a rise
+    // is a cold start with others running.
+    assert!(cold >= 1, "{cold} of {BURST} cold: a burst from nothing");
+
+    // Kept once the warmer next acts (its recheck is an emulated minute).
+    let mut found = None;
+    for _ in 0..200 {
+        let rises: Vec<(u64, u32)> = (before / DAY..=after / DAY)
+            .flat_map(|day| kept(&redis, day))
+            .filter_map(|(field, peak)| {
+                let (minute, function) = field.split_once(':')?;
+                (function == "model").then(|| (minute.parse().unwrap(), peak))
+            })
+            .collect();
+        if !rises.is_empty() {
+            found = Some(rises);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rises = found.expect("the burst's rise kept in Redis within 10 s");
+    assert_eq!(rises.len(), 1, "{rises:?}");
+    let (minute, peak) = rises[0];
+    assert!(
+        (before..=after).contains(&minute),
+        "kept under minute {minute}, the burst ran in {before}..={after}"
+    );
+    assert!((2..=BURST as u32).contains(&peak), "peak {peak}");
+    gateway.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_starts_pre_warms_a_rise_kept_two_days_running() {
+    let redis = RedisServer::start();
+    // A rise at the same minute the last two days for `daily`, yesterday only for `once`,
+    // as an earlier gateway would have kept them; both burst at that minute today.
+    let rise = wall_minute() + 5;
+    {
+        let mut connection = redis.client().get_connection().unwrap();
+        for (function, days) in [("daily", [1, 2].as_slice()), ("once", [1].as_slice())] {
+            for &d in days {
+                let minute = rise - d * DAY;
+                let _: () = redis::cmd("HSET")
+                    .arg(format!("warmgate:warmer:rises:{}", minute / DAY))
+                    .arg(format!("{minute}:{function}"))
+                    .arg(BURST)
+                    .query(&mut connection)
+                    .unwrap();
+            }
+        }
+    }
+    let emulator = emulator(&["daily", "once"]).await;
+    let gateway = gateway(&emulator, &redis, &["daily", "once"]).await;
+    until_minute(rise, 10).await;
+    let (daily, once) = tokio::join!(burst(&gateway, "daily"), burst(&gateway, "once"));
+    assert_eq!(daily, 0, "a rise kept two days running is pre-warmed");
+    assert!(
+        once >= BURST - 2,
+        "a rise kept for one day is not expected: {once} of {BURST} cold"
+    );
+    gateway.shutdown(Duration::from_secs(5)).await.unwrap();
+}
