@@ -136,6 +136,11 @@ pub struct WarmerSection {
     /// about 10 in 2019); where the learnt reclaim curve (`GET /v1/pools`, `idle_reclaim_s`)
     /// shows environments surviving longer, a longer lifetime saves pings in proportion.
     pub idle_lifetime_s: u64,
+    /// Whether the predictive warmer pre-warms a rise seen two days running at the same
+    /// minute (a timer's daily fan-out) there the next day. `false` where daily jobs move
+    /// from day to day: the rounds sent for a rise that does not come start environments for
+    /// nobody.
+    pub daily_rises: bool,
     /// With `[cache.redis]`: each function's keep-alive rounds are sent by one replica, its
     /// keeper, agreed through Redis (`<key_prefix>:warmer:replicas`), rather than by every
     /// replica for the calls it serves. Probes and the burst pings of a wait stay each
@@ -156,6 +161,7 @@ impl Default for WarmerSection {
             round_hold_ms: crate::policy::ROUND_HOLD.as_millis() as u64,
             max_round_hold_ms: 400,
             idle_lifetime_s: 300,
+            daily_rises: true,
             share_keep_alive: true,
             replica_ttl_ms: 6_000,
         }

@@ -299,7 +299,10 @@ impl Gateway {
                     Duration::from_millis(config.warmer.max_round_hold_ms),
                 ),
                 config.functions.len(),
-                Duration::from_secs(config.warmer.idle_lifetime_s),
+                crate::policy::registry::WarmerTuning {
+                    idle_lifetime: Some(Duration::from_secs(config.warmer.idle_lifetime_s)),
+                    daily_rises: config.warmer.daily_rises,
+                },
             )
         });
         if warmer.is_some() {

@@ -27,6 +27,7 @@ use super::{FunctionState, Gateway};
 use crate::lambda::{InvocationType, TraceContext};
 use crate::policy::driver::{Attempt, Outcome, PingReason, PROBE_CHECK};
 use crate::policy::provisioning::{Provisioning, ProvisioningConfig, WithKeepAlive};
+use crate::policy::registry::WarmerTuning;
 use crate::policy::round::{Reached, RoundCheck, RoundHold};
 use crate::policy::{Action, FunctionInfo, Observation, Policy, Start};
 use crate::telemetry;
@@ -86,8 +87,8 @@ pub(super) struct Executor {
     room_size: u32,
     /// Each function's round hold (`policy::round`), by the function's index.
     holds: Vec<Mutex<RoundHold>>,
-    /// How long a warmer policy assumes Lambda keeps an idle environment.
-    idle_lifetime: Duration,
+    /// What a warmer policy is told beyond its name.
+    tuning: WarmerTuning,
 }
 
 /// How the provisioned-concurrency planner is set up in the gateway.
@@ -109,28 +110,24 @@ impl Executor {
         max_pings_in_flight: u32,
         hold: RoundHold,
         functions: usize,
-        idle_lifetime: Duration,
+        tuning: WarmerTuning,
     ) -> Self {
         Self {
             name: name.to_string(),
             planner,
-            policy: Mutex::new(Self::fresh(name, planner, idle_lifetime)),
+            policy: Mutex::new(Self::fresh(name, planner, tuning)),
             counts: Mutex::new(Vec::new()),
             replan: Notify::new(),
             jitter,
             room: Arc::new(Semaphore::new(max_pings_in_flight as usize)),
             room_size: max_pings_in_flight,
             holds: (0..functions).map(|_| Mutex::new(hold)).collect(),
-            idle_lifetime,
+            tuning,
         }
     }
 
-    fn fresh(
-        name: &str,
-        planner: Option<PlannerSetup>,
-        idle_lifetime: Duration,
-    ) -> Box<dyn Policy> {
-        let keep_alive = crate::policy::registry::live_policy_assuming(name, Some(idle_lifetime))
+    fn fresh(name: &str, planner: Option<PlannerSetup>, tuning: WarmerTuning) -> Box<dyn Policy> {
+        let keep_alive = crate::policy::registry::live_policy_tuned(name, tuning)
             .expect("validated with the configuration");
         let Some(setup) = planner else {
             return keep_alive;
@@ -461,7 +458,7 @@ impl Gateway {
                     let message = telemetry::panic_message(e.into_panic().as_ref());
                     telemetry::task_panicked("warmer", &message);
                     *warmer.policy.lock() =
-                        Executor::fresh(&warmer.name, warmer.planner, warmer.idle_lifetime);
+                        Executor::fresh(&warmer.name, warmer.planner, warmer.tuning);
                     self.clock.sleep(WARMER_RESTART).await;
                 }
                 Err(_) => return,

@@ -16,26 +16,42 @@ use std::time::Duration;
 pub const LIVE_POLICIES: &str =
     "warmer, warmer-peak, warmer-max<N>, none, fixed-<N>min, fixed-<N>min-x<C>, hybrid-histogram";
 
-/// The keep-alive policy called `name`, or why not.
-pub fn live_policy(name: &str) -> Result<Box<dyn Policy>, String> {
-    live_policy_assuming(name, None)
+/// What a deployment tells a warmer (`warmer`, `warmer-peak`, `warmer-max<N>`) beyond its
+/// name; other policies take none of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WarmerTuning {
+    /// How long Lambda keeps an idle environment (`None`: the warmer's default,
+    /// [`WarmerConfig::min_lifetime`], 5 minutes): it refreshes what it keeps just before.
+    pub idle_lifetime: Option<Duration>,
+    /// Whether it pre-warms rises that come back each day ([`WarmerConfig::daily_rises`]).
+    pub daily_rises: bool,
 }
 
-/// The keep-alive policy called `name`; a warmer (`warmer`, `warmer-peak`, `warmer-max<N>`)
-/// assumes Lambda keeps an idle environment `idle_lifetime` (`None`: its default,
-/// [`WarmerConfig::min_lifetime`], 5 minutes) and refreshes what it keeps just before.
-pub fn live_policy_assuming(
-    name: &str,
-    idle_lifetime: Option<Duration>,
-) -> Result<Box<dyn Policy>, String> {
+impl Default for WarmerTuning {
+    fn default() -> Self {
+        Self {
+            idle_lifetime: None,
+            daily_rises: true,
+        }
+    }
+}
+
+/// The keep-alive policy called `name`, or why not.
+pub fn live_policy(name: &str) -> Result<Box<dyn Policy>, String> {
+    live_policy_tuned(name, WarmerTuning::default())
+}
+
+/// The keep-alive policy called `name`, a warmer tuned by `tuning`.
+pub fn live_policy_tuned(name: &str, tuning: WarmerTuning) -> Result<Box<dyn Policy>, String> {
     match name {
         "none" => Ok(Box::new(NoPolicy)),
         "hybrid-histogram" => Ok(Box::new(HybridHistogram::new())),
         _ => {
             if let Some(mut config) = WarmerConfig::from_name(name) {
-                if let Some(lifetime) = idle_lifetime {
+                if let Some(lifetime) = tuning.idle_lifetime {
                     config.min_lifetime = lifetime;
                 }
+                config.daily_rises = tuning.daily_rises;
                 Ok(Box::new(Warmer::new(config)))
             } else if let Some((interval, concurrency)) = FixedInterval::parse_name(name) {
                 Ok(Box::new(FixedInterval::new(interval, concurrency)))
@@ -66,9 +82,15 @@ mod tests {
             assert_eq!(live_policy(name).unwrap().name(), name);
         }
         assert_eq!(
-            live_policy_assuming("warmer", Some(Duration::from_secs(600)))
-                .unwrap()
-                .name(),
+            live_policy_tuned(
+                "warmer",
+                WarmerTuning {
+                    idle_lifetime: Some(Duration::from_secs(600)),
+                    daily_rises: true,
+                },
+            )
+            .unwrap()
+            .name(),
             "warmer"
         );
         let err = live_policy("fixed-5mins").err().unwrap();
@@ -77,7 +99,14 @@ mod tests {
 
     /// Pings of a warmer that keeps one function warm before its first call, over `span`.
     fn pings_over(idle_lifetime: Option<Duration>, span: Duration) -> u32 {
-        let mut policy = live_policy_assuming("warmer", idle_lifetime).unwrap();
+        let mut policy = live_policy_tuned(
+            "warmer",
+            WarmerTuning {
+                idle_lifetime,
+                daily_rises: true,
+            },
+        )
+        .unwrap();
         let info = crate::policy::FunctionInfo {
             name: "f".into(),
             app: "f".into(),

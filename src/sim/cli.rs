@@ -131,6 +131,10 @@ pub struct SimulateArgs {
     /// knowing the platform's lifetime is worth.
     #[arg(long, value_name = "M")]
     pub idle_lifetime_minutes: Option<f64>,
+    /// The warmer policies do not pre-warm rises that come back each day, as the gateway's
+    /// `[warmer] daily_rises = false`.
+    #[arg(long)]
+    pub no_daily_rises: bool,
     /// Waiting replays (`--wait`): one burst ping, which starts an environment for the rest of
     /// a burst, for every N requests held, as the gateway's `[[function]]
     /// wait.waiters_per_burst_ping` (default 2; a large N, one at a time).
@@ -215,6 +219,7 @@ impl SimulateArgs {
             probes: !self.no_probes,
             max_in_flight: self.max_in_flight,
             warmer_idle_lifetime,
+            warmer_daily_rises: !self.no_daily_rises,
             waiters_per_burst_ping: match self.waiters_per_burst_ping {
                 None => SimSettings::default().waiters_per_burst_ping,
                 Some(0) => bail!("--waiters-per-burst-ping must be at least 1, got 0"),
@@ -359,10 +364,8 @@ impl Baseline {
     pub fn candidate(&self, label: &str, trace: &Trace, settings: &SimSettings) -> Candidate {
         let policy: Box<dyn crate::policy::Policy> = match self {
             Baseline::NeverReclaim => return Candidate::never_reclaim(),
-            Baseline::Live(name) => {
-                registry::live_policy_assuming(name, settings.warmer_idle_lifetime)
-                    .expect("checked when parsed")
-            }
+            Baseline::Live(name) => registry::live_policy_tuned(name, settings.warmer_tuning())
+                .expect("checked when parsed"),
             // The oracle: each function's peak concurrency over the whole trace, with the very
             // durations the replay will use.
             Baseline::FixedPeak => {
@@ -374,11 +377,8 @@ impl Baseline {
             Baseline::TargetTracking { utilization } => Box::new(TargetTracking::new(*utilization)),
             Baseline::ProvisioningWith(keep_alive) => Box::new(WithKeepAlive {
                 planner: Provisioning::new(ProvisioningConfig::default()),
-                keep_alive: registry::live_policy_assuming(
-                    keep_alive,
-                    settings.warmer_idle_lifetime,
-                )
-                .expect("checked when parsed"),
+                keep_alive: registry::live_policy_tuned(keep_alive, settings.warmer_tuning())
+                    .expect("checked when parsed"),
             }),
             Baseline::Provisioning {
                 worth,

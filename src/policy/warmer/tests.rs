@@ -726,3 +726,44 @@ fn a_burst_from_nothing_each_day_is_pre_warmed_at_its_minute_from_the_third_day(
     // That day it does not come: nothing is kept for it the day after.
     assert_eq!(daily(run_until_kept(&mut w, 5 * day)), []);
 }
+
+#[test]
+fn rises_kept_elsewhere_are_pre_warmed_and_neither_is_without_daily_rises() {
+    let day = 24 * 60 * MIN;
+    let begins = 4 * 60 * MIN;
+    // Kept by an earlier life at minute 4:00, one and two days before this clock's origin.
+    let minute = (begins.as_secs() / 60) as i64;
+    let restarted = |config: WarmerConfig| {
+        let mut w = Warmer::new(config);
+        w.start(&[info()], Duration::ZERO);
+        w.kept_rise(0, minute - 2 * 1440, 30);
+        w.kept_rise(0, minute - 1440, 30);
+        run_until_kept(&mut w, begins + 30 * MIN)
+            .into_iter()
+            .filter(|&(_, _, kept_by)| kept_by == KeptBy::Daily)
+            .map(|(t, count, _)| (t, count))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(restarted(WarmerConfig::default()), [(begins - 2 * MIN, 30)]);
+    let off = WarmerConfig {
+        daily_rises: false,
+        ..WarmerConfig::default()
+    };
+    assert_eq!(restarted(off.clone()), []);
+    // Nor does it record a burst it meets cold two days running.
+    let mut w = Warmer::new(off);
+    w.start(&[info()], Duration::ZERO);
+    for on in 0..2 {
+        for _ in 0..40 {
+            w.observe(&call(
+                on * day + begins + 10 * S,
+                4 * MIN,
+                Some(Start::Cold),
+            ));
+        }
+    }
+    assert!(w.rises_to_keep().is_empty());
+    assert!(run_until_kept(&mut w, 2 * day + begins + 30 * MIN)
+        .iter()
+        .all(|&(_, _, kept_by)| kept_by != KeptBy::Daily));
+}

@@ -170,6 +170,9 @@ pub struct SimSettings {
     /// How long the warmer policies assume Lambda keeps an idle environment (`None`: their
     /// default, 5 minutes), as the gateway's `[warmer] idle_lifetime_s` sets it.
     pub warmer_idle_lifetime: Option<Duration>,
+    /// Whether the warmer policies pre-warm rises that come back each day, as the gateway's
+    /// `[warmer] daily_rises` sets it.
+    pub warmer_daily_rises: bool,
     /// Waiting replays (`+wait`): one burst ping for every this many requests held, as the
     /// gateway's `[[function]] wait.waiters_per_burst_ping` sets it.
     pub waiters_per_burst_ping: u32,
@@ -199,12 +202,21 @@ impl Default for SimSettings {
             probes: true,
             max_in_flight: None,
             warmer_idle_lifetime: None,
+            warmer_daily_rises: true,
             waiters_per_burst_ping: WaitPolicy::default().waiters_per_burst_ping,
         }
     }
 }
 
 impl SimSettings {
+    /// What the warmer policies are told beyond their names.
+    pub fn warmer_tuning(&self) -> crate::policy::registry::WarmerTuning {
+        crate::policy::registry::WarmerTuning {
+            idle_lifetime: self.warmer_idle_lifetime,
+            daily_rises: self.warmer_daily_rises,
+        }
+    }
+
     /// The default init: median 1 s, spread 1.5.
     pub fn small_function_init() -> Dist {
         Dist::LogNormal {
