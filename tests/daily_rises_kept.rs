@@ -3,7 +3,8 @@
 //! tokio's paused clock): an emulated minute is a real second, so the wall-clock minutes
 //! the gateway keeps rises under are Unix seconds. A burst from nothing is kept under its
 //! minute; a gateway that starts where two days of a rise are kept pre-warms it at its
-//! minute, where a rise kept for one day only meets its burst cold.
+//! minute, where a rise kept for one day only meets its burst cold; a gateway that started
+//! while Redis was down reads the rises once it answers.
 
 mod common;
 
@@ -181,26 +182,29 @@ async fn a_burst_from_nothing_is_kept_under_its_wall_clock_minute() {
     gateway.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
+/// Keeps in Redis, as an earlier gateway would have, a rise at wall-clock minute `rise` the
+/// last `days` days for `function`.
+fn keep_as_before(redis: &RedisServer, function: &str, rise: u64, days: u64) {
+    let mut connection = redis.client().get_connection().unwrap();
+    for d in 1..=days {
+        let minute = rise - d * DAY;
+        let _: () = redis::cmd("HSET")
+            .arg(format!("warmgate:warmer:rises:{}", minute / DAY))
+            .arg(format!("{minute}:{function}"))
+            .arg(BURST)
+            .query(&mut connection)
+            .unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_that_starts_pre_warms_a_rise_kept_two_days_running() {
     let redis = RedisServer::start();
-    // A rise at the same minute the last two days for `daily`, yesterday only for `once`,
-    // as an earlier gateway would have kept them; both burst at that minute today.
+    // A rise at the same minute the last two days for `daily`, yesterday only for `once`;
+    // both burst at that minute today.
     let rise = wall_minute() + 5;
-    {
-        let mut connection = redis.client().get_connection().unwrap();
-        for (function, days) in [("daily", [1, 2].as_slice()), ("once", [1].as_slice())] {
-            for &d in days {
-                let minute = rise - d * DAY;
-                let _: () = redis::cmd("HSET")
-                    .arg(format!("warmgate:warmer:rises:{}", minute / DAY))
-                    .arg(format!("{minute}:{function}"))
-                    .arg(BURST)
-                    .query(&mut connection)
-                    .unwrap();
-            }
-        }
-    }
+    keep_as_before(&redis, "daily", rise, 2);
+    keep_as_before(&redis, "once", rise, 1);
     let emulator = emulator(&["daily", "once"]).await;
     let gateway = gateway(&emulator, &redis, &["daily", "once"]).await;
     until_minute(rise, 10).await;
@@ -210,5 +214,21 @@ async fn a_gateway_that_starts_pre_warms_a_rise_kept_two_days_running() {
         once >= BURST - 2,
         "a rise kept for one day is not expected: {once} of {BURST} cold"
     );
+    gateway.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_started_without_redis_reads_the_rises_once_it_answers() {
+    let mut redis = RedisServer::start();
+    redis.stop();
+    let emulator = emulator(&["daily"]).await;
+    let gateway = gateway(&emulator, &redis, &["daily"]).await;
+    // Redis comes (empty: it keeps nothing on disk), and the rise with it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.restart();
+    let rise = wall_minute() + 6;
+    keep_as_before(&redis, "daily", rise, 2);
+    until_minute(rise, 10).await;
+    assert_eq!(burst(&gateway, "daily").await, 0, "read after Redis came");
     gateway.shutdown(Duration::from_secs(5)).await.unwrap();
 }

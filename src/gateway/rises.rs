@@ -8,7 +8,7 @@
 //! `<prefix>:warmer:rises:<wall-clock day>`, field `<wall-clock minute>:<function>`, the
 //! largest peak any replica saw, for three days after the day's last change; and a gateway
 //! that starts gives its policy the last three days' (`Policy::kept_rise`), oldest first, as
-//! the policy would have recorded them. Replicas behind one load balancer each see a burst
+//! the policy would have recorded them (trying again each minute until Redis answers). Replicas behind one load balancer each see a burst
 //! and record it under the same field.
 //!
 //! Minutes are wall-clock minutes at the gateway's time scale, as the provisioning loads'
@@ -70,8 +70,8 @@ impl Gateway {
     }
 
     /// Gives the policy the rises kept in Redis over the last three days (and the fourth's
-    /// last minutes), oldest first.
-    /// Returns how many it was given, or `None` when Redis did not answer.
+    /// last minutes), oldest first. Returns how many it was given, or `None` when Redis did
+    /// not answer.
     pub(super) async fn restore_rises(self: Arc<Self>) -> Option<usize> {
         let (Some(kept), Some(redis), Some(warmer)) = (&self.rises, &self.redis, &self.warmer)
         else {

@@ -32,6 +32,9 @@ use crate::policy::round::{Reached, RoundCheck, RoundHold};
 use crate::policy::{Action, FunctionInfo, Observation, Policy, Start};
 use crate::telemetry;
 
+/// How long a gateway that could not read the daily rises kept in Redis waits to try again.
+const RISES_RETRY: Duration = Duration::from_secs(60);
+
 /// How long a warmer whose policy panicked pauses before it starts again.
 const WARMER_RESTART: Duration = Duration::from_secs(1);
 
@@ -485,11 +488,19 @@ impl Gateway {
         if self.rises.is_some() {
             let gateway = self.clone();
             self.spawn(async move {
-                match gateway.restore_rises().await {
-                    Some(given) => tracing::info!(rises = given, "daily rises read from Redis"),
-                    None => tracing::warn!(
-                        "daily rises not read from Redis: those of the last days come again as new"
-                    ),
+                // Until Redis answers: a rise due later today is still worth having.
+                let mut said = false;
+                loop {
+                    if let Some(given) = gateway.clone().restore_rises().await {
+                        tracing::info!(rises = given, "daily rises read from Redis");
+                        return;
+                    }
+                    if !std::mem::replace(&mut said, true) {
+                        tracing::warn!(
+                            "daily rises not read from Redis yet: tried again every minute"
+                        );
+                    }
+                    gateway.clock.sleep(RISES_RETRY).await;
                 }
             });
         }
