@@ -90,6 +90,11 @@ impl DailyRises {
         }
     }
 
+    /// Whether a rise recorded or raised here is yet to be handed out.
+    pub(super) fn has_unshared(&self) -> bool {
+        self.rises.iter().any(|r| !r.shared)
+    }
+
     /// The rises recorded or raised here since last asked, as (minute, peak), to be kept
     /// elsewhere; each is handed out once per change.
     pub(super) fn take_unshared(&mut self) -> Vec<(i64, u32)> {

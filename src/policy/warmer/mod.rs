@@ -300,6 +300,8 @@ pub struct Warmer {
     config: WarmerConfig,
     functions: Vec<Function>,
     schedule: BTreeSet<(Time, FunctionId)>,
+    /// Functions with rises not yet handed out ([`Policy::rises_to_keep`]), each once.
+    rises_unshared: Vec<FunctionId>,
 }
 
 impl Default for Warmer {
@@ -328,6 +330,7 @@ impl Warmer {
             config,
             functions: Vec::new(),
             schedule: BTreeSet::new(),
+            rises_unshared: Vec::new(),
         }
     }
 
@@ -641,6 +644,7 @@ impl Policy for Warmer {
 
     fn start(&mut self, functions: &[FunctionInfo], now: Time) -> Vec<Action> {
         self.schedule.clear();
+        self.rises_unshared.clear();
         self.functions = functions
             .iter()
             .map(|info| Function {
@@ -695,13 +699,19 @@ impl Policy for Warmer {
         // The minute's peak: where the driver counts calls as they start it is exact, where
         // the reports of a burst's long calls are still to come it is more than this one saw.
         let peak = concurrency.max(f.forecast.concurrency.peak_in(o.arrived));
+        let mut unshared = false;
         if self.config.daily_rises {
+            let before = f.daily.has_unshared();
             f.daily.record(o.arrived, peak, cold, self.config.lead);
+            unshared = !before && f.daily.has_unshared();
         }
         // Real traffic refreshed its environments: plan again no later than when they age.
         let due = end + refresh_age;
         if f.pingable && f.wake.is_none_or(|w| w > due) {
             self.reschedule(o.function, Some(due));
+        }
+        if unshared {
+            self.rises_unshared.push(o.function);
         }
     }
 
@@ -759,9 +769,10 @@ impl Policy for Warmer {
 
     fn rises_to_keep(&mut self) -> Vec<(FunctionId, i64, u32)> {
         let mut rises = Vec::new();
-        for (function, f) in self.functions.iter_mut().enumerate() {
+        for function in std::mem::take(&mut self.rises_unshared) {
             rises.extend(
-                f.daily
+                self.functions[function]
+                    .daily
                     .take_unshared()
                     .into_iter()
                     .map(|(minute, peak)| (function, minute, peak)),

@@ -706,6 +706,9 @@ fn a_burst_from_nothing_each_day_is_pre_warmed_at_its_minute_from_the_third_day(
     };
     // Met cold two days running; nothing is kept for it the second day.
     burst(&mut w, 0, Start::Cold);
+    // Handed out once, to be kept beyond the process.
+    assert_eq!(w.rises_to_keep(), [(0, 4 * 60, 40)]);
+    assert_eq!(w.rises_to_keep(), []);
     assert_eq!(daily(run_until_kept(&mut w, day + begins)), []);
     burst(&mut w, 1, Start::Cold);
     // The third day, one round of 40 a lead and a minute before its minute, and none after
