@@ -434,6 +434,42 @@ async fn a_burst_at_the_same_minute_two_days_running_finds_its_environments_warm
     );
     assert_eq!(cold_by_day[2], 0, "{cold_by_day:?}");
     assert!(kept_by_pings(&gateway, "daily").await >= 5);
+
+    // `GET /v1/pools` shows the rise, yesterday's and today's, by their time of day: on the
+    // paused clock the third day's burst was a moment ago, so on the wall clock it was now.
+    let pools: serde_json::Value =
+        reqwest::get(format!("http://{}/v1/pools", gateway.metrics_addr()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let model = pools["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["function"] == "model")
+        .unwrap();
+    let rises = model["daily_rises"].as_array().unwrap();
+    let days: Vec<u64> = rises.iter().map(|r| r["days"].as_u64().unwrap()).collect();
+    assert_eq!(days, [2, 3], "{rises:?}");
+    let unix_min = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60;
+    let near: Vec<String> = (0..3)
+        .map(|back| {
+            let m = (unix_min - back) % (24 * 60);
+            format!("{:02}:{:02}", m / 60, m % 60)
+        })
+        .collect();
+    for rise in rises {
+        assert_eq!(rise["expected"], true, "{rise}");
+        assert!(rise["peak"].as_u64().unwrap() >= 5, "{rise}");
+        let at = rise["at_utc"].as_str().unwrap().to_string();
+        assert!(near.contains(&at), "{rise} {near:?}");
+    }
 }
 
 #[tokio::test(start_paused = true)]

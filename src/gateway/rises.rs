@@ -11,6 +11,8 @@
 //! the policy would have recorded them (trying again each minute until Redis answers). Replicas behind one load balancer each see a burst
 //! and record it under the same field.
 //!
+//! `GET /v1/pools` shows each function's rises by their time of day ([`Gateway::daily_rises`]).
+//!
 //! Minutes are wall-clock minutes at the gateway's time scale, as the provisioning loads'
 //! ([`super::fleet::MinuteAlign`]): a gateway started at another second reads them to within
 //! a minute, which a daily rise's minute of tolerance absorbs.
@@ -21,6 +23,7 @@ use std::time::Duration;
 use super::fleet::MinuteAlign;
 use super::Gateway;
 use crate::cache::redis::MINUTES_A_DAY;
+use crate::clock::Time;
 use crate::policy::FunctionId;
 
 /// How long a day's rises are kept after their last change, on the gateway's clock: a rise
@@ -44,6 +47,30 @@ impl KeptRises {
 }
 
 impl Gateway {
+    /// The rises the warmer remembers for `function` (`GET /v1/pools`), by their wall-clock
+    /// time of day, UTC at the gateway's time scale; `None` without a warmer.
+    pub(super) fn daily_rises(&self, function: FunctionId, now: Time) -> Option<serde_json::Value> {
+        let warmer = self
+            .warmer
+            .as_ref()
+            .filter(|_| self.config.warmer.enabled)?;
+        let align = MinuteAlign::now(now, self.config.backend.time_scale());
+        let rises: Vec<_> = warmer
+            .daily_rises(function)
+            .into_iter()
+            .map(|r| {
+                let of_day = align.wall_minute(r.minute) % MINUTES_A_DAY;
+                serde_json::json!({
+                    "at_utc": format!("{:02}:{:02}", of_day / 60, of_day % 60),
+                    "peak": r.peak,
+                    "days": r.days,
+                    "expected": r.expected,
+                })
+            })
+            .collect();
+        Some(rises.into())
+    }
+
     /// Keeps in Redis the rises the policy recorded or raised: (function, minute of the
     /// policy clock, peak). Lost if Redis is away: the policy still has them.
     pub(super) async fn keep_rises(self: Arc<Self>, rises: Vec<(FunctionId, i64, u32)>) {

@@ -129,7 +129,12 @@ async fn pools(State(gateway): State<Arc<Gateway>>) -> Json<serde_json::Value> {
                     })
                 })
                 .collect();
-            json!({ "function": f.config.name, "targets": targets, "problems": set.problems })
+            let mut view =
+                json!({ "function": f.config.name, "targets": targets, "problems": set.problems });
+            if let Some(rises) = gateway.daily_rises(f.index, now) {
+                view["daily_rises"] = rises;
+            }
+            view
         })
         .collect();
     Json(json!({ "functions": functions }))

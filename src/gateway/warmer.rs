@@ -173,6 +173,14 @@ impl Executor {
         self.replan.notify_one();
     }
 
+    /// The rises the policy remembers for `function` (`GET /v1/pools`).
+    pub(super) fn daily_rises(
+        &self,
+        function: crate::policy::FunctionId,
+    ) -> Vec<crate::policy::RiseSeen> {
+        self.policy().daily_rises(function)
+    }
+
     /// Tells the policy that provisioned concurrency it asked for became READY `after`.
     pub(super) fn provisioned_ready(&self, function: crate::policy::FunctionId, after: Duration) {
         self.policy().provisioned_ready(function, after);

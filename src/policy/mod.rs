@@ -173,6 +173,17 @@ pub enum Action {
     },
 }
 
+/// A rise a warmer remembers: the minute it came in on the policy clock, the most calls that
+/// ran in it, on how many days running a rise came within a minute of it, and whether it is
+/// therefore expected a day later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RiseSeen {
+    pub minute: i64,
+    pub peak: u32,
+    pub days: u32,
+    pub expected: bool,
+}
+
 /// A keep-alive or provisioning policy. Pure: time arrives as arguments.
 pub trait Policy: Send {
     /// Short name, as the simulator's table prints it.
@@ -232,6 +243,12 @@ pub trait Policy: Send {
     /// `minute` on the policy clock; given in the order they came.
     fn kept_rise(&mut self, function: FunctionId, minute: i64, peak: u32) {
         let _ = (function, minute, peak);
+    }
+
+    /// The rises `function`'s daily memory holds, oldest first (`GET /v1/pools`).
+    fn daily_rises(&self, function: FunctionId) -> Vec<RiseSeen> {
+        let _ = function;
+        Vec::new()
     }
 }
 

@@ -326,6 +326,10 @@ impl Policy for WithKeepAlive {
     fn kept_rise(&mut self, function: FunctionId, minute: i64, peak: u32) {
         self.keep_alive.kept_rise(function, minute, peak);
     }
+
+    fn daily_rises(&self, function: FunctionId) -> Vec<crate::policy::RiseSeen> {
+        self.keep_alive.daily_rises(function)
+    }
 }
 
 /// The level to ask for now, if it changes: up at once, down after `lower_after` minutes

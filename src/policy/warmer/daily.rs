@@ -90,6 +90,22 @@ impl DailyRises {
         }
     }
 
+    /// The rises remembered, oldest first.
+    pub(super) fn seen(&self) -> Vec<crate::policy::RiseSeen> {
+        let mut seen: Vec<_> = self
+            .rises
+            .iter()
+            .map(|r| crate::policy::RiseSeen {
+                minute: r.minute,
+                peak: r.peak,
+                days: r.days,
+                expected: r.days >= DAYS_SEEN,
+            })
+            .collect();
+        seen.sort_by_key(|r| r.minute);
+        seen
+    }
+
     /// Whether a rise recorded or raised here is yet to be handed out.
     pub(super) fn has_unshared(&self) -> bool {
         self.rises.iter().any(|r| !r.shared)

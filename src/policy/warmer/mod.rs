@@ -781,6 +781,12 @@ impl Policy for Warmer {
         rises
     }
 
+    fn daily_rises(&self, function: FunctionId) -> Vec<crate::policy::RiseSeen> {
+        self.functions
+            .get(function)
+            .map_or_else(Vec::new, |f| f.daily.seen())
+    }
+
     fn kept_rise(&mut self, function: FunctionId, minute: i64, peak: u32) {
         let Some(f) = self
             .functions
