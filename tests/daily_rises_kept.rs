@@ -37,15 +37,7 @@ fn emulator_toml(functions: &[&str]) -> String {
 
 fn gateway_toml(endpoint: &str, redis: &str, functions: &[&str]) -> String {
     let mut config = format!(
-        r#"
-[backend]
-kind = "endpoint"
-url = "{endpoint}"
-time_scale = {SCALE}
-
-[access]
-open = true
-
+        r#"{backend}
 [warmer]
 enabled = true
 policy = "warmer"
@@ -58,7 +50,8 @@ max_round_hold_ms = 4000
 [cache.redis]
 url = "{redis}"
 timeout_ms = 100
-"#
+"#,
+        backend = common::endpoint_backend_toml(endpoint, SCALE)
     );
     for name in functions {
         config.push_str(&format!(

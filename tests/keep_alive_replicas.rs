@@ -47,15 +47,7 @@ fn emulator_toml() -> String {
 
 fn gateway_toml(endpoint: &str, redis: &str, ttl_ms: u64) -> String {
     let mut config = format!(
-        r#"
-[backend]
-kind = "endpoint"
-url = "{endpoint}"
-time_scale = {SCALE}
-
-[access]
-open = true
-
+        r#"{backend}
 [warmer]
 enabled = true
 policy = "fixed-5min"
@@ -66,7 +58,8 @@ replica_ttl_ms = {ttl_ms}
 url = "{redis}"
 timeout_ms = 100
 retry_after_ms = 50
-"#
+"#,
+        backend = common::endpoint_backend_toml(endpoint, SCALE)
     );
     for name in FUNCTIONS {
         config.push_str(&format!(

@@ -30,15 +30,7 @@ const TTL: Duration = Duration::from_millis(300);
 /// levels apart (and their loads are not shared, which is by public name).
 fn gateway_toml(function: &str, endpoint: &str, redis: &str) -> String {
     format!(
-        r#"
-[backend]
-kind = "endpoint"
-url = "{endpoint}"
-time_scale = {SCALE}
-
-[access]
-open = true
-
+        r#"{backend}
 [provisioning]
 mode = "apply"
 lease_ttl_ms = {ttl}
@@ -55,6 +47,7 @@ targets = ["live"]
 timeout_ms = 60000
 provisioning = {{ max = 5 }}
 "#,
+        backend = common::endpoint_backend_toml(endpoint, SCALE),
         ttl = TTL.as_millis()
     )
 }

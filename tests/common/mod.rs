@@ -228,9 +228,18 @@ impl warmgate::lambda::ControlPlane for SameCode {
     }
 }
 
+/// The start of a replica's configuration: Lambda at `endpoint` (an emulator) on a clock
+/// `scale` times real time, open to any caller (the emulator is local).
+pub fn endpoint_backend_toml(endpoint: &str, scale: f64) -> String {
+    format!(
+        "[backend]\nkind = \"endpoint\"\nurl = \"{endpoint}\"\ntime_scale = {scale}\n\n[access]\nopen = true\n"
+    )
+}
+
 /// One gateway replica of `config`, invoking through `invoker` and reading targets through
 /// `control`, on a clock `scale` times real time, bound to 127.0.0.1:0 and ready (the
-/// multi-replica tests: `provisioning_lease.rs`, `keep_alive_replicas.rs`).
+/// multi-replica tests: `provisioning_lease.rs`, `keep_alive_replicas.rs`,
+/// `daily_rises_kept.rs`).
 pub async fn serve_replica(
     config: warmgate::config::Config,
     invoker: std::sync::Arc<dyn warmgate::lambda::Invoker>,
