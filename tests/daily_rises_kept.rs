@@ -3,8 +3,9 @@
 //! tokio's paused clock): an emulated minute is a real second, so the wall-clock minutes
 //! the gateway keeps rises under are Unix seconds. A burst from nothing is kept under its
 //! minute; a gateway that starts where two days of a rise are kept pre-warms it at its
-//! minute, where a rise kept for one day only meets its burst cold; a gateway that started
-//! while Redis was down reads the rises once it answers.
+//! minute, where a rise kept for one day only meets its burst cold; a rise recorded while
+//! Redis was down is kept once it answers, and a gateway that started while it was down reads
+//! the rises then.
 
 mod common;
 
@@ -136,35 +137,43 @@ fn kept(redis: &RedisServer, day: u64) -> HashMap<String, u32> {
         .unwrap()
 }
 
+/// The rises of `function` kept in Redis over wall-clock minutes `minutes`, as (minute,
+/// peak), once there are some (within 10 s).
+async fn until_kept(redis: &RedisServer, function: &str, minutes: (u64, u64)) -> Vec<(u64, u32)> {
+    for _ in 0..200 {
+        let rises: Vec<(u64, u32)> = (minutes.0 / DAY..=minutes.1 / DAY)
+            .flat_map(|day| kept(redis, day))
+            .filter_map(|(field, peak)| {
+                let (minute, name) = field.split_once(':')?;
+                (name == function).then(|| (minute.parse().unwrap(), peak))
+            })
+            .collect();
+        if !rises.is_empty() {
+            return rises;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no rise of {function} kept in Redis within 10 s");
+}
+
+/// A burst from nothing to `function`; the wall-clock minutes it ran in.
+async fn burst_from_nothing(gateway: &RunningGateway, function: &str) -> (u64, u64) {
+    let before = wall_minute();
+    let cold = burst(gateway, function).await;
+    // The gateway holds some calls for environments the warmer starts as they wait; a rise
+    // is a cold start with others running.
+    assert!(cold >= 1, "{cold} of {BURST} cold: a burst from nothing");
+    (before, wall_minute())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_from_nothing_is_kept_under_its_wall_clock_minute() {
     let redis = RedisServer::start();
     let emulator = emulator(&["model"]).await;
     let gateway = gateway(&emulator, &redis, &["model"]).await;
-    let before = wall_minute();
-    let cold = burst(&gateway, "model").await;
-    let after = wall_minute();
-    // The gateway holds some calls for environments the warmer starts as they wait; a rise
-    // is a cold start with others running.
-    assert!(cold >= 1, "{cold} of {BURST} cold: a burst from nothing");
-
+    let (before, after) = burst_from_nothing(&gateway, "model").await;
     // Kept once the warmer next acts (its recheck is an emulated minute).
-    let mut found = None;
-    for _ in 0..200 {
-        let rises: Vec<(u64, u32)> = (before / DAY..=after / DAY)
-            .flat_map(|day| kept(&redis, day))
-            .filter_map(|(field, peak)| {
-                let (minute, function) = field.split_once(':')?;
-                (function == "model").then(|| (minute.parse().unwrap(), peak))
-            })
-            .collect();
-        if !rises.is_empty() {
-            found = Some(rises);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let rises = found.expect("the burst's rise kept in Redis within 10 s");
+    let rises = until_kept(&redis, "model", (before, after)).await;
     assert_eq!(rises.len(), 1, "{rises:?}");
     let (minute, peak) = rises[0];
     assert!(
@@ -172,6 +181,26 @@ async fn a_burst_from_nothing_is_kept_under_its_wall_clock_minute() {
         "kept under minute {minute}, the burst ran in {before}..={after}"
     );
     assert!((2..=BURST as u32).contains(&peak), "peak {peak}");
+    gateway.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rise_redis_did_not_take_is_kept_once_it_answers() {
+    let mut redis = RedisServer::start();
+    let emulator = emulator(&["model"]).await;
+    let gateway = gateway(&emulator, &redis, &["model"]).await;
+    redis.stop();
+    let (before, after) = burst_from_nothing(&gateway, "model").await;
+    // Two emulated minutes: the warmer has acted, and Redis did not answer.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.restart();
+    let rises = until_kept(&redis, "model", (before, after)).await;
+    assert!(
+        rises
+            .iter()
+            .all(|&(minute, _)| (before..=after).contains(&minute)),
+        "{rises:?}"
+    );
     gateway.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 

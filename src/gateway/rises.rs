@@ -8,7 +8,8 @@
 //! `<prefix>:warmer:rises:<wall-clock day>`, field `<wall-clock minute>:<function>`, the
 //! largest peak any replica saw, for three days after the day's last change; and a gateway
 //! that starts gives its policy the last three days' (`Policy::kept_rise`), oldest first, as
-//! the policy would have recorded them (trying again each minute until Redis answers). Replicas behind one load balancer each see a burst
+//! the policy would have recorded them (trying again each minute until Redis answers). Rises
+//! Redis did not take wait and go with the next ones. Replicas behind one load balancer each see a burst
 //! and record it under the same field.
 //!
 //! `GET /v1/pools` shows each function's rises by their time of day ([`Gateway::daily_rises`]).
@@ -20,6 +21,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+
 use super::fleet::MinuteAlign;
 use super::Gateway;
 use crate::cache::redis::MINUTES_A_DAY;
@@ -30,11 +33,17 @@ use crate::policy::FunctionId;
 /// is compared with the day before, and that one with the day before it.
 const KEEP: Duration = Duration::from_secs(3 * 24 * 3600);
 
+/// The most rises waiting for Redis to answer; beyond, the newest are dropped (the policy
+/// still has them).
+const MOST_PENDING: usize = 10_000;
+
 /// The gateway's side of the keeping.
 pub(super) struct KeptRises {
     align: MinuteAlign,
     /// [`KEEP`] in real time, as Redis counts it.
     keep: Duration,
+    /// Rises Redis did not take, to be kept with the next ones: (function, minute, peak).
+    pending: Mutex<Vec<(FunctionId, i64, u32)>>,
 }
 
 impl KeptRises {
@@ -42,7 +51,13 @@ impl KeptRises {
         Self {
             align,
             keep: KEEP.div_f64(scale).max(Duration::from_secs(1)),
+            pending: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Whether rises wait for Redis.
+    pub(super) fn pending(&self) -> bool {
+        !self.pending.lock().is_empty()
     }
 }
 
@@ -72,11 +87,15 @@ impl Gateway {
     }
 
     /// Keeps in Redis the rises the policy recorded or raised: (function, minute of the
-    /// policy clock, peak). Lost if Redis is away: the policy still has them.
-    pub(super) async fn keep_rises(self: Arc<Self>, rises: Vec<(FunctionId, i64, u32)>) {
+    /// policy clock, peak), and those Redis did not take before.
+    pub(super) async fn keep_rises(self: Arc<Self>, mut rises: Vec<(FunctionId, i64, u32)>) {
         let (Some(kept), Some(redis)) = (&self.rises, &self.redis) else {
             return;
         };
+        rises.append(&mut kept.pending.lock());
+        if rises.is_empty() {
+            return;
+        }
         let named: Vec<(&str, u64, u32)> = rises
             .iter()
             .filter_map(|&(function, minute, peak)| {
@@ -89,10 +108,16 @@ impl Gateway {
             })
             .collect();
         if !redis.rises_keep(&named, kept.keep).await {
-            tracing::warn!(
-                rises = named.len(),
-                "daily rises not kept in Redis: a restart before they come again forgets them"
-            );
+            let mut pending = kept.pending.lock();
+            if pending.is_empty() {
+                tracing::warn!(
+                    rises = rises.len(),
+                    "daily rises not kept in Redis yet: kept when it answers"
+                );
+            }
+            // The larger peak of a minute is kept in Redis either way.
+            rises.truncate(MOST_PENDING.saturating_sub(pending.len()));
+            pending.append(&mut rises);
         }
     }
 

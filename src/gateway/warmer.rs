@@ -542,7 +542,11 @@ impl Gateway {
                     if !finished.is_empty() {
                         self.spawn(self.clone().share_minutes(finished));
                     }
-                    if !rises.is_empty() && self.rises.is_some() {
+                    if self
+                        .rises
+                        .as_ref()
+                        .is_some_and(|kept| !rises.is_empty() || kept.pending())
+                    {
                         self.spawn(self.clone().keep_rises(rises));
                     }
                 }
