@@ -9,8 +9,8 @@
 //! largest peak any replica saw, for three days after the day's last change; and a gateway
 //! that starts gives its policy the last three days' (`Policy::kept_rise`), oldest first, as
 //! the policy would have recorded them (trying again each minute until Redis answers). Rises
-//! Redis did not take wait and go with the next ones. Replicas behind one load balancer each see a burst
-//! and record it under the same field.
+//! Redis did not take wait and go with the next ones. Replicas that share their calls each
+//! record a burst, under the same field.
 //!
 //! `GET /v1/pools` shows each function's rises by their time of day ([`Gateway::daily_rises`]).
 //!
