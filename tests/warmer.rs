@@ -426,6 +426,12 @@ async fn daily_burst(warmer: &str, daily: bool) -> (Vec<usize>, RunningGateway) 
 
 #[tokio::test(start_paused = true)]
 async fn a_burst_at_the_same_minute_two_days_running_finds_its_environments_warm_the_third() {
+    // The wall clock when the gateway starts: it hardly moves while tokio's time is paused.
+    let started_min = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60;
     let (cold_by_day, gateway) =
         daily_burst("enabled = true\npolicy = \"warmer\"\njitter_ms = 0", true).await;
     assert!(
@@ -435,8 +441,8 @@ async fn a_burst_at_the_same_minute_two_days_running_finds_its_environments_warm
     assert_eq!(cold_by_day[2], 0, "{cold_by_day:?}");
     assert!(kept_by_pings(&gateway, "daily").await >= 5);
 
-    // `GET /v1/pools` shows the rise, yesterday's and today's, by their time of day: on the
-    // paused clock the third day's burst was a moment ago, so on the wall clock it was now.
+    // `GET /v1/pools` shows the rise, yesterday's and today's, by their time of day: 4 hours
+    // after the gateway started, on the wall clock its own clock was set by at the start.
     let pools: serde_json::Value =
         reqwest::get(format!("http://{}/v1/pools", gateway.metrics_addr()))
             .await
@@ -453,14 +459,9 @@ async fn a_burst_at_the_same_minute_two_days_running_finds_its_environments_warm
     let rises = model["daily_rises"].as_array().unwrap();
     let days: Vec<u64> = rises.iter().map(|r| r["days"].as_u64().unwrap()).collect();
     assert_eq!(days, [2, 3], "{rises:?}");
-    let unix_min = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / 60;
     let near: Vec<String> = (0..3)
-        .map(|back| {
-            let m = (unix_min - back) % (24 * 60);
+        .map(|d| {
+            let m = (started_min + 4 * 60 + d - 1) % (24 * 60);
             format!("{:02}:{:02}", m / 60, m % 60)
         })
         .collect();

@@ -87,7 +87,6 @@ impl MinuteAlign {
 
 /// The gateway's side of the sharing.
 pub(super) struct Fleet {
-    pub align: MinuteAlign,
     /// [`KEEP`] in real time, as Redis counts it.
     keep: Duration,
     /// Whether the last exchange failed (logged once each way).
@@ -95,9 +94,8 @@ pub(super) struct Fleet {
 }
 
 impl Fleet {
-    pub(super) fn new(align: MinuteAlign, scale: f64) -> Self {
+    pub(super) fn new(scale: f64) -> Self {
         Self {
-            align,
             keep: KEEP.div_f64(scale).max(Duration::from_secs(1)),
             down: AtomicBool::new(false),
         }
@@ -155,7 +153,7 @@ impl Gateway {
                 })
                 .collect();
             if !redis
-                .load_add(fleet.align.base + minute, &named, fleet.keep)
+                .load_add(self.wall.base + minute, &named, fleet.keep)
                 .await
             {
                 // Totals read now would lack this replica's share: plan from its own.
@@ -166,10 +164,7 @@ impl Gateway {
         self.clock.sleep(SETTLE).await;
         let planner_minutes: Vec<u64> =
             (newest.saturating_sub(READ_MINUTES - 1)..=newest).collect();
-        let shared: Vec<u64> = planner_minutes
-            .iter()
-            .map(|m| fleet.align.base + m)
-            .collect();
+        let shared: Vec<u64> = planner_minutes.iter().map(|m| self.wall.base + m).collect();
         let Some(totals) = redis.load_totals(&shared).await else {
             fleet.exchanged(false);
             return;

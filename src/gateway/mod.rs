@@ -228,6 +228,9 @@ pub struct Gateway {
     exchange: Option<exchange::Exchange>,
     /// A warmer with Redis: its daily rises kept beyond this process.
     rises: Option<rises::KeptRises>,
+    /// Where the gateway's clock falls on the wall clock, for what replicas and restarts
+    /// share by wall-clock minute (`fleet`, `rises`).
+    wall: fleet::MinuteAlign,
     /// Invocations in flight that identical requests share.
     flights: Arc<crate::cache::flight::Flights<crate::cache::Key, serve::Flight>>,
     /// The record of the calls made (`[history]`), if kept.
@@ -274,13 +277,12 @@ impl Gateway {
         // Replicas that may apply share their loads, so that the holder plans from the
         // whole load (`fleet`).
         let scale = config.backend.time_scale();
-        let fleet = lease
-            .is_some()
-            .then(|| fleet::Fleet::new(fleet::MinuteAlign::now(clock.now(), scale), scale));
+        let wall = fleet::MinuteAlign::now(clock.now(), scale);
+        let fleet = lease.is_some().then(|| fleet::Fleet::new(scale));
         // The planner rides with the keep-alive policy, seeing the same observations; without
         // a warmer it rides alone (keep-alive `none`).
         let planner = advise.then(|| warmer::PlannerSetup {
-            phase: fleet.as_ref().map_or(Duration::ZERO, |f| f.align.phase),
+            phase: fleet.as_ref().map_or(Duration::ZERO, |_| wall.phase),
             sharing: fleet.is_some(),
         });
         let warmer = (config.warmer.enabled || advise).then(|| {
@@ -317,9 +319,7 @@ impl Gateway {
         }
         let keepers = keepers::keepers_for(&config, redis.as_ref());
         let exchange = keepers.as_ref().map(|k| exchange::Exchange::new(k.id()));
-        let rises = keepers
-            .is_some()
-            .then(|| rises::KeptRises::new(fleet::MinuteAlign::now(clock.now(), scale), scale));
+        let rises = keepers.is_some().then(|| rises::KeptRises::new(scale));
         Arc::new(Self {
             functions,
             by_name,
@@ -330,6 +330,7 @@ impl Gateway {
             keepers,
             exchange,
             rises,
+            wall,
             flights: crate::cache::flight::Flights::new(),
             applied: provisioner::AppliedLevels::default(),
             history: history::History::new(&config.history, clock.now()),

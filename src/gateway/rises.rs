@@ -23,10 +23,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::fleet::MinuteAlign;
 use super::Gateway;
 use crate::cache::redis::MINUTES_A_DAY;
-use crate::clock::Time;
 use crate::policy::FunctionId;
 
 /// How long a day's rises are kept after their last change, on the gateway's clock: a rise
@@ -39,7 +37,6 @@ const MOST_PENDING: usize = 10_000;
 
 /// The gateway's side of the keeping.
 pub(super) struct KeptRises {
-    align: MinuteAlign,
     /// [`KEEP`] in real time, as Redis counts it.
     keep: Duration,
     /// Rises Redis did not take, to be kept with the next ones: (function, minute, peak).
@@ -47,9 +44,8 @@ pub(super) struct KeptRises {
 }
 
 impl KeptRises {
-    pub(super) fn new(align: MinuteAlign, scale: f64) -> Self {
+    pub(super) fn new(scale: f64) -> Self {
         Self {
-            align,
             keep: KEEP.div_f64(scale).max(Duration::from_secs(1)),
             pending: Mutex::new(Vec::new()),
         }
@@ -64,17 +60,16 @@ impl KeptRises {
 impl Gateway {
     /// The rises the warmer remembers for `function` (`GET /v1/pools`), by their wall-clock
     /// time of day, UTC at the gateway's time scale; `None` without a warmer.
-    pub(super) fn daily_rises(&self, function: FunctionId, now: Time) -> Option<serde_json::Value> {
+    pub(super) fn daily_rises(&self, function: FunctionId) -> Option<serde_json::Value> {
         let warmer = self
             .warmer
             .as_ref()
             .filter(|_| self.config.warmer.enabled)?;
-        let align = MinuteAlign::now(now, self.config.backend.time_scale());
         let rises: Vec<_> = warmer
             .daily_rises(function)
             .into_iter()
             .map(|r| {
-                let of_day = align.wall_minute(r.minute) % MINUTES_A_DAY;
+                let of_day = self.wall.wall_minute(r.minute) % MINUTES_A_DAY;
                 serde_json::json!({
                     "at_utc": format!("{:02}:{:02}", of_day / 60, of_day % 60),
                     "peak": r.peak,
@@ -102,7 +97,7 @@ impl Gateway {
                 let state = self.function_by_id(function)?;
                 Some((
                     state.config.name.as_str(),
-                    kept.align.wall_minute(minute),
+                    self.wall.wall_minute(minute),
                     peak,
                 ))
             })
@@ -125,11 +120,10 @@ impl Gateway {
     /// last minutes), oldest first. Returns how many it was given, or `None` when Redis did
     /// not answer.
     pub(super) async fn restore_rises(self: Arc<Self>) -> Option<usize> {
-        let (Some(kept), Some(redis), Some(warmer)) = (&self.rises, &self.redis, &self.warmer)
-        else {
+        let (Some(_), Some(redis), Some(warmer)) = (&self.rises, &self.redis, &self.warmer) else {
             return Some(0);
         };
-        let today = kept.align.wall_minute((self.now().as_secs() / 60) as i64) / MINUTES_A_DAY;
+        let today = self.wall.wall_minute((self.now().as_secs() / 60) as i64) / MINUTES_A_DAY;
         let rises = redis.rises_read(today.saturating_sub(3)..today + 1).await?;
         let mut given = 0;
         for (name, wall, peak) in rises {
@@ -137,7 +131,7 @@ impl Gateway {
             let Some(&function) = self.by_name.get(&name) else {
                 continue;
             };
-            warmer.kept_rise(function, kept.align.clock_minute(wall), peak);
+            warmer.kept_rise(function, self.wall.clock_minute(wall), peak);
             given += 1;
         }
         Some(given)

@@ -131,7 +131,7 @@ async fn pools(State(gateway): State<Arc<Gateway>>) -> Json<serde_json::Value> {
                 .collect();
             let mut view =
                 json!({ "function": f.config.name, "targets": targets, "problems": set.problems });
-            if let Some(rises) = gateway.daily_rises(f.index, now) {
+            if let Some(rises) = gateway.daily_rises(f.index) {
                 view["daily_rises"] = rises;
             }
             view
