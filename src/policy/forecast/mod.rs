@@ -11,11 +11,13 @@
 //! - a **concurrency forecast**: the peak concurrency of each recent minute (counted from the
 //!   executions' intervals as they are reported, so that one reported after those it
 //!   overlaps still counts with them), an hour-of-day profile learned online, and a
-//!   short-term trend. The forecast of the environments needed over the next minutes is a high quantile (95th) of the peaks of the recent active windows of that
-//!   length (so a periodic burst is remembered across its quiet gap, and a one-off spike is
-//!   not paid for), raised by the trend (only for a function active in most recent minutes:
-//!   a sparse function's burst out of quiet is not a trend) and by the profile of the coming
-//!   hour where an earlier day taught one. In an 8-hour trace the profile never applies.
+//!   short-term trend. The forecast of the environments needed over the next minutes is a
+//!   high quantile (95th) of the peaks of the recent active windows of that length (so a
+//!   periodic burst is remembered across its quiet gap, and a one-off spike is not paid
+//!   for), raised by the whole environments the trend adds (only for a function active in
+//!   most recent minutes: a sparse function's burst out of quiet is not a trend) and by the
+//!   profile of the coming hour where an earlier day taught one. In an 8-hour trace the
+//!   profile never applies.
 //!
 //! [`FunctionForecast::demand`] answers, per function and horizon, how many environments will
 //! be needed and how likely it is that any will.
@@ -430,15 +432,21 @@ impl ConcurrencyForecast {
         self.profile.get(hour as usize).map_or(0, |slot| slot.2)
     }
 
-    /// Environments needed over `(now, now + horizon]`: the recent peak, raised by the
-    /// positive trend over the horizon and by the coming hour's profile, with headroom.
+    /// Environments needed over `(now, now + horizon]`: the recent peak, raised by the whole
+    /// environments the positive trend adds over the horizon and by the coming hour's
+    /// profile, with headroom.
     pub fn environments(&self, now: Time, horizon: Duration, cfg: &ForecastConfig) -> u32 {
         let recent = match cfg.peak_quantile {
             None => f64::from(self.recent_peak(now, cfg)),
             Some(q) => self.window_peak_quantile(now, horizon, q, cfg),
         };
         let minutes = horizon.as_secs_f64() / 60.0;
-        let trended = recent + (self.trend(now, cfg) * minutes).max(0.0);
+        // Only the whole environments the trend predicts: the slope of a function called
+        // about once a minute is noise around 0, and any positive part of it, rounded up,
+        // kept a second environment it never needed (docs/warmer.md, "The trend's whole
+        // environments").
+        let rise = (self.trend(now, cfg) * minutes).max(0.0).floor();
+        let trended = recent + rise;
         let profiled = f64::from(self.profile_peak(now + horizon));
         (trended.max(profiled) * (1.0 + cfg.headroom)).ceil() as u32
     }

@@ -71,6 +71,20 @@ fn the_recent_peak_and_a_rising_trend_size_the_pool() {
 }
 
 #[test]
+fn a_call_a_minute_keeps_one_environment_whatever_its_quiet_minutes() {
+    let cfg = ForecastConfig::default();
+    let mut c = ConcurrencyForecast::default();
+    // One call in each of minutes 0..30 but minute 21: the trend window's slope is
+    // positive (about 0.04 a minute), a fifth of an environment over 5 minutes.
+    for m in (0..30u32).filter(|&m| m != 21) {
+        c.record_start(MIN * m + S, 1, S);
+    }
+    let now = 30 * MIN;
+    assert!(c.trend(now, &cfg) > 0.0);
+    assert_eq!(c.environments(now, 5 * MIN, &cfg), 1);
+}
+
+#[test]
 fn a_burst_is_remembered_across_its_quiet_gap() {
     let cfg = ForecastConfig::default();
     let mut c = ConcurrencyForecast::default();
@@ -167,15 +181,15 @@ fn a_burst_out_of_quiet_is_not_a_trend() {
     let cfg = ForecastConfig::default();
     let mut c = ConcurrencyForecast::default();
     c.record_start(60 * MIN + S, 1, S);
-    c.record_start(75 * MIN + S, 3, S);
+    c.record_start(75 * MIN + S, 9, S);
     let now = 76 * MIN;
-    assert_eq!(c.environments(now, 5 * MIN, &cfg), 3);
+    assert_eq!(c.environments(now, 5 * MIN, &cfg), 9);
     // Without the gate the lone minute reads as a steep rise.
     let ungated = ForecastConfig {
         trend_min_active_tenths: 0,
         ..cfg
     };
-    assert!(c.environments(now, 5 * MIN, &ungated) > 3);
+    assert!(c.environments(now, 5 * MIN, &ungated) > 9);
 }
 
 #[test]
