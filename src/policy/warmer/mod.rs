@@ -82,11 +82,13 @@ use crate::policy::{Action, FunctionId, FunctionInfo, KeptBy, Observation, Polic
 
 mod daily;
 mod depth;
+mod ledger;
 mod replica;
 mod worth;
 
 use daily::DailyRises;
 use depth::DepthHold;
+use ledger::PoolLedger;
 use replica::Envs;
 pub use worth::FunctionWorth;
 
@@ -179,6 +181,13 @@ pub struct WarmerConfig {
     /// function's pool by [`FunctionWorth::sizing_quantile`] rather than the forecast's fixed
     /// `peak_quantile` (`None`: the fixed one).
     pub cold_start_worth: Option<f64>,
+    /// Keep a function's pool within 1, 2 or 4 environments while its rounds' pings (and the
+    /// inits they started) bill more than the cold starts they spared are worth at
+    /// `cold_start_worth` ([`ledger`]). Only where the driver counts calls in flight: it
+    /// takes seeing each call start to tell whether only pings kept the environment it found.
+    /// Through the gateway on both Azure samples, every bill fell (docs/warmer.md, "What the
+    /// rounds spared").
+    pub pool_caps: bool,
     /// Whether a rise seen two days running at the same minute is pre-warmed there ([`daily`]).
     /// Off, a deployment whose daily jobs move from day to day does not pay for rounds at
     /// the minutes they left (about 2,100 environments a day on the full-day sample when
@@ -208,6 +217,7 @@ impl Default for WarmerConfig {
             depth_hold_rounds: Some(6),
             headroom_from: Some(3),
             cold_start_worth: Some(5.0),
+            pool_caps: true,
             daily_rises: true,
             forecast: ForecastConfig::default(),
         }
@@ -285,6 +295,8 @@ struct Function {
     /// The GB-s a day the driver's budget lets this function's pings bill, inits included.
     ping_gb_s_per_day: Option<f64>,
     depth: DepthHold,
+    /// What the pool's rounds cost and spared, and the cap it is kept within.
+    ledger: PoolLedger,
     /// Rises of the last day, expected again at the same minute.
     daily: DailyRises,
     /// Real calls the driver has in flight (see [`Policy::in_flight`]; 0 where it cannot
@@ -418,6 +430,7 @@ impl Warmer {
             .max_environments
             .unwrap_or(u32::MAX)
             .min(self.sustainable(f))
+            .min(f.ledger.cap().unwrap_or(u32::MAX))
             .max(1)
     }
 
@@ -467,6 +480,16 @@ impl Warmer {
     /// where calls in flight fill it (`headroom_from`). Brings the replica up to `now`
     /// (released executions, forgotten environments) first. With it, the rule that sets it.
     fn depth(&mut self, function: FunctionId, now: Time) -> (u32, KeptBy) {
+        // Where the driver sees calls start, the planner can tell which found an environment
+        // only pings kept; replayed from reports at calls' ends it cannot, and the pool is
+        // sized by the forecast alone.
+        if let (Some(worth), true) = (self.config.cold_start_worth, self.config.pool_caps) {
+            let f = &mut self.functions[function];
+            if f.counted {
+                let spared = f.worth.init_dollars() * worth;
+                f.ledger.choose(now, spared);
+            }
+        }
         let (target, kept_by) = self.target_kept_by(function, now);
         let refresh_age = self.refresh_age();
         let cfg = &self.config;
@@ -626,6 +649,7 @@ impl Warmer {
         let rotate = rotate && count == wanted;
         f.pings.push_back((now, count));
         f.envs.ping(now, count, in_flight);
+        f.ledger.round(now, k, count, f.worth.round_ping_dollars());
         if rotate {
             f.envs.retire_oldest(k as usize + 1);
         }
@@ -663,6 +687,7 @@ impl Policy for Warmer {
                 .min(),
                 ping_gb_s_per_day: info.ping_budget.map(|b| b.gb_s_per_day),
                 depth: DepthHold::default(),
+                ledger: PoolLedger::default(),
                 daily: DailyRises::default(),
                 running: 0,
                 counted: false,
@@ -683,6 +708,7 @@ impl Policy for Warmer {
         if o.ping && o.start == Some(Start::Cold) {
             if let Some(f) = self.functions.get_mut(o.function) {
                 f.envs.cold_ping(o.arrived);
+                f.ledger.started(o.arrived, f.worth.init_dollars());
             }
         }
         if o.ping || o.throttled {
@@ -695,6 +721,12 @@ impl Policy for Warmer {
         let end = o.arrived + o.init.unwrap_or_default() + o.duration;
         let cold = o.start == Some(Start::Cold);
         let concurrency = f.envs.call_ended(o.arrived, end, cold);
+        for depth in f.envs.saves.drain(..) {
+            f.ledger.spared(o.arrived, depth);
+        }
+        if cold {
+            f.ledger.cold(o.arrived, concurrency);
+        }
         f.forecast.record(o.arrived, end, concurrency);
         // The minute's peak: where the driver counts calls as they start it is exact, where
         // the reports of a burst's long calls are still to come it is more than this one saw.
@@ -724,6 +756,9 @@ impl Policy for Warmer {
                 f.forecast.record_running(now, requests);
                 for _ in f.running..requests {
                     f.envs.call_started(now);
+                }
+                for depth in f.envs.saves.drain(..) {
+                    f.ledger.spared(now, depth);
                 }
             }
             f.running = requests;

@@ -13,6 +13,8 @@ pub(super) struct Idle {
     pub(super) since: Time,
     /// When it was created (its init began), as far as the planner saw.
     pub(super) born: Time,
+    /// When real traffic last left it (`None`: a ping made it and no call has used it).
+    pub(super) used: Option<Time>,
 }
 
 /// An environment the replica thinks busy.
@@ -22,6 +24,8 @@ pub(super) struct Busy {
     /// With a real execution rather than a ping.
     pub(super) real: bool,
     pub(super) born: Time,
+    /// When real traffic last left it before (see [`Idle::used`]).
+    pub(super) used: Option<Time>,
     /// An open call: the driver saw it start at this time and its end is not reported yet
     /// (`until` is then [`Time::MAX`]).
     pub(super) open: Option<Time>,
@@ -36,7 +40,16 @@ pub(super) struct Envs {
     /// Pings of the latest round sent to start new environments, whose cold starts are not
     /// yet seen.
     pub(super) expected_cold_pings: u32,
+    /// Calls that found an environment only pings had kept ([`Envs::kept_only_by_pings`]),
+    /// by the real executions running then, themselves included: what the rounds bought,
+    /// drained by the planner.
+    pub(super) saves: Vec<u32>,
 }
+
+/// Traffic alone keeps an environment at least this long (Lambda's shortest idle time); a
+/// call that finds one idle longer since traffic left it, or one a ping made, was spared a
+/// cold start by the pings.
+const TRAFFIC_KEEPS: Duration = Duration::from_secs(300);
 
 impl Envs {
     /// Environments whose work ended by `t` are idle from then.
@@ -48,6 +61,7 @@ impl Envs {
                 self.idle.push(Idle {
                     since: b.until,
                     born: b.born,
+                    used: if b.real { Some(b.until) } else { b.used },
                 });
                 freed = true;
             }
@@ -66,21 +80,44 @@ impl Envs {
     /// itself included (pings are not demand).
     fn start(&mut self, at: Time, until: Time, cold: bool) -> u32 {
         self.release(at);
-        let born = if cold {
+        let (born, spared) = if cold {
             // Lambda reuses any idle environment: none was left.
             self.idle.retain(|e| e.since > at);
-            at
+            (at, false)
         } else {
             // One the replica never saw made (it predates the planner) counts as new.
-            self.idle.pop().map_or(at, |e| e.born)
+            let (taken, spared) = self.take(at);
+            (taken.map_or(at, |e| e.born), spared)
         };
         self.busy.push(Busy {
             until,
             real: true,
             born,
+            used: None,
             open: None,
         });
-        self.running_at(at)
+        let running = self.running_at(at);
+        if spared {
+            self.saves.push(running);
+        }
+        running
+    }
+
+    /// A call at `at` takes the most recently idle environment; with it, whether only pings
+    /// had kept every idle one, so that the call would have met a cold start without them.
+    /// (A ping makes the environment it refreshes the most recently idle, so the one taken
+    /// says nothing alone.)
+    fn take(&mut self, at: Time) -> (Option<Idle>, bool) {
+        let spared = self.idle.iter().all(|e| Self::kept_only_by_pings(e, at));
+        let taken = self.idle.pop();
+        let spared = spared && taken.is_some();
+        (taken, spared)
+    }
+
+    /// Whether pings, not traffic, kept `e` warm until `at`: a ping made it, or traffic left
+    /// it longer ago than Lambda surely keeps an idle environment.
+    fn kept_only_by_pings(e: &Idle, at: Time) -> bool {
+        e.used.is_none_or(|u| u + TRAFFIC_KEEPS <= at)
     }
 
     /// Real executions running at `at`.
@@ -108,13 +145,18 @@ impl Envs {
     /// idle time, and rounds every minute pinged it.
     pub(super) fn call_started(&mut self, at: Time) {
         self.release(at);
-        let born = self.idle.pop().map_or(at, |e| e.born);
+        let (taken, spared) = self.take(at);
         self.busy.push(Busy {
             until: Time::MAX,
             real: true,
-            born,
+            born: taken.map_or(at, |e| e.born),
+            used: None,
             open: Some(at),
         });
+        if spared {
+            let running = self.busy.iter().filter(|b| b.real).count() as u32;
+            self.saves.push(running);
+        }
     }
 
     /// A call that started at `at` ended at `until` (`cold`: it met a cold start); returns
@@ -173,6 +215,7 @@ impl Envs {
             until,
             real: false,
             born: e.born,
+            used: e.used,
             open: None,
         }));
         self.busy.extend(std::iter::repeat_n(
@@ -180,6 +223,7 @@ impl Envs {
                 until,
                 real: false,
                 born: now,
+                used: None,
                 open: None,
             },
             fresh,
@@ -252,6 +296,7 @@ mod tests {
         let idle = |since| Idle {
             since,
             born: Duration::ZERO,
+            used: Some(since),
         };
         let mut envs = Envs {
             idle: vec![idle(now - 290 * S); 3]
@@ -279,7 +324,11 @@ mod tests {
     #[test]
     fn a_call_seen_starting_holds_its_environment_until_its_end_is_reported() {
         let now = 10 * MIN;
-        let idle = |since, born| Idle { since, born };
+        let idle = |since, born| Idle {
+            since,
+            born,
+            used: Some(since),
+        };
         let mut envs = Envs {
             idle: vec![idle(now - 200 * S, MIN), idle(now - 100 * S, 2 * MIN)],
             ..Envs::default()
@@ -308,6 +357,45 @@ mod tests {
     }
 
     #[test]
+    fn a_call_that_finds_only_environments_pings_kept_was_spared_a_cold_start() {
+        let now = 30 * MIN;
+        let idle = |since, used| Idle {
+            since,
+            born: Duration::ZERO,
+            used,
+        };
+        // Two environments traffic left 10 minutes ago, refreshed by a round a minute ago,
+        // and one traffic left 2 minutes ago.
+        let mut envs = Envs {
+            idle: vec![
+                idle(now - 2 * MIN, Some(now - 2 * MIN)),
+                idle(now - MIN, Some(now - 10 * MIN)),
+                idle(now - MIN, Some(now - 10 * MIN)),
+            ],
+            ..Envs::default()
+        };
+        // The first two calls take the refreshed ones (Lambda's order), but traffic alone
+        // would have kept an environment for each: nothing spared.
+        envs.call_started(now);
+        envs.call_started(now);
+        assert_eq!(envs.saves, Vec::<u32>::new());
+        // A third finds the one traffic keeps: nothing spared either.
+        envs.call_started(now);
+        assert_eq!(envs.saves, Vec::<u32>::new());
+        // A fourth finds only the environment a ping made: spared, with four running.
+        envs.ping(now, 1, 0);
+        envs.release(now + MIN);
+        envs.call_started(now + MIN);
+        assert_eq!(envs.saves, vec![4]);
+        // Replayed from calls' ends (no start seen), the same.
+        let mut direct = Envs::default();
+        direct.ping(now, 1, 0);
+        direct.release(now + MIN);
+        assert_eq!(direct.call_ended(now + MIN, now + 2 * MIN, false), 1);
+        assert_eq!(direct.saves, vec![1]);
+    }
+
+    #[test]
     fn open_calls_the_driver_no_longer_counts_are_closed() {
         let now = 10 * MIN;
         let mut envs = Envs::default();
@@ -329,10 +417,12 @@ mod tests {
                 Idle {
                     since: now - 60 * S,
                     born: Duration::ZERO,
+                    used: None,
                 },
                 Idle {
                     since: now - S,
                     born: 100 * MIN,
+                    used: None,
                 },
             ],
             ..Envs::default()

@@ -89,6 +89,54 @@ fn k_concurrent_calls_are_kept_warm_with_one_ping_of_k() {
 }
 
 #[test]
+fn where_calls_are_seen_starting_a_pool_whose_rounds_spared_none_is_capped() {
+    // Bursts of six every 4 minutes for half an hour (each finds the last one's environments
+    // warm from traffic alone), then a lone call every 2 minutes: the pool is still sized
+    // for six (the windows of the last 8 hours remember the bursts), and each round pays
+    // pings beyond the environment the calls keep, sparing none of them.
+    let rounds = |counted: bool| {
+        let mut w = Warmer::default();
+        w.start(&[info()], Duration::ZERO);
+        let mut pings = Vec::new();
+        let mut calls = |w: &mut Warmer, at: Time, n: u32, start: Start| {
+            pings.extend(run_until(w, at));
+            if counted {
+                w.in_flight(0, n, at);
+            }
+            for _ in 0..n {
+                w.observe(&call(at, S, Some(start)));
+            }
+            if counted {
+                w.in_flight(0, 0, at + S);
+            }
+        };
+        calls(&mut w, 10 * S, 6, Start::Cold);
+        for i in 1..8 {
+            calls(&mut w, 10 * S + i * 4 * MIN, 6, Start::Warm);
+        }
+        for i in 1..=60 {
+            calls(&mut w, 30 * MIN + i * 2 * MIN, 1, Start::Warm);
+        }
+        pings.retain(|&(t, _)| t > 90 * MIN);
+        pings
+            .into_iter()
+            .map(|(_, count)| count)
+            .collect::<Vec<_>>()
+    };
+    // Where it sees the calls start, the planner can tell that no call found an environment
+    // only the pings kept: the pool is let go to the one the calls keep, which needs no
+    // round but its rotation (two pings, one starting its successor).
+    let seen = rounds(true);
+    assert!(seen.len() <= 1 && seen.iter().all(|&c| c <= 2), "{seen:?}");
+    // From calls' ends alone it cannot, and the pool of six is kept.
+    let unseen = rounds(false);
+    assert!(
+        unseen.len() >= 10 && unseen.iter().all(|&c| c == 6),
+        "{unseen:?}"
+    );
+}
+
+#[test]
 fn the_frugal_warmer_keeps_at_most_its_cap() {
     let config = WarmerConfig::from_name("warmer-max2").unwrap();
     assert_eq!(config.max_environments, Some(2));
@@ -455,6 +503,7 @@ fn a_rotation_that_reaches_a_successor_already_there_retires_the_old_environment
         replica::Idle {
             since: old.since - S,
             born: 110 * MIN,
+            used: None,
         },
     );
     // The next call on time, then none for 15 minutes: the rotation, then refreshes of one.
