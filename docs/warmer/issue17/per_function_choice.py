@@ -61,7 +61,8 @@ def main(args):
         if got[policy][2] > 0:
             shares.append(got[policy][0] / got[policy][2])
         if policy != "warmer" and "warmer" in got:
-            m = moved[(policy, calls_class(got["none"][2]))]
+            # Every policy replays the same calls.
+            m = moved[(policy, calls_class(got["warmer"][2]))]
             m[0] += 1
             m[1] += got[policy][0] - got["warmer"][0]
             m[2] += got[policy][1] - got["warmer"][1]
