@@ -46,9 +46,9 @@ pub(super) struct Envs {
     pub(super) saves: Vec<u32>,
 }
 
-/// Traffic alone keeps an environment at least this long (Lambda's shortest idle time); a
-/// call that finds one idle longer since traffic left it, or one a ping made, was spared a
-/// cold start by the pings.
+/// Traffic alone keeps an environment at least this long (Lambda's shortest idle time, as
+/// `WarmerConfig::min_lifetime` assumes by default); a call that finds one idle longer since
+/// traffic left it, or one a ping made, was spared a cold start by the pings.
 const TRAFFIC_KEEPS: Duration = Duration::from_secs(300);
 
 impl Envs {
@@ -108,7 +108,13 @@ impl Envs {
     /// (A ping makes the environment it refreshes the most recently idle, so the one taken
     /// says nothing alone.)
     fn take(&mut self, at: Time) -> (Option<Idle>, bool) {
-        let spared = self.idle.iter().all(|e| Self::kept_only_by_pings(e, at));
+        // From the most recently idle, the likeliest kept by traffic: a busy function's
+        // calls stop at the first.
+        let spared = self
+            .idle
+            .iter()
+            .rev()
+            .all(|e| Self::kept_only_by_pings(e, at));
         let taken = self.idle.pop();
         let spared = spared && taken.is_some();
         (taken, spared)
