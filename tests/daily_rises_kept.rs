@@ -5,7 +5,8 @@
 //! minute; a gateway that starts where two days of a rise are kept pre-warms it at its
 //! minute, where a rise kept for one day only meets its burst cold; a rise recorded while
 //! Redis was down is kept once it answers, and a gateway that started while it was down reads
-//! the rises then.
+//! the rises then. A pre-warm round whose pings did not overlap is sent again, held longer,
+//! before the rise.
 
 mod common;
 
@@ -36,16 +37,18 @@ fn emulator_toml(functions: &[&str]) -> String {
     spec
 }
 
-fn gateway_toml(endpoint: &str, redis: &str, functions: &[&str]) -> String {
+/// A round's pings overlap for its hold, in emulated time: at 60 times real time the default
+/// 5 ms would be a tenth of a real ms, shorter than the gateway takes to send a round.
+const ROUND_HOLD_MS: u64 = 1000;
+
+fn gateway_toml(endpoint: &str, redis: &str, functions: &[&str], round_hold_ms: u64) -> String {
     let mut config = format!(
         r#"{backend}
 [warmer]
 enabled = true
 policy = "warmer"
 jitter_ms = 0
-# A round's pings overlap for its hold, in emulated time: at 60 times real time the default
-# 5 ms would be a tenth of a real ms, shorter than the gateway takes to send a round.
-round_hold_ms = 1000
+round_hold_ms = {round_hold_ms}
 max_round_hold_ms = 4000
 
 [cache.redis]
@@ -75,9 +78,19 @@ async fn gateway(
     redis: &RedisServer,
     functions: &[&str],
 ) -> RunningGateway {
+    gateway_holding(emulator, redis, functions, ROUND_HOLD_MS).await
+}
+
+/// The gateway whose rounds' pings first hold their environments `round_hold_ms`.
+async fn gateway_holding(
+    emulator: &RunningEmulator,
+    redis: &RedisServer,
+    functions: &[&str],
+    round_hold_ms: u64,
+) -> RunningGateway {
     let endpoint = emulator.endpoint_url();
     let config = Config::parse(
-        &gateway_toml(&endpoint, &redis.url(), functions),
+        &gateway_toml(&endpoint, &redis.url(), functions, round_hold_ms),
         [],
         "test",
     )
@@ -235,6 +248,24 @@ async fn a_gateway_that_starts_pre_warms_a_rise_kept_two_days_running() {
     assert!(
         once >= BURST - 2,
         "a rise kept for one day is not expected: {once} of {BURST} cold"
+    );
+    gateway.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_warm_round_that_reached_too_few_environments_is_sent_again_held_longer() {
+    let redis = RedisServer::start();
+    let rise = wall_minute() + 5;
+    keep_as_before(&redis, "daily", rise, 2);
+    let emulator = emulator(&["daily"]).await;
+    // A first hold of an emulated millisecond, a sixtieth of a real one: the round's pings
+    // do not overlap, and most land on an environment another has just left.
+    let gateway = gateway_holding(&emulator, &redis, &["daily"], 1).await;
+    until_minute(rise, 10).await;
+    assert_eq!(
+        burst(&gateway, "daily").await,
+        0,
+        "the environments the first round missed were started before the rise"
     );
     gateway.shutdown(Duration::from_secs(5)).await.unwrap();
 }

@@ -28,7 +28,7 @@ use crate::lambda::{InvocationType, TraceContext};
 use crate::policy::driver::{Attempt, Outcome, PingReason, PROBE_CHECK};
 use crate::policy::provisioning::{Provisioning, ProvisioningConfig, WithKeepAlive};
 use crate::policy::registry::WarmerTuning;
-use crate::policy::round::{Reached, RoundCheck, RoundHold};
+use crate::policy::round::{HoldChange, Reached, RoundCheck, RoundHold};
 use crate::policy::{Action, FunctionInfo, Observation, Policy, Start};
 use crate::telemetry;
 
@@ -198,6 +198,18 @@ impl Executor {
         self.replan.notify_one();
     }
 
+    /// Tells the policy that a round of `function`'s pings missed `missed` environments
+    /// and will be held longer (`Policy::round_missed`); the policy may plan at once.
+    pub(super) fn round_missed(
+        &self,
+        function: crate::policy::FunctionId,
+        missed: u32,
+        now: crate::clock::Time,
+    ) {
+        self.policy().round_missed(function, missed, now);
+        self.replan.notify_one();
+    }
+
     /// Tells the policy of one finished invocation.
     pub(super) fn observe(&self, observation: Observation) {
         self.policy().observe(&observation);
@@ -273,6 +285,11 @@ impl Gateway {
             let mut hold = warmer.holds[function].lock();
             (hold.after(&check), hold.hold())
         };
+        // Only when the next round holds longer: at the longest hold, a handler that does not
+        // hold as asked would have every round sent again at once.
+        if change == HoldChange::Lengthened {
+            warmer.round_missed(function, check.repeated(), self.now());
+        }
         telemetry::RoundChecked {
             function: &state.config.name,
             target: state.qualifier(target),

@@ -205,6 +205,14 @@ pub trait Policy: Send {
         let _ = (function, requests, now);
     }
 
+    /// A round of `function`'s pings answered at `now` reached `missed` fewer environments
+    /// than it had pings (two named the same environment: `round`), and the driver will hold
+    /// the next round's pings longer. A policy that counts the environments its rounds reach
+    /// may plan again at once, to start the ones missed before they are wanted.
+    fn round_missed(&mut self, function: FunctionId, missed: u32, now: Time) {
+        let _ = (function, missed, now);
+    }
+
     /// Called at `now`, no earlier than [`Policy::next_wake`] asked (and possibly at other
     /// times); returns what to do now.
     fn act(&mut self, now: Time) -> Vec<Action>;

@@ -294,6 +294,10 @@ impl Policy for WithKeepAlive {
         self.keep_alive.in_flight(function, requests, now);
     }
 
+    fn round_missed(&mut self, function: FunctionId, missed: u32, now: Time) {
+        self.keep_alive.round_missed(function, missed, now);
+    }
+
     fn act(&mut self, now: Time) -> Vec<Action> {
         let mut actions = self.planner.act(now);
         actions.extend(self.keep_alive.act(now));

@@ -278,8 +278,6 @@ impl WarmerConfig {
     }
 }
 
-/// An environment the replica thinks idle.
-
 #[derive(Debug, Clone)]
 struct Function {
     /// No target: never pinged.
@@ -304,6 +302,9 @@ struct Function {
     running: u32,
     /// The driver counts this function's calls in flight (it has told a count).
     counted: bool,
+    /// The latest round reached fewer environments than it had pings
+    /// ([`Policy::round_missed`]): the shortfall is known, not inferred.
+    missed: bool,
 }
 
 /// The forecasting warmer. See the module documentation.
@@ -586,8 +587,8 @@ impl Warmer {
             // may have absorbed the last round); the ones there are still refreshed in time.
             let refresh = idle.first().map(|e| e.since + refresh_age);
             // Where the driver counts calls, the replica holds them: what is short is short.
-            // A daily rise is short by what it asks for.
-            let gap = if f.counted || kept_by == KeptBy::Daily {
+            // A daily rise is short by what it asks for, a round that missed by what it missed.
+            let gap = if f.counted || kept_by == KeptBy::Daily || f.missed {
                 Duration::ZERO
             } else {
                 cfg.shortage_gap
@@ -648,6 +649,7 @@ impl Warmer {
         // among them): kept, it made every later round a rotation (a timer met one a minute).
         let rotate = rotate && count == wanted;
         f.pings.push_back((now, count));
+        f.missed = false;
         f.envs.ping(now, count, in_flight);
         f.ledger.round(now, k, count, f.worth.round_ping_dollars());
         if rotate {
@@ -691,6 +693,7 @@ impl Policy for Warmer {
                 daily: DailyRises::default(),
                 running: 0,
                 counted: false,
+                missed: false,
             })
             .collect();
         for f in 0..self.functions.len() {
@@ -773,6 +776,19 @@ impl Policy for Warmer {
             if started && f.pingable && kept {
                 self.reschedule(function, Some(now));
             }
+        }
+    }
+
+    fn round_missed(&mut self, function: FunctionId, missed: u32, now: Time) {
+        let Some(f) = self.functions.get_mut(function) else {
+            return;
+        };
+        f.envs.missed(missed);
+        f.missed = true;
+        // The pool is short by what the round missed: planned at once, the next round (held
+        // longer) starts them, rather than the next refresh finding them gone.
+        if f.pingable {
+            self.reschedule(function, Some(now));
         }
     }
 

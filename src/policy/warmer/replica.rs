@@ -270,6 +270,32 @@ impl Envs {
         }
     }
 
+    /// The latest round reached `missed` fewer environments than it had pings (two pings
+    /// took the same one): forgets as many of those the pings were thought to reach, the
+    /// newest first (a ping that would have started one found another free instead).
+    pub(super) fn missed(&mut self, missed: u32) {
+        for _ in 0..missed {
+            let newest_busy = (0..self.busy.len())
+                .filter(|&i| !self.busy[i].real)
+                .max_by_key(|&i| self.busy[i].born);
+            let newest_idle = (0..self.idle.len()).max_by_key(|&i| self.idle[i].born);
+            match (newest_busy, newest_idle) {
+                (Some(b), Some(i)) if self.idle[i].born > self.busy[b].born => {
+                    self.idle.remove(i);
+                }
+                (Some(b), _) => {
+                    self.busy.swap_remove(b);
+                }
+                (None, Some(i)) => {
+                    self.idle.remove(i);
+                }
+                (None, None) => break,
+            }
+        }
+        // The cold starts of pings it sent to start environments are seen by now.
+        self.expected_cold_pings = self.expected_cold_pings.saturating_sub(missed);
+    }
+
     /// A ping met a cold start. Unless the planner sent it to start a new environment, the
     /// environment it expected had gone (most likely the oldest, at the end of its
     /// lifetime), and a new one stands in its place.
@@ -443,5 +469,34 @@ mod tests {
         envs.cold_ping(now);
         let oldest = envs.busy.iter().map(|b| b.born).min();
         assert_eq!(oldest, Some(100 * MIN));
+    }
+
+    #[test]
+    fn a_round_that_missed_environments_forgets_the_newest_it_meant_to_reach() {
+        let now = 200 * MIN;
+        let old = Idle {
+            since: now - 60 * S,
+            born: Duration::ZERO,
+            used: Some(now - 60 * S),
+        };
+        let mut envs = Envs {
+            idle: vec![old],
+            ..Envs::default()
+        };
+        // A round of four meant to refresh the one and start three.
+        envs.ping(now, 4, 0);
+        assert_eq!(envs.expected_cold_pings, 3);
+        envs.cold_ping(now);
+        // Its answers named two environments: two of the new ones were never started.
+        envs.missed(2);
+        let mut kept: Vec<_> = envs.busy.iter().map(|b| b.born).collect();
+        kept.sort();
+        assert_eq!(kept, vec![Duration::ZERO, now]);
+        assert_eq!(envs.expected_cold_pings, 0);
+        // Missing more than it holds forgets the pings' environments, never a call's.
+        envs.call_started(now);
+        envs.missed(5);
+        assert_eq!(envs.busy.len(), 1);
+        assert!(envs.busy[0].real);
     }
 }

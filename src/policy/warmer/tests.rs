@@ -577,6 +577,39 @@ fn a_shortfall_is_made_up_at_once_where_the_driver_counts_calls() {
 }
 
 #[test]
+fn a_round_that_missed_environments_is_sent_again_at_once() {
+    // A rise of 30 kept two days running at 4:00 is pre-warmed by a round of 30 at 3:58; the
+    // driver's check finds that ten of its pings landed where others had
+    // (`Policy::round_missed`). Told, the warmer sends the round again at once; untold, it
+    // believes the 30 warm and sends none before the rise.
+    let begins = 4 * 60 * MIN;
+    let minute = (begins.as_secs() / 60) as i64;
+    let rounds = |told: bool| {
+        let mut w = Warmer::default();
+        w.start(&[info()], Duration::ZERO);
+        w.kept_rise(0, minute - 2 * 1440, 30);
+        w.kept_rise(0, minute - 1440, 30);
+        let daily = |pings: Vec<(Time, u32, KeptBy)>| {
+            pings
+                .into_iter()
+                .filter(|&(_, _, kept_by)| kept_by == KeptBy::Daily)
+                .map(|(t, count, _)| (t, count))
+                .collect::<Vec<_>>()
+        };
+        let mut sent = daily(run_until_kept(&mut w, begins - 2 * MIN));
+        let answered = begins - 2 * MIN + S;
+        if told {
+            w.round_missed(0, 10, answered);
+        }
+        sent.extend(daily(run_until_kept(&mut w, begins)));
+        sent
+    };
+    let pre_warm = (begins - 2 * MIN, 30);
+    assert_eq!(rounds(true), [pre_warm, (begins - 2 * MIN + S, 30)]);
+    assert_eq!(rounds(false), [pre_warm]);
+}
+
+#[test]
 fn calls_in_flight_that_fill_the_pool_keep_one_environment_more() {
     // Six environments kept, six calls in flight: the next call would start cold.
     let first_round = |config: WarmerConfig| {
