@@ -137,7 +137,7 @@ async fn the_budget_caps_pings_per_hour() {
 #[tokio::test(start_paused = true)]
 async fn the_predictive_warmer_keeps_no_deeper_pool_than_the_budget_refreshes() {
     // Eight calls at once, three times ten minutes apart: a pattern the warmer sizes a pool
-    // of 8 for. 48 pings an hour refresh only 3 environments every 4 min 50 s, so it keeps
+    // of 8 for. 48 pings an hour refresh only 3 environments every 4 min 58 s, so it keeps
     // 3. A pool of 8 would have its rounds refused within the hour, unknown to the planner:
     // the environments they missed would be reclaimed and the next hour's rounds would start
     // them again.
@@ -195,7 +195,7 @@ duration_ms = 60000
 
 #[tokio::test(start_paused = true)]
 async fn no_ping_meets_a_lone_environment_busy_with_a_call() {
-    // Calls of a minute every 5 minutes: the refresh due 4 min 50 s after one ends falls
+    // Calls of a minute every 5 minutes: the refresh due 4 min 58 s after one ends falls
     // within the next. The gateway tells the warmer that call is in flight, so no ping finds
     // the environment busy and starts a second one; the call's end refreshes it.
     let (emulator, gateway) = start_on(

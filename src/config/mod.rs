@@ -132,7 +132,7 @@ pub struct WarmerSection {
     /// The longest hold a round may ask for; equal to `round_hold_ms`, the hold never changes.
     pub max_round_hold_ms: u64,
     /// How long the predictive warmer assumes Lambda keeps an idle environment: it refreshes
-    /// what it keeps 10 s before. AWS publishes no figure (measurements saw 5 to 7 minutes,
+    /// what it keeps 2 s before. AWS publishes no figure (measurements saw 5 to 7 minutes,
     /// about 10 in 2019); where the learnt reclaim curve (`GET /v1/pools`, `idle_reclaim_s`)
     /// shows environments surviving longer, a longer lifetime saves pings in proportion.
     pub idle_lifetime_s: u64,

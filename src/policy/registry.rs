@@ -133,7 +133,7 @@ mod tests {
     #[test]
     fn a_warmer_told_environments_live_longer_refreshes_them_less_often() {
         let hour = Duration::from_secs(3600);
-        // Refreshed 10 s before the assumed lifetime: every 4 min 50 s, or every 9 min 50 s.
+        // Refreshed 2 s before the assumed lifetime: every 4 min 58 s, or every 9 min 58 s.
         assert_eq!(pings_over(None, hour), 13);
         assert_eq!(pings_over(Some(Duration::from_secs(600)), hour), 7);
     }

@@ -107,7 +107,10 @@ pub struct WarmerConfig {
     /// measurements say 5 to 7 minutes, about 10 in 2019; the platform model's default is 5 to
     /// 10 minutes, uniform). Also the window one round of pings buys.
     pub min_lifetime: Duration,
-    /// Environments are refreshed this long before they reach `min_lifetime` of idle.
+    /// Environments are refreshed this long before they reach `min_lifetime` of idle: 2 s,
+    /// the delay the gateway may add to a planned round (its jitter, 250 ms by default and
+    /// kept below this, and the send). `min_lifetime` is already the platform's shortest idle
+    /// time; each second of margin costs every refresh a 290th more pings.
     pub refresh_margin: Duration,
     /// Pre-warming pings go this long before demand becomes likely (a cold start's init is
     /// over by then: on-demand init is capped at 10 s).
@@ -200,7 +203,7 @@ impl Default for WarmerConfig {
     fn default() -> Self {
         WarmerConfig {
             min_lifetime: Duration::from_secs(300),
-            refresh_margin: Duration::from_secs(10),
+            refresh_margin: Duration::from_secs(2),
             lead: Duration::from_secs(60),
             keep_threshold: 0.05,
             warm_unseen: true,

@@ -350,7 +350,7 @@ fn most_in_an_hour(pings: &[(Time, u32)]) -> u32 {
 #[test]
 fn pools_are_sized_within_the_drivers_ping_budget() {
     // Six at once want six environments; 48 pings an hour refresh at most 3 of them every
-    // 4 min 50 s.
+    // 4 min 58 s.
     let budgeted = FunctionInfo {
         ping_budget: Some(PingBudget {
             pings_per_hour: 48,
@@ -653,7 +653,7 @@ fn calls_seen_starting_hold_their_environments_so_rounds_do_not_repeat_each_minu
 #[test]
 fn a_round_due_soon_goes_early_while_calls_hold_the_newest_environments() {
     // Six environments kept, all refreshed together at 11 s; the next round is due at 5 min
-    // 1 s. A call seen starting 30 s before holds the most recently used environment, so a
+    // 9 s. A call seen starting 30 s before holds the most recently used environment, so a
     // round then reaches the other five with five pings, where at its due time, with no call
     // running, it needs six.
     let round = |start: Option<Time>| {
@@ -664,7 +664,7 @@ fn a_round_due_soon_goes_early_while_calls_hold_the_newest_environments() {
         }
         run_until(&mut w, t0 + 6 * MIN).first().copied()
     };
-    let due = 10 * S + S + 290 * S;
+    let due = 10 * S + S + WarmerConfig::default().refresh_age();
     assert_eq!(round(None), Some((due, 6)));
     assert_eq!(round(Some(due - 30 * S)), Some((due - 30 * S, 5)));
     // Two minutes before, one call of six spares less than the interval it would lose.
@@ -683,7 +683,7 @@ fn after_one_call() -> (Warmer, Time) {
 #[test]
 fn a_call_in_flight_refreshes_the_lone_environment_rather_than_a_ping() {
     // The next call starts at 4 min and runs 3 minutes, through the refresh due at 4 min
-    // 50 s: a ping then would find the environment busy and start a second one.
+    // 58 s: a ping then would find the environment busy and start a second one.
     let (start, end) = (4 * MIN, 7 * MIN);
     let (mut seen, _) = after_one_call();
     run_until(&mut seen, start);
@@ -692,11 +692,11 @@ fn a_call_in_flight_refreshes_the_lone_environment_rather_than_a_ping() {
     assert_eq!(during, vec![], "no ping while the call runs");
     seen.in_flight(0, 0, end);
     seen.observe(&call(start, end - start, Some(Start::Warm)));
-    // Its end refreshed the environment: the next refresh is due 4 min 50 s after it.
+    // Its end refreshed the environment: the next refresh is due the refresh age after it.
     let after = run_until(&mut seen, end + 6 * MIN);
     assert_eq!(
         after.first().map(|&(t, c)| (t, c)),
-        Some((end + 290 * S, 1))
+        Some((end + WarmerConfig::default().refresh_age(), 1))
     );
     // A driver that cannot see calls leave (clients calling Lambda directly) pings then.
     let (mut unseen, _) = after_one_call();

@@ -116,7 +116,7 @@ impl FunctionWorth {
 mod tests {
     use super::*;
 
-    const R: Duration = Duration::from_secs(290);
+    const R: Duration = Duration::from_secs(298);
 
     #[test]
     fn a_dearer_init_keeps_deeper_environments() {

@@ -311,7 +311,7 @@ pub struct ReasonFigures {
     /// Of them, those that started a new environment (and paid its init).
     pub cold_pings: u64,
     /// Of them, those that reached an environment real traffic had left less than the
-    /// predictive warmer's refresh age before (290 s, `WarmerConfig::refresh_age`): it
+    /// predictive warmer's refresh age before (298 s, `WarmerConfig::refresh_age`): it
     /// needed no refresh, but Lambda gives
     /// a ping the most recently used idle environment, so a round that refreshes the least
     /// recently used ones must occupy these first.
