@@ -26,10 +26,11 @@ const SCALE: f64 = 60.0;
 const DAY: u64 = 24 * 60;
 /// Calls in a burst, each 20 emulated seconds: no environment serves two of them.
 const BURST: usize = 6;
-/// Why a pre-warmed burst may meet one cold start: the refresh ping of the environment a
-/// function not yet called is kept with falls about 5 real seconds after the gateway
-/// starts, as the burst does, and takes one environment for its few milliseconds. The pool
-/// at the rise is what shows the pre-warm.
+/// Why a pre-warmed burst may meet one cold start (seen once with the pool whole, on a
+/// fresh clone): most likely the refresh ping of the environment a function not yet called
+/// is kept with, which falls about 5 real seconds after the gateway starts, as the burst
+/// does, and may take one environment for its few milliseconds. The pool at the rise is
+/// what shows the pre-warm.
 const MAY_MEET_A_PING: &str = " (one may meet the refresh of the environment kept before any call)";
 
 fn emulator_toml(functions: &[&str]) -> String {
