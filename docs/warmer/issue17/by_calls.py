@@ -4,8 +4,8 @@
 Usage: by_calls.py PER_FUNCTION.csv [BASE [OTHER]]
 PER_FUNCTION.csv is `warmgate simulate ... --per-function` output; BASE and OTHER are policy
 labels in it (default fixed-5min+wait and warmer+wait). Prints a Markdown table: functions,
-pings and cold starts under each, and OTHER's bill less BASE's, per class of calls in the day
-(counted after the warm-up).
+pings, the pings that started an environment (and paid its init) and cold starts under each,
+and OTHER's bill less BASE's, per class of calls in the day (counted after the warm-up).
 """
 import csv
 import sys
@@ -28,7 +28,7 @@ def main():
     for p in (base, other):
         if p not in rows:
             sys.exit(f"{path} has no policy {p!r}; it has {sorted(rows)}")
-    sums = {name: [0, 0, 0, 0, 0, 0.0] for _, name in CLASSES}
+    sums = {name: [0, 0, 0, 0, 0, 0, 0, 0.0] for _, name in CLASSES}
     for f, o in rows[other].items():
         b = rows[base][f]
         s = sums[label(int(o["invocations"]))]
@@ -37,13 +37,17 @@ def main():
         s[2] += int(o["pings"])
         s[3] += int(b["cold_starts"])
         s[4] += int(o["cold_starts"])
-        s[5] += float(o["bill_usd"]) - float(b["bill_usd"])
+        s[5] += int(b["cold_pings"])
+        s[6] += int(o["cold_pings"])
+        s[7] += float(o["bill_usd"]) - float(b["bill_usd"])
     print(f"| calls in the day | functions | {base} pings | {other} pings | "
+          f"{base} pings that started one | {other} pings that started one | "
           f"{base} cold starts | {other} cold starts | bill, {other} − {base} |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for _, name in CLASSES:
-        n, bp, op, bc, oc, dbill = sums[name]
-        print(f"| {name} | {n} | {bp:,} | {op:,} | {bc:,} | {oc:,} | {dbill:+.4f} |")
+        n, bp, op, bc, oc, bs, os_, dbill = sums[name]
+        print(f"| {name} | {n} | {bp:,} | {op:,} | {bs:,} | {os_:,} | {bc:,} | {oc:,} "
+              f"| {dbill:+.4f} |")
 
 
 if __name__ == "__main__":
