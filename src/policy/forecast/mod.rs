@@ -469,6 +469,8 @@ pub struct FunctionForecast {
     pub concurrency: ConcurrencyForecast,
     /// End of the latest busy period seen (real invocations only).
     last_end: Option<Time>,
+    /// The longest idle time seen, however long (the histogram stops at its range).
+    longest_idle: Duration,
     overlaps: Overlaps,
 }
 
@@ -478,6 +480,7 @@ impl FunctionForecast {
             idle: IdleHistogram::new(cfg.bin, cfg.range),
             concurrency: ConcurrencyForecast::default(),
             last_end: None,
+            longest_idle: Duration::ZERO,
             overlaps: Overlaps::default(),
         }
     }
@@ -489,6 +492,11 @@ impl FunctionForecast {
 
     pub fn last_end(&self) -> Option<Time> {
         self.last_end
+    }
+
+    /// The longest idle time seen: from the end of a busy period to the next arrival.
+    pub fn longest_idle(&self) -> Duration {
+        self.longest_idle
     }
 
     /// A real invocation from `arrived` to `end`, which found at least `concurrency`
@@ -505,6 +513,7 @@ impl FunctionForecast {
         if let Some(last) = self.last_end {
             if arrived > last {
                 self.idle.record(arrived - last);
+                self.longest_idle = self.longest_idle.max(arrived - last);
             }
         }
         self.last_end = Some(self.last_end.map_or(end, |l| l.max(end)));

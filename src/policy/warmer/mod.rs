@@ -33,9 +33,10 @@
 //!   of a burst has met the full pool), and a round due within the share of the refresh
 //!   age the calls then running spare goes early: the calls hold the most recently used
 //!   environments, which a round sent with none running must occupy first.
-//! - The floor: while a function's last call is at most `floor_memory` old, `K` is at least
-//!   1, as a 5-minute ping would keep it; a lone ping costs about a request charge, far less
-//!   than the second or more a rare function's caller waits on a cold start.
+//! - The floor: while a function's last call is at most `floor_memory` old (or 1.25 times
+//!   the longest idle time it has shown, if longer), `K` is at least 1, as a 5-minute ping
+//!   would keep it; a lone ping costs about a request charge, far less than the second or
+//!   more a rare function's caller waits on a cold start.
 //! - Depth: the pool is sized by a quantile of recent window peaks chosen per function by
 //!   [`worth`]: the `j`-th environment is kept while it is needed in a large enough share of
 //!   windows for the cold starts it spares (its init, as billed, times `cold_start_worth`) to
@@ -99,6 +100,10 @@ const ROTATE_LIKELIHOOD: f64 = 0.5;
 /// The least step between two planning times of a function, so that a plan due now cannot
 /// loop.
 const MIN_STEP: Duration = Duration::from_secs(1);
+/// The floor lasts past a function's last call at least this many times the longest idle
+/// time it has shown (see [`WarmerConfig::floor_memory`]): a job called about once a day,
+/// some hours later or earlier each day, finds its environment warm from its second gap.
+const FLOOR_GAP_MARGIN: f64 = 1.25;
 
 /// The warmer's parameters; [`Default`] gives ours.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,7 +168,9 @@ pub struct WarmerConfig {
     /// refreshed it. A lone ping costs about a request charge ($0.0000002): a day of them
     /// costs less than a few small inits, while each cold start it spares costs a caller a
     /// second or more. Without it, a function called a few times a day was let go an hour
-    /// after each call and met most of its calls cold.
+    /// after each call and met most of its calls cold. A function that has shown a longer
+    /// idle time is kept [`FLOOR_GAP_MARGIN`] times that long: with a day alone, a daily
+    /// job whose call came later than the day before met every call cold.
     pub floor_memory: Option<Duration>,
     /// A depth the target falls below is held, on the environments that exist, for as many
     /// refreshes as the pings that keep one cost less than the init that starts it again, and
@@ -373,7 +380,11 @@ impl Warmer {
         let Some(last_end) = f.forecast.last_end() else {
             return (u32::from(cfg.warm_unseen), KeptBy::Unseen);
         };
-        let floor = u32::from(cfg.floor_memory.is_some_and(|m| now < last_end + m));
+        let floor = u32::from(
+            cfg.floor_memory
+                .map(|m| m.max(f.forecast.longest_idle().mul_f64(FLOOR_GAP_MARGIN)))
+                .is_some_and(|m| now < last_end + m),
+        );
         let horizon = cfg.min_lifetime;
         let sizing = match cfg.cold_start_worth {
             Some(worth) => ForecastConfig {

@@ -287,6 +287,34 @@ fn a_function_that_stops_being_called_is_let_go_after_the_floors_memory() {
 }
 
 #[test]
+fn a_job_that_comes_later_each_day_is_kept_warm_from_its_second_gap() {
+    // Called once a day, 6 hours later each day: a 30-hour idle time, past the floor's day.
+    let gap = 30 * 60 * MIN;
+    let calls: Vec<Time> = (0..3u32).map(|k| gap * k + 10 * S).collect();
+    let mut w = Warmer::default();
+    w.start(&[info()], Duration::ZERO);
+    let mut pings = Vec::new();
+    for &t in &calls {
+        pings.extend(run_until(&mut w, t - S));
+        w.observe(&call(t, S, Some(Start::Warm)));
+    }
+    let day = WarmerConfig::default().floor_memory.expect("a floor");
+    // The first gap outlasts the floor's day: nothing kept the environment to the second call.
+    let (first, _) = longest_unrefreshed(&pings, &calls, calls[0], calls[1]);
+    assert!(first > gap - day, "{first:?}");
+    // Having shown a 30-hour gap, it is kept through the next one, by lone pings.
+    let (second, lone) = longest_unrefreshed(&pings, &calls, calls[1], calls[2]);
+    assert!(second < 5 * MIN, "{second:?}");
+    assert!(lone, "{pings:?}");
+    // And let go once that gap, with its margin, has passed with no call.
+    assert_eq!(w.target(0, calls[2] + gap + 60 * MIN), 1);
+    assert_eq!(
+        w.target(0, calls[2] + gap.mul_f64(FLOOR_GAP_MARGIN) + MIN),
+        0
+    );
+}
+
+#[test]
 fn a_dearer_init_keeps_a_rare_peak_warm() {
     // Two calls every 5 minutes for 4 hours, six at once in 3 of the 48 windows: the
     // sixth environment is needed in 6% of windows. With a cold start worth its init,
