@@ -16,8 +16,8 @@
 //!   periodic burst is remembered across its quiet gap, and a one-off spike is not paid
 //!   for), raised by the whole environments the trend adds (only for a function active in
 //!   most recent minutes: a sparse function's burst out of quiet is not a trend) and by the
-//!   profile of the coming hour where an earlier day taught one. In an 8-hour trace the
-//!   profile never applies.
+//!   profile of the coming hour where an earlier day taught one (`hour_profile`). In an
+//!   8-hour trace the profile never applies.
 //!
 //! [`FunctionForecast::demand`] answers, per function and horizon, how many environments will
 //! be needed and how likely it is that any will.
@@ -67,6 +67,9 @@ pub struct ForecastConfig {
     /// Adjacent windows count once unless they are three or more (see [`occurrences`]): a
     /// one-off burst that straddles a window boundary was otherwise kept for hours.
     pub min_peak_windows: usize,
+    /// Whether the coming hour's profile (the peak of that hour on the latest earlier day)
+    /// raises the forecast.
+    pub hour_profile: bool,
 }
 
 impl Default for ForecastConfig {
@@ -83,6 +86,7 @@ impl Default for ForecastConfig {
             peak_quantile: Some(0.95),
             quantile_window_minutes: 480,
             min_peak_windows: 2,
+            hour_profile: true,
         }
     }
 }
@@ -447,7 +451,11 @@ impl ConcurrencyForecast {
         // environments").
         let rise = (self.trend(now, cfg) * minutes).max(0.0).floor();
         let trended = recent + rise;
-        let profiled = f64::from(self.profile_peak(now + horizon));
+        let profiled = if cfg.hour_profile {
+            f64::from(self.profile_peak(now + horizon))
+        } else {
+            0.0
+        };
         (trended.max(profiled) * (1.0 + cfg.headroom)).ceil() as u32
     }
 }

@@ -386,12 +386,18 @@ impl Warmer {
                 .is_some_and(|m| now < last_end + m),
         );
         let horizon = cfg.min_lifetime;
-        let sizing = match cfg.cold_start_worth {
-            Some(worth) => ForecastConfig {
-                peak_quantile: Some(f.worth.sizing_quantile(worth, self.refresh_age())),
-                ..cfg.forecast.clone()
+        // Yesterday's peak of the coming hour only where calls are heard as they end: where
+        // the driver sees them start, the planner plans at each start (and the gateway holds
+        // requests for environments about to free), and a pool kept an hour for that peak
+        // spared no cold start for its pings (docs/warmer.md, "Days after the first").
+        let hour_profile = cfg.forecast.hour_profile && !f.counted;
+        let sizing = ForecastConfig {
+            peak_quantile: match cfg.cold_start_worth {
+                Some(worth) => Some(f.worth.sizing_quantile(worth, self.refresh_age())),
+                None => cfg.forecast.peak_quantile,
             },
-            None => cfg.forecast.clone(),
+            hour_profile,
+            ..cfg.forecast.clone()
         };
         let now_demand = f.forecast.demand(now, horizon, &sizing);
         let most = self.most(f);

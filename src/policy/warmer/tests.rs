@@ -315,6 +315,32 @@ fn a_job_that_comes_later_each_day_is_kept_warm_from_its_second_gap() {
 }
 
 #[test]
+fn yesterdays_peak_of_the_hour_raises_the_pool_only_where_calls_are_heard_as_they_end() {
+    let day = 24 * 60 * MIN;
+    let target_after_nine = |seen_starting: bool| {
+        let mut w = Warmer::default();
+        w.start(&[info()], Duration::ZERO);
+        // Forty at once at 9:00 on the first day.
+        for _ in 0..40 {
+            w.observe(&call(9 * 60 * MIN, S, Some(Start::Cold)));
+        }
+        // One call at 9:00 the next day, seen starting by a gateway or heard of at its end
+        // (the hour's profile applies once a call of the day has come in that hour).
+        let t = day + 9 * 60 * MIN;
+        if seen_starting {
+            w.in_flight(0, 1, t);
+        }
+        w.observe(&call(t, S, Some(Start::Warm)));
+        if seen_starting {
+            w.in_flight(0, 0, t + S);
+        }
+        w.target(0, t + 2 * MIN)
+    };
+    assert!(target_after_nine(false) >= 40);
+    assert!(target_after_nine(true) <= 2, "{}", target_after_nine(true));
+}
+
+#[test]
 fn a_dearer_init_keeps_a_rare_peak_warm() {
     // Two calls every 5 minutes for 4 hours, six at once in 3 of the 48 windows: the
     // sixth environment is needed in 6% of windows. With a cold start worth its init,
