@@ -33,7 +33,7 @@
 //!   of a burst has met the full pool), and a round due within the share of the refresh
 //!   age the calls then running spare goes early: the calls hold the most recently used
 //!   environments, which a round sent with none running must occupy first.
-//! - The floor: while a function's last call is at most `floor_memory` old (or 1.25 times
+//! - The floor: while a function's last call is at most `floor_memory` old (or 1.5 times
 //!   the longest idle time it has shown, if longer), `K` is at least 1, as a 5-minute ping
 //!   would keep it; a lone ping costs about a request charge, far less than the second or
 //!   more a rare function's caller waits on a cold start.
@@ -103,7 +103,7 @@ const MIN_STEP: Duration = Duration::from_secs(1);
 /// The floor lasts past a function's last call at least this many times the longest idle
 /// time it has shown (see [`WarmerConfig::floor_memory`]): a job called about once a day,
 /// some hours later or earlier each day, finds its environment warm from its second gap.
-const FLOOR_GAP_MARGIN: f64 = 1.25;
+const FLOOR_GAP_MARGIN: f64 = 1.5;
 
 /// The warmer's parameters; [`Default`] gives ours.
 #[derive(Debug, Clone, PartialEq)]
