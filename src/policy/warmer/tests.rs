@@ -336,8 +336,10 @@ fn yesterdays_peak_of_the_hour_raises_the_pool_only_where_calls_are_heard_as_the
         }
         w.target(0, t + 2 * MIN)
     };
-    assert!(target_after_nine(false) >= 40);
-    assert!(target_after_nine(true) <= 2, "{}", target_after_nine(true));
+    let heard_at_end = target_after_nine(false);
+    assert!(heard_at_end >= 40, "{heard_at_end}");
+    let seen_starting = target_after_nine(true);
+    assert!(seen_starting <= 2, "{seen_starting}");
 }
 
 #[test]
