@@ -220,6 +220,40 @@ fn pings_that_reach_an_environment_traffic_just_used_are_counted_apart() {
     );
     assert!(idle.pings > 0);
     assert!(idle.pings_by_reason.iter().all(|r| r.fresh_pings == 0));
+    assert!(reasons
+        .iter()
+        .all(|r| r.unused_environments <= r.cold_pings));
+}
+
+#[test]
+fn environments_pings_started_that_no_call_used_are_counted() {
+    // With no traffic and a reclaim shorter than the 5-minute keep-alive, every ping starts
+    // an environment and no call uses one.
+    let quiet = trace_with_no_calls(3 * HOUR);
+    let s = settings(HOUR, 4 * MIN);
+    let kept = run(
+        &quiet,
+        &s,
+        Box::new(warmgate::policy::baselines::fixed_interval::FixedInterval::new(5 * MIN, 1)),
+    );
+    let reasons = &kept.pings_by_reason;
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert_eq!(reasons[0].cold_pings, kept.pings, "{reasons:?}");
+    assert_eq!(reasons[0].unused_environments, kept.pings, "{reasons:?}");
+    // A call every 6 minutes: each environment a ping starts (the one before it reclaimed)
+    // is the one the next call finds, a minute and a half later.
+    let times: Vec<Duration> = (0..)
+        .map(|k| k * 6 * MIN + 30 * SEC)
+        .take_while(|&t| t < 3 * HOUR)
+        .collect();
+    let called = run(
+        &trace(function(times, Duration::from_millis(100)), 3 * HOUR),
+        &s,
+        Box::new(warmgate::policy::baselines::fixed_interval::FixedInterval::new(5 * MIN, 1)),
+    );
+    let reasons = &called.pings_by_reason;
+    assert!(reasons[0].cold_pings > 0, "{reasons:?}");
+    assert_eq!(reasons[0].unused_environments, 0, "{reasons:?}");
 }
 
 fn trace_with_no_calls(span: Duration) -> Trace {

@@ -160,7 +160,8 @@ pub struct SimulateArgs {
     pub per_function: Option<PathBuf>,
     /// Write every policy's pings by why they were sent to FILE (CSV): the policy's rule
     /// (schedule, unseen, fallback, forecast, bridge, floor, held, headroom, rotation, daily), burst
-    /// or probe; pings, and those that started an environment.
+    /// or probe; pings, those that started an environment, those that reached one traffic had
+    /// just used, and the environments they started that no call used.
     #[arg(long, value_name = "FILE")]
     pub pings: Option<PathBuf>,
     /// Write SVG plots into DIR: cold-start share against cost, and the CDF of per-function

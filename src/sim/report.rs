@@ -296,6 +296,7 @@ impl Report {
                 pings: k.pings,
                 cold_pings: k.cold_pings,
                 fresh_pings: k.fresh_pings,
+                unused_environments: k.unused_environments,
             })
         });
         csv_of(rows)
@@ -363,6 +364,7 @@ struct ReasonRow<'a> {
     pings: u64,
     cold_pings: u64,
     fresh_pings: u64,
+    unused_environments: u64,
 }
 
 /// One function's row of the per-function CSV under one policy.

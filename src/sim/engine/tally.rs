@@ -1,12 +1,13 @@
 //! What a replay counts, and the figures made of it.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use hdrhistogram::Histogram;
 
-use crate::platform::{Invocation, Rejection, Snapshot, Start};
+use crate::platform::{EnvId, Invocation, Rejection, Snapshot, Start};
 use crate::policy::cost::{self, Prices, Usage};
 use crate::policy::driver::PingReason;
 use crate::policy::FunctionId;
@@ -55,6 +56,9 @@ pub(super) struct Tally {
     /// Pings by why they were sent (see [`ReasonFigures`]): sent, those that started an
     /// environment, and those that reached one real traffic had just used.
     ping_reasons: std::collections::BTreeMap<&'static str, (u64, u64, u64)>,
+    /// The environments pings started that no real call has used yet, with why each ping was
+    /// sent: what is left at the end is [`ReasonFigures::unused_environments`].
+    unused_ping_starts: HashMap<EnvId, &'static str>,
 }
 
 impl Tally {
@@ -72,6 +76,7 @@ impl Tally {
             start_delay_ms: Histogram::new(3).expect("3 significant figures are valid"),
             start_delay: Duration::ZERO,
             ping_reasons: Default::default(),
+            unused_ping_starts: HashMap::new(),
         }
     }
 
@@ -89,6 +94,15 @@ impl Tally {
         *pings += 1;
         *cold_pings += u64::from(cold);
         *fresh_pings += u64::from(fresh);
+        if let (Ok(i), true) = (outcome, cold) {
+            self.unused_ping_starts
+                .insert(i.environment, reason.detail());
+        }
+    }
+
+    /// A real call ran on `environment`: if a ping started it, that ping's init was of use.
+    pub(super) fn record_call_environment(&mut self, environment: EnvId) {
+        self.unused_ping_starts.remove(&environment);
     }
 
     /// Counts one request, real or ping, with what the platform made of it; `waited` is how
@@ -316,6 +330,9 @@ pub struct ReasonFigures {
     /// a ping the most recently used idle environment, so a round that refreshes the least
     /// recently used ones must occupy these first.
     pub fresh_pings: u64,
+    /// Of the environments they started, those no real call used (before Lambda ended them,
+    /// or by the end of the replay): inits the pings paid for nothing.
+    pub unused_environments: u64,
 }
 
 /// One function's figures after the warm-up: where the cold starts and the pings are.
@@ -452,6 +469,11 @@ impl Figures {
                         pings,
                         cold_pings,
                         fresh_pings,
+                        unused_environments: tally
+                            .unused_ping_starts
+                            .values()
+                            .filter(|&&r| r == reason)
+                            .count() as u64,
                     },
                 )
                 .collect(),

@@ -652,6 +652,7 @@ impl<'t> Replay<'t> {
                 }
                 if !ping {
                     self.in_flight += 1;
+                    self.tally.record_call_environment(invocation.environment);
                     self.traffic_left
                         .insert(invocation.environment, invocation.completes_at);
                 }
