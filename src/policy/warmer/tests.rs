@@ -763,6 +763,40 @@ fn a_call_in_flight_refreshes_the_lone_environment_rather_than_a_ping() {
     );
 }
 
+/// A call of `run` every 5 minutes from 10 s, each heard only at its end (clients calling
+/// Lambda directly), for 24 periods: the pings from the fifth period on, with the time since
+/// the period's start.
+fn pings_around_a_timers_calls(run: Duration) -> Vec<Duration> {
+    let mut w = Warmer::default();
+    w.start(&[info()], Duration::ZERO);
+    let mut pings = Vec::new();
+    for k in 0..24 {
+        let arrived = 10 * S + 5 * MIN * k;
+        let sent = run_until(&mut w, arrived + run - S);
+        if k >= 5 {
+            // A period starts at the previous call's arrival.
+            pings.extend(sent.into_iter().map(|(t, _)| t + 5 * MIN - arrived));
+        }
+        let start = if k == 0 { Start::Cold } else { Start::Warm };
+        w.observe(&call(arrived, run, Some(start)));
+    }
+    pings
+}
+
+#[test]
+fn a_lone_refresh_goes_before_a_timers_next_call_where_calls_are_heard_as_they_end() {
+    // Calls of 30 s: the refresh due 4 min 58 s after a call's end falls while the next
+    // call runs (from 5 min), and a ping then would start a second environment. Seen a few
+    // times, the refresh goes before the next call instead.
+    let pings = pings_around_a_timers_calls(30 * S);
+    assert!(!pings.is_empty());
+    assert!(pings.iter().all(|&t| t < 5 * MIN), "{pings:?}");
+    // Calls of 1 s: the refresh, due 1 s before the next call, meets none, and goes at the
+    // refresh age after the call's end.
+    let refresh = S + WarmerConfig::default().refresh_age();
+    assert_eq!(pings_around_a_timers_calls(S), vec![refresh; 19]);
+}
+
 #[test]
 fn a_round_passes_the_calls_the_driver_has_in_flight() {
     // Six environments kept; three calls run when they are due: a round of six would meet
