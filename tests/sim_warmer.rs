@@ -50,6 +50,11 @@ fn settings(warmup: Duration, reclaim: Duration) -> SimSettings {
     }
 }
 
+/// A keep-alive of `pings` concurrent pings every 5 minutes.
+fn every_5_minutes(pings: u32) -> Box<dyn Policy> {
+    Box::new(warmgate::policy::baselines::fixed_interval::FixedInterval::new(5 * MIN, pings))
+}
+
 fn run(trace: &Trace, settings: &SimSettings, policy: Box<dyn Policy>) -> Figures {
     replay(trace, settings, Candidate::new(policy), &|_| {})
 }
@@ -200,11 +205,7 @@ fn pings_that_reach_an_environment_traffic_just_used_are_counted_apart() {
         .collect();
     let trace = trace(function(times, Duration::from_millis(100)), span);
     let s = settings(HOUR, 10 * MIN);
-    let kept = run(
-        &trace,
-        &s,
-        Box::new(warmgate::policy::baselines::fixed_interval::FixedInterval::new(5 * MIN, 2)),
-    );
+    let kept = run(&trace, &s, every_5_minutes(2));
     let reasons = &kept.pings_by_reason;
     let pings: u64 = reasons.iter().map(|r| r.pings).sum();
     let fresh: u64 = reasons.iter().map(|r| r.fresh_pings).sum();
@@ -213,11 +214,7 @@ fn pings_that_reach_an_environment_traffic_just_used_are_counted_apart() {
     assert_eq!(fresh, pings / 2, "{reasons:?}");
     // With no traffic, no ping reaches a fresh environment.
     let quiet = trace_with_no_calls(span);
-    let idle = run(
-        &quiet,
-        &s,
-        Box::new(warmgate::policy::baselines::fixed_interval::FixedInterval::new(5 * MIN, 2)),
-    );
+    let idle = run(&quiet, &s, every_5_minutes(2));
     assert!(idle.pings > 0);
     assert!(idle.pings_by_reason.iter().all(|r| r.fresh_pings == 0));
     assert!(reasons
@@ -231,17 +228,13 @@ fn environments_pings_started_that_no_call_used_are_counted() {
     // an environment and no call uses one.
     let quiet = trace_with_no_calls(3 * HOUR);
     let s = settings(HOUR, 4 * MIN);
-    let kept = run(
-        &quiet,
-        &s,
-        Box::new(warmgate::policy::baselines::fixed_interval::FixedInterval::new(5 * MIN, 1)),
-    );
+    let kept = run(&quiet, &s, every_5_minutes(1));
     let reasons = &kept.pings_by_reason;
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert_eq!(reasons[0].cold_pings, kept.pings, "{reasons:?}");
     assert_eq!(reasons[0].unused_environments, kept.pings, "{reasons:?}");
-    // A call every 6 minutes: each environment a ping starts (the one before it reclaimed)
-    // is the one the next call finds, a minute and a half later.
+    // A call every 6 minutes: each environment a ping starts (the one before was reclaimed)
+    // is the one the next call finds, before the reclaim's 4 minutes.
     let times: Vec<Duration> = (0..)
         .map(|k| k * 6 * MIN + 30 * SEC)
         .take_while(|&t| t < 3 * HOUR)
@@ -249,7 +242,7 @@ fn environments_pings_started_that_no_call_used_are_counted() {
     let called = run(
         &trace(function(times, Duration::from_millis(100)), 3 * HOUR),
         &s,
-        Box::new(warmgate::policy::baselines::fixed_interval::FixedInterval::new(5 * MIN, 1)),
+        every_5_minutes(1),
     );
     let reasons = &called.pings_by_reason;
     assert!(reasons[0].cold_pings > 0, "{reasons:?}");
