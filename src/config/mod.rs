@@ -116,7 +116,7 @@ pub struct WarmerSection {
     /// `hybrid-histogram`.
     pub policy: String,
     /// Each round of pings starts after a random delay up to this, so that replicas and
-    /// functions do not ping in lockstep. Below the warmer's refresh margin (10 s).
+    /// functions do not ping in lockstep. Below `refresh_margin_ms`.
     pub jitter_ms: u64,
     /// Pings in flight at once, across functions: a round waits for room rather than open
     /// a connection per function (a thousand functions pinged at start would otherwise hold
@@ -136,6 +136,11 @@ pub struct WarmerSection {
     /// about 10 in 2019); where the learnt reclaim curve (`GET /v1/pools`, `idle_reclaim_s`)
     /// shows environments surviving longer, a longer lifetime saves pings in proportion.
     pub idle_lifetime_s: u64,
+    /// How long before `idle_lifetime_s` of idle the predictive warmer refreshes an
+    /// environment: the delay a round may meet between its plan and Lambda (the jitter, the
+    /// send). Each second more costs every refresh about a 300th more pings (at 5 minutes); a
+    /// round later than the margin finds the environment reclaimed.
+    pub refresh_margin_ms: u64,
     /// Whether the predictive warmer pre-warms a rise seen two days running at the same
     /// minute (a timer's daily fan-out) there the next day. `false` where daily jobs move
     /// from day to day: the rounds sent for a rise that does not come start environments for
@@ -161,6 +166,9 @@ impl Default for WarmerSection {
             round_hold_ms: crate::policy::ROUND_HOLD.as_millis() as u64,
             max_round_hold_ms: 400,
             idle_lifetime_s: 300,
+            refresh_margin_ms: crate::policy::warmer::WarmerConfig::default()
+                .refresh_margin
+                .as_millis() as u64,
             daily_rises: true,
             share_keep_alive: true,
             replica_ttl_ms: 6_000,

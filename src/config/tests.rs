@@ -61,9 +61,14 @@ fn environment_overrides_any_section_key() {
             ("WARMGATE_BACKEND__URL", "http://lambda.local:1"),
             ("WARMGATE_CONFIG", "ignored.toml"),
             ("HOME", "/root"),
+            // A longer margin lets a deployment jitter its rounds longer.
+            ("WARMGATE_WARMER__REFRESH_MARGIN_MS", "5000"),
+            ("WARMGATE_WARMER__JITTER_MS", "3000"),
         ],
     )
     .unwrap();
+    assert_eq!(c.warmer.refresh_margin_ms, 5000);
+    assert_eq!(c.warmer.jitter_ms, 3000);
     assert_eq!(c.gateway.listen.to_string(), "0.0.0.0:80");
     assert_eq!(c.gateway.max_in_flight, 7);
     assert!(matches!(c.backend, Backend::Endpoint { url, .. } if url == "http://lambda.local:1"));
@@ -271,6 +276,24 @@ fn errors_name_the_key() {
             BASE,
             &[("WARMGATE_WARMER__JITTER_MS", "10000")],
             "warmer.jitter_ms",
+        ),
+        (
+            BASE,
+            &[
+                ("WARMGATE_WARMER__REFRESH_MARGIN_MS", "5000"),
+                ("WARMGATE_WARMER__JITTER_MS", "5000"),
+            ],
+            "warmer.jitter_ms",
+        ),
+        (
+            BASE,
+            &[("WARMGATE_WARMER__REFRESH_MARGIN_MS", "0")],
+            "warmer.refresh_margin_ms",
+        ),
+        (
+            BASE,
+            &[("WARMGATE_WARMER__REFRESH_MARGIN_MS", "150000")],
+            "warmer.refresh_margin_ms",
         ),
         (
             BASE,

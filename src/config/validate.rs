@@ -78,17 +78,26 @@ impl Config {
         if self.warmer.max_pings_in_flight == 0 {
             return invalid("warmer.max_pings_in_flight", "must be at least 1");
         }
-        // The warmer plans a refresh `refresh_margin` before an environment's idle lifetime
-        // ends; a round delayed past it finds the environment reclaimed.
-        let margin = crate::policy::warmer::WarmerConfig::default().refresh_margin;
-        if u128::from(self.warmer.jitter_ms) >= margin.as_millis() {
+        // The warmer plans a refresh `refresh_margin_ms` before an environment's idle
+        // lifetime ends; a round delayed past it finds the environment reclaimed.
+        let margin = self.warmer.refresh_margin_ms;
+        let half_lifetime = self.warmer.idle_lifetime_s * 500;
+        if margin == 0 || margin >= half_lifetime {
+            return invalid(
+                "warmer.refresh_margin_ms",
+                format!(
+                    "must be at least 1 and below half the idle lifetime ({half_lifetime} ms \
+                     with idle_lifetime_s = {}), got {margin}",
+                    self.warmer.idle_lifetime_s
+                ),
+            );
+        }
+        if self.warmer.jitter_ms >= margin {
             return invalid(
                 "warmer.jitter_ms",
                 format!(
-                    "must be below {} (rounds are planned {} s before an idle environment \
-                     may be reclaimed; a later round finds it gone)",
-                    margin.as_millis(),
-                    margin.as_secs()
+                    "must be below refresh_margin_ms, {margin} (rounds are planned that long \
+                     before an idle environment may be reclaimed; a later round finds it gone)"
                 ),
             );
         }

@@ -303,6 +303,7 @@ impl Gateway {
                 config.functions.len(),
                 crate::policy::registry::WarmerTuning {
                     idle_lifetime: Some(Duration::from_secs(config.warmer.idle_lifetime_s)),
+                    refresh_margin: Some(Duration::from_millis(config.warmer.refresh_margin_ms)),
                     daily_rises: config.warmer.daily_rises,
                 },
             )

@@ -23,6 +23,8 @@ pub struct WarmerTuning {
     /// How long Lambda keeps an idle environment (`None`: the warmer's default,
     /// [`WarmerConfig::min_lifetime`], 5 minutes): it refreshes what it keeps just before.
     pub idle_lifetime: Option<Duration>,
+    /// How long before that it refreshes (`None`: [`WarmerConfig::refresh_margin`], 2 s).
+    pub refresh_margin: Option<Duration>,
     /// Whether it pre-warms rises that come back each day ([`WarmerConfig::daily_rises`]).
     pub daily_rises: bool,
 }
@@ -31,6 +33,7 @@ impl Default for WarmerTuning {
     fn default() -> Self {
         Self {
             idle_lifetime: None,
+            refresh_margin: None,
             daily_rises: true,
         }
     }
@@ -50,6 +53,9 @@ pub fn live_policy_tuned(name: &str, tuning: WarmerTuning) -> Result<Box<dyn Pol
             if let Some(mut config) = WarmerConfig::from_name(name) {
                 if let Some(lifetime) = tuning.idle_lifetime {
                     config.min_lifetime = lifetime;
+                }
+                if let Some(margin) = tuning.refresh_margin {
+                    config.refresh_margin = margin;
                 }
                 config.daily_rises = tuning.daily_rises;
                 Ok(Box::new(Warmer::new(config)))
@@ -86,7 +92,7 @@ mod tests {
                 "warmer",
                 WarmerTuning {
                     idle_lifetime: Some(Duration::from_secs(600)),
-                    daily_rises: true,
+                    ..WarmerTuning::default()
                 },
             )
             .unwrap()
@@ -97,16 +103,10 @@ mod tests {
         assert!(err.contains("fixed-5mins") && err.contains("valid"));
     }
 
-    /// Pings of a warmer that keeps one function warm before its first call, over `span`.
-    fn pings_over(idle_lifetime: Option<Duration>, span: Duration) -> u32 {
-        let mut policy = live_policy_tuned(
-            "warmer",
-            WarmerTuning {
-                idle_lifetime,
-                daily_rises: true,
-            },
-        )
-        .unwrap();
+    /// Pings of a warmer tuned by `tuning` that keeps one function warm before its first
+    /// call, over `span`.
+    fn pings_over(tuning: WarmerTuning, span: Duration) -> u32 {
+        let mut policy = live_policy_tuned("warmer", tuning).unwrap();
         let info = crate::policy::FunctionInfo {
             name: "f".into(),
             app: "f".into(),
@@ -134,7 +134,21 @@ mod tests {
     fn a_warmer_told_environments_live_longer_refreshes_them_less_often() {
         let hour = Duration::from_secs(3600);
         // Refreshed 2 s before the assumed lifetime: every 4 min 58 s, or every 9 min 58 s.
-        assert_eq!(pings_over(None, hour), 13);
-        assert_eq!(pings_over(Some(Duration::from_secs(600)), hour), 7);
+        assert_eq!(pings_over(WarmerTuning::default(), hour), 13);
+        let longer = WarmerTuning {
+            idle_lifetime: Some(Duration::from_secs(600)),
+            ..WarmerTuning::default()
+        };
+        assert_eq!(pings_over(longer, hour), 7);
+    }
+
+    #[test]
+    fn a_warmer_told_a_longer_refresh_margin_refreshes_that_much_sooner() {
+        // Every 4 minutes rather than every 4 min 58 s: 15 pings in the hour, not 13.
+        let margin = WarmerTuning {
+            refresh_margin: Some(Duration::from_secs(60)),
+            ..WarmerTuning::default()
+        };
+        assert_eq!(pings_over(margin, Duration::from_secs(3600)), 15);
     }
 }

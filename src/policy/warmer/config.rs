@@ -19,8 +19,9 @@ pub struct WarmerConfig {
     pub min_lifetime: Duration,
     /// Environments are refreshed this long before they reach `min_lifetime` of idle: 2 s,
     /// the delay the gateway may add to a planned round (its jitter, 250 ms by default and
-    /// kept below this, and the send). `min_lifetime` is already the platform's shortest idle
-    /// time; each second of margin costs every refresh a 290th more pings.
+    /// kept below this, and the send; the gateway's `[warmer] refresh_margin_ms`).
+    /// `min_lifetime` is already the platform's shortest idle
+    /// time; each second of margin costs every refresh about a 300th more pings.
     pub refresh_margin: Duration,
     /// Pre-warming pings go this long before demand becomes likely (a cold start's init is
     /// over by then: on-demand init is capped at 10 s).

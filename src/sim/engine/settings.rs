@@ -213,6 +213,7 @@ impl SimSettings {
     pub fn warmer_tuning(&self) -> crate::policy::registry::WarmerTuning {
         crate::policy::registry::WarmerTuning {
             idle_lifetime: self.warmer_idle_lifetime,
+            refresh_margin: None,
             daily_rises: self.warmer_daily_rises,
         }
     }
