@@ -269,7 +269,8 @@ fn errors_name_the_key() {
         ),
         (
             BASE,
-            &[("WARMGATE_WARMER__IDLE_LIFETIME_S", "5")],
+            // Named before the refresh margin, which it bounds (2 s is not below half of 1 s).
+            &[("WARMGATE_WARMER__IDLE_LIFETIME_S", "1")],
             "warmer.idle_lifetime_s",
         ),
         (

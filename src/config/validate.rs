@@ -78,6 +78,15 @@ impl Config {
         if self.warmer.max_pings_in_flight == 0 {
             return invalid("warmer.max_pings_in_flight", "must be at least 1");
         }
+        if !(60..=3600).contains(&self.warmer.idle_lifetime_s) {
+            return invalid(
+                "warmer.idle_lifetime_s",
+                format!(
+                    "must be between 60 and 3600 seconds, got {}",
+                    self.warmer.idle_lifetime_s
+                ),
+            );
+        }
         // The warmer plans a refresh `refresh_margin_ms` before an environment's idle
         // lifetime ends; a round delayed past it finds the environment reclaimed.
         let margin = self.warmer.refresh_margin_ms;
@@ -105,15 +114,6 @@ impl Config {
             return invalid(
                 "warmer.max_round_hold_ms",
                 format!("must be at most {MAX_ROUND_HOLD_MS} (a round's pings are billed for it)"),
-            );
-        }
-        if !(60..=3600).contains(&self.warmer.idle_lifetime_s) {
-            return invalid(
-                "warmer.idle_lifetime_s",
-                format!(
-                    "must be between 60 and 3600 seconds, got {}",
-                    self.warmer.idle_lifetime_s
-                ),
             );
         }
         if self.warmer.round_hold_ms > self.warmer.max_round_hold_ms {
