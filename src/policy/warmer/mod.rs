@@ -104,6 +104,13 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// A function's kept environment is rotated (see [`WarmerConfig::rotate_after`]) only when a
 /// call within the next refresh interval is at least this likely.
 const ROTATE_LIKELIHOOD: f64 = 0.5;
+/// The share of a function's pings an hour that its pool's refreshes may use: the rest is left
+/// for the rounds a pool sends besides (successors, rounds that make up a shortfall or go past
+/// calls in flight). A pool sized to the whole cap had its next refresh cut short by any of
+/// them; the pings that were left reached only the most recently used environments (Lambda's
+/// order), so the oldest lapsed and the next round started them again (docs/warmer.md, "A
+/// pool within its pings an hour").
+const REFRESH_SHARE_OF_PINGS: f64 = 0.9;
 /// The least step between two planning times of a function, so that a plan due now cannot
 /// loop.
 const MIN_STEP: Duration = Duration::from_secs(1);
@@ -296,14 +303,15 @@ impl Warmer {
     }
 
     /// The most environments `f`'s ping budget keeps warm: one ping each per refresh age
-    /// within its pings an hour, and their holds and lifetime inits within its GB-s a day. A
+    /// within [a share](REFRESH_SHARE_OF_PINGS) of its pings an hour, and their holds and lifetime inits within its GB-s a day. A
     /// deeper pool would have part of each round refused: the environments it missed would
     /// be reclaimed, unknown to the replica, and the next round would start them again, each
     /// paying its init (one burst's pool of 190 on the full-day sample started 1,000 that way).
     fn sustainable(&self, f: &Function) -> u32 {
         let refresh = self.refresh_age();
         let by_pings = f.ping_cap.map_or(u32::MAX, |cap| {
-            (u64::from(cap) * refresh.as_millis() as u64 / HOUR.as_millis() as u64) as u32
+            let refreshes = HOUR.as_secs_f64() / refresh.as_secs_f64();
+            (f64::from(cap) * REFRESH_SHARE_OF_PINGS / refreshes) as u32
         });
         let by_gb_s = f.ping_gb_s_per_day.map_or(u32::MAX, |budget| {
             (budget / f.worth.daily_gb_s(refresh)).min(f64::from(u32::MAX)) as u32
