@@ -34,9 +34,9 @@
 //!   age the calls then running spare goes early: the calls hold the most recently used
 //!   environments, which a round sent with none running must occupy first.
 //! - The floor: while a function's last call is at most `floor_memory` old (or 1.5 times
-//!   the longest idle time it has shown, if longer), `K` is at least 1, as a 5-minute ping
-//!   would keep it; a lone ping costs about a request charge, far less than the second or
-//!   more a rare function's caller waits on a cold start.
+//!   the longest idle time it has shown, if longer, up to two weeks), `K` is at least 1, as
+//!   a 5-minute ping would keep it; a lone ping costs about a request charge, far less than
+//!   the second or more a rare function's caller waits on a cold start.
 //! - Depth: the pool is sized by a quantile of recent window peaks chosen per function by
 //!   [`worth`]: the `j`-th environment is kept while it is needed in a large enough share of
 //!   windows for the cold starts it spares (its init, as billed, times `cold_start_worth`) to
@@ -118,6 +118,10 @@ const MIN_STEP: Duration = Duration::from_secs(1);
 /// time it has shown (see [`WarmerConfig::floor_memory`]): a job called about once a day,
 /// some hours later or earlier each day, finds its environment warm from its second gap.
 const FLOOR_GAP_MARGIN: f64 = 1.5;
+/// The longest the floor lasts past a function's last call, whatever gaps it has shown: a
+/// function silent for two weeks (retired, or called less often than that) is let go, where
+/// one long gap would otherwise keep it pinged for half as long again after each call.
+const FLOOR_MOST: Duration = Duration::from_secs(14 * 24 * 3600);
 
 #[derive(Debug, Clone)]
 struct Function {
@@ -215,7 +219,10 @@ impl Warmer {
         };
         let floor = u32::from(
             cfg.floor_memory
-                .map(|m| m.max(f.forecast.longest_idle().mul_f64(FLOOR_GAP_MARGIN)))
+                .map(|m| {
+                    let shown = f.forecast.longest_idle().mul_f64(FLOOR_GAP_MARGIN);
+                    m.max(shown.min(FLOOR_MOST))
+                })
                 .is_some_and(|m| now < last_end + m),
         );
         let horizon = cfg.min_lifetime;

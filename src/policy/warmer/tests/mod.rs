@@ -319,6 +319,20 @@ fn a_job_that_comes_later_each_day_is_kept_warm_from_its_second_gap() {
 }
 
 #[test]
+fn a_function_silent_for_two_weeks_is_let_go_whatever_gaps_it_has_shown() {
+    // A gap of 20 days would keep the floor 30 days past each call.
+    let day = 24 * 60 * MIN;
+    let calls = [10 * S, 20 * day + 10 * S];
+    let mut w = Warmer::default();
+    w.start(&[info()], Duration::ZERO);
+    for &t in &calls {
+        w.observe(&call(t, S, Some(Start::Warm)));
+    }
+    assert_eq!(w.target(0, calls[1] + 13 * day), 1);
+    assert_eq!(w.target(0, calls[1] + 14 * day + MIN), 0);
+}
+
+#[test]
 fn yesterdays_peak_of_the_hour_raises_the_pool_only_where_calls_are_heard_as_they_end() {
     let day = 24 * 60 * MIN;
     let target_after_nine = |seen_starting: bool| {
