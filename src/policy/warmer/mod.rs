@@ -311,9 +311,10 @@ impl Warmer {
 
     /// The most environments `f`'s ping budget keeps warm: one ping each per refresh age
     /// within [a share](REFRESH_SHARE_OF_PINGS) of its pings an hour, and their holds and
-    /// lifetime inits within its GB-s a day. A deeper pool would have part of each round refused: the environments it missed would
-    /// be reclaimed, unknown to the replica, and the next round would start them again, each
-    /// paying its init (one burst's pool of 190 on the full-day sample started 1,000 that way).
+    /// lifetime inits within its GB-s a day. A deeper pool would have part of each round
+    /// refused: the environments it missed would be reclaimed, unknown to the replica, and the
+    /// next round would start them again, each paying its init (one burst's pool of 190 on the
+    /// full-day sample started 1,000 that way).
     fn sustainable(&self, f: &Function) -> u32 {
         let refresh = self.refresh_age();
         let by_pings = f.ping_cap.map_or(u32::MAX, |cap| {
