@@ -396,6 +396,33 @@ fn start_redis() -> Redis {
     panic!("redis-server did not start");
 }
 
+/// Waits until `n` cached answers are in Redis: a replica stores them after answering, off
+/// the request's path, so a fixed sleep would race a loaded machine.
+async fn stored_in_redis(url: &str, n: usize) {
+    let client = redis::Client::open(url).expect("a Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the bench's redis-server");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*:cache:v1:cached:*")
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        if keys.len() >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} cached answers reached Redis in 60 s",
+            keys.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn latency(n: usize) {
     use warmgate::stack::LocalStack;
     let redis = start_redis();
@@ -427,7 +454,7 @@ async fn latency(n: usize) {
             measure(&http, &base(&a), "cached", &payloads(n, "shared"), "miss").await,
         ),
         ("hit, Redis (another replica's answer)", {
-            tokio::time::sleep(Duration::from_millis(500)).await; // a's stores reach Redis
+            stored_in_redis(&redis.1, n).await;
             measure(&http, &base(&b), "cached", &payloads(n, "shared"), "hit").await
         }),
     ];
