@@ -25,7 +25,7 @@ pub struct PingBudget {
     /// Billed GB-s of pings per day (memory × billed duration, init included). Default
     /// 20,000 (about $0.33 a day at most): at 2,000 a 10 GB inference function whose init
     /// loads its model for 6 to 7 s could keep only about three environments warm, and on
-    /// the Azure LLM inference trace the warmer then kept none (docs/warmer.md, "A ping
+    /// the Azure LLM inference trace the warmer then kept none (docs/warmer/history.md, "A ping
     /// budget for large functions"). A small function reaches the rate guard first.
     pub gb_s_per_day: f64,
 }

@@ -80,7 +80,7 @@ pub struct Observation {
 /// too (a call that meets a round's hold starts cold). The gateway checks every round and
 /// lengthens a function's hold when its pings arrived further apart than this
 /// (`policy::round`), so the least is set by what a round spreads on loopback rather than
-/// by a guess at the network (docs/warmer.md, "Round hold").
+/// by a guess at the network (docs/warmer/history.md, "Round hold").
 pub const ROUND_HOLD: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// What each ping of a round adds to its hold: the gateway sends a round's pings one after

@@ -4,7 +4,7 @@
 Usage: halves.py SAMPLE_DIR SELECTION
 SAMPLE_DIR is ../shared/traces/azure_functions_2019_invitro_sample1350_fullday; SELECTION
 (1, 2, 3, ...) seeds the draw of 675 of its 1,350 functions, so that each half is a day of
-traffic no default was chosen on (docs/warmer.md, "Random halves of the full day"). The ids
+traffic no default was chosen on (docs/warmer/history.md, "Random halves of the full day"). The ids
 come out comma-separated, in the trace's order.
 """
 import csv

@@ -447,7 +447,7 @@ impl ConcurrencyForecast {
         let minutes = horizon.as_secs_f64() / 60.0;
         // Only the whole environments the trend predicts: the slope of a function called
         // about once a minute is noise around 0, and any positive part of it, rounded up,
-        // kept a second environment it never needed (docs/warmer.md, "The trend's whole
+        // kept a second environment it never needed (docs/warmer/history.md, "The trend's whole
         // environments").
         let rise = (self.trend(now, cfg) * minutes).max(0.0).floor();
         let trended = recent + rise;

@@ -83,8 +83,8 @@ pub struct WarmerConfig {
     /// at most this many (`None`: the target alone; see [`depth`]). Without it a function
     /// whose target wavered between one and two environments started its second again at
     /// each rise. 6 (about half an hour): through the gateway, fewer cold starts than 4 on
-    /// both samples and a lower bill with model-loading inits (docs/warmer.md, "A longer held
-    /// depth").
+    /// both samples and a lower bill with model-loading inits (docs/warmer/history.md, "A
+    /// longer held depth").
     pub depth_hold_rounds: Option<u32>,
     /// Where the driver's calls in flight fill a kept pool of at least this many environments,
     /// one more is kept, so that the next call finds one idle (`None`: the target alone).
@@ -101,8 +101,8 @@ pub struct WarmerConfig {
     /// inits they started) bill more than the cold starts they spared are worth at
     /// `cold_start_worth` ([`ledger`]). Only where the driver counts calls in flight: it
     /// takes seeing each call start to tell whether only pings kept the environment it found.
-    /// Through the gateway on both Azure samples, every bill fell (docs/warmer.md, "What the
-    /// rounds spared").
+    /// Through the gateway on both Azure samples, every bill fell (docs/warmer/history.md,
+    /// "What the rounds spared").
     pub pool_caps: bool,
     /// Whether a rise seen two days running at the same minute is pre-warmed there ([`daily`]).
     /// Off, a deployment whose daily jobs move from day to day does not pay for rounds at

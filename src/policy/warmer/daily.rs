@@ -9,8 +9,8 @@
 //! minute's end. A rise that comes back is remembered again (its calls find the environments
 //! kept for it), one that does not is forgotten. Waiting for the second day costs one day's
 //! cold starts of each daily rise; expecting every rise seen once cost, on a day when none
-//! came back, a model-loading init for each environment started (docs/warmer.md, "Rises that
-//! come back each day").
+//! came back, a model-loading init for each environment started (docs/warmer/history.md,
+//! "Rises that come back each day").
 //!
 //! Minutes are counted on the planner's clock, so a day is 1,440 of them whatever the clock's
 //! origin; a rise kept from before a restart has a minute before it, below zero.

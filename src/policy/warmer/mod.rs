@@ -1,7 +1,7 @@
 //! The forecasting warmer: which keep-alive pings to send, per function, and when.
 //!
-//! Pure planner (ARCHITECTURE.md invariant 1): observations and `now` in, [`Action::Ping`]s out. The
-//! gateway's executor and the simulator's engine drive the very same code.
+//! Pure planner (ARCHITECTURE.md invariant 1): observations and `now` in, [`Action::Ping`]s
+//! out. The gateway's executor and the simulator's engine drive the very same code.
 //!
 //! # The rule
 //!
@@ -43,8 +43,9 @@
 //!   pay its pings; a model-loading function keeps deeper pools than a small one. When the
 //!   target falls, the depth is [held](depth) a few refreshes on the environments that
 //!   exist, so that a wavering target does not start them again at each rise.
-//! - `K = 0` (past the floor's memory): let the environments go; wake again `lead` before the idle-time histogram says
-//!   an arrival becomes likely (a pre-warm), or never until the next call. But when an
+//! - `K = 0` (past the floor's memory): let the environments go; wake again `lead` before the
+//!   idle-time histogram says an arrival becomes likely (a pre-warm), or never until the next
+//!   call. But when an
 //!   arrival becomes likely within `bridge` and an environment is still surely warm, keep it
 //!   through the gap instead: a few refreshes of a warm environment cost less than the init
 //!   a pre-warm pays.
@@ -74,8 +75,8 @@
 //! seen is kept warm with one environment (`warm_unseen`), so that its first call is warm.
 //! A per-function cap on pings per hour bounds the cost.
 //!
-//! Every target of a function runs the same code (ARCHITECTURE.md invariant 3); the planner pings the
-//! function's first target and learns from observations of all of them.
+//! Every target of a function runs the same code (ARCHITECTURE.md invariant 3); the planner
+//! pings the function's first target and learns from observations of all of them.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
@@ -108,7 +109,7 @@ const ROTATE_LIKELIHOOD: f64 = 0.5;
 /// for the rounds a pool sends besides (successors, rounds that make up a shortfall or go past
 /// calls in flight). A pool sized to the whole cap had its next refresh cut short by any of
 /// them; the pings that were left reached only the most recently used environments (Lambda's
-/// order), so the oldest lapsed and the next round started them again (docs/warmer.md, "A
+/// order), so the oldest lapsed and the next round started them again (docs/warmer/history.md, "A
 /// pool within its pings an hour").
 const REFRESH_SHARE_OF_PINGS: f64 = 0.9;
 /// The least step between two planning times of a function, so that a plan due now cannot
@@ -229,7 +230,7 @@ impl Warmer {
         // Yesterday's peak of the coming hour only where calls are heard as they end: where
         // the driver sees them start, the planner plans at each start (and the gateway holds
         // requests for environments about to free), and a pool kept an hour for that peak
-        // spared no cold start for its pings (docs/warmer.md, "Days after the first").
+        // spared no cold start for its pings (docs/warmer/history.md, "Days after the first").
         let hour_profile = cfg.forecast.hour_profile && !f.counted;
         let sizing = ForecastConfig {
             peak_quantile: match cfg.cold_start_worth {

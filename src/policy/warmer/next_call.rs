@@ -1,5 +1,5 @@
 //! Whether a lone environment's refresh, due the refresh age after the last call's end,
-//! most likely meets the next call running (docs/warmer.md, "A refresh before the next
+//! most likely meets the next call running (docs/warmer/history.md, "A refresh before the next
 //! call").
 //!
 //! Where calls are heard only as they end (clients calling Lambda directly), the planner
