@@ -631,3 +631,56 @@ fn replicas_beside_clients_that_call_lambda_directly_never_see_calls_in_flight()
     // Directly, no replica sees a call start, its own or another's.
     assert_eq!(told(Traffic::First), 0);
 }
+
+/// A policy that pings nothing and records the environment ends it hears of.
+#[derive(Default)]
+struct EndsHeard(std::sync::Arc<std::sync::Mutex<Vec<(Time, Time)>>>);
+
+impl Policy for EndsHeard {
+    fn name(&self) -> String {
+        "ends-heard".into()
+    }
+    fn start(&mut self, _: &[FunctionInfo], _: Time) -> Vec<Action> {
+        Vec::new()
+    }
+    fn observe(&mut self, _: &Observation) {}
+    fn environment_ended(&mut self, function: usize, born: Time, now: Time) {
+        assert_eq!(function, 0);
+        self.0.lock().unwrap().push((born, now));
+    }
+    fn act(&mut self, _: Time) -> Vec<Action> {
+        Vec::new()
+    }
+    fn next_wake(&self) -> Option<Time> {
+        None
+    }
+}
+
+#[test]
+fn with_the_extension_policies_hear_each_environment_end_as_it_ends() {
+    // A call every 11 minutes, each on a new environment that Lambda reclaims 10 minutes
+    // after the call's end (deterministic mode).
+    let trace = every_11_minutes(HOUR);
+    let heard = |extension: bool| {
+        let policy = EndsHeard::default();
+        let ends = policy.0.clone();
+        let settings = SimSettings {
+            extension,
+            ..deterministic(Duration::ZERO)
+        };
+        let figures = run(&trace, &settings, Box::new(policy));
+        assert_eq!((figures.invocations, figures.cold_starts), (6, 6));
+        let ends = ends.lock().unwrap().clone();
+        ends
+    };
+    let ends = heard(true);
+    // The sixth environment (called at 55.5 min) is reclaimed past the trace's hour.
+    let expected: Vec<_> = (0..5u32)
+        .map(|k| {
+            let called = k * 11 * MIN + 30 * SEC;
+            (called, called + Duration::from_millis(1) + 10 * MIN)
+        })
+        .collect();
+    assert_eq!(ends, expected);
+    assert_eq!(heard(false), vec![]);
+}

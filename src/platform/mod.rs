@@ -34,6 +34,15 @@ use crate::clock::Time;
 pub use spec::{FunctionSpec, PlatformSpec, Settings, PING_HOLD_KEY};
 pub use stats::{EnvironmentCounts, Snapshot, VersionStats};
 
+/// An on-demand environment that ended ([`Platform::record_ends`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedEnvironment {
+    pub function: String,
+    /// When it was created (its init began).
+    pub created: Time,
+    pub at: Time,
+}
+
 /// Identifies an execution environment for the platform's lifetime.
 pub type EnvId = u64;
 
@@ -299,6 +308,9 @@ pub struct Platform {
     rng: ChaCha8Rng,
     functions: Vec<Function>,
     by_name: HashMap<String, usize>,
+    /// On-demand environments that ended since last taken, where recorded
+    /// ([`Platform::record_ends`]).
+    ended: Option<Vec<EndedEnvironment>>,
     envs: HashMap<EnvId, Env>,
     next_env: EnvId,
     events: BinaryHeap<Reverse<(Time, u64, Event)>>,
@@ -345,6 +357,7 @@ impl Platform {
             settings,
             functions: Vec::new(),
             by_name: HashMap::new(),
+            ended: None,
             envs: HashMap::new(),
             next_env: 1,
             events: BinaryHeap::new(),
@@ -457,6 +470,18 @@ impl Platform {
             .unwrap_or(0)
     }
 
+    /// From now on, keeps the on-demand environments that end (reclaimed idle, or at the end
+    /// of their lifetime) for [`Platform::take_ended`]: what Lambda tells an environment's
+    /// extensions with its SHUTDOWN event.
+    pub fn record_ends(&mut self) {
+        self.ended.get_or_insert_with(Vec::new);
+    }
+
+    /// The on-demand environments that ended since last asked, in the order they ended.
+    pub fn take_ended(&mut self) -> Vec<EndedEnvironment> {
+        self.ended.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
     /// When the next scheduled event falls, if any: the simulator jumps there.
     pub fn next_event_at(&self) -> Option<Time> {
         self.events.peek().map(|Reverse((at, _, _))| *at)
@@ -561,6 +586,13 @@ impl Platform {
                 stats.idle_gb_s += at.saturating_sub(env.busy_until).as_secs_f64() * gb;
                 stats.environment_gb_s += (at - env.created).as_secs_f64() * gb;
                 stats.environments_reclaimed += 1;
+                if let Some(ended) = self.ended.as_mut() {
+                    ended.push(EndedEnvironment {
+                        function: function.spec.name.clone(),
+                        created: env.created,
+                        at,
+                    });
+                }
             }
         }
     }

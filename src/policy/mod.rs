@@ -213,6 +213,14 @@ pub trait Policy: Send {
         let _ = (function, missed, now);
     }
 
+    /// An environment of `function` that started at `born` has ended, as reported at `now`:
+    /// Lambda sends each extension of an environment a SHUTDOWN event when it ends it, and
+    /// warmgate's extension reports it (ARCHITECTURE.md, "Environment ends"). A policy that
+    /// keeps environments may replace it at once rather than guess when Lambda ends it.
+    fn environment_ended(&mut self, function: FunctionId, born: Time, now: Time) {
+        let _ = (function, born, now);
+    }
+
     /// Called at `now`, no earlier than [`Policy::next_wake`] asked (and possibly at other
     /// times); returns what to do now.
     fn act(&mut self, now: Time) -> Vec<Action>;

@@ -140,6 +140,11 @@ pub struct SimulateArgs {
     /// wait.waiters_per_burst_ping` (default 2; a large N, one at a time).
     #[arg(long, value_name = "N")]
     pub waiters_per_burst_ping: Option<u32>,
+    /// Every function carries warmgate's Lambda extension, which reports each environment's
+    /// end to the gateway (`POST /v1/functions/{name}/environments/ended`): the warmer
+    /// replaces a kept environment when it ends rather than rotating it before.
+    #[arg(long)]
+    pub extension: bool,
     /// Each replay as N gateway replicas behind a load balancer, each serving every N-th call
     /// of each function with its own estimates, as gateways sharing Redis do (`[warmer]
     /// share_keep_alive`): every replica's policy hears every replica's calls, and each
@@ -226,6 +231,7 @@ impl SimulateArgs {
                 Some(0) => bail!("--waiters-per-burst-ping must be at least 1, got 0"),
                 Some(n) => n,
             },
+            extension: self.extension,
         })
     }
 

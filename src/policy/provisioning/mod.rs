@@ -298,6 +298,10 @@ impl Policy for WithKeepAlive {
         self.keep_alive.round_missed(function, missed, now);
     }
 
+    fn environment_ended(&mut self, function: FunctionId, born: Time, now: Time) {
+        self.keep_alive.environment_ended(function, born, now);
+    }
+
     fn act(&mut self, now: Time) -> Vec<Action> {
         let mut actions = self.planner.act(now);
         actions.extend(self.keep_alive.act(now));

@@ -149,10 +149,14 @@ struct Function {
     /// The driver counts this function's calls in flight (it has told a count).
     counted: bool,
     /// The latest round reached fewer environments than it had pings
-    /// ([`Policy::round_missed`]): the shortfall is known, not inferred.
+    /// ([`Policy::round_missed`]), or a kept environment's end was reported
+    /// ([`Policy::environment_ended`]): the shortfall is known, not inferred.
     missed: bool,
     /// How often the next call was running when a lone environment's refresh fell due.
     next_call: NextCallAtRefresh,
+    /// Ends of this function's environments are reported ([`Policy::environment_ended`]):
+    /// a kept one is replaced when it ends, not rotated before.
+    ends_reported: bool,
 }
 
 /// The forecasting warmer. See the module documentation.
@@ -418,7 +422,10 @@ impl Warmer {
         let (k, kept_by) = self.depth(function, now);
         let refresh_age = self.refresh_age();
         let cfg = &self.config;
-        let rotates = k == 1 && self.likely_soon(function, now);
+        // Where ends are reported, the successor starts at the end rather than before it: a
+        // rotation wastes what was left of the lifetime, an init every few hours.
+        let rotates =
+            k == 1 && !self.functions[function].ends_reported && self.likely_soon(function, now);
         let f = &mut self.functions[function];
         if !f.pingable {
             return (None, None);
@@ -570,6 +577,7 @@ impl Policy for Warmer {
                 counted: false,
                 missed: false,
                 next_call: NextCallAtRefresh::default(),
+                ends_reported: false,
             })
             .collect();
         for f in 0..self.functions.len() {
@@ -667,6 +675,18 @@ impl Policy for Warmer {
         // The pool is short by what the round missed: planned at once, the next round (held
         // longer) starts them, rather than the next refresh finding them gone.
         if f.pingable {
+            self.reschedule(function, Some(now));
+        }
+    }
+
+    fn environment_ended(&mut self, function: FunctionId, born: Time, now: Time) {
+        let Some(f) = self.functions.get_mut(function) else {
+            return;
+        };
+        f.ends_reported = true;
+        // One the planner keeps: the pool is short by it, known rather than inferred.
+        if f.envs.ended(born, now) && f.pingable {
+            f.missed = true;
             self.reschedule(function, Some(now));
         }
     }

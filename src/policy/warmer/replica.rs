@@ -51,6 +51,12 @@ pub(super) struct Envs {
 /// traffic left it, or one a ping made, was spared a cold start by the pings.
 const TRAFFIC_KEEPS: Duration = Duration::from_secs(300);
 
+/// How far apart the replica's start of an environment and the one an end report gives may
+/// be: the replica dates an environment by the call or ping that started it, the report by
+/// the environment's own start (ARCHITECTURE.md, "Environment ends"), a few milliseconds
+/// later, less what the report's age lost in transit.
+const BORN_WITHIN: Duration = Duration::from_secs(1);
+
 impl Envs {
     /// Environments whose work ended by `t` are idle from then.
     pub(super) fn release(&mut self, t: Time) {
@@ -238,6 +244,17 @@ impl Envs {
 
     /// The creation time of the oldest of the `keep` most recently used environments (busy
     /// ones first).
+    /// An environment that started at `born` ended by `now`: the idle one started nearest
+    /// then, within [`BORN_WITHIN`], is forgotten. Whether one was.
+    pub(super) fn ended(&mut self, born: Time, now: Time) -> bool {
+        self.release(now);
+        let apart = |e: &Idle| e.born.max(born) - e.born.min(born);
+        let nearest = (0..self.idle.len())
+            .filter(|&i| apart(&self.idle[i]) <= BORN_WITHIN)
+            .min_by_key(|&i| apart(&self.idle[i]));
+        nearest.map(|i| self.idle.remove(i)).is_some()
+    }
+
     pub(super) fn oldest_kept(&self, keep: usize) -> Option<Time> {
         let idle = keep.saturating_sub(self.busy.len()).min(self.idle.len());
         self.busy
@@ -498,5 +515,29 @@ mod tests {
         envs.missed(5);
         assert_eq!(envs.busy.len(), 1);
         assert!(envs.busy[0].real);
+    }
+
+    #[test]
+    fn an_end_report_forgets_the_environment_started_nearest_then() {
+        let idle = |since, born| Idle {
+            since,
+            born,
+            used: Some(since),
+        };
+        let mut envs = Envs {
+            idle: vec![
+                idle(60 * S, 10 * S),
+                idle(70 * S, 20 * S),
+                idle(80 * S, 30 * S),
+            ],
+            ..Envs::default()
+        };
+        // Started 20.4 s in, as the report dates it: the one the replica dates at 20 s.
+        assert!(envs.ended(Duration::from_millis(20_400), 90 * S));
+        let borns: Vec<_> = envs.idle.iter().map(|e| e.born).collect();
+        assert_eq!(borns, vec![10 * S, 30 * S]);
+        // More than a second from any: none.
+        assert!(!envs.ended(25 * S, 90 * S));
+        assert_eq!(envs.idle.len(), 2);
     }
 }

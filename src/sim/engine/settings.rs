@@ -176,6 +176,10 @@ pub struct SimSettings {
     /// Waiting replays (`+wait`): one burst ping for every this many requests held, as the
     /// gateway's `[[function]] wait.waiters_per_burst_ping` sets it.
     pub waiters_per_burst_ping: u32,
+    /// Every function carries warmgate's extension: the policies hear of each on-demand
+    /// environment's end as it ends ([`Policy::environment_ended`](crate::policy::Policy)),
+    /// as the gateway does from the extension's reports.
+    pub extension: bool,
 }
 
 /// The fixed idle reclaim of deterministic mode: 10 minutes, the 2019 published measurement.
@@ -204,6 +208,7 @@ impl Default for SimSettings {
             warmer_idle_lifetime: None,
             warmer_daily_rises: true,
             waiters_per_burst_ping: WaitPolicy::default().waiters_per_burst_ping,
+            extension: false,
         }
     }
 }

@@ -130,3 +130,33 @@ fn a_rotation_waits_for_the_end_of_a_call_the_driver_counts() {
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(after[0].1, 2, "the rotation, after the call: {after:?}");
 }
+
+#[test]
+fn a_kept_environment_whose_end_is_reported_is_replaced_then_not_before() {
+    // Called every 3 minutes since 10 s, as above, with the extension reporting ends: the
+    // first end report (an environment the warmer never kept) tells it ends are reported.
+    let mut w = Warmer::default();
+    w.start(&[info()], Duration::ZERO);
+    let mut pings = run_until(&mut w, 10 * S);
+    w.environment_ended(0, Duration::ZERO, 5 * S);
+    let born = 10 * S;
+    let mut t = born;
+    // Lambda ends the environment 3 h 10 min after its start, idle, 20 s after a call.
+    let end = born + 190 * MIN;
+    while t + 3 * MIN < end {
+        let start = if t == born { Start::Cold } else { Start::Warm };
+        w.observe(&call(t, S, Some(start)));
+        pings.extend(run_until(&mut w, t + 3 * MIN - S));
+        t += 3 * MIN;
+    }
+    w.observe(&call(t, S, Some(Start::Warm)));
+    pings.extend(run_until(&mut w, end - S));
+    // No rotation at 115 minutes: the environment lives on until Lambda ends it.
+    assert!(pings.iter().all(|&(at, _)| at <= 10 * S), "{pings:?}");
+    // An end reported for an environment the warmer does not hold changes nothing.
+    w.environment_ended(0, born + 30 * MIN, end - S);
+    assert_eq!(run_until(&mut w, end), vec![]);
+    // Its own end: one ping at once, which starts the successor before the next call.
+    w.environment_ended(0, born, end);
+    assert_eq!(run_until(&mut w, end + S), vec![(end, 1)]);
+}

@@ -126,11 +126,17 @@ struct Replay<'t> {
     /// The engine's time: the time of the event being handled. Never goes back.
     now: Time,
     boundary: Option<Snapshot>,
+    /// The functions carry warmgate's extension ([`SimSettings::extension`]): each function's
+    /// index by its platform name, to tell the policies of its environments' ends.
+    extension: Option<HashMap<String, FunctionId>>,
 }
 
 impl<'t> Replay<'t> {
     fn new(trace: &'t Trace, settings: &SimSettings, candidate: Candidate) -> Self {
-        let platform = Platform::new(platform_spec(trace, settings, candidate.reclaim));
+        let mut platform = Platform::new(platform_spec(trace, settings, candidate.reclaim));
+        if settings.extension {
+            platform.record_ends();
+        }
         let ping_payload = platform.settings().ping.payload.trim().as_bytes().to_vec();
         let k = settings.targets.max(1);
         let n = trace.functions.len();
@@ -236,6 +242,9 @@ impl<'t> Replay<'t> {
             tally: Tally::new(n),
             now: Duration::ZERO,
             boundary: None,
+            extension: settings
+                .extension
+                .then(|| (0..n).map(|f| (platform_name(f), f)).collect()),
         }
     }
 
@@ -269,7 +278,15 @@ impl<'t> Replay<'t> {
             let next_probe_check = self.next_probe_check.filter(|&t| t < end);
             let next_wait_end = self.wait_ends.peek().map(|Reverse((at, ..))| *at);
             let next_arrival = arrivals.peek();
+            // With the extension, the platform's own events too: an environment's end is
+            // heard as it ends, not at the next call.
+            let next_platform = self
+                .extension
+                .as_ref()
+                .and_then(|_| self.platform.next_event_at())
+                .filter(|&t| t < end);
             let Some(t) = [
+                next_platform,
                 next_done,
                 next_heard,
                 next_tick,
@@ -285,7 +302,22 @@ impl<'t> Replay<'t> {
             };
             self.now = self.now.max(t);
             self.mark_warmup_boundary(t);
-            if next_done == Some(t) {
+            if next_platform == Some(t) {
+                self.platform.advance(t);
+            }
+            self.report_ends();
+            let others = [
+                next_done,
+                next_heard,
+                next_tick,
+                next_wake,
+                next_probe_check,
+                next_wait_end,
+                next_arrival,
+            ];
+            if next_platform == Some(t) && !others.contains(&Some(t)) {
+                continue;
+            } else if next_done == Some(t) {
                 let done = self.completions.pop().expect("peeked");
                 self.finish(done);
             } else if next_heard == Some(t) {
@@ -333,6 +365,27 @@ impl<'t> Replay<'t> {
             &boundary,
             &last,
         )
+    }
+
+    /// The extension's reports: each on-demand environment that ended since the last look,
+    /// told to the keeper of its function's rounds (every replica where each sends its own).
+    /// The report's own latency, milliseconds, is not modelled.
+    fn report_ends(&mut self) {
+        let Some(index) = &self.extension else {
+            return;
+        };
+        for ended in self.platform.take_ended() {
+            let f = index[&ended.function];
+            let replicas = match &self.keepers {
+                Some(keepers) => keepers[f]..keepers[f] + 1,
+                None => 0..self.replicas.len(),
+            };
+            for r in replicas {
+                let replica = &mut self.replicas[r];
+                replica.policy.environment_ended(f, ended.created, self.now);
+                replica.refresh_wake();
+            }
+        }
     }
 
     /// An attempt ends: its driver learns how (and releases a held request onto the freed
