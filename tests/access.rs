@@ -162,6 +162,24 @@ async fn api_keys_admit_their_holders_to_their_functions_only() {
 }
 
 #[tokio::test]
+async fn an_end_report_needs_a_key_allowed_its_function() {
+    let stack = common::start_with(&closed_gateway(), true).await;
+    let report = |auth: Option<(&'static str, String)>| {
+        let mut request = stack
+            .http
+            .post(stack.url("/v1/functions/sentiment/environments/ended"))
+            .body(r#"{"age_ms": 9000000, "reason": "spindown"}"#);
+        if let Some((name, value)) = auth {
+            request = request.header(name, value);
+        }
+        async move { request.send().await.expect("an answer").status() }
+    };
+    assert_eq!(report(None).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(report(key(KEY_B)).await, StatusCode::FORBIDDEN);
+    assert_eq!(report(key(KEY_A)).await, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
 async fn a_key_over_its_rate_is_answered_429_with_retry_after() {
     let stack = common::start_with(&closed_gateway(), true).await;
     // A burst of 2 at 1 a second: of four calls at once, two are over.

@@ -430,6 +430,7 @@ async fn the_openapi_document_matches_the_routes_and_the_error_shape() {
     for route in [
         "/v1/functions/{name}/invoke",
         "/2015-03-31/functions/{name}/invocations",
+        "/v1/functions/{name}/environments/ended",
         "/healthz",
         "/readyz",
     ] {
@@ -463,4 +464,52 @@ async fn the_openapi_document_matches_the_routes_and_the_error_shape() {
     let error: warmgate::gateway::openapi::ErrorBody = serde_json::from_value(body).unwrap();
     assert_eq!(error.error.code, "function_error");
     assert!(error.error.payload.is_some());
+}
+
+/// POSTs an environment's end report for `function`, in process.
+async fn report_end(gateway: &Arc<Gateway>, function: &str, body: &str) -> (StatusCode, Value) {
+    let request = Request::post(format!("/v1/functions/{function}/environments/ended"))
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = gateway.app().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_end_report_is_heard_or_refused_with_what_was_wrong() {
+    let scripted = Arc::new(Scripted::default());
+    let gateway = gateway(&scripted).await;
+    let good = r#"{"age_ms": 9000000, "reason": "spindown"}"#;
+    let (status, body) = report_end(&gateway, "model", good).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::ACCEPTED, Some("heard"))
+    );
+    let (status, body) = report_end(&gateway, "nope", good).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "unknown_function");
+    let (status, body) = report_end(&gateway, "model", r#"{"age_ms": 5}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reason"),
+        "{body}"
+    );
+    let odd = r#"{"age_ms": 5, "reason": "tired"}"#;
+    let (status, body) = report_end(&gateway, "model", odd).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_request");
+    let large = format!(r#"{{"age_ms": 5, "reason": "{}"}}"#, "x".repeat(2000));
+    let (status, body) = report_end(&gateway, "model", &large).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    // Nothing was invoked for any of them.
+    assert!(scripted.invoked().is_empty());
 }

@@ -323,6 +323,54 @@ async fn a_kept_environment_is_replaced_before_its_lifetime_ends() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn with_ends_reported_a_kept_environment_is_replaced_at_its_end_not_before() {
+    // As above, with the emulator reporting each environment's end as warmgate's extension
+    // would (`ends_reported`): the warmer replaces the environment when Lambda ends it, at
+    // 150 minutes.
+    let emulator = EMULATOR.replace("seed = 9", "seed = 9\nmax_lifetime_s = 9000");
+    let (emulator, gateway) = start_on(
+        &emulator,
+        "enabled = true\npolicy = \"warmer\"\njitter_ms = 250\nends_reported = true",
+        "",
+    )
+    .await;
+    let _reporter = emulator.emulator().report_ends_to(
+        &format!("http://{}", gateway.addr()),
+        Duration::from_millis(100),
+    );
+    let created = || {
+        let truth = emulator.emulator().snapshot();
+        truth
+            .function("model")
+            .unwrap()
+            .totals()
+            .environments_created
+    };
+    // The environment kept for a function not called yet serves the first call.
+    tokio::time::sleep(MIN).await;
+    // Calls to 145 minutes: no successor yet (a rotation would have started one at 115).
+    let mut cold = cold_by_call(&gateway, 49, 3 * MIN).await;
+    assert_eq!(created(), 1);
+    cold.extend(cold_by_call(&gateway, 61, 3 * MIN).await);
+    assert!(!cold.contains(&true), "cold calls: {cold:?}");
+    // The first environment and its successors at 150 and 300 minutes.
+    assert_eq!(created(), 3);
+    let text = reqwest::get(format!("http://{}/metrics", gateway.metrics_addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("warmgate_environment_ends_total{")
+                && l.contains("function=\"model\"")
+                && l.ends_with(" 2")),
+        "two ends heard"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn calls_that_fill_the_pool_get_one_environment_more_as_they_start() {
     // `warmer-peak` keeps the peak it saw: three calls of a minute at once. When three such
     // calls run again they fill the pool, and the warmer keeps one environment more for the

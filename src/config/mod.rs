@@ -146,6 +146,12 @@ pub struct WarmerSection {
     /// from day to day: the rounds sent for a rise that does not come start environments for
     /// nobody.
     pub daily_rises: bool,
+    /// Every function carries warmgate's Lambda extension, which reports each environment's
+    /// end (`POST /v1/functions/{name}/environments/ended`): the predictive warmer replaces a
+    /// kept environment when it ends rather than rotating it before (a rotation spends an
+    /// init every few hours). Without it, a function's first report tells the same; set it
+    /// only where the extension is installed, or the ends of kept environments meet calls.
+    pub ends_reported: bool,
     /// With `[cache.redis]`: each function's keep-alive rounds are sent by one replica, its
     /// keeper, agreed through Redis (`<key_prefix>:warmer:replicas`), rather than by every
     /// replica for the calls it serves. Probes and the burst pings of a wait stay each
@@ -170,6 +176,7 @@ impl Default for WarmerSection {
                 .refresh_margin
                 .as_millis() as u64,
             daily_rises: true,
+            ends_reported: false,
             share_keep_alive: true,
             replica_ttl_ms: 6_000,
         }

@@ -12,6 +12,7 @@
 
 mod api;
 mod error;
+pub mod extension;
 pub mod faults;
 
 use std::net::SocketAddr;

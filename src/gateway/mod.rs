@@ -10,6 +10,7 @@
 
 pub mod access;
 mod dispatch;
+mod ends;
 pub mod error;
 mod exchange;
 mod fleet;
@@ -305,6 +306,7 @@ impl Gateway {
                     idle_lifetime: Some(Duration::from_secs(config.warmer.idle_lifetime_s)),
                     refresh_margin: Some(Duration::from_millis(config.warmer.refresh_margin_ms)),
                     daily_rises: config.warmer.daily_rises,
+                    ends_reported: config.warmer.ends_reported,
                 },
             )
         });

@@ -56,13 +56,15 @@ pub struct Status {
     paths(
         super::routes::invoke_v1,
         super::routes::invoke_lambda_api,
+        super::ends::environment_ended,
         super::routes::healthz,
         super::routes::readyz,
     ),
-    components(schemas(ErrorBody, ErrorDetail, Status)),
+    components(schemas(ErrorBody, ErrorDetail, Status, super::ends::EnvironmentEnded)),
     modifiers(&Credentials),
     tags(
         (name = "invoke", description = "Invoke a configured function"),
+        (name = "extension", description = "For warmgate's Lambda extension"),
         (name = "health", description = "For the load balancer"),
     )
 )]

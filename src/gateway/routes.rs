@@ -36,6 +36,10 @@ pub(super) fn router(gateway: Arc<Gateway>) -> Router {
             "/2015-03-31/functions/{name}/invocations",
             invoke_route(post(invoke_lambda_api), &gateway, Shape::LambdaApi),
         )
+        .route(
+            "/v1/functions/{name}/environments/ended",
+            post(super::ends::environment_ended),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(

@@ -210,6 +210,18 @@ impl Executor {
         self.replan.notify_one();
     }
 
+    /// Tells the policy that an environment of `function` started at `born` ended
+    /// (`Policy::environment_ended`); the policy may plan at once.
+    pub(super) fn environment_ended(
+        &self,
+        function: crate::policy::FunctionId,
+        born: crate::clock::Time,
+        now: crate::clock::Time,
+    ) {
+        self.policy().environment_ended(function, born, now);
+        self.replan.notify_one();
+    }
+
     /// Tells the policy of one finished invocation.
     pub(super) fn observe(&self, observation: Observation) {
         self.policy().observe(&observation);

@@ -27,6 +27,8 @@ pub struct WarmerTuning {
     pub refresh_margin: Option<Duration>,
     /// Whether it pre-warms rises that come back each day ([`WarmerConfig::daily_rises`]).
     pub daily_rises: bool,
+    /// Whether every function's environment ends are reported ([`WarmerConfig::ends_reported`]).
+    pub ends_reported: bool,
 }
 
 impl Default for WarmerTuning {
@@ -35,6 +37,7 @@ impl Default for WarmerTuning {
             idle_lifetime: None,
             refresh_margin: None,
             daily_rises: true,
+            ends_reported: false,
         }
     }
 }
@@ -58,6 +61,7 @@ pub fn live_policy_tuned(name: &str, tuning: WarmerTuning) -> Result<Box<dyn Pol
                     config.refresh_margin = margin;
                 }
                 config.daily_rises = tuning.daily_rises;
+                config.ends_reported = tuning.ends_reported;
                 Ok(Box::new(Warmer::new(config)))
             } else if let Some((interval, concurrency)) = FixedInterval::parse_name(name) {
                 Ok(Box::new(FixedInterval::new(interval, concurrency)))

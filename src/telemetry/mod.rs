@@ -336,6 +336,11 @@ fn describe() {
         Unit::Count,
         "Requests refused by access control, by code (unauthenticated 401, forbidden 403, rate_limited 429)."
     );
+    describe_counter!(
+        ENVIRONMENT_ENDS,
+        Unit::Count,
+        "Environment ends warmgate's Lambda extension reported, by function and reason (spindown, timeout, failure)."
+    );
     describe_gauge!(
         BREAKER_OPEN,
         Unit::Count,
@@ -741,6 +746,15 @@ pub const ACCESS_REFUSED: &str = "warmgate_access_refused_total";
 pub fn access_refused(code: &'static str) {
     counter!(ACCESS_REFUSED, "code" => code).increment(1);
     tracing::info!(code, "request refused by access control");
+}
+
+/// Environment ends warmgate's Lambda extension reported, by function and `reason`
+/// (`spindown`, `timeout`, `failure`).
+pub const ENVIRONMENT_ENDS: &str = "warmgate_environment_ends_total";
+
+pub fn environment_ended(function: &str, reason: &'static str) {
+    counter!(ENVIRONMENT_ENDS, "function" => function.to_string(), "reason" => reason).increment(1);
+    tracing::debug!(function, reason, "environment end reported");
 }
 
 /// Whether a target's circuit breaker is open (1) or not (0), by function and target.

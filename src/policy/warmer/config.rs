@@ -109,6 +109,10 @@ pub struct WarmerConfig {
     /// the minutes they left (about 2,100 environments a day on the full-day sample when
     /// every one moved).
     pub daily_rises: bool,
+    /// Every function's environment ends are reported from the start
+    /// ([`Policy::environment_ended`](crate::policy::Policy)): its kept environment is
+    /// replaced at its end, not rotated before. Otherwise a function's first report tells.
+    pub ends_reported: bool,
     pub forecast: ForecastConfig,
 }
 
@@ -135,6 +139,7 @@ impl Default for WarmerConfig {
             cold_start_worth: Some(5.0),
             pool_caps: true,
             daily_rises: true,
+            ends_reported: false,
             forecast: ForecastConfig::default(),
         }
     }

@@ -577,7 +577,7 @@ impl Policy for Warmer {
                 counted: false,
                 missed: false,
                 next_call: NextCallAtRefresh::default(),
-                ends_reported: false,
+                ends_reported: self.config.ends_reported,
             })
             .collect();
         for f in 0..self.functions.len() {

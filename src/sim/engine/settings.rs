@@ -220,6 +220,7 @@ impl SimSettings {
             idle_lifetime: self.warmer_idle_lifetime,
             refresh_margin: None,
             daily_rises: self.warmer_daily_rises,
+            ends_reported: self.extension,
         }
     }
 
