@@ -1,0 +1,141 @@
+//! warmgate's Lambda extension: tells the gateway when Lambda ends the environment it runs in,
+//! so that the warmer replaces a kept environment at its end rather than rotating it hours
+//! before (ARCHITECTURE.md, "Environment ends").
+//!
+//! Lambda runs each executable in a layer's `extensions/` directory as an external extension
+//! of every environment of the function. This one registers for the SHUTDOWN event only, so
+//! it costs nothing per invocation: its own start (a few milliseconds of the environment's
+//! init) and, at the end, one HTTP request within the two seconds Lambda allows.
+//!
+//! Set on the function:
+//! - `WARMGATE_URL`: the gateway's base URL, as the function can reach it;
+//! - `WARMGATE_FUNCTION`: the function's public name in the gateway (default: the Lambda
+//!   function's name);
+//! - `WARMGATE_API_KEY`: a key allowed that function, where access is closed.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// Lambda requires the name registered to be the executable's file name.
+const NAME: &str = "warmgate-extension";
+
+/// Time kept back from Lambda's shutdown deadline for the process to exit.
+const EXIT_MARGIN: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Event {
+    event_type: String,
+    #[serde(default)]
+    shutdown_reason: Option<String>,
+    /// Unix milliseconds by which the extension must have exited.
+    #[serde(default)]
+    deadline_ms: Option<u64>,
+}
+
+struct Settings {
+    runtime_api: String,
+    gateway: String,
+    function: String,
+    api_key: Option<String>,
+}
+
+impl Settings {
+    fn from_env() -> Result<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let runtime_api =
+            var("AWS_LAMBDA_RUNTIME_API").context("AWS_LAMBDA_RUNTIME_API is not set")?;
+        let gateway = var("WARMGATE_URL").context("WARMGATE_URL is not set")?;
+        let function = var("WARMGATE_FUNCTION")
+            .or_else(|| var("AWS_LAMBDA_FUNCTION_NAME"))
+            .context("neither WARMGATE_FUNCTION nor AWS_LAMBDA_FUNCTION_NAME is set")?;
+        Ok(Settings {
+            runtime_api,
+            gateway: gateway.trim_end_matches('/').to_string(),
+            function,
+            api_key: var("WARMGATE_API_KEY"),
+        })
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    // The environment's init began about when Lambda started this process.
+    let born = Instant::now();
+    let settings = Settings::from_env()?;
+    let http = reqwest::Client::new();
+    let api = format!("http://{}/2020-01-01/extension", settings.runtime_api);
+    let registered = http
+        .post(format!("{api}/register"))
+        .header("Lambda-Extension-Name", NAME)
+        .json(&serde_json::json!({ "events": ["SHUTDOWN"] }))
+        .send()
+        .await
+        .context("registering with the Extensions API")?;
+    if !registered.status().is_success() {
+        bail!(
+            "the Extensions API refused registration: {}",
+            registered.status()
+        );
+    }
+    let id = registered
+        .headers()
+        .get("Lambda-Extension-Identifier")
+        .and_then(|v| v.to_str().ok())
+        .context("registration answered no Lambda-Extension-Identifier")?
+        .to_string();
+    loop {
+        let event: Event = http
+            .get(format!("{api}/event/next"))
+            .header("Lambda-Extension-Identifier", &id)
+            .send()
+            .await
+            .context("waiting for the next event")?
+            .json()
+            .await
+            .context("reading the next event")?;
+        if event.event_type.eq_ignore_ascii_case("SHUTDOWN") {
+            report(&http, &settings, born.elapsed(), &event).await;
+            return Ok(());
+        }
+    }
+}
+
+/// Tells the gateway, within Lambda's deadline; a failure is logged, never retried.
+async fn report(http: &reqwest::Client, settings: &Settings, age: Duration, event: &Event) {
+    let reason = event
+        .shutdown_reason
+        .as_deref()
+        .unwrap_or("spindown")
+        .to_ascii_lowercase();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = event
+        .deadline_ms
+        .map_or(Duration::from_secs(1), |d| {
+            Duration::from_millis(d.saturating_sub(now_ms))
+        })
+        .saturating_sub(EXIT_MARGIN);
+    let url = format!(
+        "{}/v1/functions/{}/environments/ended",
+        settings.gateway, settings.function
+    );
+    let mut request = http
+        .post(&url)
+        .timeout(left.max(Duration::from_millis(1)))
+        .json(&serde_json::json!({ "age_ms": age.as_millis() as u64, "reason": reason }));
+    if let Some(key) = &settings.api_key {
+        request = request.header("x-api-key", key);
+    }
+    match request.send().await {
+        Ok(answer) if answer.status().is_success() => {}
+        Ok(answer) => eprintln!(
+            "{NAME}: the gateway refused the end report: {}",
+            answer.status()
+        ),
+        Err(error) => eprintln!("{NAME}: the end report was not sent: {error}"),
+    }
+}
