@@ -103,10 +103,13 @@ async fn hear(
         .map_err(|_| GatewayError::payload_too_large(MAX_REPORT_BYTES))?;
     let (age, reason) = EnvironmentEnded::parse(&body)?;
     telemetry::environment_ended(name, reason);
+    let now = gateway.now();
+    let born = now.saturating_sub(age);
     if let Some(warmer) = &gateway.warmer {
-        let now = gateway.now();
-        warmer.environment_ended(function.index, now.saturating_sub(age), now);
+        warmer.environment_ended(function.index, born, now);
     }
+    // The function's keeper may be another replica.
+    gateway.share_environment_end(function.index, born);
     Ok(())
 }
 

@@ -77,6 +77,16 @@ enum Event {
         ping: bool,
         throttled: bool,
     },
+    /// The extension reported one of `function`'s environments ended (`gateway::ends`): it
+    /// reaches one replica, and the function's keeper may be another.
+    EnvironmentEnded {
+        function: String,
+        /// How long before the batch was published the environment started.
+        born_ms: f64,
+    },
+    /// An event a later version sends: skipped, so that its batches still count.
+    #[serde(other)]
+    Unknown,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -100,6 +110,10 @@ enum Gathered {
         ran: bool,
         released: bool,
         observed: bool,
+    },
+    EnvironmentEnded {
+        function: FunctionId,
+        born: Time,
     },
 }
 
@@ -236,6 +250,13 @@ impl Gateway {
         }
     }
 
+    /// Gathers an environment end the extension reported here, for the function's keeper.
+    pub(super) fn share_environment_end(&self, function: FunctionId, born: Time) {
+        if let Some(exchange) = &self.exchange {
+            exchange.gather(Gathered::EnvironmentEnded { function, born });
+        }
+    }
+
     /// Whether the other replicas' attempts reach this one now (else a round left to the
     /// keeper is counted as sent).
     pub(super) fn hears_replicas(&self) -> bool {
@@ -350,6 +371,10 @@ impl Gateway {
                         throttled: o.throttled,
                     })
                 }
+                Gathered::EnvironmentEnded { function, born } => Some(Event::EnvironmentEnded {
+                    function: self.function_by_id(function)?.config.name.clone(),
+                    born_ms: ms(now.saturating_sub(born)),
+                }),
             })
             .collect();
         Some(Batch {
@@ -505,6 +530,13 @@ impl Gateway {
                         self.tell_fleet_in_flight(f);
                     }
                 }
+                Event::EnvironmentEnded { function, born_ms } => {
+                    if let (Some(state), Some(warmer)) = (self.function(&function), &self.warmer) {
+                        let born = now.saturating_sub(from_ms(born_ms));
+                        warmer.environment_ended(state.index, born, now);
+                    }
+                }
+                Event::Unknown => {}
             }
         }
         exchange.heard.fetch_add(heard, Ordering::Relaxed);
@@ -622,5 +654,20 @@ mod tests {
         let back: Batch = serde_json::from_slice(&wire).unwrap();
         assert_eq!(back, batch);
         assert_eq!(from_ms(3000.0), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn an_environment_end_travels_and_an_event_not_known_is_skipped() {
+        let end = Event::EnvironmentEnded {
+            function: "embed".into(),
+            born_ms: 9_000_000.0,
+        };
+        let wire = serde_json::to_string(&end).unwrap();
+        assert!(wire.contains(r#""event":"environment_ended""#), "{wire}");
+        assert_eq!(serde_json::from_str::<Event>(&wire).unwrap(), end);
+        // A later version's event does not lose the batch it came in.
+        let later = r#"{"from":"b","events":[{"event":"rebalanced","function":"embed"}]}"#;
+        let batch: Batch = serde_json::from_str(later).unwrap();
+        assert_eq!(batch.events, vec![Event::Unknown]);
     }
 }
