@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Prints docs/warmer.md's issue-17 tables from the replays' CSV files in this directory:
-one table per sample and init (both seeds), then which targets each replay meets."""
+one table per sample and init (both seeds), then which targets each replay meets, then the
+same targets with the extension (`extension/`, the warmer's rows replayed with
+`--extension`; none and fixed-5min are the same with it or without)."""
 import csv
 import pathlib
 
@@ -13,12 +15,34 @@ TRACES = [
 INITS = ["small", "model-loading"]
 
 
-def rows(trace, init, seed):
+def rows(trace, init, seed, extension=False):
     found = {}
     for suffix in ("", "_wait"):
         for r in csv.DictReader(open(HERE / f"{trace}_{init}_s{seed}{suffix}.csv")):
             found[r["policy"]] = r
+    if extension:
+        for r in csv.DictReader(open(HERE / "extension" / f"{trace}_{init}_s{seed}.csv")):
+            found[r["policy"]] = r
     return found
+
+
+def target_row(trace, init, seed, r):
+    """Which targets the replays `r` of one sample, init and seed meet, as a table row."""
+    none = int(r["none"]["cold_starts"])
+    w, d, f = r["warmer+wait"], r["warmer"], r["fixed-5min"]
+    fewer = lambda x: 100 * (none - int(x["cold_starts"])) / none
+    shares = all(
+        float(x[k]) <= float(f[k])
+        for x in (d, w)
+        for k in ("function_cold_share_p75", "function_cold_share_p90")
+    )
+    bill = lambda x: float(x["bill_usd"]) - float(f["bill_usd"])
+    met = lambda x: f"{bill(x):+.4f} {'met' if bill(x) <= 0 else 'not met'}"
+    return (
+        f"| {trace} | {init} | {seed} | {fewer(w):.1f}% {'met' if fewer(w) >= 90 else 'not met'} "
+        f"| {fewer(d):.1f}% {'met' if fewer(d) >= 85 else 'not met'} "
+        f"| {'met' if shares else 'not met'} | {met(w)} | {met(d)} |"
+    )
 
 
 def pct(r, key):
@@ -42,21 +66,30 @@ for trace, role in TRACES:
                     f"| {pct(x, 'function_cold_share_p75'):.2f} | {pct(x, 'function_cold_share_p90'):.2f} "
                     f"| {int(x['pings']):,} | {float(x['bill_usd']):.4f} |"
                 )
-            w, d, f = r["warmer+wait"], r["warmer"], r["fixed-5min"]
-            fewer = lambda x: 100 * (none - int(x["cold_starts"])) / none
-            shares = all(
-                float(x[k]) <= float(f[k])
-                for x in (d, w)
-                for k in ("function_cold_share_p75", "function_cold_share_p90")
-            )
-            bill = lambda x: float(x["bill_usd"]) - float(f["bill_usd"])
-            met = lambda x: f"{bill(x):+.4f} {'met' if bill(x) <= 0 else 'not met'}"
-            targets.append(
-                f"| {trace} | {init} | {seed} | {fewer(w):.1f}% {'met' if fewer(w) >= 90 else 'not met'} "
-                f"| {fewer(d):.1f}% {'met' if fewer(d) >= 85 else 'not met'} "
-                f"| {'met' if shares else 'not met'} | {met(w)} | {met(d)} |"
-            )
+            targets.append(target_row(trace, init, seed, r))
 
-print("\n| sample | init | seed | +wait: fewer than none (≥ 90%) | direct (≥ 85%) | fn p75, p90 ≤ fixed-5min (both) | bill − fixed-5min $, +wait (≤ 0) | bill − fixed-5min $, direct |")
-print("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |")
+HEAD = (
+    "| sample | init | seed | +wait: fewer than none (≥ 90%) | direct (≥ 85%) "
+    "| fn p75, p90 ≤ fixed-5min (both) | bill − fixed-5min $, +wait (≤ 0) "
+    "| bill − fixed-5min $, direct |\n| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |"
+)
+print("\n" + HEAD)
 print("\n".join(targets))
+if (HERE / "extension").is_dir():
+    print("\nWith the extension (`--extension`):\n\n| warmer | sample | init | seed | cold starts | fn p75, p90 cold % | pings | bill $ |")
+    print("| --- | --- | --- | ---: | ---: | --- | ---: | ---: |")
+    extended = []
+    for trace, _ in TRACES:
+        for init in INITS:
+            for seed in (0, 1):
+                r = rows(trace, init, seed, extension=True)
+                for p in ("warmer", "warmer+wait"):
+                    x = r[p]
+                    print(
+                        f"| {p} | {trace} | {init} | {seed} | {int(x['cold_starts']):,} "
+                        f"| {pct(x, 'function_cold_share_p75'):.2f}, {pct(x, 'function_cold_share_p90'):.2f} "
+                        f"| {int(x['pings']):,} | {float(x['bill_usd']):.4f} |"
+                    )
+                extended.append(target_row(trace, init, seed, r))
+    print("\n" + HEAD)
+    print("\n".join(extended))
