@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 out=${1:-target/warmgate-extension-layer.zip}
 target_dir=${CARGO_TARGET_DIR:-target}
 
-cargo build --release --bin warmgate-extension
+cargo build --release --locked --bin warmgate-extension
 binary="$target_dir/release/warmgate-extension"
 
 # The newest GLIBC_x.y symbol version the binary asks for.
