@@ -355,12 +355,7 @@ async fn with_ends_reported_a_kept_environment_is_replaced_at_its_end_not_before
     assert!(!cold.contains(&true), "cold calls: {cold:?}");
     // The first environment and its successors at 150 and 300 minutes.
     assert_eq!(created(), 3);
-    let text = reqwest::get(format!("http://{}/metrics", gateway.metrics_addr()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(&gateway).await;
     assert!(
         text.lines()
             .any(|l| l.starts_with("warmgate_environment_ends_total{")
@@ -414,15 +409,21 @@ async fn headroom_pings(gateway: &RunningGateway) -> u64 {
     kept_by_pings(gateway, "headroom").await
 }
 
-/// Pings the warmer sent `model` by the rule `kept_by`, as scraped.
-async fn kept_by_pings(gateway: &RunningGateway, kept_by: &str) -> u64 {
-    let text = reqwest::get(format!("http://{}/metrics", gateway.metrics_addr()))
+/// The gateway's metrics, as scraped.
+async fn metrics(gateway: &RunningGateway) -> String {
+    reqwest::get(format!("http://{}/metrics", gateway.metrics_addr()))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    text.lines()
+        .unwrap()
+}
+
+/// Pings the warmer sent `model` by the rule `kept_by`, as scraped.
+async fn kept_by_pings(gateway: &RunningGateway, kept_by: &str) -> u64 {
+    metrics(gateway)
+        .await
+        .lines()
         .filter(|l| {
             l.starts_with("warmgate_keep_alive_pings_total{")
                 && l.contains("function=\"model\"")

@@ -60,7 +60,9 @@
 //!   environment after a few hours whatever its use; for a function kept with one
 //!   environment and likely called within the next refresh interval, `rotate_after` its
 //!   creation a round of two starts a successor, which Lambda reuses first, so that the end
-//!   falls on an environment nobody uses rather than on the next call.
+//!   falls on an environment nobody uses rather than on the next call. Where the ends are
+//!   reported ([`Policy::environment_ended`], warmgate's extension), there is no rotation:
+//!   the replica forgets the environment that ended and the pool is made up at once.
 //! - Daily rises ([`daily`]): a minute in which calls met a cold start with several running
 //!   is remembered for a day. Seen two days running within a minute of the same time, it is
 //!   expected each day after: from `lead` and a minute before its minute to the minute's

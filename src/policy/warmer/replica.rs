@@ -242,8 +242,6 @@ impl Envs {
         ));
     }
 
-    /// The creation time of the oldest of the `keep` most recently used environments (busy
-    /// ones first).
     /// An environment that started at `born` ended by `now`: the idle one started nearest
     /// then, within [`BORN_WITHIN`], is forgotten. Whether one was.
     pub(super) fn ended(&mut self, born: Time, now: Time) -> bool {
@@ -255,6 +253,8 @@ impl Envs {
         nearest.map(|i| self.idle.remove(i)).is_some()
     }
 
+    /// The creation time of the oldest of the `keep` most recently used environments (busy
+    /// ones first).
     pub(super) fn oldest_kept(&self, keep: usize) -> Option<Time> {
         let idle = keep.saturating_sub(self.busy.len()).min(self.idle.len());
         self.busy

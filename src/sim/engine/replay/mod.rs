@@ -285,28 +285,7 @@ impl<'t> Replay<'t> {
                 .as_ref()
                 .and_then(|_| self.platform.next_event_at())
                 .filter(|&t| t < end);
-            let Some(t) = [
-                next_platform,
-                next_done,
-                next_heard,
-                next_tick,
-                next_wake,
-                next_probe_check,
-                next_wait_end,
-                next_arrival,
-            ]
-            .into_iter()
-            .flatten()
-            .min() else {
-                break;
-            };
-            self.now = self.now.max(t);
-            self.mark_warmup_boundary(t);
-            if next_platform == Some(t) {
-                self.platform.advance(t);
-            }
-            self.report_ends();
-            let others = [
+            let replay_events = [
                 next_done,
                 next_heard,
                 next_tick,
@@ -315,7 +294,22 @@ impl<'t> Replay<'t> {
                 next_wait_end,
                 next_arrival,
             ];
-            if next_platform == Some(t) && !others.contains(&Some(t)) {
+            let Some(t) = replay_events
+                .into_iter()
+                .chain([next_platform])
+                .flatten()
+                .min()
+            else {
+                break;
+            };
+            self.now = self.now.max(t);
+            self.mark_warmup_boundary(t);
+            if next_platform == Some(t) {
+                self.platform.advance(t);
+            }
+            self.report_ends();
+            if !replay_events.contains(&Some(t)) {
+                // The platform's own event: its ends are told; nothing else is due.
                 continue;
             } else if next_done == Some(t) {
                 let done = self.completions.pop().expect("peeked");
