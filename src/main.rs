@@ -160,9 +160,29 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let (lambda, emulator) = warmgate::stack::lambda_for(&config.backend).await?;
     let grace = Duration::from_millis(config.gateway.shutdown_grace_ms);
     let first = config.functions[0].name.clone();
+    // With the embedded emulator, its functions carry the extension where the warmer is
+    // told they do: each end is reported under the function's public name.
+    let public_names: std::collections::HashMap<String, String> = config
+        .functions
+        .iter()
+        .map(|f| {
+            (
+                f.lambda_name.clone().unwrap_or_else(|| f.name.clone()),
+                f.name.clone(),
+            )
+        })
+        .collect();
+    let ends_reported = config.warmer.enabled && config.warmer.ends_reported;
     let gateway = Gateway::over_lambda(config, lambda);
     let running = gateway.bind(None, None).await.context("cannot listen")?;
     let addr = running.addr();
+    let _reporter = emulator.as_ref().filter(|_| ends_reported).map(|emulator| {
+        emulator.emulator().report_ends_to(
+            &format!("http://{addr}"),
+            Duration::from_millis(100),
+            move |lambda_name| public_names.get(lambda_name).cloned(),
+        )
+    });
     match running.wait_ready(Duration::from_secs(30)).await {
         Ok(()) => tracing::info!(%addr, "warmgate ready"),
         Err(problems) => tracing::warn!(?problems, "warmgate serving, some functions not ready"),

@@ -337,6 +337,7 @@ async fn with_ends_reported_a_kept_environment_is_replaced_at_its_end_not_before
     let _reporter = emulator.emulator().report_ends_to(
         &format!("http://{}", gateway.addr()),
         Duration::from_millis(100),
+        |lambda_name| Some(lambda_name.to_string()),
     );
     let created = || {
         let truth = emulator.emulator().snapshot();

@@ -22,10 +22,16 @@ impl Drop for EndReporter {
 
 impl Emulator {
     /// Reports each on-demand environment the platform ends from now on to the gateway at
-    /// `gateway_url` (`POST /v1/functions/{name}/environments/ended`, the function's Lambda
-    /// name as its public one), looking every `every` of the emulator's clock: what the
-    /// extension's SHUTDOWN event would send. A report the gateway refuses is logged.
-    pub fn report_ends_to(&self, gateway_url: &str, every: Duration) -> EndReporter {
+    /// `gateway_url` (`POST /v1/functions/{name}/environments/ended`, under the public name
+    /// `public_name` gives the Lambda function's; none, not reported), looking every `every`
+    /// of the emulator's clock: what the extension's SHUTDOWN event would send. A report the
+    /// gateway refuses is logged.
+    pub fn report_ends_to(
+        &self,
+        gateway_url: &str,
+        every: Duration,
+        public_name: impl Fn(&str) -> Option<String> + Send + 'static,
+    ) -> EndReporter {
         self.with_platform(|platform, _| platform.record_ends());
         let emulator = self.clone();
         let base = gateway_url.trim_end_matches('/').to_string();
@@ -38,8 +44,11 @@ impl Emulator {
                     platform.take_ended()
                 });
                 for end in ended {
+                    let Some(name) = public_name(&end.function) else {
+                        continue;
+                    };
                     let age = end.at.saturating_sub(end.created);
-                    let url = format!("{base}/v1/functions/{}/environments/ended", end.function);
+                    let url = format!("{base}/v1/functions/{name}/environments/ended");
                     let report = serde_json::json!({
                         "age_ms": age.as_millis() as u64,
                         "reason": "spindown",
