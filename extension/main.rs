@@ -35,24 +35,31 @@ struct Event {
     deadline_ms: Option<u64>,
 }
 
-struct Settings {
-    runtime_api: String,
+/// Where to report; an extension that cannot report still registers and waits, because one
+/// that exits during init fails the function's init (`Extension.Crash`).
+struct Reporting {
     gateway: String,
     function: String,
     api_key: Option<String>,
 }
 
-impl Settings {
-    fn from_env() -> Result<Self> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let runtime_api =
-            var("AWS_LAMBDA_RUNTIME_API").context("AWS_LAMBDA_RUNTIME_API is not set")?;
-        let gateway = var("WARMGATE_URL").context("WARMGATE_URL is not set")?;
-        let function = var("WARMGATE_FUNCTION")
-            .or_else(|| var("AWS_LAMBDA_FUNCTION_NAME"))
-            .context("neither WARMGATE_FUNCTION nor AWS_LAMBDA_FUNCTION_NAME is set")?;
-        Ok(Settings {
-            runtime_api,
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Reporting {
+    /// From the function's environment, or why not (said once, at init).
+    fn from_env() -> Option<Self> {
+        let Some(gateway) = var("WARMGATE_URL") else {
+            eprintln!("{NAME}: WARMGATE_URL is not set: environment ends are not reported");
+            return None;
+        };
+        let Some(function) = var("WARMGATE_FUNCTION").or_else(|| var("AWS_LAMBDA_FUNCTION_NAME"))
+        else {
+            eprintln!("{NAME}: neither WARMGATE_FUNCTION nor AWS_LAMBDA_FUNCTION_NAME is set");
+            return None;
+        };
+        Some(Reporting {
             gateway: gateway.trim_end_matches('/').to_string(),
             function,
             api_key: var("WARMGATE_API_KEY"),
@@ -64,9 +71,10 @@ impl Settings {
 async fn main() -> Result<()> {
     // The environment's init began about when Lambda started this process.
     let born = Instant::now();
-    let settings = Settings::from_env()?;
+    let runtime_api = var("AWS_LAMBDA_RUNTIME_API").context("AWS_LAMBDA_RUNTIME_API is not set")?;
+    let reporting = Reporting::from_env();
     let http = reqwest::Client::new();
-    let api = format!("http://{}/2020-01-01/extension", settings.runtime_api);
+    let api = format!("http://{runtime_api}/2020-01-01/extension");
     let registered = http
         .post(format!("{api}/register"))
         .header("Lambda-Extension-Name", NAME)
@@ -97,14 +105,16 @@ async fn main() -> Result<()> {
             .await
             .context("reading the next event")?;
         if event.event_type.eq_ignore_ascii_case("SHUTDOWN") {
-            report(&http, &settings, born.elapsed(), &event).await;
+            if let Some(reporting) = &reporting {
+                report(&http, reporting, born.elapsed(), &event).await;
+            }
             return Ok(());
         }
     }
 }
 
 /// Tells the gateway, within Lambda's deadline; a failure is logged, never retried.
-async fn report(http: &reqwest::Client, settings: &Settings, age: Duration, event: &Event) {
+async fn report(http: &reqwest::Client, settings: &Reporting, age: Duration, event: &Event) {
     let reason = event
         .shutdown_reason
         .as_deref()
