@@ -632,6 +632,27 @@ fn replicas_beside_clients_that_call_lambda_directly_never_see_calls_in_flight()
     assert_eq!(told(Traffic::First), 0);
 }
 
+#[test]
+fn with_call_reports_each_replica_beside_direct_clients_counts_the_calls_reported_to_it() {
+    use warmgate::sim::engine::Traffic;
+    let trace = every_11_minutes(2 * HOUR);
+    let told = |call_reports| {
+        let settings = SimSettings {
+            extension: call_reports,
+            call_reports,
+            ..deterministic(Duration::ZERO)
+        };
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let policy = || Box::new(InFlightCounter(count.clone())) as Box<dyn Policy>;
+        two_replicas(&trace, &settings, policy, true, Traffic::First);
+        count.load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // The extension reports each call's start and end to the replica the load balancer
+    // sends it to, which counts it and does not share the count: 2 counts per call.
+    assert_eq!(told(true), 2 * 11);
+    assert_eq!(told(false), 0);
+}
+
 /// A policy that pings nothing and records the environment ends it hears of.
 #[derive(Default)]
 struct EndsHeard(std::sync::Arc<std::sync::Mutex<Vec<(Time, Time)>>>);

@@ -145,6 +145,11 @@ pub struct SimulateArgs {
     /// replaces a kept environment when it ends rather than rotating it before.
     #[arg(long)]
     pub extension: bool,
+    /// The extension also reports each call as it starts and ends
+    /// (`POST /v1/functions/{name}/environments/calls`): replayed directly, the warmer
+    /// knows the calls in flight as the gateway knows its own. Implies `--extension`.
+    #[arg(long)]
+    pub call_reports: bool,
     /// Each replay as N gateway replicas behind a load balancer, each serving every N-th call
     /// of each function with its own estimates, as gateways sharing Redis do (`[warmer]
     /// share_keep_alive`): every replica's policy hears every replica's calls, and each
@@ -231,7 +236,8 @@ impl SimulateArgs {
                 Some(0) => bail!("--waiters-per-burst-ping must be at least 1, got 0"),
                 Some(n) => n,
             },
-            extension: self.extension,
+            extension: self.extension || self.call_reports,
+            call_reports: self.call_reports,
         })
     }
 

@@ -180,6 +180,10 @@ pub struct SimSettings {
     /// environment's end as it ends ([`Policy::environment_ended`](crate::policy::Policy)),
     /// as the gateway does from the extension's reports.
     pub extension: bool,
+    /// The extension also reports each call as it starts and ends (its proxy of the Runtime
+    /// API): replayed directly, the policies hear how many calls run, as through the gateway
+    /// ([`Policy::in_flight`](crate::policy::Policy)). Implies `extension`.
+    pub call_reports: bool,
 }
 
 /// The fixed idle reclaim of deterministic mode: 10 minutes, the 2019 published measurement.
@@ -209,6 +213,7 @@ impl Default for SimSettings {
             warmer_daily_rises: true,
             waiters_per_burst_ping: WaitPolicy::default().waiters_per_burst_ping,
             extension: false,
+            call_reports: false,
         }
     }
 }

@@ -85,6 +85,9 @@ struct Replay<'t> {
     targets: Vec<String>,
     versions: Vec<String>,
     traffic: Traffic,
+    /// Replayed directly, the extension reports each call's start and end to the replica
+    /// the load balancer sends the report to ([`SimSettings::call_reports`]).
+    call_reports: bool,
     /// Spread traffic: one stream per function (empty otherwise); in deterministic mode,
     /// each function's next target in turn.
     spread: Vec<ChaCha8Rng>,
@@ -216,6 +219,7 @@ impl<'t> Replay<'t> {
             targets: (0..k).map(target_name).collect(),
             versions: (0..k).map(|t| (t + 1).to_string()).collect(),
             traffic: candidate.traffic,
+            call_reports: settings.call_reports,
             spread,
             turn: vec![0; n],
             provisioned: Vec::new(),
@@ -715,17 +719,22 @@ impl<'t> Replay<'t> {
     }
 
     /// Tells the policy how many real requests of `f` its driver has in flight, as the
-    /// gateway does; clients calling Lambda directly are not seen leaving.
-    /// The policy may plan at once on a start, so its wake-up is read again, as the
-    /// gateway's warmer wakes for each count.
+    /// gateway does; clients calling Lambda directly are seen only where the extension
+    /// reports their calls. The policy may plan at once on a start, so its wake-up is read
+    /// again, as the gateway's warmer wakes for each count.
     fn tell_in_flight(&mut self, r: usize, f: FunctionId) {
-        if self.traffic.through_gateway() {
+        let running = if self.traffic.through_gateway() {
             // Shared, the others' calls count as last heard.
-            let running = self.fleet_in_flight(r, f);
-            let replica = &mut self.replicas[r];
-            replica.policy.in_flight(f, running, self.now);
-            replica.refresh_wake();
-        }
+            self.fleet_in_flight(r, f)
+        } else if self.call_reports {
+            // The replica a report reached counts it; the replicas do not share them.
+            self.replicas[r].drivers[f].running()
+        } else {
+            return;
+        };
+        let replica = &mut self.replicas[r];
+        replica.policy.in_flight(f, running, self.now);
+        replica.refresh_wake();
     }
 }
 
