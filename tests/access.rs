@@ -162,21 +162,26 @@ async fn api_keys_admit_their_holders_to_their_functions_only() {
 }
 
 #[tokio::test]
-async fn an_end_report_needs_a_key_allowed_its_function() {
+async fn an_environment_report_needs_a_key_allowed_its_function() {
     let stack = common::start_with(&closed_gateway(), true).await;
-    let report = |auth: Option<(&'static str, String)>| {
-        let mut request = stack
-            .http
-            .post(stack.url("/v1/functions/sentiment/environments/ended"))
-            .body(r#"{"age_ms": 9000000, "reason": "spindown"}"#);
-        if let Some((name, value)) = auth {
-            request = request.header(name, value);
-        }
-        async move { request.send().await.expect("an answer").status() }
-    };
-    assert_eq!(report(None).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(report(key(KEY_B)).await, StatusCode::FORBIDDEN);
-    assert_eq!(report(key(KEY_A)).await, StatusCode::ACCEPTED);
+    for (path, body) in [
+        ("ended", r#"{"age_ms": 9000000, "reason": "spindown"}"#),
+        ("calls", r#"{"event": "started", "request_id": "r-1"}"#),
+    ] {
+        let report = |auth: Option<(&'static str, String)>| {
+            let mut request = stack
+                .http
+                .post(stack.url(&format!("/v1/functions/sentiment/environments/{path}")))
+                .body(body);
+            if let Some((name, value)) = auth {
+                request = request.header(name, value);
+            }
+            async move { request.send().await.expect("an answer").status() }
+        };
+        assert_eq!(report(None).await, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(report(key(KEY_B)).await, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(report(key(KEY_A)).await, StatusCode::ACCEPTED, "{path}");
+    }
 }
 
 #[tokio::test]

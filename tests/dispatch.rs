@@ -431,6 +431,7 @@ async fn the_openapi_document_matches_the_routes_and_the_error_shape() {
         "/v1/functions/{name}/invoke",
         "/2015-03-31/functions/{name}/invocations",
         "/v1/functions/{name}/environments/ended",
+        "/v1/functions/{name}/environments/calls",
         "/healthz",
         "/readyz",
     ] {

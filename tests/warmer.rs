@@ -405,6 +405,72 @@ async fn calls_that_fill_the_pool_get_one_environment_more_as_they_start() {
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn calls_reported_from_the_environments_fill_the_pool_as_the_gateways_own_do() {
+    // As above, but the second burst comes from clients that call Lambda directly: the
+    // gateway sees none of it until the environments report each call's start. A function
+    // of its own, since the counters are the process's.
+    let emulator = TIMER.replace("name = \"model\"", "name = \"reported\"");
+    let toml = "[backend]\nkind = \"endpoint\"\nurl = \"http://x\"\n\n[access]\nopen = true\n\n[warmer]\nenabled = true\npolicy = \"warmer-peak\"\njitter_ms = 0\n\n[[function]]\nname = \"reported\"\ntimeout_ms = 120000\n";
+    let stack = LocalStack::start(&emulator, toml, Duration::from_secs(30)).await;
+    stack.gateway.wait_ready(Duration::ZERO).await.unwrap();
+    let (emulator, gateway) = (stack.emulator, stack.gateway);
+    let headroom_pings = |gateway| kept_by_pings_of(gateway, "reported", "headroom");
+    let http = reqwest::Client::new();
+    let through = format!("http://{}/v1/functions/reported/invoke", gateway.addr());
+    let direct = format!(
+        "http://{}/2015-03-31/functions/reported/invocations",
+        emulator.addr()
+    );
+    let report = format!(
+        "http://{}/v1/functions/reported/environments/calls",
+        gateway.addr()
+    );
+    let burst = |url: &String| {
+        (0..3)
+            .map(|_| tokio::spawn(http.post(url).body("{}").send()))
+            .collect::<Vec<_>>()
+    };
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    for call in burst(&through) {
+        assert_eq!(call.await.unwrap().unwrap().status(), 200);
+    }
+    tokio::time::sleep(2 * MIN).await;
+    let calls = burst(&direct);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(headroom_pings(&gateway).await, 0, "unreported, unseen");
+    let tell = |event: &'static str, id: usize| {
+        let body = format!(r#"{{"event": "{event}", "request_id": "direct-{id}"}}"#);
+        http.post(&report).body(body).send()
+    };
+    for id in 0..3 {
+        assert_eq!(tell("started", id).await.unwrap().status(), 202);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        headroom_pings(&gateway).await,
+        1,
+        "one more as the reported calls fill the pool"
+    );
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap().status(), 200);
+    }
+    for id in 0..3 {
+        assert_eq!(tell("finished", id).await.unwrap().status(), 202);
+    }
+    let text = metrics(&gateway).await;
+    for event in ["started", "finished"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("warmgate_calls_reported_total{")
+                    && l.contains("function=\"reported\"")
+                    && l.contains(&format!("event=\"{event}\""))
+                    && l.ends_with(" 3")),
+            "three {event} reports counted"
+        );
+    }
+}
+
 /// Pings the warmer sent `model` because calls in flight filled its pool, as scraped.
 async fn headroom_pings(gateway: &RunningGateway) -> u64 {
     kept_by_pings(gateway, "headroom").await
@@ -422,12 +488,18 @@ async fn metrics(gateway: &RunningGateway) -> String {
 
 /// Pings the warmer sent `model` by the rule `kept_by`, as scraped.
 async fn kept_by_pings(gateway: &RunningGateway, kept_by: &str) -> u64 {
+    kept_by_pings_of(gateway, "model", kept_by).await
+}
+
+/// Pings the warmer sent `function` for `kept_by`, as scraped (the counters are the
+/// process's: a test reads its own function's).
+async fn kept_by_pings_of(gateway: &RunningGateway, function: &str, kept_by: &str) -> u64 {
     metrics(gateway)
         .await
         .lines()
         .filter(|l| {
             l.starts_with("warmgate_keep_alive_pings_total{")
-                && l.contains("function=\"model\"")
+                && l.contains(&format!("function=\"{function}\""))
                 && l.contains(&format!("kept_by=\"{kept_by}\""))
         })
         .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())

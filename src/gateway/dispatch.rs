@@ -465,7 +465,7 @@ impl Gateway {
 
     /// Tells the warmer's policy how many real requests of `function` are in flight now: it
     /// hears of each call as it ends, and of the ones still running only so.
-    fn tell_in_flight(&self, function: &FunctionState) {
+    pub(super) fn tell_in_flight(&self, function: &FunctionState) {
         let Some(warmer) = &self.warmer else {
             return;
         };

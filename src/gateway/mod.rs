@@ -9,6 +9,7 @@
 //! pings) is tracked, and [`RunningGateway::shutdown`] returns once they are done.
 
 pub mod access;
+mod calls;
 mod dispatch;
 mod ends;
 pub mod error;
@@ -73,6 +74,8 @@ pub struct FunctionState {
     /// The planner's last level, applied when this replica takes the provisioning lease
     /// (the planner speaks only when its level changes).
     recommended: Mutex<Option<u32>>,
+    /// Its calls in flight as its environments report them ([`calls`]).
+    reported: Mutex<calls::ReportedCalls>,
 }
 
 /// The function's driver, and the requests it holds, each waiting on its channel for the
@@ -128,6 +131,7 @@ impl FunctionState {
             refreshing: AtomicBool::new(false),
             provisioning: AtomicBool::new(false),
             recommended: Mutex::new(None),
+            reported: Mutex::new(calls::ReportedCalls::default()),
         }
     }
 

@@ -57,10 +57,11 @@ pub struct Status {
         super::routes::invoke_v1,
         super::routes::invoke_lambda_api,
         super::ends::environment_ended,
+        super::calls::call_reported,
         super::routes::healthz,
         super::routes::readyz,
     ),
-    components(schemas(ErrorBody, ErrorDetail, Status, super::ends::EnvironmentEnded)),
+    components(schemas(ErrorBody, ErrorDetail, Status, super::ends::EnvironmentEnded, super::calls::CallReport)),
     modifiers(&Credentials),
     tags(
         (name = "invoke", description = "Invoke a configured function"),

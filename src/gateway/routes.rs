@@ -40,6 +40,10 @@ pub(super) fn router(gateway: Arc<Gateway>) -> Router {
             "/v1/functions/{name}/environments/ended",
             post(super::ends::environment_ended),
         )
+        .route(
+            "/v1/functions/{name}/environments/calls",
+            post(super::calls::call_reported),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(

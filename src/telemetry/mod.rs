@@ -341,6 +341,11 @@ fn describe() {
         Unit::Count,
         "Environment ends warmgate's Lambda extension reported, by function and reason (spindown, timeout, failure)."
     );
+    describe_counter!(
+        CALLS_REPORTED,
+        Unit::Count,
+        "Calls' starts and ends reported from inside the functions, by function and event (started, finished)."
+    );
     describe_gauge!(
         BREAKER_OPEN,
         Unit::Count,
@@ -755,6 +760,15 @@ pub const ENVIRONMENT_ENDS: &str = "warmgate_environment_ends_total";
 pub fn environment_ended(function: &str, reason: &'static str) {
     counter!(ENVIRONMENT_ENDS, "function" => function.to_string(), "reason" => reason).increment(1);
     tracing::debug!(function, reason, "environment end reported");
+}
+
+/// Calls' starts and ends reported from inside the functions, by function and `event`
+/// (`started`, `finished`).
+pub const CALLS_REPORTED: &str = "warmgate_calls_reported_total";
+
+pub fn call_reported(function: &str, event: &'static str) {
+    counter!(CALLS_REPORTED, "function" => function.to_string(), "event" => event).increment(1);
+    tracing::trace!(function, event, "call reported");
 }
 
 /// Whether a target's circuit breaker is open (1) or not (0), by function and target.

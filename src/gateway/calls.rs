@@ -1,0 +1,274 @@
+//! Calls reported from inside the function: where clients call Lambda directly, no gateway
+//! sees their calls start, and the warmer learns of a call, if at all, when it ends. A
+//! reporter in the function (a Runtime API proxy sees each call's start and end) tells the
+//! gateway instead, and the warmer plans on the calls in flight as it does for its own
+//! (ARCHITECTURE.md, "Calls reported").
+//!
+//! The count the policy hears is the larger of what the gateway counts itself and what the
+//! environments report: where the gateway sends a call it counts it at once and its report
+//! follows, so the larger never counts one call twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::{ErrorKind, GatewayError};
+use super::{openapi, Gateway};
+use crate::clock::Time;
+use crate::telemetry;
+
+/// The most a report's body may hold: a request id and a word.
+const MAX_REPORT_BYTES: usize = 1024;
+
+/// The most calls of one function reported running at once: past it a start is refused
+/// (503), so that a reporter whose ends are lost cannot grow the gateway's memory.
+pub const MAX_REPORTED_CALLS: usize = 100_000;
+
+/// How often the calls whose end was lost are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// One call's start or end, as a reporter in the function sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallReport {
+    /// `started` or `finished`.
+    pub event: String,
+    /// Lambda's request id of the call (`Lambda-Runtime-Aws-Request-Id`).
+    pub request_id: String,
+}
+
+/// What a report says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEvent {
+    Started,
+    Finished,
+}
+
+impl CallEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallEvent::Started => "started",
+            CallEvent::Finished => "finished",
+        }
+    }
+}
+
+impl CallReport {
+    /// Reads a report, or says what was wrong with it.
+    pub fn parse(body: &[u8]) -> Result<(CallEvent, String), GatewayError> {
+        let report: CallReport =
+            serde_json::from_slice(body).map_err(GatewayError::invalid_json)?;
+        let event = match report.event.as_str() {
+            "started" => CallEvent::Started,
+            "finished" => CallEvent::Finished,
+            other => {
+                return Err(GatewayError::new(
+                    ErrorKind::InvalidRequest,
+                    format!("event {other:?} is not started or finished"),
+                ))
+            }
+        };
+        if report.request_id.is_empty() || report.request_id.len() > 128 {
+            return Err(GatewayError::new(
+                ErrorKind::InvalidRequest,
+                "request_id must be 1 to 128 characters",
+            ));
+        }
+        Ok((event, report.request_id))
+    }
+}
+
+/// One function's calls reported running: each request id and when its start was heard.
+#[derive(Debug, Default)]
+pub struct ReportedCalls {
+    running: HashMap<String, Time>,
+    /// When lost ends were last looked for: once a second at most, not at every report.
+    swept: Option<Time>,
+}
+
+/// A start refused: [`MAX_REPORTED_CALLS`] are running already.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TooMany;
+
+impl ReportedCalls {
+    /// Hears a report at `now`. Calls heard starting more than `outlived` before (longer
+    /// than the function may run: their end was lost) are forgotten first. A second start
+    /// of one id, or an end never started (reordered, or its start lost), changes nothing.
+    pub fn hear(
+        &mut self,
+        event: CallEvent,
+        request_id: String,
+        now: Time,
+        outlived: Duration,
+    ) -> Result<(), TooMany> {
+        let full = self.running.len() >= MAX_REPORTED_CALLS;
+        if full
+            || self
+                .swept
+                .is_none_or(|at| now.saturating_sub(at) >= SWEEP_EVERY)
+        {
+            self.running
+                .retain(|_, started| now.saturating_sub(*started) <= outlived);
+            self.swept = Some(now);
+        }
+        match event {
+            CallEvent::Started => {
+                if self.running.len() >= MAX_REPORTED_CALLS
+                    && !self.running.contains_key(&request_id)
+                {
+                    return Err(TooMany);
+                }
+                self.running.entry(request_id).or_insert(now);
+            }
+            CallEvent::Finished => {
+                self.running.remove(&request_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// How many are running.
+    pub fn running(&self) -> u32 {
+        self.running.len() as u32
+    }
+}
+
+/// A call of `name` started or finished in one of its environments: the warmer hears the
+/// function's calls in flight.
+#[utoipa::path(post, path = "/v1/functions/{name}/environments/calls", tag = "extension",
+    params(
+        ("name" = String, Path, description = "the function's public name, from the configuration"),
+        ("x-api-key" = Option<String>, Header, description = "an API key (or `Authorization: Bearer`)"),
+    ),
+    request_body(content = CallReport, content_type = "application/json"),
+    responses(
+        (status = 202, description = "heard", body = openapi::Status),
+        (status = 400, description = "invalid_json, invalid_request", body = openapi::ErrorBody),
+        (status = 401, description = "unauthenticated", body = openapi::ErrorBody),
+        (status = 403, description = "forbidden", body = openapi::ErrorBody),
+        (status = 404, description = "unknown_function", body = openapi::ErrorBody),
+        (status = 413, description = "payload_too_large", body = openapi::ErrorBody),
+        (status = 503, description = "overloaded: too many calls reported running", body = openapi::ErrorBody),
+    ))]
+pub(super) async fn call_reported(
+    State(gateway): State<Arc<Gateway>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match hear(&gateway, &name, &headers, body).await {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "status": "heard" }))).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn hear(
+    gateway: &Gateway,
+    name: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(), GatewayError> {
+    if let Err(refused) = gateway.access.check(headers, name) {
+        telemetry::access_refused(refused.code());
+        return Err(refused);
+    }
+    let function = gateway
+        .function(name)
+        .ok_or_else(|| GatewayError::unknown_function(name))?;
+    let within = gateway.body_read_timeout();
+    let body = tokio::time::timeout(within, axum::body::to_bytes(body, MAX_REPORT_BYTES))
+        .await
+        .map_err(|_| GatewayError::body_timeout(within))?
+        .map_err(|_| GatewayError::payload_too_large(MAX_REPORT_BYTES))?;
+    let (event, request_id) = CallReport::parse(&body)?;
+    // A call runs no longer than the function's timeout; a minute more covers the report.
+    let outlived = Duration::from_millis(function.config.timeout_ms) + Duration::from_secs(60);
+    function
+        .reported
+        .lock()
+        .hear(event, request_id, gateway.now(), outlived)
+        .map_err(|TooMany| {
+            GatewayError::new(
+                ErrorKind::Overloaded,
+                format!("{MAX_REPORTED_CALLS} calls of {name} are reported running already"),
+            )
+        })?;
+    telemetry::call_reported(name, event.as_str());
+    gateway.tell_in_flight(function);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_gives_the_event_and_the_request_id_or_says_what_is_wrong() {
+        let parsed = CallReport::parse(br#"{"event": "started", "request_id": "8f5e-3c1a"}"#);
+        assert_eq!(
+            parsed.unwrap(),
+            (CallEvent::Started, "8f5e-3c1a".to_string())
+        );
+        let wrong = |body: &[u8]| CallReport::parse(body).unwrap_err();
+        let event = wrong(br#"{"event": "begun", "request_id": "a"}"#);
+        assert_eq!(event.kind, ErrorKind::InvalidRequest);
+        assert!(event.message.contains("\"begun\""), "{}", event.message);
+        let empty = wrong(br#"{"event": "finished", "request_id": ""}"#);
+        assert!(empty.message.contains("request_id"), "{}", empty.message);
+        let missing = wrong(br#"{"event": "finished"}"#);
+        assert_eq!(missing.kind, ErrorKind::InvalidJson);
+        assert!(
+            missing.message.contains("request_id"),
+            "{}",
+            missing.message
+        );
+    }
+
+    #[test]
+    fn calls_run_from_their_start_to_their_end_and_lost_ends_are_forgotten() {
+        const S: Duration = Duration::from_secs(1);
+        let outlived = 60 * S;
+        let mut calls = ReportedCalls::default();
+        let hear = |calls: &mut ReportedCalls, event, id: &str, at: Duration| {
+            calls.hear(event, id.to_string(), at, outlived).unwrap();
+            calls.running()
+        };
+        assert_eq!(hear(&mut calls, CallEvent::Started, "a", S), 1);
+        assert_eq!(hear(&mut calls, CallEvent::Started, "b", 2 * S), 2);
+        // A start heard twice is one call; an end never started changes nothing.
+        assert_eq!(hear(&mut calls, CallEvent::Started, "b", 3 * S), 2);
+        assert_eq!(hear(&mut calls, CallEvent::Finished, "z", 3 * S), 2);
+        assert_eq!(hear(&mut calls, CallEvent::Finished, "a", 4 * S), 1);
+        // `b`'s end was lost: past the function's longest run it no longer counts.
+        assert_eq!(hear(&mut calls, CallEvent::Started, "c", 63 * S), 1);
+    }
+
+    #[test]
+    fn past_the_most_running_a_new_start_is_refused() {
+        let mut calls = ReportedCalls::default();
+        let forever = Duration::from_secs(3600);
+        for k in 0..MAX_REPORTED_CALLS {
+            calls
+                .hear(CallEvent::Started, k.to_string(), Duration::ZERO, forever)
+                .unwrap();
+        }
+        let more = calls.hear(CallEvent::Started, "more".into(), Duration::ZERO, forever);
+        assert_eq!(more, Err(TooMany));
+        // Its end still counts, and a start already heard is no new call.
+        calls
+            .hear(CallEvent::Started, "7".into(), Duration::ZERO, forever)
+            .unwrap();
+        calls
+            .hear(CallEvent::Finished, "7".into(), Duration::ZERO, forever)
+            .unwrap();
+        assert_eq!(calls.running() as usize, MAX_REPORTED_CALLS - 1);
+    }
+}
