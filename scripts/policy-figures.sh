@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Replays both Azure samples (seeds 0 and 1, small and model-loading inits) and rewrites the
 # CSV files and plots behind docs/warmer.md ("One set of defaults on traffic it was not tuned
-# on", "With the extension") and docs/provisioning.md, then prints their tables
+# on", "With the extension", "With call reports") and docs/provisioning.md, then prints their tables
 # (docs/warmer/issue17/table.py, docs/provisioning/table.py) to paste into those documents.
 # About 12 minutes on 2 cores.
 #
@@ -9,7 +9,7 @@
 #        built first; TRACES: the traces' directory, default ../shared/traces)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p docs/warmer/issue17/extension
+mkdir -p docs/warmer/issue17/extension docs/warmer/issue17/calls
 bin=${WARMGATE_BIN:-target/release/warmgate}
 traces=${TRACES:-../shared/traces}
 if [ -z "${WARMGATE_BIN:-}" ]; then
@@ -35,6 +35,9 @@ replay() {
   # With warmgate's extension on every function ("With the extension").
   "$bin" simulate --trace "$path" --seed "$seed" --init "$init" --policy warmer --wait \
     --extension --out "docs/warmer/issue17/extension/${trace}_${init}_s${seed}.csv" >/dev/null
+  # And reporting each call's start and end ("With call reports").
+  "$bin" simulate --trace "$path" --seed "$seed" --init "$init" --policy warmer --wait \
+    --call-reports --out "docs/warmer/issue17/calls/${trace}_${init}_s${seed}.csv" >/dev/null
   "$bin" simulate --trace "$path" --min-peak-rate 1 --seed "$seed" --init "$init" \
     --policy none,fixed-5min,fixed-peak,target-tracking,pc-planner,warmer,pc-planner-warmer \
     --out "docs/provisioning/${trace}_${init}_s${seed}.csv" "${pplot[@]}" >/dev/null

@@ -2,7 +2,8 @@
 """Prints docs/warmer.md's issue-17 tables from the replays' CSV files in this directory:
 one table per sample and init (both seeds), then which targets each replay meets, then the
 same targets with the extension (`extension/`, the warmer's rows replayed with
-`--extension`; none and fixed-5min are the same with it or without)."""
+`--extension`) and with it reporting calls (`calls/`, `--call-reports`); none and
+fixed-5min are the same with it or without."""
 import csv
 import pathlib
 
@@ -15,13 +16,13 @@ TRACES = [
 INITS = ["small", "model-loading"]
 
 
-def rows(trace, init, seed, extension=False):
+def rows(trace, init, seed, variant=None):
     found = {}
     for suffix in ("", "_wait"):
         for r in csv.DictReader(open(HERE / f"{trace}_{init}_s{seed}{suffix}.csv")):
             found[r["policy"]] = r
-    if extension:
-        for r in csv.DictReader(open(HERE / "extension" / f"{trace}_{init}_s{seed}.csv")):
+    if variant:
+        for r in csv.DictReader(open(HERE / variant / f"{trace}_{init}_s{seed}.csv")):
             found[r["policy"]] = r
     return found
 
@@ -75,14 +76,19 @@ HEAD = (
 )
 print("\n" + HEAD)
 print("\n".join(targets))
-if (HERE / "extension").is_dir():
-    print("\nWith the extension (`--extension`):\n\n| warmer | sample | init | seed | cold starts | fn p75, p90 cold % | pings | bill $ |")
+for variant, flag, title in [
+    ("extension", "--extension", "With the extension"),
+    ("calls", "--call-reports", "With the extension reporting calls"),
+]:
+    if not (HERE / variant).is_dir():
+        continue
+    print(f"\n{title} (`{flag}`):\n\n| warmer | sample | init | seed | cold starts | fn p75, p90 cold % | pings | bill $ |")
     print("| --- | --- | --- | ---: | ---: | --- | ---: | ---: |")
     extended = []
     for trace, _ in TRACES:
         for init in INITS:
             for seed in (0, 1):
-                r = rows(trace, init, seed, extension=True)
+                r = rows(trace, init, seed, variant)
                 for p in ("warmer", "warmer+wait"):
                     x = r[p]
                     print(
