@@ -1,18 +1,27 @@
 //! warmgate's Lambda extension: tells the gateway when Lambda ends the environment it runs in,
 //! so that the warmer replaces a kept environment at its end rather than rotating it hours
-//! before (ARCHITECTURE.md, "Environment ends").
+//! before (ARCHITECTURE.md, "Environment ends"); and, where the function's runtime is pointed
+//! at its Runtime API proxy (`proxy`), each call's start and end, so that the warmer counts
+//! the calls of clients that call Lambda directly ("Calls reported").
 //!
 //! Lambda runs each executable in a layer's `extensions/` directory as an external extension
-//! of every environment of the function. This one registers for the SHUTDOWN event only, so
-//! it costs nothing per invocation: its own start (a few milliseconds of the environment's
-//! init) and, at the end, one HTTP request within the two seconds Lambda allows.
+//! of every environment of the function. This one registers for the SHUTDOWN event only:
+//! ends cost its own start (a few milliseconds of the environment's init) and, at the end,
+//! one HTTP request within the two seconds Lambda allows; calls, where reported, two small
+//! requests each.
 //!
 //! Set on the function:
 //! - `WARMGATE_URL`: the gateway's base URL, as the function can reach it;
 //! - `WARMGATE_FUNCTION`: the function's public name in the gateway (default: the Lambda
 //!   function's name);
-//! - `WARMGATE_API_KEY`: a key allowed that function, where access is closed.
+//! - `WARMGATE_API_KEY`: a key allowed that function, where access is closed;
+//! - to report calls, `AWS_LAMBDA_EXEC_WRAPPER=/opt/warmgate-wrapper` (the layer's), which
+//!   points the runtime at the proxy on `127.0.0.1:WARMGATE_PROXY_PORT` (default 9009);
+//!   `WARMGATE_PING_PAYLOAD`, the gateway's ping payload where it is not the default.
 
+mod proxy;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -23,6 +32,10 @@ const NAME: &str = "warmgate-extension";
 
 /// Time kept back from Lambda's shutdown deadline for the process to exit.
 const EXIT_MARGIN: Duration = Duration::from_millis(100);
+
+/// Where the Runtime API proxy listens unless `WARMGATE_PROXY_PORT` says otherwise; the
+/// layer's wrapper points the runtime at the same.
+const DEFAULT_PROXY_PORT: u16 = 9009;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -72,10 +85,19 @@ async fn main() -> Result<()> {
     // The environment's init began about when Lambda started this process.
     let born = Instant::now();
     let runtime_api = var("AWS_LAMBDA_RUNTIME_API").context("AWS_LAMBDA_RUNTIME_API is not set")?;
-    let reporting = Reporting::from_env();
+    let reporting = Reporting::from_env().map(Arc::new);
+    // Lambda's APIs are on the sandbox's own address: never through a proxy the function's
+    // environment names for its own traffic. The gateway may be reached through one.
+    let lambda = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .context("an HTTP client for Lambda's APIs")?;
     let http = reqwest::Client::new();
+    // Listening before registering: Lambda starts the runtime once every extension has
+    // registered, so the proxy is there before the runtime's first request.
+    serve_proxy(&runtime_api, &lambda, &http, reporting.clone(), born).await;
     let api = format!("http://{runtime_api}/2020-01-01/extension");
-    let registered = http
+    let registered = lambda
         .post(format!("{api}/register"))
         .header("Lambda-Extension-Name", NAME)
         .json(&serde_json::json!({ "events": ["SHUTDOWN"] }))
@@ -95,7 +117,7 @@ async fn main() -> Result<()> {
         .context("registration answered no Lambda-Extension-Identifier")?
         .to_string();
     loop {
-        let event: Event = http
+        let event: Event = lambda
             .get(format!("{api}/event/next"))
             .header("Lambda-Extension-Identifier", &id)
             .send()
@@ -111,6 +133,42 @@ async fn main() -> Result<()> {
             return Ok(());
         }
     }
+}
+
+/// Serves the Runtime API proxy on `127.0.0.1:WARMGATE_PROXY_PORT`. Where it cannot listen
+/// it says so and the extension goes on: a runtime pointed at it then fails its init, which
+/// the function's log shows with this line.
+async fn serve_proxy(
+    runtime_api: &str,
+    lambda: &reqwest::Client,
+    http: &reqwest::Client,
+    reporting: Option<Arc<Reporting>>,
+    born: Instant,
+) {
+    let port = match var("WARMGATE_PROXY_PORT").map(|p| p.parse::<u16>()) {
+        None => DEFAULT_PROXY_PORT,
+        Some(Ok(port)) => port,
+        Some(Err(_)) => {
+            eprintln!("{NAME}: WARMGATE_PROXY_PORT is not a port number: no Runtime API proxy");
+            return;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("{NAME}: the Runtime API proxy cannot listen on 127.0.0.1:{port}: {error}");
+            return;
+        }
+    };
+    let ping_payload =
+        var("WARMGATE_PING_PAYLOAD").unwrap_or_else(|| proxy::DEFAULT_PING_PAYLOAD.to_string());
+    let router =
+        proxy::Proxy::new(runtime_api, lambda, http, reporting, &ping_payload, born).router();
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            eprintln!("{NAME}: the Runtime API proxy stopped: {error}");
+        }
+    });
 }
 
 /// Tells the gateway, within Lambda's deadline; a failure is logged, never retried.

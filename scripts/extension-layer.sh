@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds warmgate's Lambda extension and packs it as a Lambda layer:
 #   scripts/extension-layer.sh [OUT.zip]      (default target/warmgate-extension-layer.zip)
-# The zip holds extensions/warmgate-extension, where Lambda looks for external extensions.
+# The zip holds extensions/warmgate-extension, where Lambda looks for external extensions,
+# and warmgate-wrapper (/opt/warmgate-wrapper), which points a runtime at its proxy.
 # Build on the function's architecture (x86_64 or arm64). Lambda's runtimes run Amazon Linux
 # 2023 (glibc 2.34): the script says which glibc the binary needs, and refuses one that needs
 # a newer glibc than that (build in an Amazon Linux 2023 container then).
@@ -28,9 +29,11 @@ cp "$binary" "$stage/extensions/warmgate-extension"
 # The release profile keeps debug info for profiling; a layer needs none.
 strip "$stage/extensions/warmgate-extension"
 chmod 755 "$stage/extensions/warmgate-extension"
+cp extension/warmgate-wrapper "$stage/warmgate-wrapper"
+chmod 755 "$stage/warmgate-wrapper"
 mkdir -p "$(dirname "$out")"
 rm -f "$out"
 out_abs=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
-(cd "$stage" && zip -q -r "$out_abs" extensions)
+(cd "$stage" && zip -q -r "$out_abs" extensions warmgate-wrapper)
 echo "wrote $out: publish it with"
 echo "  aws lambda publish-layer-version --layer-name warmgate-extension --zip-file fileb://$out"

@@ -440,7 +440,12 @@ async fn calls_reported_from_the_environments_fill_the_pool_as_the_gateways_own_
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(headroom_pings(&gateway).await, 0, "unreported, unseen");
     let tell = |event: &'static str, id: usize| {
-        let body = format!(r#"{{"event": "{event}", "request_id": "direct-{id}"}}"#);
+        let took = if event == "finished" {
+            r#", "duration_ms": 60000"#
+        } else {
+            ""
+        };
+        let body = format!(r#"{{"event": "{event}", "request_id": "direct-{id}"{took}}}"#);
         http.post(&report).body(body).send()
     };
     for id in 0..3 {

@@ -1,15 +1,13 @@
 //! Calls reported from inside the function: where clients call Lambda directly, no gateway
-//! sees their calls start, and the warmer learns of a call, if at all, when it ends. A
-//! reporter in the function (a Runtime API proxy sees each call's start and end) tells the
-//! gateway instead, and the warmer plans on the calls in flight as it does for its own
-//! (ARCHITECTURE.md, "Calls reported").
+//! sees their calls. A reporter in the function (warmgate-extension's Runtime API proxy sees
+//! each call's start and end) tells the gateway instead, and the warmer counts them in
+//! flight and learns from each as from its own (ARCHITECTURE.md, "Calls reported").
 //!
-//! The count the policy hears is the larger of what the gateway counts itself and what the
-//! environments report: where the gateway sends a call it counts it at once and its report
-//! follows, so the larger never counts one call twice.
+//! The gateway marks the invocations it sends ([`sent_by_gateway`]) and the reporter leaves
+//! them out: the gateway counts and observes those itself, so none is counted twice.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -17,12 +15,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use base64::Engine;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::error::{ErrorKind, GatewayError};
 use super::{openapi, Gateway};
 use crate::clock::Time;
+use crate::policy::{Observation, Start};
 use crate::telemetry;
 
 /// The most a report's body may hold: a request id and a word.
@@ -32,10 +32,45 @@ const MAX_REPORT_BYTES: usize = 1024;
 /// (503), so that a reporter whose ends are lost cannot grow the gateway's memory.
 pub const MAX_REPORTED_CALLS: usize = 100_000;
 
+/// The client-context key (in `custom`) that marks an invocation the gateway sent: a
+/// reporter leaves those out, since the gateway counts and observes its own calls.
+pub const SENT_BY_GATEWAY_KEY: &str = "warmgate-gateway";
+
+/// The client context of a call that came without one, base64 as Lambda takes it.
+static SENT_BY_GATEWAY: LazyLock<String> = LazyLock::new(|| {
+    base64::engine::general_purpose::STANDARD
+        .encode(json!({ "custom": { SENT_BY_GATEWAY_KEY: "1" } }).to_string())
+});
+
+/// The client context the gateway sends with an invocation: the caller's (or a ping's),
+/// with [`SENT_BY_GATEWAY_KEY`] added to its `custom`. One that is not base64 JSON is left
+/// as it came, for Lambda to refuse as it would without the gateway.
+pub fn sent_by_gateway(client_context: Option<String>) -> String {
+    let Some(given) = client_context else {
+        return SENT_BY_GATEWAY.clone();
+    };
+    let engine = base64::engine::general_purpose::STANDARD;
+    let decoded = engine
+        .decode(&given)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
+    let Some(Value::Object(mut context)) = decoded else {
+        return given;
+    };
+    let custom = context
+        .entry("custom")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let Value::Object(custom) = custom else {
+        return given;
+    };
+    custom.insert(SENT_BY_GATEWAY_KEY.into(), "1".into());
+    engine.encode(Value::Object(context).to_string())
+}
+
 /// How often the calls whose end was lost are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// One call's start or end, as a reporter in the function sends it.
+/// One call's start or end, as a reporter sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallReport {
@@ -43,20 +78,32 @@ pub struct CallReport {
     pub event: String,
     /// Lambda's request id of the call (`Lambda-Runtime-Aws-Request-Id`).
     pub request_id: String,
+    /// A finished call's handler time, from its event's delivery to its response.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// A finished call that met a new environment: the environment's init, which the call
+    /// waited for.
+    #[serde(default)]
+    pub init_ms: Option<u64>,
 }
 
 /// What a report says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallEvent {
     Started,
-    Finished,
+    /// With what the call took, where the reporter said: its handler time and, on a cold
+    /// start, the init it waited for.
+    Finished {
+        duration: Option<Duration>,
+        init: Option<Duration>,
+    },
 }
 
 impl CallEvent {
     pub fn as_str(self) -> &'static str {
         match self {
             CallEvent::Started => "started",
-            CallEvent::Finished => "finished",
+            CallEvent::Finished { .. } => "finished",
         }
     }
 }
@@ -67,8 +114,19 @@ impl CallReport {
         let report: CallReport =
             serde_json::from_slice(body).map_err(GatewayError::invalid_json)?;
         let event = match report.event.as_str() {
-            "started" => CallEvent::Started,
-            "finished" => CallEvent::Finished,
+            "started" if report.duration_ms.is_none() && report.init_ms.is_none() => {
+                CallEvent::Started
+            }
+            "started" => {
+                return Err(GatewayError::new(
+                    ErrorKind::InvalidRequest,
+                    "duration_ms and init_ms belong to a finished call, not a started one",
+                ))
+            }
+            "finished" => CallEvent::Finished {
+                duration: report.duration_ms.map(Duration::from_millis),
+                init: report.init_ms.map(Duration::from_millis),
+            },
             other => {
                 return Err(GatewayError::new(
                     ErrorKind::InvalidRequest,
@@ -101,7 +159,7 @@ pub struct TooMany;
 impl ReportedCalls {
     /// Hears a report at `now`. Calls heard starting more than `outlived` before (longer
     /// than the function may run: their end was lost) are forgotten first. A second start
-    /// of one id, or an end never started (reordered, or its start lost), changes nothing.
+    /// of one id, or an end never started (reordered, or its start lost), changes no count.
     pub fn hear(
         &mut self,
         event: CallEvent,
@@ -128,7 +186,7 @@ impl ReportedCalls {
                 }
                 self.running.entry(request_id).or_insert(now);
             }
-            CallEvent::Finished => {
+            CallEvent::Finished { .. } => {
                 self.running.remove(&request_id);
             }
         }
@@ -203,6 +261,32 @@ async fn hear(
         })?;
     telemetry::call_reported(name, event.as_str());
     gateway.tell_in_flight(function);
+    if let (
+        CallEvent::Finished {
+            duration: Some(duration),
+            init,
+        },
+        Some(warmer),
+    ) = (event, &gateway.warmer)
+    {
+        let now = gateway.now();
+        let start = if init.is_some() {
+            Start::Cold
+        } else {
+            Start::Warm
+        };
+        warmer.observe(Observation {
+            function: function.index,
+            // The policy learns from every target's calls and pings the first.
+            target: 0,
+            arrived: now.saturating_sub(duration + init.unwrap_or_default()),
+            duration,
+            init,
+            start: Some(start),
+            ping: false,
+            throttled: false,
+        });
+    }
     Ok(())
 }
 
@@ -230,6 +314,34 @@ mod tests {
             "{}",
             missing.message
         );
+        let early = wrong(br#"{"event": "started", "request_id": "a", "duration_ms": 5}"#);
+        assert!(early.message.contains("finished"), "{}", early.message);
+        let cold = CallReport::parse(
+            br#"{"event": "finished", "request_id": "a", "duration_ms": 60, "init_ms": 2500}"#,
+        );
+        let took = |ms| Some(Duration::from_millis(ms));
+        assert_eq!(
+            cold.unwrap().0,
+            CallEvent::Finished {
+                duration: took(60),
+                init: took(2500)
+            }
+        );
+    }
+
+    #[test]
+    fn the_gateways_invocations_carry_its_mark_beside_the_callers_context() {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let read = |c: &str| serde_json::from_slice::<Value>(&engine.decode(c).unwrap()).unwrap();
+        let none = sent_by_gateway(None);
+        assert_eq!(read(&none), json!({"custom": {SENT_BY_GATEWAY_KEY: "1"}}));
+        let caller = engine.encode(r#"{"client": {"app_title": "a"}, "custom": {"k": "v"}}"#);
+        assert_eq!(
+            read(&sent_by_gateway(Some(caller))),
+            json!({"client": {"app_title": "a"}, "custom": {"k": "v", SENT_BY_GATEWAY_KEY: "1"}})
+        );
+        // Not base64 JSON: Lambda refuses it as it came.
+        assert_eq!(sent_by_gateway(Some("%%".into())), "%%");
     }
 
     #[test]
@@ -245,8 +357,12 @@ mod tests {
         assert_eq!(hear(&mut calls, CallEvent::Started, "b", 2 * S), 2);
         // A start heard twice is one call; an end never started changes nothing.
         assert_eq!(hear(&mut calls, CallEvent::Started, "b", 3 * S), 2);
-        assert_eq!(hear(&mut calls, CallEvent::Finished, "z", 3 * S), 2);
-        assert_eq!(hear(&mut calls, CallEvent::Finished, "a", 4 * S), 1);
+        let finished = CallEvent::Finished {
+            duration: None,
+            init: None,
+        };
+        assert_eq!(hear(&mut calls, finished, "z", 3 * S), 2);
+        assert_eq!(hear(&mut calls, finished, "a", 4 * S), 1);
         // `b`'s end was lost: past the function's longest run it no longer counts.
         assert_eq!(hear(&mut calls, CallEvent::Started, "c", 63 * S), 1);
     }
@@ -266,8 +382,12 @@ mod tests {
         calls
             .hear(CallEvent::Started, "7".into(), Duration::ZERO, forever)
             .unwrap();
+        let finished = CallEvent::Finished {
+            duration: None,
+            init: None,
+        };
         calls
-            .hear(CallEvent::Finished, "7".into(), Duration::ZERO, forever)
+            .hear(finished, "7".into(), Duration::ZERO, forever)
             .unwrap();
         assert_eq!(calls.running() as usize, MAX_REPORTED_CALLS - 1);
     }

@@ -297,7 +297,7 @@ impl Gateway {
                 function_name: config.lambda_name().to_string(),
                 qualifier: Some(qualifier.to_string()),
                 payload,
-                client_context,
+                client_context: Some(super::calls::sent_by_gateway(client_context)),
                 invocation_type,
                 timeout: config.timeout(),
                 trace: trace.clone(),

@@ -266,18 +266,17 @@ impl Gateway {
     }
 
     /// The calls of `function` in flight across the replicas, this one's `here` among them,
-    /// or as many as its environments report running where that is more (`calls`: clients
-    /// that call Lambda directly).
+    /// and those of clients that call Lambda directly that were reported to this one
+    /// (`calls`).
     pub(super) fn fleet_in_flight(&self, function: FunctionId, here: u32) -> u32 {
-        let fleet = here
-            + self
-                .exchange
-                .as_ref()
-                .map_or(0, |e| e.mirror.lock().running(function));
+        let elsewhere = self
+            .exchange
+            .as_ref()
+            .map_or(0, |e| e.mirror.lock().running(function));
         let reported = self
             .function_by_id(function)
             .map_or(0, |f| f.reported.lock().running());
-        fleet.max(reported)
+        here + elsewhere + reported
     }
 
     /// The other replicas' calls of `function` in flight, as last heard.
