@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -222,10 +221,7 @@ pub(super) async fn call_reported(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match hear(&gateway, &name, &headers, body).await {
-        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "status": "heard" }))).into_response(),
-        Err(error) => error.into_response(),
-    }
+    super::ends::heard(hear(&gateway, &name, &headers, body).await)
 }
 
 async fn hear(
@@ -234,18 +230,8 @@ async fn hear(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), GatewayError> {
-    if let Err(refused) = gateway.access.check(headers, name) {
-        telemetry::access_refused(refused.code());
-        return Err(refused);
-    }
-    let function = gateway
-        .function(name)
-        .ok_or_else(|| GatewayError::unknown_function(name))?;
-    let within = gateway.body_read_timeout();
-    let body = tokio::time::timeout(within, axum::body::to_bytes(body, MAX_REPORT_BYTES))
-        .await
-        .map_err(|_| GatewayError::body_timeout(within))?
-        .map_err(|_| GatewayError::payload_too_large(MAX_REPORT_BYTES))?;
+    let (function, body) =
+        super::ends::read_report(gateway, name, headers, body, MAX_REPORT_BYTES).await?;
     let (event, request_id) = CallReport::parse(&body)?;
     // A call runs no longer than the function's timeout; a minute more covers the report.
     let outlived = Duration::from_millis(function.config.timeout_ms) + Duration::from_secs(60);

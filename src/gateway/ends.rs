@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{ErrorKind, GatewayError};
-use super::{openapi, Gateway};
+use super::{openapi, FunctionState, Gateway};
 use crate::telemetry;
 
 /// The most a report's body may hold: it is a few dozen bytes.
@@ -77,18 +77,26 @@ pub(super) async fn environment_ended(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match hear(&gateway, &name, &headers, body).await {
+    heard(hear(&gateway, &name, &headers, body).await)
+}
+
+/// A report's answer: 202, or the error that says what was wrong.
+pub(super) fn heard(result: Result<(), GatewayError>) -> Response {
+    match result {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "status": "heard" }))).into_response(),
         Err(error) => error.into_response(),
     }
 }
 
-async fn hear(
-    gateway: &Gateway,
+/// A report from inside function `name` (an environment's end, a call): checked as an
+/// invocation is, its body read within the gateway's deadline and `max` bytes.
+pub(super) async fn read_report<'g>(
+    gateway: &'g Gateway,
     name: &str,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(), GatewayError> {
+    max: usize,
+) -> Result<(&'g Arc<FunctionState>, Bytes), GatewayError> {
     if let Err(refused) = gateway.access.check(headers, name) {
         telemetry::access_refused(refused.code());
         return Err(refused);
@@ -97,10 +105,20 @@ async fn hear(
         .function(name)
         .ok_or_else(|| GatewayError::unknown_function(name))?;
     let within = gateway.body_read_timeout();
-    let body = tokio::time::timeout(within, axum::body::to_bytes(body, MAX_REPORT_BYTES))
+    let body = tokio::time::timeout(within, axum::body::to_bytes(body, max))
         .await
         .map_err(|_| GatewayError::body_timeout(within))?
-        .map_err(|_| GatewayError::payload_too_large(MAX_REPORT_BYTES))?;
+        .map_err(|_| GatewayError::payload_too_large(max))?;
+    Ok((function, body))
+}
+
+async fn hear(
+    gateway: &Gateway,
+    name: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(), GatewayError> {
+    let (function, body) = read_report(gateway, name, headers, body, MAX_REPORT_BYTES).await?;
     let (age, reason) = EnvironmentEnded::parse(&body)?;
     telemetry::environment_ended(name, reason);
     let now = gateway.now();
