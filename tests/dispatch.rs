@@ -12,7 +12,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use parking_lot::Mutex;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tower::ServiceExt;
 use warmgate::clock::TokioClock;
 use warmgate::config::Config;
@@ -36,6 +36,7 @@ struct Scripted {
     answers: Mutex<HashMap<String, VecDeque<Answer>>>,
     invoked: Mutex<Vec<String>>,
     traces: Mutex<Vec<TraceContext>>,
+    contexts: Mutex<Vec<Option<String>>>,
 }
 
 impl Scripted {
@@ -60,6 +61,7 @@ impl Invoker for Scripted {
         let qualifier = req.qualifier.clone().unwrap_or_default();
         self.invoked.lock().push(qualifier.clone());
         self.traces.lock().push(req.trace.clone());
+        self.contexts.lock().push(req.client_context.clone());
         let answer = self
             .answers
             .lock()
@@ -409,6 +411,48 @@ async fn the_callers_trace_context_is_passed_to_lambda_on_every_attempt() {
             Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_gateway_marks_its_synchronous_calls_beside_the_callers_client_context() {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let scripted = Arc::new(Scripted::default());
+    let gateway = gateway(&scripted).await;
+    let callers = engine.encode(r#"{"custom":{"k":"v"}}"#);
+    let send = |path: &str, headers: &[(&str, &str)]| {
+        let mut request = Request::post(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        gateway
+            .app()
+            .oneshot(request.body(Body::from("{}")).unwrap())
+    };
+    let lambda_api = "/2015-03-31/functions/model/invocations";
+    send("/v1/functions/model/invoke", &[]).await.unwrap();
+    send(lambda_api, &[("x-amz-client-context", &callers)])
+        .await
+        .unwrap();
+    let event = [
+        ("x-amz-client-context", callers.as_str()),
+        ("x-amz-invocation-type", "Event"),
+    ];
+    send(lambda_api, &event).await.unwrap();
+    let contexts = scripted.contexts.lock().clone();
+    let read = |c: &Option<String>| -> Value {
+        serde_json::from_slice(&engine.decode(c.as_ref().unwrap()).unwrap()).unwrap()
+    };
+    assert_eq!(
+        read(&contexts[0]),
+        json!({"custom": {"warmgate-gateway": "1"}})
+    );
+    assert_eq!(
+        read(&contexts[1]),
+        json!({"custom": {"k": "v", "warmgate-gateway": "1"}})
+    );
+    // Lambda passes no client context to an asynchronous call: the caller's goes as it came.
+    assert_eq!(contexts[2].as_deref(), Some(callers.as_str()));
 }
 
 /// The OpenAPI document lists every client route, each route it lists exists, and the

@@ -297,7 +297,13 @@ impl Gateway {
                 function_name: config.lambda_name().to_string(),
                 qualifier: Some(qualifier.to_string()),
                 payload,
-                client_context: Some(super::calls::sent_by_gateway(client_context)),
+                // Lambda passes a client context on to synchronous calls only.
+                client_context: match invocation_type {
+                    InvocationType::RequestResponse => {
+                        Some(super::calls::sent_by_gateway(client_context))
+                    }
+                    _ => client_context,
+                },
                 invocation_type,
                 timeout: config.timeout(),
                 trace: trace.clone(),
