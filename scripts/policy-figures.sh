@@ -21,11 +21,12 @@ for trace in sample500_8h sample1350_fullday; do
 done
 
 replay() {
-  local trace=$1 init=$2 seed=$3 plot=() pplot=()
+  local trace=$1 init=$2 seed=$3 plot=() pplot=() cplot=()
   local path="$traces/azure_functions_2019_invitro_$trace"
   if [ "$seed" = 0 ]; then
     plot=(--plot "docs/warmer/issue17/plots_${trace}_${init}")
     pplot=(--plot "docs/provisioning/plots_${trace}_${init}")
+    cplot=(--plot "docs/warmer/issue17/calls/plots_${trace}_${init}")
   fi
   "$bin" simulate --trace "$path" --seed "$seed" --init "$init" \
     --policy none,fixed-5min,hybrid-histogram,warmer-max1,warmer \
@@ -38,6 +39,10 @@ replay() {
   # And reporting each call's start and end ("With call reports").
   "$bin" simulate --trace "$path" --seed "$seed" --init "$init" --policy warmer --wait \
     --call-reports --out "docs/warmer/issue17/calls/${trace}_${init}_s${seed}.csv" >/dev/null
+  if [ "$seed" = 0 ]; then
+    "$bin" simulate --trace "$path" --seed 0 --init "$init" --policy none,fixed-5min,warmer \
+      --call-reports "${cplot[@]}" >/dev/null
+  fi
   "$bin" simulate --trace "$path" --min-peak-rate 1 --seed "$seed" --init "$init" \
     --policy none,fixed-5min,fixed-peak,target-tracking,pc-planner,warmer,pc-planner-warmer \
     --out "docs/provisioning/${trace}_${init}_s${seed}.csv" "${pplot[@]}" >/dev/null
