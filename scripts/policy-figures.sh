@@ -3,7 +3,7 @@
 # CSV files and plots behind docs/warmer.md ("One set of defaults on traffic it was not tuned
 # on", "With the extension", "With call reports") and docs/provisioning.md, then prints their tables
 # (docs/warmer/issue17/table.py, docs/provisioning/table.py) to paste into those documents.
-# About 12 minutes on 2 cores.
+# About 15 minutes on 2 cores.
 #
 # Usage: scripts/policy-figures.sh   (WARMGATE_BIN: the binary; default target/release/warmgate,
 #        built first; TRACES: the traces' directory, default ../shared/traces)
