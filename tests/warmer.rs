@@ -476,6 +476,46 @@ async fn calls_reported_from_the_environments_fill_the_pool_as_the_gateways_own_
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_warmer_learns_from_reported_ends_as_from_its_own_calls() {
+    // `warmer-peak` keeps the largest peak it saw. A function called only by clients that
+    // call Lambda directly: the gateway hears of three overlapping calls only as their
+    // environments report their ends, and keeps three environments; unreported, one (the
+    // floor of a function never called).
+    let kept = |report: bool| async move {
+        let emulator = TIMER.replace("name = \"model\"", "name = \"observed\"");
+        let toml = "[backend]\nkind = \"endpoint\"\nurl = \"http://x\"\n\n[access]\nopen = true\n\n[warmer]\nenabled = true\npolicy = \"warmer-peak\"\njitter_ms = 0\n\n[[function]]\nname = \"observed\"\ntimeout_ms = 120000\n";
+        let stack = LocalStack::start(&emulator, toml, Duration::from_secs(30)).await;
+        stack.gateway.wait_ready(Duration::ZERO).await.unwrap();
+        tokio::time::sleep(MIN).await;
+        if report {
+            let url = format!(
+                "http://{}/v1/functions/observed/environments/calls",
+                stack.gateway.addr()
+            );
+            let http = reqwest::Client::new();
+            for id in 0..3 {
+                let body = format!(
+                    r#"{{"event": "finished", "request_id": "d-{id}", "duration_ms": 60000}}"#
+                );
+                let answer = http.post(&url).body(body).send().await.unwrap();
+                assert_eq!(answer.status(), 202);
+            }
+        }
+        // Past the emulator's idle reclaim: what is warm now, the warmer kept.
+        tokio::time::sleep(20 * MIN).await;
+        let truth = stack.emulator.emulator().snapshot();
+        let version = truth
+            .function("observed")
+            .unwrap()
+            .version("$LATEST")
+            .unwrap();
+        version.environments.total()
+    };
+    assert_eq!(kept(false).await, 1);
+    assert_eq!(kept(true).await, 3);
+}
+
 /// Pings the warmer sent `model` because calls in flight filled its pool, as scraped.
 async fn headroom_pings(gateway: &RunningGateway) -> u64 {
     kept_by_pings(gateway, "headroom").await
