@@ -405,15 +405,23 @@ async fn calls_that_fill_the_pool_get_one_environment_more_as_they_start() {
     }
 }
 
+/// `TIMER`'s function under the name `function` (the counters are the process's: a test
+/// reads its own function's), behind a gateway whose warmer is `warmer-peak`.
+async fn peak_kept(function: &str) -> LocalStack {
+    let emulator = TIMER.replace("name = \"model\"", &format!("name = \"{function}\""));
+    let toml = format!(
+        "[backend]\nkind = \"endpoint\"\nurl = \"http://x\"\n\n[access]\nopen = true\n\n[warmer]\nenabled = true\npolicy = \"warmer-peak\"\njitter_ms = 0\n\n[[function]]\nname = \"{function}\"\ntimeout_ms = 120000\n"
+    );
+    let stack = LocalStack::start(&emulator, &toml, Duration::from_secs(30)).await;
+    stack.gateway.wait_ready(Duration::ZERO).await.unwrap();
+    stack
+}
+
 #[tokio::test(start_paused = true)]
 async fn calls_reported_from_the_environments_fill_the_pool_as_the_gateways_own_do() {
     // As above, but the second burst comes from clients that call Lambda directly: the
-    // gateway sees none of it until the environments report each call's start. A function
-    // of its own, since the counters are the process's.
-    let emulator = TIMER.replace("name = \"model\"", "name = \"reported\"");
-    let toml = "[backend]\nkind = \"endpoint\"\nurl = \"http://x\"\n\n[access]\nopen = true\n\n[warmer]\nenabled = true\npolicy = \"warmer-peak\"\njitter_ms = 0\n\n[[function]]\nname = \"reported\"\ntimeout_ms = 120000\n";
-    let stack = LocalStack::start(&emulator, toml, Duration::from_secs(30)).await;
-    stack.gateway.wait_ready(Duration::ZERO).await.unwrap();
+    // gateway sees none of it until the environments report each call's start.
+    let stack = peak_kept("reported").await;
     let (emulator, gateway) = (stack.emulator, stack.gateway);
     let headroom_pings = |gateway| kept_by_pings_of(gateway, "reported", "headroom");
     let http = reqwest::Client::new();
@@ -483,10 +491,7 @@ async fn the_warmer_learns_from_reported_ends_as_from_its_own_calls() {
     // environments report their ends, and keeps three environments; unreported, one (the
     // floor of a function never called).
     let kept = |report: bool| async move {
-        let emulator = TIMER.replace("name = \"model\"", "name = \"observed\"");
-        let toml = "[backend]\nkind = \"endpoint\"\nurl = \"http://x\"\n\n[access]\nopen = true\n\n[warmer]\nenabled = true\npolicy = \"warmer-peak\"\njitter_ms = 0\n\n[[function]]\nname = \"observed\"\ntimeout_ms = 120000\n";
-        let stack = LocalStack::start(&emulator, toml, Duration::from_secs(30)).await;
-        stack.gateway.wait_ready(Duration::ZERO).await.unwrap();
+        let stack = peak_kept("observed").await;
         tokio::time::sleep(MIN).await;
         if report {
             let url = format!(
