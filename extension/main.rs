@@ -64,7 +64,7 @@ impl Reporting {
     /// From the function's environment, or why not (said once, at init).
     fn from_env() -> Option<Self> {
         let Some(gateway) = var("WARMGATE_URL") else {
-            eprintln!("{NAME}: WARMGATE_URL is not set: environment ends are not reported");
+            eprintln!("{NAME}: WARMGATE_URL is not set: neither ends nor calls are reported");
             return None;
         };
         let Some(function) = var("WARMGATE_FUNCTION").or_else(|| var("AWS_LAMBDA_FUNCTION_NAME"))
@@ -77,6 +77,31 @@ impl Reporting {
             function,
             api_key: var("WARMGATE_API_KEY"),
         })
+    }
+
+    /// Posts `body` to the function's `environments/{route}` within `within`; a refusal or
+    /// a failure is logged as `what`'s, never retried.
+    async fn send(
+        &self,
+        http: &reqwest::Client,
+        route: &str,
+        body: &serde_json::Value,
+        within: Duration,
+        what: &str,
+    ) {
+        let url = format!(
+            "{}/v1/functions/{}/environments/{route}",
+            self.gateway, self.function
+        );
+        let mut request = http.post(url).timeout(within).json(body);
+        if let Some(key) = &self.api_key {
+            request = request.header("x-api-key", key);
+        }
+        match request.send().await {
+            Ok(answer) if answer.status().is_success() => {}
+            Ok(answer) => eprintln!("{NAME}: the gateway refused {what}: {}", answer.status()),
+            Err(error) => eprintln!("{NAME}: {what} was not sent: {error}"),
+        }
     }
 }
 
@@ -187,23 +212,9 @@ async fn report(http: &reqwest::Client, settings: &Reporting, age: Duration, eve
             Duration::from_millis(d.saturating_sub(now_ms))
         })
         .saturating_sub(EXIT_MARGIN);
-    let url = format!(
-        "{}/v1/functions/{}/environments/ended",
-        settings.gateway, settings.function
-    );
-    let mut request = http
-        .post(&url)
-        .timeout(left.max(Duration::from_millis(1)))
-        .json(&serde_json::json!({ "age_ms": age.as_millis() as u64, "reason": reason }));
-    if let Some(key) = &settings.api_key {
-        request = request.header("x-api-key", key);
-    }
-    match request.send().await {
-        Ok(answer) if answer.status().is_success() => {}
-        Ok(answer) => eprintln!(
-            "{NAME}: the gateway refused the end report: {}",
-            answer.status()
-        ),
-        Err(error) => eprintln!("{NAME}: the end report was not sent: {error}"),
-    }
+    let body = serde_json::json!({ "age_ms": age.as_millis() as u64, "reason": reason });
+    let within = left.max(Duration::from_millis(1));
+    settings
+        .send(http, "ended", &body, within, "the end report")
+        .await;
 }

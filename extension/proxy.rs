@@ -218,22 +218,9 @@ async fn pass(
 
 /// Posts one call report; a failure is logged, never retried.
 async fn report(http: reqwest::Client, reporting: Arc<Reporting>, body: serde_json::Value) {
-    let url = format!(
-        "{}/v1/functions/{}/environments/calls",
-        reporting.gateway, reporting.function
-    );
-    let mut request = http.post(url).timeout(REPORT_TIMEOUT).json(&body);
-    if let Some(key) = &reporting.api_key {
-        request = request.header("x-api-key", key);
-    }
-    match request.send().await {
-        Ok(answer) if answer.status().is_success() => {}
-        Ok(answer) => eprintln!(
-            "{NAME}: the gateway refused a call report: {}",
-            answer.status()
-        ),
-        Err(error) => eprintln!("{NAME}: a call report was not sent: {error}"),
-    }
+    reporting
+        .send(&http, "calls", &body, REPORT_TIMEOUT, "a call report")
+        .await;
 }
 
 #[cfg(test)]
