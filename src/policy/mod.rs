@@ -199,7 +199,8 @@ pub trait Policy: Send {
     /// At `now` the driver has `requests` real requests of `function` in flight: sent to
     /// Lambda and not yet answered, each holding an environment. A driver that sees requests
     /// leave (the gateway, and the simulator replaying it) says so at each start and end;
-    /// clients that call Lambda directly are never counted. Unlike observations, which come
+    /// clients that call Lambda directly are counted only where their functions report
+    /// their calls (ARCHITECTURE.md, "Calls reported"). Unlike observations, which come
     /// when a call ends, this is exact while calls run.
     fn in_flight(&mut self, function: FunctionId, requests: u32, now: Time) {
         let _ = (function, requests, now);
