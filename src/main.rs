@@ -161,7 +161,8 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let grace = Duration::from_millis(config.gateway.shutdown_grace_ms);
     let first = config.functions[0].name.clone();
     // With the embedded emulator, its functions carry the extension where the warmer is
-    // told they do: each end is reported under the function's public name.
+    // told they do: each end, and each call made to the emulator directly, is reported
+    // under the function's public name.
     let public_names: std::collections::HashMap<String, String> = config
         .functions
         .iter()
@@ -176,11 +177,19 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let gateway = Gateway::over_lambda(config, lambda);
     let running = gateway.bind(None, None).await.context("cannot listen")?;
     let addr = running.addr();
-    let _reporter = emulator.as_ref().filter(|_| ends_reported).map(|emulator| {
-        emulator.emulator().report_ends_to(
-            &format!("http://{addr}"),
-            Duration::from_millis(100),
-            move |lambda_name| public_names.get(lambda_name).cloned(),
+    let public_names = std::sync::Arc::new(public_names);
+    let _reporters = emulator.as_ref().filter(|_| ends_reported).map(|emulator| {
+        let url = format!("http://{addr}");
+        let (ends, calls) = (public_names.clone(), public_names.clone());
+        (
+            emulator.emulator().report_ends_to(
+                &url,
+                Duration::from_millis(100),
+                move |lambda_name| ends.get(lambda_name).cloned(),
+            ),
+            emulator
+                .emulator()
+                .report_calls_to(&url, move |lambda_name| calls.get(lambda_name).cloned()),
         )
     });
     match running.wait_ready(Duration::from_secs(30)).await {

@@ -485,6 +485,64 @@ async fn calls_reported_from_the_environments_fill_the_pool_as_the_gateways_own_
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_emulator_reports_direct_calls_as_the_extensions_proxy_would() {
+    // The burst of the test above, reported by the emulator standing in for the extension:
+    // the calls it serves directly, not those the gateway sends (they carry its mark), nor
+    // its pings.
+    let stack = peak_kept("proxied").await;
+    let (emulator, gateway) = (stack.emulator, stack.gateway);
+    let _reporter = emulator
+        .emulator()
+        .report_calls_to(&format!("http://{}", gateway.addr()), |name| {
+            Some(name.to_string())
+        });
+    let http = reqwest::Client::new();
+    let through = format!("http://{}/v1/functions/proxied/invoke", gateway.addr());
+    let direct = format!(
+        "http://{}/2015-03-31/functions/proxied/invocations",
+        emulator.addr()
+    );
+    let burst = |url: &String| {
+        (0..3)
+            .map(|_| tokio::spawn(http.post(url).body("{}").send()))
+            .collect::<Vec<_>>()
+    };
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    for call in burst(&through) {
+        assert_eq!(call.await.unwrap().unwrap().status(), 200);
+    }
+    tokio::time::sleep(2 * MIN).await;
+    let reported = |event: &'static str| {
+        let gateway = &gateway;
+        async move {
+            let text = metrics(gateway).await;
+            text.lines()
+                .filter(|l| {
+                    l.starts_with("warmgate_calls_reported_total{")
+                        && l.contains("function=\"proxied\"")
+                        && l.contains(&format!("event=\"{event}\""))
+                })
+                .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+                .sum::<u64>()
+        }
+    };
+    assert_eq!(reported("started").await, 0, "the gateway's own calls");
+    let calls = burst(&direct);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(reported("started").await, 3);
+    assert_eq!(
+        kept_by_pings_of(&gateway, "proxied", "headroom").await,
+        1,
+        "one more as the reported calls fill the pool"
+    );
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap().status(), 200);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(reported("finished").await, 3);
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_warmer_learns_from_reported_ends_as_from_its_own_calls() {
     // `warmer-peak` keeps the largest peak it saw. A function called only by clients that
     // call Lambda directly: the gateway hears of three overlapping calls only as their

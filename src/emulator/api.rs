@@ -165,6 +165,9 @@ async fn invoke(
     }
     let now = emulator.clock.now();
     let outcome = emulator.platform.lock().invoke(now, &request);
+    if let Ok(invocation) = &outcome {
+        emulator.report_call(name, invocation, client_context.as_ref());
+    }
     // Pings share one payload by design: only clients' invocations are judged.
     if outcome.as_ref().is_ok_and(|invocation| !invocation.ping) {
         emulator.faults.lock().executed(name, &payload);

@@ -39,6 +39,9 @@ pub struct Emulator {
     faults: Arc<Mutex<faults::FaultState>>,
     /// Wall-clock time at start, for `LastModified` fields.
     started: std::time::SystemTime,
+    /// Where direct calls are reported, as warmgate-extension's proxy reports them
+    /// (`extension`), while a [`extension::CallReporter`] is held.
+    calls: Arc<Mutex<Option<extension::CallReports>>>,
 }
 
 impl Emulator {
@@ -49,6 +52,7 @@ impl Emulator {
             clock,
             faults: Arc::new(Mutex::new(faults::FaultState::new(0))),
             started: std::time::SystemTime::now(),
+            calls: Arc::new(Mutex::new(None)),
         }
     }
 

@@ -10,6 +10,7 @@
 
 pub mod access;
 mod calls;
+pub use calls::SENT_BY_GATEWAY_KEY;
 mod dispatch;
 mod ends;
 pub mod error;
