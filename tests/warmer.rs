@@ -417,6 +417,35 @@ async fn peak_kept(function: &str) -> LocalStack {
     stack
 }
 
+/// Three calls of `url` at once, each its own task.
+fn three_at_once(
+    http: &reqwest::Client,
+    url: &str,
+) -> Vec<tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>> {
+    (0..3)
+        .map(|_| tokio::spawn(http.post(url).body("{}").send()))
+        .collect()
+}
+
+/// Teaches `function`'s `warmer-peak` a peak of three: three calls at once through the
+/// gateway, then two minutes.
+async fn learn_a_peak_of_three(http: &reqwest::Client, gateway: &RunningGateway, function: &str) {
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let url = format!("http://{}/v1/functions/{function}/invoke", gateway.addr());
+    for call in three_at_once(http, &url) {
+        assert_eq!(call.await.unwrap().unwrap().status(), 200);
+    }
+    tokio::time::sleep(2 * MIN).await;
+}
+
+/// The emulator's Invoke API for `function`, as a client that calls Lambda directly uses it.
+fn direct_url(emulator: &RunningEmulator, function: &str) -> String {
+    format!(
+        "http://{}/2015-03-31/functions/{function}/invocations",
+        emulator.addr()
+    )
+}
+
 #[tokio::test(start_paused = true)]
 async fn calls_reported_from_the_environments_fill_the_pool_as_the_gateways_own_do() {
     // As above, but the second burst comes from clients that call Lambda directly: the
@@ -425,26 +454,12 @@ async fn calls_reported_from_the_environments_fill_the_pool_as_the_gateways_own_
     let (emulator, gateway) = (stack.emulator, stack.gateway);
     let headroom_pings = |gateway| kept_by_pings_of(gateway, "reported", "headroom");
     let http = reqwest::Client::new();
-    let through = format!("http://{}/v1/functions/reported/invoke", gateway.addr());
-    let direct = format!(
-        "http://{}/2015-03-31/functions/reported/invocations",
-        emulator.addr()
-    );
     let report = format!(
         "http://{}/v1/functions/reported/environments/calls",
         gateway.addr()
     );
-    let burst = |url: &String| {
-        (0..3)
-            .map(|_| tokio::spawn(http.post(url).body("{}").send()))
-            .collect::<Vec<_>>()
-    };
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    for call in burst(&through) {
-        assert_eq!(call.await.unwrap().unwrap().status(), 200);
-    }
-    tokio::time::sleep(2 * MIN).await;
-    let calls = burst(&direct);
+    learn_a_peak_of_three(&http, &gateway, "reported").await;
+    let calls = three_at_once(&http, &direct_url(&emulator, "reported"));
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(headroom_pings(&gateway).await, 0, "unreported, unseen");
     let tell = |event: &'static str, id: usize| {
@@ -497,21 +512,7 @@ async fn the_emulator_reports_direct_calls_as_the_extensions_proxy_would() {
             Some(name.to_string())
         });
     let http = reqwest::Client::new();
-    let through = format!("http://{}/v1/functions/proxied/invoke", gateway.addr());
-    let direct = format!(
-        "http://{}/2015-03-31/functions/proxied/invocations",
-        emulator.addr()
-    );
-    let burst = |url: &String| {
-        (0..3)
-            .map(|_| tokio::spawn(http.post(url).body("{}").send()))
-            .collect::<Vec<_>>()
-    };
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    for call in burst(&through) {
-        assert_eq!(call.await.unwrap().unwrap().status(), 200);
-    }
-    tokio::time::sleep(2 * MIN).await;
+    learn_a_peak_of_three(&http, &gateway, "proxied").await;
     let reported = |event: &'static str| {
         let gateway = &gateway;
         async move {
@@ -527,7 +528,7 @@ async fn the_emulator_reports_direct_calls_as_the_extensions_proxy_would() {
         }
     };
     assert_eq!(reported("started").await, 0, "the gateway's own calls");
-    let calls = burst(&direct);
+    let calls = three_at_once(&http, &direct_url(&emulator, "proxied"));
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(reported("started").await, 3);
     assert_eq!(
