@@ -638,7 +638,6 @@ fn with_call_reports_each_replica_beside_direct_clients_counts_the_calls_reporte
     let trace = every_11_minutes(2 * HOUR);
     let told = |call_reports| {
         let settings = SimSettings {
-            extension: call_reports,
             call_reports,
             ..deterministic(Duration::ZERO)
         };

@@ -236,7 +236,7 @@ impl SimulateArgs {
                 Some(0) => bail!("--waiters-per-burst-ping must be at least 1, got 0"),
                 Some(n) => n,
             },
-            extension: self.extension || self.call_reports,
+            extension: self.extension,
             call_reports: self.call_reports,
         })
     }

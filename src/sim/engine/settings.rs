@@ -219,13 +219,19 @@ impl Default for SimSettings {
 }
 
 impl SimSettings {
+    /// Whether environment ends are reported: with the extension, which reporting calls
+    /// implies (the proxy is the extension's).
+    pub fn ends_reported(&self) -> bool {
+        self.extension || self.call_reports
+    }
+
     /// What the warmer policies are told beyond their names.
     pub fn warmer_tuning(&self) -> crate::policy::registry::WarmerTuning {
         crate::policy::registry::WarmerTuning {
             idle_lifetime: self.warmer_idle_lifetime,
             refresh_margin: None,
             daily_rises: self.warmer_daily_rises,
-            ends_reported: self.extension,
+            ends_reported: self.ends_reported(),
         }
     }
 

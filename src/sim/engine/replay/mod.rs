@@ -137,7 +137,7 @@ struct Replay<'t> {
 impl<'t> Replay<'t> {
     fn new(trace: &'t Trace, settings: &SimSettings, candidate: Candidate) -> Self {
         let mut platform = Platform::new(platform_spec(trace, settings, candidate.reclaim));
-        if settings.extension {
+        if settings.ends_reported() {
             platform.record_ends();
         }
         let ping_payload = platform.settings().ping.payload.trim().as_bytes().to_vec();
@@ -247,7 +247,7 @@ impl<'t> Replay<'t> {
             now: Duration::ZERO,
             boundary: None,
             extension: settings
-                .extension
+                .ends_reported()
                 .then(|| (0..n).map(|f| (platform_name(f), f)).collect()),
         }
     }
